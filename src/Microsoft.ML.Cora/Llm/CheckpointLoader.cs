@@ -1,0 +1,203 @@
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Llm;
+
+/// <summary>
+/// Reads LLaMA-family weights: Hugging Face folders (config.json + model.safetensors or a sharded
+/// model.safetensors.index.json) and llama2.c <c>.bin</c> checkpoints. Every tensor name and shape is checked
+/// against the model; nothing is downloaded.
+/// </summary>
+public static class CheckpointLoader
+{
+    // Tensors some exporters write that carry no weights (recomputed here).
+    private static bool IsIgnorable(string name) => name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal);
+
+    /// <summary>Loads a Hugging Face model folder onto the CPU in float32.</summary>
+    /// <param name="allowPickle">Pickled PyTorch checkpoints (pytorch_model.bin) can run code when read; they are
+    /// refused unless this is true (safetensors is the safe default).</param>
+    public static LlamaForCausalLM LoadHuggingFace(string dir, bool allowPickle = false)
+    {
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"Model folder not found: '{dir}'.");
+        var config = LlamaConfig.FromJsonFile(Path.Combine(dir, "config.json"));
+        var model = new LlamaForCausalLM(config);
+        string single = Path.Combine(dir, "model.safetensors"), index = Path.Combine(dir, "model.safetensors.index.json");
+        var files = new List<(SafetensorsFile file, HashSet<string>? names)>();
+        if (File.Exists(index))
+        {
+            JsonObject? map;
+            try { map = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject; }
+            catch (Exception e) { throw new InvalidDataException($"{index}: not valid JSON ({e.Message}).", e); }
+            if (map is null) throw new InvalidDataException($"{index}: no 'weight_map'.");
+            foreach (var group in map.GroupBy(kv => (string)kv.Value!))
+            {
+                var file = SafetensorsFile.Open(Path.Combine(dir, group.Key));
+                var names = group.Select(kv => kv.Key).ToHashSet();
+                foreach (var n in names)
+                    if (!file.Entries.ContainsKey(n)) throw new InvalidDataException($"{file.Path}: tensor '{n}' listed in {Path.GetFileName(index)} is missing from the shard.");
+                files.Add((file, names));
+            }
+        }
+        else if (File.Exists(single)) files.Add((SafetensorsFile.Open(single), null));
+        else if (File.Exists(Path.Combine(dir, "pytorch_model.bin")))
+        {
+            string pickle = Path.Combine(dir, "pytorch_model.bin");
+            if (!allowPickle)
+                throw new InvalidDataException($"{pickle}: pickled PyTorch checkpoints can execute code when loaded and are refused. Convert the model to safetensors, or opt in with allowPickle (CLI: --allow-pickle) if you trust the file.");
+            LoadPickle(model, pickle);
+            return model;
+        }
+        else throw new FileNotFoundException($"No weights in '{dir}': expected model.safetensors or model.safetensors.index.json.");
+
+        var sources = new Dictionary<string, Func<Tensor>>();
+        var origin = new Dictionary<string, string>();
+        foreach (var (file, names) in files)
+            foreach (var e in file.Entries.Values)
+            {
+                if (names is not null && !names.Contains(e.Name)) continue;
+                if (IsIgnorable(e.Name)) continue;
+                if (config.TieWordEmbeddings && e.Name == "lm_head.weight") continue;  // some exporters store the tied copy
+                var f = file; var n = e.Name;
+                sources[n] = () => f.Read(n);
+                origin[n] = f.Path;
+            }
+        Assign(model, sources, origin, dir, shapes: files.SelectMany(f => f.file.Entries.Values).ToDictionary(e => e.Name, e => e.Shape));
+        return model;
+    }
+
+    private static void LoadPickle(LlamaForCausalLM model, string path)
+    {
+        var sd = new Dictionary<string, Tensor>();
+        TorchSharp.PyBridge.PyBridgeModuleExtensions.load_py(model, path, strict: true);
+    }
+
+    /// <summary>Checks names and shapes, then copies each tensor into the model (converting dtype).</summary>
+    private static void Assign(LlamaForCausalLM model, Dictionary<string, Func<Tensor>> sources, Dictionary<string, string> origin, string where,
+        Dictionary<string, long[]> shapes)
+    {
+        var expected = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var missing = expected.Keys.Where(k => !sources.ContainsKey(k)).ToList();
+        var extra = sources.Keys.Where(k => !expected.ContainsKey(k)).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"{where}: missing tensor(s) {string.Join(", ", missing.Take(8).Select(m => $"'{m}'"))}{(missing.Count > 8 ? $" and {missing.Count - 8} more" : "")}.");
+        if (extra.Count > 0)
+            throw new InvalidDataException($"{string.Join(", ", extra.Select(e => origin[e]).Distinct())}: unexpected tensor(s) {string.Join(", ", extra.Take(8).Select(m => $"'{m}'"))} for a {model.Config.ModelType} model with this config.");
+        foreach (var (name, p) in expected)
+        {
+            var shape = shapes[name];
+            if (!shape.SequenceEqual(p.shape))
+                throw new InvalidDataException($"{origin[name]}: tensor '{name}' has shape [{string.Join(", ", shape)}], the config needs [{string.Join(", ", p.shape)}].");
+        }
+        using var _ = torch.no_grad();
+        foreach (var (name, p) in expected)
+        {
+            using var t = sources[name]();
+            p.copy_(t.to(p.dtype));
+        }
+    }
+
+    /// <summary>
+    /// Loads a llama2.c <c>.bin</c> checkpoint (legacy float32 format). wq and wk are permuted from llama2.c's
+    /// adjacent-pair rotary layout to Hugging Face's rotate-half layout, so one forward serves both formats.
+    /// </summary>
+    public static LlamaForCausalLM LoadLlama2c(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint not found: '{path}'.", path);
+        using var fs = File.OpenRead(path);
+        long length = fs.Length;
+        if (length < 28) throw new InvalidDataException($"{path}: truncated: {length} bytes, the header alone needs 28.");
+        var head = new byte[28];
+        fs.ReadExactly(head);
+        int[] h = Enumerable.Range(0, 7).Select(i => BitConverter.ToInt32(head, 4 * i)).ToArray();
+        int dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kvHeads = h[4], vocabRaw = h[5], seqLen = h[6];
+        if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || seqLen <= 0 || dim % heads != 0 || vocabRaw == 0)
+            throw new InvalidDataException($"{path}: not a llama2.c checkpoint (header dim={dim} hidden={hidden} layers={layers} heads={heads} kv_heads={kvHeads} vocab={vocabRaw} seq_len={seqLen}).");
+        bool shared = vocabRaw > 0;
+        int vocab = Math.Abs(vocabRaw);
+        var config = new LlamaConfig
+        {
+            HiddenSize = dim, IntermediateSize = hidden, NumHiddenLayers = layers, NumAttentionHeads = heads, NumKeyValueHeads = kvHeads,
+            VocabSize = vocab, MaxPositionEmbeddings = seqLen, RmsNormEps = 1e-5, RopeTheta = 10000, TieWordEmbeddings = shared,
+        }.Validate(path);
+        int hd = config.HeadDim, kvDim = config.KvDim;
+
+        // Sections in file order: (name, shape, per-layer?)
+        var sections = new List<(string name, long[] shape)>
+        {
+            ("model.embed_tokens.weight", new long[] { vocab, dim }),
+            ("*.input_layernorm.weight", new long[] { layers, dim }),
+            ("*.self_attn.q_proj.weight", new long[] { layers, dim, dim }),
+            ("*.self_attn.k_proj.weight", new long[] { layers, kvDim, dim }),
+            ("*.self_attn.v_proj.weight", new long[] { layers, kvDim, dim }),
+            ("*.self_attn.o_proj.weight", new long[] { layers, dim, dim }),
+            ("*.post_attention_layernorm.weight", new long[] { layers, dim }),
+            ("*.mlp.gate_proj.weight", new long[] { layers, hidden, dim }),
+            ("*.mlp.down_proj.weight", new long[] { layers, dim, hidden }),
+            ("*.mlp.up_proj.weight", new long[] { layers, hidden, dim }),
+            ("model.norm.weight", new long[] { dim }),
+            ("(rope tables)", new long[] { seqLen, hd }),   // two legacy tables of [seq_len, head_size/2], skipped
+        };
+        if (!shared) sections.Add(("lm_head.weight", new long[] { vocab, dim }));
+        long needed = 28 + sections.Sum(s => s.shape.Aggregate(1L, (a, b) => a * b)) * 4;
+        if (length < needed)
+        {
+            long at = 28;
+            foreach (var s in sections)
+            {
+                at += s.shape.Aggregate(1L, (a, b) => a * b) * 4;
+                if (at > length) throw new InvalidDataException($"{path}: truncated: tensor '{s.name}' ends at byte {at} but the file has {length} bytes (a complete file has {needed}).");
+            }
+        }
+        if (length > needed)
+            throw new InvalidDataException($"{path}: {length - needed} unexpected trailing bytes after the last tensor (expected {needed} bytes for this header): not a legacy llama2.c checkpoint, or a different version.");
+
+        var model = new LlamaForCausalLM(config);
+        var pars = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using var _ = torch.no_grad();
+        foreach (var (name, shape) in sections)
+        {
+            long count = shape.Aggregate(1L, (a, b) => a * b);
+            var buffer = new byte[count * 4];
+            fs.ReadExactly(buffer);
+            if (name == "(rope tables)") continue;
+            using var t = torch.empty(shape, ScalarType.Float32);
+            t.bytes = buffer;
+            if (!name.StartsWith('*')) { pars[name].copy_(t); continue; }
+            for (int l = 0; l < layers; l++)
+            {
+                string key = $"model.layers.{l}{name[1..]}";
+                using var w = t[l];
+                if (name.Contains("q_proj")) { using var pw = PermuteForRotateHalf(w, heads); pars[key].copy_(pw); }
+                else if (name.Contains("k_proj")) { using var pw = PermuteForRotateHalf(w, kvHeads); pars[key].copy_(pw); }
+                else pars[key].copy_(w);
+            }
+        }
+        return model;
+    }
+
+    /// <summary>
+    /// Reorders the rows of a q/k projection, per head, from interleaved pairs (2i, 2i+1) to halves (i, i + hd/2),
+    /// exactly as Hugging Face's LLaMA conversion script does.
+    /// </summary>
+    /// <param name="w">[heads * hd, in]</param>
+    public static Tensor PermuteForRotateHalf(Tensor w, int heads)
+    {
+        long rows = w.shape[0], cols = w.shape[1];
+        return w.view(heads, rows / heads / 2, 2, cols).transpose(1, 2).reshape(rows, cols);
+    }
+
+    /// <summary>Writes a model as a Hugging Face folder (config.json + model.safetensors), optionally with a tokenizer file.</summary>
+    public static void SaveHuggingFace(LlamaForCausalLM model, string dir, string? tokenizerFile = null)
+    {
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToJson());
+        SafetensorsFile.Write(Path.Combine(dir, "model.safetensors"), model.named_parameters().Select(p => KeyValuePair.Create(p.name, (Tensor)p.parameter)),
+            new Dictionary<string, string> { ["format"] = "pt" });
+        if (tokenizerFile is not null)
+        {
+            string target = tokenizerFile.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? "tokenizer.json" : "tokenizer.model";
+            File.Copy(tokenizerFile, Path.Combine(dir, target), overwrite: true);
+        }
+    }
+}

@@ -1,0 +1,344 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Llm;
+
+// A LLaMA-family decoder (llama, mistral, qwen2) in the shape of Hugging Face's modeling_llama.py:
+// config -> RMSNorm -> rotary -> attention -> MLP -> decoder layer -> model -> head.
+// Field names are snake_case so that state-dict keys equal checkpoint keys
+// (model.layers.0.self_attn.q_proj.weight, ...). All weights are frozen (requires_grad = false);
+// callers add trainable terms through IProjectionHook.
+
+/// <summary>Root-mean-square layer norm, computed in float32 whatever the activation dtype.</summary>
+public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006
+    public Parameter weight;
+#pragma warning restore IDE1006
+    private readonly double _eps;
+
+    public RmsNorm(int dim, double eps) : base("norm")
+    {
+        _eps = eps;
+        weight = nn.Parameter(torch.ones(dim), requires_grad: false);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x32 = x.to(ScalarType.Float32);                                  // [.., D]
+        var variance = x32.pow(2).mean(new long[] { -1 }, keepdim: true);   // [.., 1]
+        var normed = x32.mul(torch.rsqrt(variance.add(_eps))).to(x.dtype);
+        return weight.mul(normed).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Rotary position embedding in the "rotate_half" layout; inverse frequencies computed once.</summary>
+public sealed class RotaryEmbedding : nn.Module
+{
+    private Tensor _invFreq; // [head_dim / 2], float32
+
+    public RotaryEmbedding(LlamaConfig config) : base("rotary_emb")
+    {
+        int half = config.HeadDim / 2;
+        var inv = new float[half];
+        for (int i = 0; i < half; i++)
+        {
+            double f = 1.0 / Math.Pow(config.RopeTheta, 2.0 * i / config.HeadDim);
+            if (config.RopeScaling is { } s) f = ScaleLlama3(f, s);
+            inv[i] = (float)f;
+        }
+        _invFreq = torch.tensor(inv);
+        register_buffer("inv_freq", _invFreq, persistent: false);
+    }
+
+    // Llama 3.1: long wavelengths are divided by `factor`, short ones kept, the band between interpolated.
+    private static double ScaleLlama3(double freq, RopeScaling s)
+    {
+        double lowFreqWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
+        double highFreqWavelen = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
+        double wavelen = 2 * Math.PI / freq;
+        if (wavelen < highFreqWavelen) return freq;
+        if (wavelen > lowFreqWavelen) return freq / s.Factor;
+        double smooth = (s.OriginalMaxPositionEmbeddings / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+        return (1 - smooth) * freq / s.Factor + smooth * freq;
+    }
+
+    /// <param name="positions">[B, T] int64</param>
+    /// <returns>cos, sin: [B, 1, T, head_dim] in <paramref name="dtype"/></returns>
+    public (Tensor cos, Tensor sin) Tables(Tensor positions, ScalarType dtype)
+    {
+        using var scope = torch.NewDisposeScope();
+        var inv = _invFreq.to(positions.device);
+        var freqs = positions.to(ScalarType.Float32).unsqueeze(-1).mul(inv);   // [B, T, hd/2]
+        var emb = torch.cat(new[] { freqs, freqs }, -1).unsqueeze(1);          // [B, 1, T, hd]
+        var cos = emb.cos().to(dtype);
+        var sin = emb.sin().to(dtype);
+        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>x * cos + rotate_half(x) * sin for x: [B, heads, T, head_dim].</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        using var scope = torch.NewDisposeScope();
+        long half = x.shape[^1] / 2;
+        var x1 = x.narrow(-1, 0, half);
+        var x2 = x.narrow(-1, half, half);
+        var rotated = torch.cat(new[] { x2.neg(), x1 }, -1);
+        return x.mul(cos).add(rotated.mul(sin)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Grouped-query self-attention with hooked q, k, v, o projections.</summary>
+public sealed class LlamaAttention : nn.Module
+{
+#pragma warning disable IDE1006
+    public HookedLinear q_proj, k_proj, v_proj, o_proj;
+#pragma warning restore IDE1006
+    private readonly int _heads, _kvHeads, _headDim;
+
+    public LlamaAttention(LlamaConfig c, int layer) : base("self_attn")
+    {
+        _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim;
+        q_proj = new HookedLinear(new(layer, ProjectionKind.Q, c.HiddenSize, c.AttentionDim), c.AttentionBias);
+        k_proj = new HookedLinear(new(layer, ProjectionKind.K, c.HiddenSize, c.KvDim), c.AttentionBias);
+        v_proj = new HookedLinear(new(layer, ProjectionKind.V, c.HiddenSize, c.KvDim), c.AttentionBias);
+        o_proj = new HookedLinear(new(layer, ProjectionKind.O, c.AttentionDim, c.HiddenSize), false);
+        RegisterComponents();
+    }
+
+    /// <param name="x">[B, T, D]</param>
+    /// <param name="mask">null for plain causal attention, else bool [B, 1, T, T] (true = attend)</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        var q = q_proj.Forward(x, hook).view(b, t, _heads, _headDim).transpose(1, 2);    // [B, H, T, hd]
+        var k = k_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim).transpose(1, 2);  // [B, KV, T, hd]
+        var v = v_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim).transpose(1, 2);  // [B, KV, T, hd]
+        q = RotaryEmbedding.Apply(q, cos, sin);
+        k = RotaryEmbedding.Apply(k, cos, sin);
+        if (_kvHeads != _heads)
+        {
+            int rep = _heads / _kvHeads;                    // query head h reads kv head h / rep
+            k = k.repeat_interleave(rep, 1);                // [B, H, T, hd]
+            v = v.repeat_interleave(rep, 1);
+        }
+        var attn = mask is null
+            ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
+            : nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);   // [B, H, T, hd]
+        var merged = attn.transpose(1, 2).reshape(b, t, _heads * _headDim);          // [B, T, H*hd]
+        return o_proj.Forward(merged, hook).MoveToOuterDisposeScope();                // [B, T, D]
+    }
+}
+
+/// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)).</summary>
+public sealed class LlamaMlp : nn.Module
+{
+#pragma warning disable IDE1006
+    public HookedLinear gate_proj, up_proj, down_proj;
+#pragma warning restore IDE1006
+
+    public LlamaMlp(LlamaConfig c, int layer) : base("mlp")
+    {
+        gate_proj = new HookedLinear(new(layer, ProjectionKind.Gate, c.HiddenSize, c.IntermediateSize), false);
+        up_proj = new HookedLinear(new(layer, ProjectionKind.Up, c.HiddenSize, c.IntermediateSize), false);
+        down_proj = new HookedLinear(new(layer, ProjectionKind.Down, c.IntermediateSize, c.HiddenSize), false);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, IProjectionHook? hook)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = nn.functional.silu(gate_proj.Forward(x, hook)).mul(up_proj.Forward(x, hook));  // [B, T, I]
+        return down_proj.Forward(h, hook).MoveToOuterDisposeScope();                         // [B, T, D]
+    }
+}
+
+/// <summary>Pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(.)).</summary>
+public sealed class LlamaDecoderLayer : nn.Module
+{
+#pragma warning disable IDE1006
+    public LlamaAttention self_attn;
+    public LlamaMlp mlp;
+    public RmsNorm input_layernorm, post_attention_layernorm;
+#pragma warning restore IDE1006
+
+    public LlamaDecoderLayer(LlamaConfig c, int layer) : base($"layer{layer}")
+    {
+        self_attn = new LlamaAttention(c, layer);
+        mlp = new LlamaMlp(c, layer);
+        input_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
+        post_attention_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = x.add(self_attn.Forward(input_layernorm.call(x), cos, sin, mask, hook));
+        return h.add(mlp.Forward(post_attention_layernorm.call(h), hook)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Embedding, decoder stack and final norm (Hugging Face's <c>model.*</c> keys).</summary>
+public sealed class LlamaModel : nn.Module
+{
+#pragma warning disable IDE1006
+    public Embedding embed_tokens;
+    public ModuleList<LlamaDecoderLayer> layers;
+    public RmsNorm norm;
+#pragma warning restore IDE1006
+    private readonly RotaryEmbedding _rotary;
+
+    public LlamaModel(LlamaConfig c) : base("model")
+    {
+        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize);
+        layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new LlamaDecoderLayer(c, i)).ToArray());
+        norm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
+        _rotary = new RotaryEmbedding(c);
+        RegisterComponents();
+    }
+
+    /// <summary>Hidden states before the final norm, [B, T, D].</summary>
+    /// <param name="inputsEmbeds">[B, T, D] token embeddings (e.g. with inserted soft tokens)</param>
+    /// <param name="attentionMask">[B, T], 1 for real tokens, 0 for padding (left or right); null = all real</param>
+    public Tensor Forward(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
+        var device = inputsEmbeds.device;
+        Tensor positions;
+        Tensor? mask = null;
+        if (attentionMask is null)
+        {
+            positions = torch.arange(t, device: device).unsqueeze(0).expand(b, t);
+        }
+        else
+        {
+            var m = attentionMask.to(ScalarType.Int64, device);
+            positions = m.cumsum(1).sub(1).clamp_min(0);                                     // [B, T]
+            // Right padding (every row a run of ones, then zeros) needs only the causal mask:
+            // padded keys sit after every real query. Anything else gets an explicit mask.
+            bool rightPadded = t < 2 || m.narrow(1, 1, t - 1).le(m.narrow(1, 0, t - 1)).all().item<bool>();
+            if (!rightPadded)
+            {
+                var causal = torch.ones(t, t, dtype: ScalarType.Bool, device: device).tril();  // [T, T]
+                var keys = m.to(ScalarType.Bool).unsqueeze(1).unsqueeze(1);                      // [B, 1, 1, T]
+                var diag = torch.eye(t, dtype: ScalarType.Bool, device: device);                // padded queries see themselves
+                mask = causal.logical_and(keys).logical_or(diag);                               // [B, 1, T, T]
+            }
+        }
+        var (cos, sin) = _rotary.Tables(positions, inputsEmbeds.dtype);
+        var h = inputsEmbeds;
+        foreach (var layer in layers) h = layer.Forward(h, cos, sin, mask, hook);
+        return h.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// LLaMA-family causal LM: <see cref="LlamaModel"/> plus a tied or untied output head.
+/// Build on the CPU, load weights (<see cref="CheckpointLoader"/>), then move with <c>to(device)</c>.
+/// </summary>
+public sealed class LlamaForCausalLM : nn.Module
+{
+#pragma warning disable IDE1006
+    public LlamaModel model;
+    public Linear? lm_head;
+#pragma warning restore IDE1006
+    public LlamaConfig Config { get; }
+
+    public LlamaForCausalLM(LlamaConfig config) : base("LlamaForCausalLM")
+    {
+        Config = config.Validate();
+        model = new LlamaModel(Config);
+        if (!Config.TieWordEmbeddings) lm_head = nn.Linear(Config.HiddenSize, Config.VocabSize, hasBias: false);
+        RegisterComponents();
+        foreach (var p in parameters()) p.requires_grad = false;
+    }
+
+    /// <summary>A model with N(0, 0.02) weights (Hugging Face's initializer_range), for tests and benchmarks.</summary>
+    public static LlamaForCausalLM CreateRandom(LlamaConfig config, long seed)
+    {
+        var m = new LlamaForCausalLM(config);
+        using var _ = torch.no_grad();
+        var gen = new torch.Generator((ulong)seed);
+        foreach (var (name, p) in m.named_parameters())
+        {
+            if (name.EndsWith("norm.weight")) p.fill_(1.0f);
+            else if (name.EndsWith(".bias")) p.normal_(0, 0.02, gen);
+            else p.normal_(0, 0.02, gen);
+        }
+        return m;
+    }
+
+    /// <summary>The output head's weight, [V, D] (the embedding when tied).</summary>
+    public Tensor HeadWeight => lm_head?.weight ?? model.embed_tokens.weight!;
+
+    /// <summary>Token embeddings, [B, T, D].</summary>
+    public Tensor Embed(Tensor inputIds) => model.embed_tokens.call(inputIds);
+
+    /// <summary>Logits at every position, [B, T, V] (for tests and generation).</summary>
+    public Tensor Logits(Tensor inputIds, Tensor? attentionMask = null, IProjectionHook? hook = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = model.Forward(Embed(inputIds), attentionMask, hook);
+        return nn.functional.linear(model.norm.call(h), HeadWeight).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Logits at the last real token of each row only, optionally restricted to some vocabulary ids,
+    /// so the full vocabulary projection is never computed when it is not needed.
+    /// </summary>
+    /// <param name="inputsEmbeds">[B, T, D]</param>
+    /// <param name="attentionMask">[B, T] (1 = real token) or null</param>
+    /// <param name="vocabIds">ids to score (e.g. "Yes", "No"), or null for the whole vocabulary</param>
+    /// <returns>[B, K] with K = vocabIds.Length or vocab size</returns>
+    public Tensor LastTokenLogits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, long[]? vocabIds = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
+        var h = model.Forward(inputsEmbeds, attentionMask, hook);                          // [B, T, D]
+        Tensor last;
+        if (attentionMask is null) last = torch.full(b, t - 1, dtype: ScalarType.Int64, device: h.device);
+        else
+        {
+            var m = attentionMask.to(ScalarType.Int64, h.device);
+            last = m.mul(torch.arange(t, device: h.device)).argmax(1);                     // [B] last real index
+        }
+        var idx = last.view(b, 1, 1).expand(b, 1, h.shape[2]);
+        var hLast = model.norm.call(h.gather(1, idx).squeeze(1));                          // [B, D]
+        var w = HeadWeight;
+        if (vocabIds is not null) w = w.index_select(0, torch.tensor(vocabIds, device: w.device));  // [K, D]
+        return nn.functional.linear(hLast, w).MoveToOuterDisposeScope();                  // [B, K]
+    }
+
+    /// <summary>Sites of every projection of the given kinds, in layer order.</summary>
+    public IReadOnlyList<ProjectionSite> Sites(IEnumerable<ProjectionKind> kinds)
+    {
+        var set = kinds.ToHashSet();
+        var list = new List<ProjectionSite>();
+        foreach (var layer in model.layers)
+            foreach (var p in new[] { layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
+                                      layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj })
+                if (set.Contains(p.Site.Kind)) list.Add(p.Site);
+        return list;
+    }
+
+    /// <summary>Greedy continuation (no KV cache; for tests and demos).</summary>
+    public long[] GenerateGreedy(long[] promptIds, int steps)
+    {
+        using var _ = torch.no_grad();
+        var ids = promptIds.ToList();
+        for (int s = 0; s < steps; s++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var input = torch.tensor(ids.ToArray(), device: HeadWeight.device).unsqueeze(0);
+            var logits = LastTokenLogits(Embed(input), null, null);
+            ids.Add(logits.argmax(1).item<long>());
+        }
+        return ids.Skip(promptIds.Length).ToArray();
+    }
+}

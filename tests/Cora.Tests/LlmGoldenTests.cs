@@ -1,0 +1,87 @@
+using Microsoft.ML.Cora.Llm;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cora.Tests;
+
+[TestClass]
+public class LlmGoldenTests
+{
+    private static string Ref(string name) => TestPaths.Shared("models", "stories260K", "reference", name);
+
+    private static Tensor AllLogits(LlamaForCausalLM m, IEnumerable<int> ids)
+    {
+        using var _ = torch.no_grad();
+        var input = torch.tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0);
+        return m.Logits(input).squeeze(0);   // [T, V]
+    }
+
+    private static void AssertMatchesReference(LlamaForCausalLM m, ReferenceLogits r, string what)
+    {
+        var inputs = r.Rows.Select(x => x.input).ToArray();
+        using var logits = AllLogits(m, inputs);
+        double worst = 0;
+        foreach (var (pos, _, argmax, expected) in r.Rows)
+        {
+            using var row = logits[pos];
+            using var exp = torch.tensor(expected);
+            worst = Math.Max(worst, TensorAssert.MaxAbsDiff(exp, row));
+            Assert.AreEqual(argmax, (int)row.argmax().item<long>(), $"{what}: argmax at position {pos}");
+        }
+        Assert.IsTrue(worst <= 1e-4, $"{what}: max |logit diff| over all positions = {worst:g4} > 1e-4");
+    }
+
+    [TestMethod]
+    [DataRow("logits-once-upon-a-time.txt")]
+    [DataRow("logits-movie-prompt.txt")]
+    public void Llama2cTokenizerAndLogitsMatchReference(string file)
+    {
+        var r = ReferenceLogits.Read(Ref(file));
+        var tok = new Llama2cTokenizer(Path.Combine(TestPaths.StoriesDir, "tok512.bin"));
+        CollectionAssert.AreEqual(r.PromptIds, tok.Encode(r.Prompt, addBos: true).ToArray(), "llama2.c tokenizer ids");
+        var sp = new SentencePieceTextTokenizer(Path.Combine(TestPaths.StoriesDir, "tok512.model"));
+        CollectionAssert.AreEqual(r.PromptIds, sp.Encode(r.Prompt, addBos: true).ToArray(), "SentencePiece tokenizer ids");
+        using var m = CheckpointLoader.LoadLlama2c(TestPaths.Stories260K);
+        AssertMatchesReference(m, r, file);
+    }
+
+    [TestMethod]
+    public void GreedyContinuationMatchesReference()
+    {
+        var r = ReferenceLogits.Read(Ref("logits-once-upon-a-time.txt"));
+        using var m = CheckpointLoader.LoadLlama2c(TestPaths.Stories260K);
+        var expected = r.Rows.Where(x => x.pos >= r.PromptIds.Length - 1).Select(x => (long)x.argmax).ToArray();
+        Assert.AreEqual(16, expected.Length);
+        var got = m.GenerateGreedy(r.PromptIds.Select(i => (long)i).ToArray(), expected.Length);
+        CollectionAssert.AreEqual(expected, got);
+        var tok = new Llama2cTokenizer(Path.Combine(TestPaths.StoriesDir, "tok512.bin"));
+        StringAssert.StartsWith(tok.Decode(r.PromptIds.Concat(got.Select(x => (int)x))), "Once upon a time");
+    }
+
+    [TestMethod]
+    public void HuggingFaceExportOfStoriesGivesSameLogits()
+    {
+        using var tmp = TestPaths.Temp();
+        using var bin = CheckpointLoader.LoadLlama2c(TestPaths.Stories260K);
+        CheckpointLoader.SaveHuggingFace(bin, tmp.Path, Path.Combine(TestPaths.StoriesDir, "tok512.model"));
+        using var lm = LanguageModel.Load(tmp.Path);
+        Assert.IsInstanceOfType<SentencePieceTextTokenizer>(lm.Tokenizer);
+        var r = ReferenceLogits.Read(Ref("logits-movie-prompt.txt"));
+        CollectionAssert.AreEqual(r.PromptIds, lm.Tokenizer.Encode(r.Prompt, true).ToArray());
+        AssertMatchesReference(lm.Model, r, "HF export");
+        using var a = AllLogits(bin, r.PromptIds);
+        using var b = AllLogits(lm.Model, r.PromptIds);
+        Assert.AreEqual(0.0, TensorAssert.MaxAbsDiff(a, b), "same weights, same logits");
+    }
+
+    [TestMethod]
+    public void LanguageModelLoadsLlama2cWithTokenizerBeside()
+    {
+        using var lm = LanguageModel.Load(TestPaths.Stories260K);
+        Assert.IsInstanceOfType<Llama2cTokenizer>(lm.Tokenizer);
+        Assert.AreEqual(64, lm.Config.HiddenSize);
+        Assert.AreEqual(4, lm.Config.NumKeyValueHeads);
+        Assert.IsTrue(lm.Config.TieWordEmbeddings);
+        Assert.AreEqual("b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696", lm.Checksum());
+    }
+}
