@@ -126,15 +126,15 @@ public static class CheckpointLoader
         var sections = new List<(string name, long[] shape)>
         {
             ("model.embed_tokens.weight", new long[] { vocab, dim }),
-            ("*.input_layernorm.weight", new long[] { layers, dim }),
-            ("*.self_attn.q_proj.weight", new long[] { layers, dim, dim }),
-            ("*.self_attn.k_proj.weight", new long[] { layers, kvDim, dim }),
-            ("*.self_attn.v_proj.weight", new long[] { layers, kvDim, dim }),
-            ("*.self_attn.o_proj.weight", new long[] { layers, dim, dim }),
-            ("*.post_attention_layernorm.weight", new long[] { layers, dim }),
-            ("*.mlp.gate_proj.weight", new long[] { layers, hidden, dim }),
-            ("*.mlp.down_proj.weight", new long[] { layers, dim, hidden }),
-            ("*.mlp.up_proj.weight", new long[] { layers, hidden, dim }),
+            ("model.layers.*.input_layernorm.weight", new long[] { layers, dim }),
+            ("model.layers.*.self_attn.q_proj.weight", new long[] { layers, dim, dim }),
+            ("model.layers.*.self_attn.k_proj.weight", new long[] { layers, kvDim, dim }),
+            ("model.layers.*.self_attn.v_proj.weight", new long[] { layers, kvDim, dim }),
+            ("model.layers.*.self_attn.o_proj.weight", new long[] { layers, dim, dim }),
+            ("model.layers.*.post_attention_layernorm.weight", new long[] { layers, dim }),
+            ("model.layers.*.mlp.gate_proj.weight", new long[] { layers, hidden, dim }),
+            ("model.layers.*.mlp.down_proj.weight", new long[] { layers, dim, hidden }),
+            ("model.layers.*.mlp.up_proj.weight", new long[] { layers, hidden, dim }),
             ("model.norm.weight", new long[] { dim }),
             ("(rope tables)", new long[] { seqLen, hd }),   // two legacy tables of [seq_len, head_size/2], skipped
         };
@@ -163,10 +163,10 @@ public static class CheckpointLoader
             if (name == "(rope tables)") continue;
             using var t = torch.empty(shape, ScalarType.Float32);
             t.bytes = buffer;
-            if (!name.StartsWith('*')) { pars[name].copy_(t); continue; }
+            if (!name.Contains('*')) { pars[name].copy_(t); continue; }
             for (int l = 0; l < layers; l++)
             {
-                string key = $"model.layers.{l}{name[1..]}";
+                string key = name.Replace("*", l.ToString());
                 using var w = t[l];
                 if (name.Contains("q_proj")) { using var pw = PermuteForRotateHalf(w, heads); pars[key].copy_(pw); }
                 else if (name.Contains("k_proj")) { using var pw = PermuteForRotateHalf(w, kvHeads); pars[key].copy_(pw); }
