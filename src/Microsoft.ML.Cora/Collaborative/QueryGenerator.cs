@@ -1,0 +1,143 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Collaborative;
+
+/// <summary>Options of the collaborative query generator (CoRA's public code's values).</summary>
+public sealed record QueryGeneratorOptions
+{
+    /// <summary>Learnable queries (4). More queries average more views of the CF token; 4 is CoRA's choice.</summary>
+    public int NumQueries { get; init; } = 4;
+    /// <summary>Q-Former layers (8). Fewer layers train faster; the CF token is a single vector, so depth matters little.</summary>
+    public int NumLayers { get; init; } = 8;
+    /// <summary>Q-Former width (512).</summary>
+    public int Hidden { get; init; } = 512;
+    public int Heads { get; init; } = 8;
+    /// <summary>Feed-forward width (3072, BERT's).</summary>
+    public int FeedForward { get; init; } = 3072;
+    public double Dropout { get; init; } = 0.1;
+}
+
+/// <summary>Multi-head attention (BERT style: q from the queries, k/v from a source of any width).</summary>
+public sealed class BertAttention : nn.Module
+{
+#pragma warning disable IDE1006
+    public Linear query, key, value, output;
+    public LayerNorm layer_norm;
+#pragma warning restore IDE1006
+    private readonly int _heads;
+    private readonly double _dropout;
+
+    public BertAttention(string name, int hidden, int sourceWidth, int heads, double dropout) : base(name)
+    {
+        if (hidden % heads != 0) throw new ArgumentException($"Q-Former hidden ({hidden}) must be divisible by heads ({heads}).");
+        _heads = heads; _dropout = dropout;
+        query = nn.Linear(hidden, hidden); key = nn.Linear(sourceWidth, hidden); value = nn.Linear(sourceWidth, hidden);
+        output = nn.Linear(hidden, hidden);
+        layer_norm = nn.LayerNorm(hidden, 1e-12);
+        RegisterComponents();
+    }
+
+    /// <param name="x">[B, Q, H]</param><param name="source">[B, S, W]</param>
+    /// <returns>LayerNorm(x + attention) [B, Q, H] (post-norm, as BERT)</returns>
+    public Tensor Forward(Tensor x, Tensor source)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], q = x.shape[1], s = source.shape[1], h = x.shape[2], hd = h / _heads;
+        var qh = query.call(x).view(b, q, _heads, hd).transpose(1, 2);        // [B, h, Q, hd]
+        var kh = key.call(source).view(b, s, _heads, hd).transpose(1, 2);     // [B, h, S, hd]
+        var vh = value.call(source).view(b, s, _heads, hd).transpose(1, 2);   // [B, h, S, hd]
+        var att = nn.functional.scaled_dot_product_attention(qh, kh, vh, p: training ? _dropout : 0.0);
+        var merged = att.transpose(1, 2).reshape(b, q, h);
+        var o = nn.functional.dropout(output.call(merged), _dropout, training);
+        return layer_norm.call(x.add(o)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>One Q-Former layer: self-attention over the queries, cross-attention to the CF token, FFN.</summary>
+public sealed class QFormerLayer : nn.Module
+{
+#pragma warning disable IDE1006
+    public BertAttention self_attention, cross_attention;
+    public Linear intermediate, output;
+    public LayerNorm output_norm;
+#pragma warning restore IDE1006
+    private readonly double _dropout;
+
+    public QFormerLayer(int index, QueryGeneratorOptions o, int sourceWidth) : base($"layer{index}")
+    {
+        _dropout = o.Dropout;
+        self_attention = new BertAttention("self_attention", o.Hidden, o.Hidden, o.Heads, o.Dropout);
+        cross_attention = new BertAttention("cross_attention", o.Hidden, sourceWidth, o.Heads, o.Dropout);
+        intermediate = nn.Linear(o.Hidden, o.FeedForward);
+        output = nn.Linear(o.FeedForward, o.Hidden);
+        output_norm = nn.LayerNorm(o.Hidden, 1e-12);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, Tensor source)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = self_attention.Forward(x, x);
+        h = cross_attention.Forward(h, source);
+        var f = nn.functional.dropout(output.call(nn.functional.gelu(intermediate.call(h))), _dropout, training);
+        return output_norm.call(h.add(f)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// CoRA's collaborative query generator: learnable queries attend (through a BERT-style Q-Former) to the CF
+/// token concat(u, i); a linear head maps each query to d_model * r values, the queries are averaged, the
+/// vector is L2-normalised and reshaped into one A_b of shape [d_model, r] per sample.
+/// </summary>
+public sealed class QueryGenerator : nn.Module
+{
+#pragma warning disable IDE1006
+    public Parameter query_tokens;
+    public LayerNorm query_norm;
+    public ModuleList<QFormerLayer> layers;
+    public Linear head;
+#pragma warning restore IDE1006
+    private readonly int _dModel, _rank;
+    private readonly double _dropout;
+
+    /// <param name="cfWidth">Width of the CF token (2 x CF embedding size).</param>
+    /// <param name="dModel">The LLM's hidden size.</param>
+    /// <param name="rank">r of the collaborative weights.</param>
+    public QueryGenerator(QueryGeneratorOptions o, int cfWidth, int dModel, int rank, long seed) : base("query_generator")
+    {
+        _dModel = dModel; _rank = rank; _dropout = o.Dropout;
+        torch.manual_seed(seed);
+        query_tokens = nn.Parameter(torch.empty(1, o.NumQueries, o.Hidden));
+        query_norm = nn.LayerNorm(o.Hidden, 1e-12);
+        layers = new ModuleList<QFormerLayer>(Enumerable.Range(0, o.NumLayers).Select(i => new QFormerLayer(i, o, cfWidth)).ToArray());
+        head = nn.Linear(o.Hidden, (long)dModel * rank);
+        RegisterComponents();
+        using var _ = torch.no_grad();
+        var g = new torch.Generator((ulong)seed);
+        query_tokens.normal_(0, 0.02, g);
+        foreach (var (name, p) in named_parameters())          // BERT init: N(0, 0.02) weights, zero biases, unit norms
+        {
+            if (name == "query_tokens") continue;
+            if (name.EndsWith("norm.weight") || name.Contains("layer_norm.weight")) p.fill_(1);
+            else if (name.EndsWith(".bias")) p.zero_();
+            else p.normal_(0, 0.02, g);
+        }
+    }
+
+    /// <param name="cfToken">[B, cfWidth] = concat(user, item)</param>
+    /// <returns>A: [B, d_model, r], each sample's A with unit Frobenius norm</returns>
+    public Tensor Forward(Tensor cfToken)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = cfToken.shape[0];
+        var source = cfToken.unsqueeze(1);                                            // [B, 1, W]
+        var q = query_norm.call(query_tokens.expand(b, -1, -1));                       // [B, Q, H]
+        q = nn.functional.dropout(q, _dropout, training);
+        foreach (var layer in layers) q = layer.Forward(q, source);
+        var v = head.call(q).mean(new long[] { 1 });                                   // [B, d*r]
+        v = nn.functional.normalize(v, p: 2, dim: 1);
+        return v.view(b, _dModel, _rank).MoveToOuterDisposeScope();                    // [B, d, r]
+    }
+}

@@ -1,0 +1,326 @@
+using System.IO.Compression;
+using System.Text.Json;
+using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Llm;
+using Microsoft.ML.Cora.Prompting;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora;
+
+/// <summary>The methods of the paper's comparison, one option apart.</summary>
+public enum CoraMethod
+{
+    /// <summary>The CF model alone (MF).</summary>
+    Mf,
+    /// <summary>TALLRec: the same prompt, a plain trainable LoRA, no CF signal.</summary>
+    LlmLora,
+    /// <summary>CoLLM: CF embeddings mapped by an MLP into token embeddings inserted in the prompt (plus LoRA).</summary>
+    Collm,
+    /// <summary>CoRA: CF embeddings -> query generator -> per-sample collaborative weights on the frozen LLM.</summary>
+    Cora,
+}
+
+/// <summary>Model options. Defaults follow CoRA's public code; each says how to choose it.</summary>
+public sealed record CoraModelOptions
+{
+    public CoraMethod Method { get; init; } = CoraMethod.Cora;
+    /// <summary>Rank r of the collaborative weights (16). Higher r = more capacity and a larger head (d_model * r outputs).</summary>
+    public int Rank { get; init; } = 16;
+    /// <summary>alpha (32); the update is scaled by alpha / r (2 by default). Keep alpha / r near 2 when changing r.</summary>
+    public double Alpha { get; init; } = 32;
+    /// <summary>Dropout on the projection input of the low-rank term (0.05).</summary>
+    public double Dropout { get; init; } = 0.05;
+    /// <summary>Projections that receive collaborative weights (q, k, v, o of every layer). gate and up also work.</summary>
+    public string[] TargetModules { get; init; } = { "q", "k", "v", "o" };
+    public QueryGeneratorOptions QueryGenerator { get; init; } = new();
+    /// <summary>LoRA rank of the llm-lora and collm baselines (8, TALLRec).</summary>
+    public int LoraRank { get; init; } = 8;
+    public double LoraAlpha { get; init; } = 16;
+    public string[] LoraTargetModules { get; init; } = { "q", "v" };
+    public PromptOptions Prompt { get; init; } = new();
+    /// <summary>Seed for every random initialisation.</summary>
+    public long Seed { get; init; } = 2023;
+}
+
+/// <summary>The trainable parts of a method (the LLM and the CF model are frozen and not in here).</summary>
+public sealed class TrainableParts : nn.Module
+{
+#pragma warning disable IDE1006
+    public QueryGenerator? query_generator;
+    public CollaborativeWeights? collaborative_weights;
+    public LoraWeights? lora;
+    public CfTokenMapper? cf_token_mapper;
+#pragma warning restore IDE1006
+    public TrainableParts() : base("trainable") { }
+    public void Register() => RegisterComponents();
+}
+
+/// <summary>
+/// A recommender of one method: the frozen LLM (referenced), the frozen CF model, the item catalog, the prompt
+/// builder and the trainable parts. Scores are the "Yes" logit at the last prompt token (MF: the CF logit).
+/// Thread safety: scoring (<see cref="Score"/>) only reads shared state and may run on several threads at once;
+/// training must not overlap with scoring.
+/// </summary>
+public sealed class CoraModel : IDisposable
+{
+    public const int FormatVersion = 1;
+
+    public CoraModelOptions Options { get; }
+    public LanguageModel? Llm { get; }
+    public MatrixFactorization Cf { get; }
+    public ItemCatalog Items { get; }
+    public PromptBuilder Prompts { get; }
+    public TrainableParts Trainable { get; }
+    /// <summary>The vocabulary id whose logit is the score (first token of "Yes").</summary>
+    public int YesTokenId { get; }
+
+    public CoraModel(CoraModelOptions options, LanguageModel? llm, MatrixFactorization cf, ItemCatalog items)
+    {
+        Options = options; Llm = llm; Cf = cf; Items = items;
+        Prompts = new PromptBuilder(options.Prompt);
+        Trainable = new TrainableParts();
+        if (options.Method != CoraMethod.Mf)
+        {
+            if (llm is null) throw new ArgumentException($"Method {options.Method} needs an LLM.", nameof(llm));
+            YesTokenId = PromptBuilder.AnswerTokenId(llm.Tokenizer);
+            var cfg = llm.Config;
+            if (options.Method == CoraMethod.Cora)
+            {
+                var sites = llm.Model.Sites(options.TargetModules.Select(ProjectionSite.ParseKind));
+                Trainable.query_generator = new QueryGenerator(options.QueryGenerator, 2 * cf.EmbeddingDim, cfg.HiddenSize, options.Rank, options.Seed);
+                Trainable.collaborative_weights = new CollaborativeWeights(sites, cfg.HiddenSize, options.Rank, options.Alpha, options.Dropout);
+            }
+            else
+            {
+                var sites = llm.Model.Sites(options.LoraTargetModules.Select(ProjectionSite.ParseKind));
+                Trainable.lora = new LoraWeights(sites, options.LoraRank, options.LoraAlpha, options.Dropout, options.Seed);
+                if (options.Method == CoraMethod.Collm)
+                    Trainable.cf_token_mapper = new CfTokenMapper(cf.EmbeddingDim, cfg.HiddenSize);
+            }
+            Trainable.Register();
+            Trainable.to(llm.Device);
+            Cf.to(llm.Device);
+        }
+        Trainable.eval();
+    }
+
+    public bool UsesLlm => Options.Method != CoraMethod.Mf;
+
+    /// <summary>Prompt template for the method (CoLLM inserts soft-token slots).</summary>
+    private PromptBuilder PromptsFor() => Options.Method == CoraMethod.Collm && Options.Prompt.Template == PromptOptions.DefaultTemplate
+        ? new PromptBuilder(Options.Prompt with { Template = PromptOptions.CollmTemplate }) : Prompts;
+
+    /// <summary>Tokenised prompt of a row (history titles that are missing from the catalog are skipped).</summary>
+    public TokenizedPrompt Tokenize(Interaction row)
+    {
+        var hist = row.History.Where(Items.Contains).Select(Items.Title).ToList();
+        return PromptsFor().Tokenize(hist, Items.Title(row.ItemId), Llm!.Tokenizer, Llm.Config.MaxPositionEmbeddings);
+    }
+
+    /// <summary>Logits [B] for a batch (graph kept when the trainable parts are in training mode).</summary>
+    public Tensor Logits(IReadOnlyList<Interaction> rows, IReadOnlyList<TokenizedPrompt>? prompts = null)
+    {
+        var users = rows.Select(r => (long)r.UserId).ToArray();
+        var items = rows.Select(r => (long)r.ItemId).ToArray();
+        if (!UsesLlm) return Cf.Score(users, items);
+        using var scope = torch.NewDisposeScope();
+        prompts ??= rows.Select(Tokenize).ToList();
+        var (ids, mask) = Llm!.Pad(prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList());
+        var embeds = Llm.Model.Embed(ids);                                               // [B, T, D]
+        IProjectionHook? hook = null;
+        switch (Options.Method)
+        {
+            case CoraMethod.Cora:
+                var cfToken = torch.cat(new[] { Cf.UserEmbeddings(users), Cf.ItemEmbeddings(items) }, 1);   // [B, 2k]
+                var a = Trainable.query_generator!.Forward(cfToken);                     // [B, D, r]
+                hook = Trainable.collaborative_weights!.Bind(a);
+                break;
+            case CoraMethod.LlmLora:
+                hook = Trainable.lora;
+                break;
+            case CoraMethod.Collm:
+                hook = Trainable.lora;
+                var u = Trainable.cf_token_mapper!.call(Cf.UserEmbeddings(users));          // [B, D]
+                var it = Trainable.cf_token_mapper!.call(Cf.ItemEmbeddings(items));         // [B, D]
+                var rowsIdx = new List<long>(); var posIdx = new List<long>(); var src = new List<Tensor>();
+                for (int b = 0; b < prompts.Count; b++)
+                    foreach (var (pos, slot) in prompts[b].Slots)
+                    {
+                        rowsIdx.Add(b); posIdx.Add(pos);
+                        src.Add((slot == "<UserID>" ? u : it)[b]);
+                    }
+                if (src.Count > 0)
+                    embeds = embeds.clone().index_put_(torch.stack(src), torch.tensor(rowsIdx.ToArray(), device: embeds.device), torch.tensor(posIdx.ToArray(), device: embeds.device));
+                break;
+        }
+        var logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId });   // [B, 1]
+        return logits.squeeze(1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Scores rows in batches without gradients (safe to call from several threads).</summary>
+    public float[] Score(IReadOnlyList<Interaction> rows, int batchSize = 16, CancellationToken ct = default)
+    {
+        var result = new float[rows.Count];
+        using var _ = torch.no_grad();
+        for (int s = 0; s < rows.Count; s += batchSize)
+        {
+            ct.ThrowIfCancellationRequested();
+            using var scope = torch.NewDisposeScope();
+            var batch = rows.Skip(s).Take(batchSize).ToList();
+            var l = Logits(batch).cpu().data<float>().ToArray();
+            Array.Copy(l, 0, result, s, l.Length);
+        }
+        return result;
+    }
+
+    // ---------------------------------------------------------------- save / load
+
+    private sealed record Manifest(int FormatVersion, string Method, CoraModelOptions Options, string? LlmPath, string? LlmChecksum,
+        bool LlmEmbedded, int YesTokenId);
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+
+    /// <summary>
+    /// Writes the model as a zip (atomically): manifest.json (format version, options, LLM path and SHA-256),
+    /// cf.safetensors, trainable.safetensors, items.tsv, and optionally the LLM files under llm/.
+    /// </summary>
+    public void Save(string path, bool embedLlm = false) => AtomicFile.Write(path, s => Save(s, embedLlm));
+
+    public void Save(Stream stream, bool embedLlm = false)
+    {
+        using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
+        var m = new Manifest(FormatVersion, Options.Method.ToString(), Options, Llm?.SourcePath, Llm?.Checksum(), embedLlm && Llm is not null, YesTokenId);
+        using (var w = new StreamWriter(zip.CreateEntry("manifest.json").Open())) w.Write(JsonSerializer.Serialize(m, Json));
+        WriteTensors(zip, "cf.safetensors", Cf.ExportState());
+        WriteTensors(zip, "trainable.safetensors", Trainable.state_dict());
+        using (var w = new StreamWriter(zip.CreateEntry("items.tsv").Open()))
+        {
+            w.Write("iid\ttitle\n");
+            foreach (var (id, t) in Items.Titles.OrderBy(kv => kv.Key)) w.Write($"{id}\t{t}\n");
+        }
+        if (embedLlm && Llm is not null)
+        {
+            var files = File.Exists(Llm.SourcePath) ? new[] { Llm.SourcePath, Llm.Tokenizer.Source } : Llm.WeightFiles().ToArray();
+            foreach (var f in files.Distinct())
+            {
+                using var e = zip.CreateEntry("llm/" + Path.GetFileName(f), CompressionLevel.NoCompression).Open();
+                using var src = File.OpenRead(f);
+                src.CopyTo(e);
+            }
+        }
+    }
+
+    private static void WriteTensors(ZipArchive zip, string name, IDictionary<string, Tensor> tensors)
+    {
+        string tmp = Path.Combine(Path.GetTempPath(), "cora-" + Guid.NewGuid().ToString("N") + ".safetensors");
+        try
+        {
+            SafetensorsFile.Write(tmp, tensors);
+            using var e = zip.CreateEntry(name).Open();
+            using var src = File.OpenRead(tmp);
+            src.CopyTo(e);
+        }
+        finally { File.Delete(tmp); }
+    }
+
+    /// <summary>Loads a model zip. The LLM is read from the recorded path (or <paramref name="llmPath"/>) and its checksum verified.</summary>
+    public static CoraModel Load(string path, string? llmPath = null, string? device = null)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Model file not found: '{path}'.", path);
+        using var fs = File.OpenRead(path);
+        return Load(fs, path, llmPath, device);
+    }
+
+    public static CoraModel Load(Stream stream, string name, string? llmPath = null, string? device = null)
+    {
+        ZipArchive zip;
+        try { zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true); }
+        catch (InvalidDataException e) { throw new InvalidDataException($"{name}: not a Cora model (not a readable zip: {e.Message}).", e); }
+        using var _ = zip;
+        string scratch = Path.Combine(Path.GetTempPath(), "cora-load-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(scratch);
+        try
+        {
+            ZipArchiveEntry Entry(string n) => zip.GetEntry(n) ?? throw new InvalidDataException($"{name}: the entry '{n}' is missing; the file is not a complete Cora model.");
+            foreach (var e in zip.Entries)
+            {
+                var full = Path.GetFullPath(Path.Combine(scratch, e.FullName));
+                if (!full.StartsWith(scratch + Path.DirectorySeparatorChar, StringComparison.Ordinal) || Path.IsPathRooted(e.FullName))
+                    throw new InvalidDataException($"{name}: entry '{e.FullName}' points outside the archive (path traversal); refusing to load.");
+            }
+            Manifest m;
+            try
+            {
+                using var r = new StreamReader(Entry("manifest.json").Open());
+                m = JsonSerializer.Deserialize<Manifest>(r.ReadToEnd(), Json) ?? throw new InvalidDataException("empty manifest");
+            }
+            catch (Exception e) when (e is JsonException or InvalidDataException && e.Message.Contains("empty"))
+            { throw new InvalidDataException($"{name}: manifest.json is corrupt ({e.Message}).", e); }
+            if (m.FormatVersion > FormatVersion)
+                throw new InvalidDataException($"{name}: saved by a newer Cora (model format {m.FormatVersion}; this version reads up to {FormatVersion}). Upgrade Cora.");
+            if (m.FormatVersion < 1)
+                throw new InvalidDataException($"{name}: unknown model format version {m.FormatVersion}.");
+
+            string Extract(string entry)
+            {
+                string target = Path.Combine(scratch, entry.Replace('/', Path.DirectorySeparatorChar));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                try { Entry(entry).ExtractToFile(target, overwrite: true); }
+                catch (InvalidDataException e) { throw new InvalidDataException($"{name}: entry '{entry}' is corrupt ({e.Message}).", e); }
+                return target;
+            }
+            var cfFile = SafetensorsFile.Open(Extract("cf.safetensors"));
+            var cf = MatrixFactorization.ImportState(cfFile.Read);
+            var items = ItemCatalog.Read(Extract("items.tsv"));
+            LanguageModel? llm = null;
+            if (m.Options.Method != CoraMethod.Mf)
+            {
+                string? source = llmPath;
+                if (source is null && m.LlmEmbedded)
+                {
+                    foreach (var e in zip.Entries.Where(e => e.FullName.StartsWith("llm/"))) Extract(e.FullName);
+                    string dir = Path.Combine(scratch, "llm");
+                    source = File.Exists(Path.Combine(dir, "config.json")) ? dir : Directory.EnumerateFiles(dir, "*.bin").First(f => LooksLikeCheckpoint(f));
+                }
+                source ??= m.LlmPath;
+                if (source is null || (!File.Exists(source) && !Directory.Exists(source)))
+                    throw new FileNotFoundException($"{name}: the LLM this model was trained with is not at '{m.LlmPath}'. Move it back, or pass its new location (llmPath / --llm).");
+                string sum = LanguageModel.ChecksumOf(source);
+                if (m.LlmChecksum is not null && sum != m.LlmChecksum)
+                    throw new InvalidDataException($"{name}: the LLM at '{source}' changed since training (SHA-256 {sum[..12]}..., recorded {m.LlmChecksum[..12]}...). Scores would be wrong; use the original weights.");
+                llm = LanguageModel.Load(source, device: device);
+            }
+            var model = new CoraModel(m.Options, llm, cf, items);
+            var tf = SafetensorsFile.Open(Extract("trainable.safetensors"));
+            var expected = model.Trainable.state_dict();
+            var missing = expected.Keys.Where(k => !tf.Entries.ContainsKey(k)).ToList();
+            if (missing.Count > 0 || tf.Entries.Count != expected.Count)
+                throw new InvalidDataException($"{name}: trainable.safetensors does not match the options (missing: {string.Join(", ", missing.Take(5))}; stored {tf.Entries.Count}, expected {expected.Count}).");
+            using (torch.no_grad())
+                foreach (var (k, t) in expected)
+                {
+                    using var v = tf.Read(k);
+                    if (!v.shape.SequenceEqual(t.shape)) throw new InvalidDataException($"{name}: tensor '{k}' has shape [{string.Join(", ", v.shape)}], expected [{string.Join(", ", t.shape)}].");
+                    t.copy_(v);
+                }
+            model.Trainable.eval();
+            return model;
+        }
+        finally
+        {
+            // The LLM (if embedded) is fully loaded into memory by now.
+            try { Directory.Delete(scratch, true); } catch (IOException) { }
+        }
+    }
+
+    private static bool LooksLikeCheckpoint(string f) => !Path.GetFileName(f).StartsWith("tok", StringComparison.OrdinalIgnoreCase);
+
+    public void Dispose()
+    {
+        Trainable.Dispose();
+        Cf.Dispose();
+        Llm?.Dispose();
+    }
+}

@@ -1,0 +1,147 @@
+using System.Globalization;
+using System.Text;
+
+namespace Microsoft.ML.Cora.Data;
+
+/// <summary>One labelled interaction: did <see cref="UserId"/> like <see cref="ItemId"/>?</summary>
+/// <param name="History">The user's earlier liked items, oldest first (0 = padding, ignored).</param>
+/// <param name="NotCold">True when both the user and the item occur in the training split (a warm row).</param>
+public sealed record Interaction(int UserId, int ItemId, bool Label, long Timestamp, bool NotCold, int[] History);
+
+/// <summary>
+/// The TSV layout Cora reads and writes (the layout of CoLLM's MovieLens-1M split):
+/// interactions <c>uid iid label timestamp not_cold his</c> (his = space-separated item ids, oldest first),
+/// items <c>iid title</c>. UTF-8, tab-separated, header row first.
+/// </summary>
+public static class InteractionTsv
+{
+    public static readonly string[] Columns = { "uid", "iid", "label", "timestamp", "not_cold", "his" };
+
+    /// <summary>Reads an interactions file; every error names the file, the line and the column.</summary>
+    /// <param name="maxRows">Read at most this many rows (0 = all).</param>
+    public static List<Interaction> Read(string path, int maxRows = 0)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Interactions file not found: '{path}'.", path);
+        using var reader = new StreamReader(path, new UTF8Encoding(false, throwOnInvalidBytes: true));
+        string? header;
+        try { header = reader.ReadLine(); }
+        catch (DecoderFallbackException) { throw new InvalidDataException($"{path}: not UTF-8 text."); }
+        if (header is null) throw new InvalidDataException($"{path}: the file is empty; expected a header row '{string.Join("\\t", Columns)}'.");
+        var names = header.TrimEnd('\r').Split('\t');
+        if (names.Length == 1 && (header.Contains(',') || header.Contains(';')))
+            throw new InvalidDataException($"{path}: the header has no tabs; the file must be tab-separated (found ',' or ';' separators).");
+        var idx = new Dictionary<string, int>();
+        foreach (var c in Columns)
+        {
+            int i = Array.IndexOf(names, c);
+            if (i < 0 && c is not ("timestamp" or "not_cold" or "his"))
+                throw new InvalidDataException($"{path}: missing column '{c}'. Required: uid, iid, label; optional: timestamp, not_cold, his. Found: {string.Join(", ", names)}.");
+            idx[c] = i;
+        }
+        var rows = new List<Interaction>();
+        var seen = new HashSet<(int, int, long)>();
+        int lineNo = 1;
+        string? line;
+        while (true)
+        {
+            try { line = reader.ReadLine(); }
+            catch (DecoderFallbackException) { throw new InvalidDataException($"{path}: line {lineNo + 1} is not valid UTF-8."); }
+            if (line is null) break;
+            lineNo++;
+            line = line.TrimEnd('\r');
+            if (line.Length == 0) continue;
+            var f = line.Split('\t');
+            if (f.Length < names.Length)
+                throw new InvalidDataException($"{path}: line {lineNo} has {f.Length} fields, the header has {names.Length}.");
+            int Int(string col)
+            {
+                var s = f[idx[col]];
+                if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) || v < 0)
+                    throw new InvalidDataException($"{path}: line {lineNo}, column '{col}': '{s}' is not a non-negative integer id.");
+                return v;
+            }
+            bool Flag(string col)
+            {
+                var s = f[idx[col]];
+                return s switch
+                {
+                    "1" => true, "0" => false,
+                    _ => throw new InvalidDataException($"{path}: line {lineNo}, column '{col}': '{s}' is not 0 or 1."),
+                };
+            }
+            long ts = 0;
+            if (idx["timestamp"] >= 0 && !long.TryParse(f[idx["timestamp"]], NumberStyles.Integer, CultureInfo.InvariantCulture, out ts))
+                throw new InvalidDataException($"{path}: line {lineNo}, column 'timestamp': '{f[idx["timestamp"]]}' is not an integer.");
+            int[] his = Array.Empty<int>();
+            if (idx["his"] >= 0 && f[idx["his"]].Length > 0)
+            {
+                var parts = f[idx["his"]].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                his = new int[parts.Length];
+                for (int k = 0; k < parts.Length; k++)
+                    if (!int.TryParse(parts[k], NumberStyles.Integer, CultureInfo.InvariantCulture, out his[k]) || his[k] < 0)
+                        throw new InvalidDataException($"{path}: line {lineNo}, column 'his': '{parts[k]}' is not an item id.");
+                his = his.Where(h => h != 0).ToArray();
+            }
+            var row = new Interaction(Int("uid"), Int("iid"), Flag("label"), ts, idx["not_cold"] < 0 || Flag("not_cold"), his);
+            // Exact duplicates (same user, item and time) are kept once: they carry no information and bias metrics.
+            if (!seen.Add((row.UserId, row.ItemId, row.Timestamp))) continue;
+            rows.Add(row);
+            if (maxRows > 0 && rows.Count >= maxRows) break;
+        }
+        if (rows.Count == 0) throw new InvalidDataException($"{path}: no data rows after the header.");
+        return rows;
+    }
+
+    public static void Write(string path, IEnumerable<Interaction> rows)
+    {
+        var sb = new StringBuilder();
+        sb.Append(string.Join('\t', Columns)).Append('\n');
+        foreach (var r in rows)
+            sb.Append(r.UserId).Append('\t').Append(r.ItemId).Append('\t').Append(r.Label ? 1 : 0).Append('\t').Append(r.Timestamp)
+              .Append('\t').Append(r.NotCold ? 1 : 0).Append('\t').Append(string.Join(' ', new[] { 0 }.Concat(r.History))).Append('\n');
+        Llm.AtomicFile.Write(path, s => { var b = new UTF8Encoding(false).GetBytes(sb.ToString()); s.Write(b); });
+    }
+}
+
+/// <summary>The item catalog: id -> title.</summary>
+public sealed class ItemCatalog
+{
+    private readonly Dictionary<int, string> _titles;
+    public ItemCatalog(IDictionary<int, string> titles) => _titles = new Dictionary<int, string>(titles);
+    public IReadOnlyDictionary<int, string> Titles => _titles;
+    public int Count => _titles.Count;
+    public bool Contains(int id) => _titles.ContainsKey(id);
+
+    public string Title(int id) => _titles.TryGetValue(id, out var t) ? t
+        : throw new KeyNotFoundException($"Item {id} has no title in the item catalog; add it to the items file.");
+
+    /// <summary>Reads <c>iid\ttitle</c>; titles may contain commas and quotes (the title is everything after the first tab).</summary>
+    public static ItemCatalog Read(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Items file not found: '{path}'.", path);
+        var lines = File.ReadAllLines(path, new UTF8Encoding(false));
+        if (lines.Length == 0) throw new InvalidDataException($"{path}: the file is empty; expected a header 'iid\\ttitle'.");
+        var head = lines[0].Split('\t');
+        if (head.Length < 2 || head[0] != "iid" || head[1] != "title")
+            throw new InvalidDataException($"{path}: expected the header 'iid<TAB>title', found '{lines[0]}'.");
+        var d = new Dictionary<int, string>();
+        for (int i = 1; i < lines.Length; i++)
+        {
+            var l = lines[i].TrimEnd('\r');
+            if (l.Length == 0) continue;
+            int tab = l.IndexOf('\t');
+            if (tab < 0 || !int.TryParse(l.AsSpan(0, tab), NumberStyles.Integer, CultureInfo.InvariantCulture, out var id))
+                throw new InvalidDataException($"{path}: line {i + 1}: expected '<id><TAB><title>', found '{l}'.");
+            if (!d.TryAdd(id, l[(tab + 1)..]))
+                throw new InvalidDataException($"{path}: line {i + 1}: item {id} appears twice.");
+        }
+        return new ItemCatalog(d);
+    }
+
+    public void Write(string path)
+    {
+        var sb = new StringBuilder("iid\ttitle\n");
+        foreach (var (id, t) in _titles.OrderBy(kv => kv.Key)) sb.Append(id).Append('\t').Append(t.Replace('\t', ' ').Replace('\n', ' ')).Append('\n');
+        Llm.AtomicFile.Write(path, s => s.Write(new UTF8Encoding(false).GetBytes(sb.ToString())));
+    }
+}

@@ -1,0 +1,239 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Evaluation;
+using Microsoft.ML.Cora.Llm;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Training;
+
+/// <summary>Optimisation settings for the LLM-based methods. Defaults are chosen for CPU runs with a small LLM.</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Passes over the training rows (1). More epochs help small data; watch validation AUC.</summary>
+    public int Epochs { get; init; } = 1;
+    /// <summary>Rows per forward pass (8). Raise it on a GPU; memory grows with batch x prompt length.</summary>
+    public int BatchSize { get; init; } = 8;
+    /// <summary>Batches whose gradients are summed before a step (1); effective batch = BatchSize x this.</summary>
+    public int GradientAccumulation { get; init; } = 1;
+    /// <summary>Peak AdamW learning rate (1e-3).</summary>
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>AdamW weight decay (1e-3), not applied to biases and 1-D parameters.</summary>
+    public double WeightDecay { get; init; } = 1e-3;
+    /// <summary>Linear warm-up steps before the cosine decay (fraction of total steps when below 1).</summary>
+    public double Warmup { get; init; } = 0.05;
+    /// <summary>Validate every N optimiser steps (and at the end of each epoch).</summary>
+    public int ValidateEvery { get; init; } = 200;
+    /// <summary>Validation rows: a fixed random half of valid (CoRA's "valid_small"), capped at this (0 = no cap).</summary>
+    public int MaxValidationRows { get; init; } = 0;
+    /// <summary>Stop after this many validations without a better AUC (0 = never stop early).</summary>
+    public int Patience { get; init; } = 5;
+    /// <summary>Use at most this many training rows (0 = all), taken in file order.</summary>
+    public int MaxTrainRows { get; init; } = 0;
+    public long Seed { get; init; } = 2023;
+    /// <summary>Folder for resumable checkpoints (written atomically at each validation); null = none.</summary>
+    public string? CheckpointDirectory { get; init; }
+    /// <summary>Stop after this many optimiser steps (0 = no limit); for tests and quick runs.</summary>
+    public int MaxSteps { get; init; } = 0;
+    public int ScoringBatchSize { get; init; } = 32;
+}
+
+/// <summary>Progress of a training run (reported after each optimiser step).</summary>
+public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double RowsPerSecond, TimeSpan Eta, double? LastValidationAuc);
+
+public sealed record TrainingResult(int Steps, double BestValidationAuc, int BestStep, List<(int step, double loss)> LossCurve, List<(int step, double auc)> ValidationCurve, bool StoppedEarly, bool Resumed);
+
+/// <summary>
+/// Trains the trainable parts of a <see cref="CoraModel"/> (the LLM and CF model stay frozen): AdamW (0.9, 0.999),
+/// linear warm-up then cosine decay, gradient accumulation, validation on a fixed random half of valid, best
+/// weights by validation AUC, early stopping, deterministic on the CPU for a seed, cancellable, resumable.
+/// </summary>
+public static class CoraTrainer
+{
+    /// <summary>A fixed random half of valid (CoRA's valid_small).</summary>
+    public static List<Interaction> ValidationHalf(IReadOnlyList<Interaction> valid, long seed, int cap = 0)
+    {
+        var idx = Enumerable.Range(0, valid.Count).ToArray();
+        new Random((int)seed).Shuffle(idx);
+        int n = valid.Count / 2;
+        if (cap > 0) n = Math.Min(n, cap);
+        return idx.Take(Math.Max(1, n)).OrderBy(i => i).Select(i => valid[i]).ToList();
+    }
+
+    public static TrainingResult Train(CoraModel model, IReadOnlyList<Interaction> train, IReadOnlyList<Interaction> valid, TrainingOptions? options = null,
+        IProgress<TrainingProgress>? progress = null, Action<string>? log = null, CancellationToken ct = default)
+    {
+        var o = options ?? new TrainingOptions();
+        if (!model.UsesLlm) throw new InvalidOperationException("The mf method has nothing to train beyond the CF stage.");
+        if (o.BatchSize < 1 || o.GradientAccumulation < 1) throw new ArgumentException("BatchSize and GradientAccumulation must be at least 1.");
+        var rows = o.MaxTrainRows > 0 ? train.Take(o.MaxTrainRows).ToList() : train.ToList();
+        var validSmall = ValidationHalf(valid, o.Seed, o.MaxValidationRows);
+        var labels = validSmall.Select(r => r.Label).ToArray();
+
+        var trainable = model.Trainable;
+        var named = trainable.named_parameters().ToList();
+        var decay = named.Where(p => p.parameter.dim() > 1 && !p.name.EndsWith(".bias")).Select(p => p.parameter).ToList();
+        var noDecay = named.Where(p => !(p.parameter.dim() > 1 && !p.name.EndsWith(".bias"))).Select(p => p.parameter).ToList();
+        var opt = torch.optim.AdamW(new[]
+        {
+            new TorchSharp.Modules.AdamW.ParamGroup(decay, o.LearningRate, 0.9, 0.999, 1e-8, o.WeightDecay, false, false),
+            new TorchSharp.Modules.AdamW.ParamGroup(noDecay, o.LearningRate, 0.9, 0.999, 1e-8, 0.0, false, false),
+        });
+
+        int stepsPerEpoch = (int)Math.Ceiling(rows.Count / (double)(o.BatchSize * o.GradientAccumulation));
+        int totalSteps = stepsPerEpoch * o.Epochs;
+        if (o.MaxSteps > 0) totalSteps = Math.Min(totalSteps, o.MaxSteps);
+        int warmup = o.Warmup < 1 ? (int)Math.Round(o.Warmup * totalSteps) : (int)o.Warmup;
+
+        var state = new RunState();
+        var ckpt = o.CheckpointDirectory is null ? null : new Checkpoints(o.CheckpointDirectory);
+        bool resumed = false;
+        if (ckpt is not null && ckpt.TryLoad(trainable, opt, out var loaded))
+        {
+            state = loaded!;
+            resumed = true;
+            log?.Invoke($"resumed from {o.CheckpointDirectory} at step {state.Step} (best valid AUC {state.BestAuc:F4})");
+        }
+        var sw = Stopwatch.StartNew();
+        int rowsDone = 0;
+        double? lastAuc = state.ValidationCurve.Count > 0 ? state.ValidationCurve[^1].auc : null;
+
+        void Validate()
+        {
+            trainable.eval();
+            var scores = model.Score(validSmall, o.ScoringBatchSize, ct);
+            double auc = Metrics.Auc(scores, labels);
+            lastAuc = auc;
+            state.ValidationCurve.Add((state.Step, auc));
+            log?.Invoke($"step {state.Step}/{totalSteps}: valid AUC {auc:F4} (best {Math.Max(auc, state.BestAuc):F4})");
+            if (auc > state.BestAuc)
+            {
+                state.BestAuc = auc; state.BestStep = state.Step; state.SinceBest = 0;
+                state.Best = trainable.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().clone());
+            }
+            else state.SinceBest++;
+            ckpt?.Save(trainable, opt, state);
+            trainable.train();
+        }
+
+        trainable.train();
+        bool stop = false;
+        for (int epoch = 0; epoch < o.Epochs && !stop; epoch++)
+        {
+            var order = Enumerable.Range(0, rows.Count).ToArray();
+            new Random(unchecked((int)o.Seed + 7919 * epoch)).Shuffle(order);
+            for (int s = 0; s < stepsPerEpoch && !stop; s++)
+            {
+                int globalStep = epoch * stepsPerEpoch + s;
+                if (globalStep < state.Step) continue;                       // already done before a resume
+                if (globalStep >= totalSteps) { stop = true; break; }
+                ct.ThrowIfCancellationRequested();
+                torch.manual_seed(o.Seed * 1_000_003 + globalStep);         // dropout masks depend on the step only
+                double lr = LearningRate(o.LearningRate, globalStep, warmup, totalSteps);
+                foreach (var g in opt.ParamGroups) g.LearningRate = lr;
+                opt.zero_grad();
+                double lossSum = 0; int count = 0;
+                for (int a = 0; a < o.GradientAccumulation; a++)
+                {
+                    int start = (s * o.GradientAccumulation + a) * o.BatchSize;
+                    if (start >= order.Length) break;
+                    var batch = order.Skip(start).Take(o.BatchSize).Select(i => rows[i]).ToList();
+                    using var scope = torch.NewDisposeScope();
+                    var logits = model.Logits(batch);
+                    var y = torch.tensor(batch.Select(r => r.Label ? 1f : 0f).ToArray(), device: logits.device);
+                    var loss = nn.functional.binary_cross_entropy_with_logits(logits, y).div(o.GradientAccumulation);
+                    loss.backward();
+                    lossSum += loss.item<float>() * o.GradientAccumulation * batch.Count; count += batch.Count;
+                }
+                opt.step();
+                state.Step = globalStep + 1;
+                rowsDone += count;
+                double meanLoss = lossSum / Math.Max(1, count);
+                state.LossCurve.Add((state.Step, meanLoss));
+                double rate = rowsDone / Math.Max(1e-9, sw.Elapsed.TotalSeconds);
+                var eta = TimeSpan.FromSeconds((totalSteps - state.Step) * o.BatchSize * o.GradientAccumulation / Math.Max(rate, 1e-9));
+                progress?.Report(new TrainingProgress(state.Step, totalSteps, meanLoss, rate, eta, lastAuc));
+                bool endOfEpoch = s == stepsPerEpoch - 1 || state.Step == totalSteps;
+                if (state.Step % o.ValidateEvery == 0 || endOfEpoch)
+                {
+                    Validate();
+                    if (o.Patience > 0 && state.SinceBest >= o.Patience) { state.StoppedEarly = true; stop = true; log?.Invoke("early stop"); }
+                }
+            }
+        }
+        if (state.Best is not null)
+            using (torch.no_grad())
+                foreach (var (k, t) in trainable.state_dict()) t.copy_(state.Best[k]);
+        trainable.eval();
+        return new TrainingResult(state.Step, state.BestAuc, state.BestStep, state.LossCurve, state.ValidationCurve, state.StoppedEarly, resumed);
+    }
+
+    /// <summary>Linear warm-up to the peak, then cosine decay to zero.</summary>
+    public static double LearningRate(double peak, int step, int warmup, int total)
+    {
+        if (step < warmup) return peak * (step + 1) / warmup;
+        double progress = (step - warmup) / (double)Math.Max(1, total - warmup);
+        return peak * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress)));
+    }
+
+    internal sealed class RunState
+    {
+        public int Step { get; set; }
+        public double BestAuc { get; set; } = double.NegativeInfinity;
+        public int BestStep { get; set; }
+        public int SinceBest { get; set; }
+        public bool StoppedEarly { get; set; }
+        public List<(int step, double loss)> LossCurve { get; set; } = new();
+        public List<(int step, double auc)> ValidationCurve { get; set; } = new();
+        [System.Text.Json.Serialization.JsonIgnore] public Dictionary<string, Tensor>? Best { get; set; }
+    }
+
+    /// <summary>Resumable checkpoints: trainable state, best state, optimiser state and run state, each written atomically.</summary>
+    private sealed class Checkpoints
+    {
+        private readonly string _dir;
+        public Checkpoints(string dir) { _dir = dir; Directory.CreateDirectory(dir); }
+        private string P(string f) => Path.Combine(_dir, f);
+
+        public void Save(nn.Module trainable, TorchSharp.Modules.OptimizerHelper opt, RunState s)
+        {
+            SafetensorsFile.Write(P("current.safetensors"), trainable.state_dict());
+            if (s.Best is not null) SafetensorsFile.Write(P("best.safetensors"), s.Best);
+            AtomicFile.Write(P("optimizer.bin"), st => { using var w = new BinaryWriter(st, System.Text.Encoding.UTF8, leaveOpen: true); opt.save_state_dict(w); });
+            var json = JsonSerializer.Serialize(new
+            {
+                version = 1, s.Step, s.BestAuc, s.BestStep, s.SinceBest,
+                loss = s.LossCurve.Select(x => new[] { x.step, x.loss }), valid = s.ValidationCurve.Select(x => new[] { x.step, x.auc }),
+            });
+            // state.json is written last: a checkpoint is complete only when it names the step.
+            AtomicFile.Write(P("state.json"), st => st.Write(System.Text.Encoding.UTF8.GetBytes(json)));
+        }
+
+        public bool TryLoad(nn.Module trainable, TorchSharp.Modules.OptimizerHelper opt, out RunState? s)
+        {
+            s = null;
+            if (!File.Exists(P("state.json"))) return false;
+            using var doc = JsonDocument.Parse(File.ReadAllText(P("state.json")));
+            var r = doc.RootElement;
+            s = new RunState
+            {
+                Step = r.GetProperty("Step").GetInt32(), BestAuc = r.GetProperty("BestAuc").GetDouble(),
+                BestStep = r.GetProperty("BestStep").GetInt32(), SinceBest = r.GetProperty("SinceBest").GetInt32(),
+                LossCurve = r.GetProperty("loss").EnumerateArray().Select(a => ((int)a[0].GetDouble(), a[1].GetDouble())).ToList(),
+                ValidationCurve = r.GetProperty("valid").EnumerateArray().Select(a => ((int)a[0].GetDouble(), a[1].GetDouble())).ToList(),
+            };
+            var cur = SafetensorsFile.Open(P("current.safetensors"));
+            using (torch.no_grad())
+                foreach (var (k, t) in trainable.state_dict()) { using var v = cur.Read(k); t.copy_(v); }
+            if (File.Exists(P("best.safetensors")))
+            {
+                var best = SafetensorsFile.Open(P("best.safetensors"));
+                s.Best = best.Entries.Keys.ToDictionary(k => k, k => best.Read(k));
+            }
+            using var rd = new BinaryReader(File.OpenRead(P("optimizer.bin")));
+            opt.load_state_dict(rd);
+            return true;
+        }
+    }
+}
