@@ -113,7 +113,12 @@ public sealed class CoraModel : IDisposable
         ? new PromptBuilder(Options.Prompt with { Template = PromptOptions.CollmTemplate }) : Prompts;
 
     /// <summary>Tokenised prompt of a row (history titles that are missing from the catalog are skipped).</summary>
-    public TokenizedPrompt Tokenize(Interaction row)
+    public TokenizedPrompt Tokenize(Interaction row) => _promptCache.GetValue(row, TokenizeUncached);
+
+    // Prompts are re-used across epochs and validations; the cache lives as long as the rows do.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Interaction, TokenizedPrompt> _promptCache = new();
+
+    private TokenizedPrompt TokenizeUncached(Interaction row)
     {
         var hist = row.History.Where(Items.Contains).Select(Items.Title).ToList();
         return PromptsFor().Tokenize(hist, Items.Title(row.ItemId), Llm!.Tokenizer, Llm.Config.MaxPositionEmbeddings);

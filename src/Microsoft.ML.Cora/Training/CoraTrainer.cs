@@ -29,7 +29,7 @@ public sealed record TrainingOptions
     public int MaxValidationRows { get; init; } = 0;
     /// <summary>Stop after this many validations without a better AUC (0 = never stop early).</summary>
     public int Patience { get; init; } = 5;
-    /// <summary>Use at most this many training rows (0 = all), taken in file order.</summary>
+    /// <summary>Use at most this many training rows (0 = all): a seeded random sample, kept in file order.</summary>
     public int MaxTrainRows { get; init; } = 0;
     public long Seed { get; init; } = 2023;
     /// <summary>Folder for resumable checkpoints (written atomically at each validation); null = none.</summary>
@@ -51,6 +51,14 @@ public sealed record TrainingResult(int Steps, double BestValidationAuc, int Bes
 /// </summary>
 public static class CoraTrainer
 {
+    /// <summary>A seeded random sample of <paramref name="n"/> rows, in their original order.</summary>
+    public static List<Interaction> Sample(IReadOnlyList<Interaction> rows, int n, long seed)
+    {
+        var idx = Enumerable.Range(0, rows.Count).ToArray();
+        new Random(unchecked((int)seed * 31 + 1)).Shuffle(idx);
+        return idx.Take(n).OrderBy(i => i).Select(i => rows[i]).ToList();
+    }
+
     /// <summary>A fixed random half of valid (CoRA's valid_small).</summary>
     public static List<Interaction> ValidationHalf(IReadOnlyList<Interaction> valid, long seed, int cap = 0)
     {
@@ -67,7 +75,7 @@ public static class CoraTrainer
         var o = options ?? new TrainingOptions();
         if (!model.UsesLlm) throw new InvalidOperationException("The mf method has nothing to train beyond the CF stage.");
         if (o.BatchSize < 1 || o.GradientAccumulation < 1) throw new ArgumentException("BatchSize and GradientAccumulation must be at least 1.");
-        var rows = o.MaxTrainRows > 0 ? train.Take(o.MaxTrainRows).ToList() : train.ToList();
+        var rows = o.MaxTrainRows > 0 && o.MaxTrainRows < train.Count ? Sample(train, o.MaxTrainRows, o.Seed) : train.ToList();
         var validSmall = ValidationHalf(valid, o.Seed, o.MaxValidationRows);
         var labels = validSmall.Select(r => r.Label).ToArray();
 
