@@ -62,7 +62,7 @@ public static class Commands
                     if (pr.Step % 25 == 0 || pr.Step == pr.TotalSteps)
                         Console.WriteLine($"step {pr.Step}/{pr.TotalSteps} loss {pr.Loss:F4} {pr.RowsPerSecond:F1} rows/s ETA {pr.Eta:hh\\:mm\\:ss} last valid AUC {(pr.LastValidationAuc is { } a ? a.ToString("F4") : "-")}");
                 });
-                CoraTrainer.Train(model, trainRows, validRows, new TrainingOptions
+                CoraModelTrainer.Train(model, trainRows, validRows, new TrainingOptions
                 {
                     Epochs = p.GetValue(epochs), MaxTrainRows = p.GetValue(maxRows), Seed = s, BatchSize = p.GetValue(batch),
                     LearningRate = p.GetValue(lr), ValidateEvery = p.GetValue(validateEvery), MaxValidationRows = p.GetValue(maxValid),
@@ -120,7 +120,7 @@ public static class Commands
             using (var mfModel = new CoraModel(new CoraModelOptions { Method = CoraMethod.Mf }, null, mf, items))
                 table.Add(("mf", Evaluate(mfModel, valid, ct)));
             using var cora = new CoraModel(new CoraModelOptions { Method = CoraMethod.Cora }, LanguageModel.Load(d("models", "stories260K", "stories260K.bin")), mf, items);
-            CoraTrainer.Train(cora, train, valid, new TrainingOptions { MaxTrainRows = p.GetValue(rows), ValidateEvery = 100, MaxValidationRows = 1000 },
+            CoraModelTrainer.Train(cora, train, valid, new TrainingOptions { MaxTrainRows = p.GetValue(rows), ValidateEvery = 100, MaxValidationRows = 1000 },
                 new Progress<TrainingProgress>(pr => { if (pr.Step % 25 == 0) Console.WriteLine($"cora step {pr.Step}/{pr.TotalSteps} loss {pr.Loss:F4} {pr.RowsPerSecond:F1} rows/s ETA {pr.Eta:mm\\:ss}"); }),
                 Console.WriteLine, ct);
             table.Add(("cora", Evaluate(cora, valid, ct)));

@@ -124,6 +124,15 @@ public sealed class CoraModel : IDisposable
         return PromptsFor().Tokenize(hist, Items.Title(row.ItemId), Llm!.Tokenizer, Llm.Config.MaxPositionEmbeddings);
     }
 
+    /// <summary>Tokenises ready prompt text; errors if it exceeds the LLM's context.</summary>
+    public TokenizedPrompt TokenizeText(string text)
+    {
+        var p = PromptBuilder.TokenizeText(text, Llm!.Tokenizer);
+        if (p.Ids.Length > Llm.Config.MaxPositionEmbeddings)
+            throw new InvalidOperationException($"A prompt of {p.Ids.Length} tokens exceeds the LLM's context of {Llm.Config.MaxPositionEmbeddings}; shorten the prompt text (ready prompts are not truncated).");
+        return p;
+    }
+
     /// <summary>Logits [B] for a batch (graph kept when the trainable parts are in training mode).</summary>
     public Tensor Logits(IReadOnlyList<Interaction> rows, IReadOnlyList<TokenizedPrompt>? prompts = null)
     {
@@ -165,7 +174,8 @@ public sealed class CoraModel : IDisposable
     }
 
     /// <summary>Scores rows in batches without gradients (safe to call from several threads).</summary>
-    public float[] Score(IReadOnlyList<Interaction> rows, int batchSize = 16, CancellationToken ct = default)
+    /// <param name="promptTexts">Ready prompt text per row (used instead of the template), or null.</param>
+    public float[] Score(IReadOnlyList<Interaction> rows, int batchSize = 16, CancellationToken ct = default, IReadOnlyList<string>? promptTexts = null)
     {
         var result = new float[rows.Count];
         using var _ = torch.no_grad();
@@ -174,7 +184,8 @@ public sealed class CoraModel : IDisposable
             ct.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
             var batch = rows.Skip(s).Take(batchSize).ToList();
-            var l = Logits(batch).cpu().data<float>().ToArray();
+            var prompts = promptTexts is null || !UsesLlm ? null : promptTexts.Skip(s).Take(batchSize).Select(TokenizeText).ToList();
+            var l = Logits(batch, prompts).cpu().data<float>().ToArray();
             Array.Copy(l, 0, result, s, l.Length);
         }
         return result;
@@ -183,7 +194,7 @@ public sealed class CoraModel : IDisposable
     // ---------------------------------------------------------------- save / load
 
     private sealed record Manifest(int FormatVersion, string Method, CoraModelOptions Options, string? LlmPath, string? LlmChecksum,
-        bool LlmEmbedded, int YesTokenId);
+        bool LlmEmbedded, int YesTokenId, Dictionary<string, string>? EntrySha256);
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
 
@@ -196,36 +207,34 @@ public sealed class CoraModel : IDisposable
     public void Save(Stream stream, bool embedLlm = false)
     {
         using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
-        var m = new Manifest(FormatVersion, Options.Method.ToString(), Options, Llm?.SourcePath, Llm?.Checksum(), embedLlm && Llm is not null, YesTokenId);
-        using (var w = new StreamWriter(zip.CreateEntry("manifest.json").Open())) w.Write(JsonSerializer.Serialize(m, Json));
-        WriteTensors(zip, "cf.safetensors", Cf.ExportState());
-        WriteTensors(zip, "trainable.safetensors", Trainable.state_dict());
-        using (var w = new StreamWriter(zip.CreateEntry("items.tsv").Open()))
+        var hashes = new Dictionary<string, string>();
+        void Add(string entry, byte[] data, CompressionLevel level = CompressionLevel.Optimal)
         {
-            w.Write("iid\ttitle\n");
-            foreach (var (id, t) in Items.Titles.OrderBy(kv => kv.Key)) w.Write($"{id}\t{t}\n");
+            using (var e = zip.CreateEntry(entry, level).Open()) e.Write(data);
+            hashes[entry] = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(data)).ToLowerInvariant();
         }
+        Add("cf.safetensors", TensorBytes(Cf.ExportState()));
+        Add("trainable.safetensors", TensorBytes(Trainable.state_dict()));
+        var items = new System.Text.StringBuilder("iid\ttitle\n");
+        foreach (var (id, t) in Items.Titles.OrderBy(kv => kv.Key)) items.Append(id).Append('\t').Append(t).Append('\n');
+        Add("items.tsv", System.Text.Encoding.UTF8.GetBytes(items.ToString()));
         if (embedLlm && Llm is not null)
         {
             var files = File.Exists(Llm.SourcePath) ? new[] { Llm.SourcePath, Llm.Tokenizer.Source } : Llm.WeightFiles().ToArray();
-            foreach (var f in files.Distinct())
-            {
-                using var e = zip.CreateEntry("llm/" + Path.GetFileName(f), CompressionLevel.NoCompression).Open();
-                using var src = File.OpenRead(f);
-                src.CopyTo(e);
-            }
+            foreach (var f in files.Distinct()) Add("llm/" + Path.GetFileName(f), File.ReadAllBytes(f), CompressionLevel.NoCompression);
         }
+        // The manifest goes last: it carries the SHA-256 of every other entry, checked on load.
+        var m = new Manifest(FormatVersion, Options.Method.ToString(), Options, Llm?.SourcePath, Llm?.Checksum(), embedLlm && Llm is not null, YesTokenId, hashes);
+        using (var w = new StreamWriter(zip.CreateEntry("manifest.json").Open())) w.Write(JsonSerializer.Serialize(m, Json));
     }
 
-    private static void WriteTensors(ZipArchive zip, string name, IDictionary<string, Tensor> tensors)
+    private static byte[] TensorBytes(IDictionary<string, Tensor> tensors)
     {
         string tmp = Path.Combine(Path.GetTempPath(), "cora-" + Guid.NewGuid().ToString("N") + ".safetensors");
         try
         {
             SafetensorsFile.Write(tmp, tensors);
-            using var e = zip.CreateEntry(name).Open();
-            using var src = File.OpenRead(tmp);
-            src.CopyTo(e);
+            return File.ReadAllBytes(tmp);
         }
         finally { File.Delete(tmp); }
     }
@@ -261,7 +270,7 @@ public sealed class CoraModel : IDisposable
                 using var r = new StreamReader(Entry("manifest.json").Open());
                 m = JsonSerializer.Deserialize<Manifest>(r.ReadToEnd(), Json) ?? throw new InvalidDataException("empty manifest");
             }
-            catch (Exception e) when (e is JsonException or InvalidDataException && e.Message.Contains("empty"))
+            catch (Exception e) when (e is JsonException or InvalidDataException or NotSupportedException)
             { throw new InvalidDataException($"{name}: manifest.json is corrupt ({e.Message}).", e); }
             if (m.FormatVersion > FormatVersion)
                 throw new InvalidDataException($"{name}: saved by a newer Cora (model format {m.FormatVersion}; this version reads up to {FormatVersion}). Upgrade Cora.");
@@ -274,6 +283,11 @@ public sealed class CoraModel : IDisposable
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 try { Entry(entry).ExtractToFile(target, overwrite: true); }
                 catch (InvalidDataException e) { throw new InvalidDataException($"{name}: entry '{entry}' is corrupt ({e.Message}).", e); }
+                if (m.EntrySha256 is null || !m.EntrySha256.TryGetValue(entry, out var expected))
+                    throw new InvalidDataException($"{name}: entry '{entry}' is not listed in manifest.json; the file is corrupt or was altered.");
+                using (var fs = File.OpenRead(target))
+                    if (Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(fs)).ToLowerInvariant() != expected)
+                        throw new InvalidDataException($"{name}: entry '{entry}' is corrupt (SHA-256 differs from manifest.json).");
                 return target;
             }
             var cfFile = SafetensorsFile.Open(Extract("cf.safetensors"));

@@ -75,7 +75,8 @@ public sealed class PromptBuilder
         }
     }
 
-    private static TokenizedPrompt TokenizeText(string text, ITextTokenizer tokenizer, int placeholderId)
+    /// <summary>Tokenises ready prompt text (BOS first; &lt;UserID&gt;/&lt;TargetItemID&gt; become soft-token slots).</summary>
+    public static TokenizedPrompt TokenizeText(string text, ITextTokenizer tokenizer, int placeholderId = 0)
     {
         var ids = new List<int> { tokenizer.BosId };
         var slots = new List<(int, string)>();

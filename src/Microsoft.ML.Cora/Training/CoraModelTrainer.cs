@@ -49,7 +49,7 @@ public sealed record TrainingResult(int Steps, double BestValidationAuc, int Bes
 /// linear warm-up then cosine decay, gradient accumulation, validation on a fixed random half of valid, best
 /// weights by validation AUC, early stopping, deterministic on the CPU for a seed, cancellable, resumable.
 /// </summary>
-public static class CoraTrainer
+public static class CoraModelTrainer
 {
     /// <summary>A seeded random sample of <paramref name="n"/> rows, in their original order.</summary>
     public static List<Interaction> Sample(IReadOnlyList<Interaction> rows, int n, long seed)

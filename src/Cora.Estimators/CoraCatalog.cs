@@ -1,0 +1,98 @@
+using Microsoft.ML.Cora.Estimators;
+using Microsoft.ML.Cora.Evaluation;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.Cora;
+
+/// <summary>
+/// Entry points on <see cref="MLContext"/>. <c>mlContext.Recommendation().Trainers.Cora(...)</c> compiles with Cora
+/// alone. If your project also references Microsoft.ML.Recommender (whose <c>Recommendation()</c> lives in namespace
+/// <c>Microsoft.ML</c>), importing both namespaces makes <c>Recommendation()</c> ambiguous: call
+/// <c>mlContext.CoraRecommendation()</c> instead (same catalog), and keep <c>mlContext.Recommendation()</c> for ML.NET's.
+/// </summary>
+public static class CoraMLContextExtensions
+{
+    /// <summary>Cora's recommendation catalog (trainers and evaluation). Also registers Cora's model loader on this context.</summary>
+    public static CoraRecommendationCatalog Recommendation(this MLContext mlContext) => CoraRecommendation(mlContext);
+
+    /// <summary>The same catalog under a name that cannot clash with Microsoft.ML.Recommender.</summary>
+    public static CoraRecommendationCatalog CoraRecommendation(this MLContext mlContext)
+    {
+        mlContext.ComponentCatalog.RegisterCora();
+        return new CoraRecommendationCatalog(mlContext);
+    }
+
+    /// <summary>
+    /// Lets <c>mlContext.Model.Load</c> read Cora models. Call once per MLContext before loading a saved model
+    /// in a fresh context: <c>mlContext.ComponentCatalog.RegisterCora();</c> (using <c>Recommendation()</c> on that
+    /// context does it too).
+    /// </summary>
+    public static void RegisterCora(this ComponentCatalog catalog) =>
+        RegisterCoraCore(catalog);
+
+    /// <summary>Registers Cora on the model catalog's context and loads a model: <c>mlContext.Model.LoadCora(path, out schema)</c>.</summary>
+    public static ITransformer LoadCora(this ModelOperationsCatalog models, string filePath, out DataViewSchema inputSchema)
+    {
+        MlNetInternals.EnvironmentOf(models).ComponentCatalog.RegisterCora();
+        return models.Load(filePath, out inputSchema);
+    }
+
+    private static void RegisterCoraCore(ComponentCatalog catalog) =>
+        MlNetInternals.RegisterLoader(catalog, typeof(CoraTransformer), CoraTransformer.CreateMethod, "Cora Transformer", CoraTransformer.LoaderSignature);
+}
+
+/// <summary>Cora's trainers and evaluator.</summary>
+public sealed class CoraRecommendationCatalog
+{
+    internal MLContext Context { get; }
+    public CoraTrainers Trainers { get; }
+    internal CoraRecommendationCatalog(MLContext ml) { Context = ml; Trainers = new CoraTrainers(ml); }
+
+    /// <summary>
+    /// AUC, UAUC (CoLLM's definition) and log loss of scored data, overall and split into warm rows (user and item
+    /// known to the CF model) and cold rows. For plain AUC/F1 use <c>mlContext.BinaryClassification.Evaluate</c>.
+    /// </summary>
+    public RecommendationMetrics Evaluate(IDataView scored, CoraTransformer model, string labelColumnName = CoraTrainer.Defaults.LabelColumnName,
+        string scoreColumnName = CoraColumns.Score)
+    {
+        var s = scored.Schema;
+        var cols = new[] { s[labelColumnName], s[scoreColumnName], s[model.Columns.UserId], s[model.Columns.ItemId] };
+        using var cur = scored.GetRowCursor(cols);
+        var label = cur.GetGetter<bool>(cols[0]);
+        var score = cur.GetGetter<float>(cols[1]);
+        var user = CoraRows.IdGetter(cur, cols[2]);
+        var item = CoraRows.IdGetter(cur, cols[3]);
+        var scores = new List<float>(); var labels = new List<bool>(); var users = new List<int>(); var warm = new List<bool>();
+        bool l = false; float sc = 0; int u = 0, i = 0;
+        while (cur.MoveNext())
+        {
+            label(ref l); score(ref sc); user(ref u); item(ref i);
+            scores.Add(sc); labels.Add(l); users.Add(u); warm.Add(model.Model.Cf.KnowsUser(u) && model.Model.Cf.KnowsItem(i));
+        }
+        return Metrics.Evaluate(scores, labels, users, warm);
+    }
+}
+
+/// <summary>Cora trainers.</summary>
+public sealed class CoraTrainers
+{
+    private readonly MLContext _ml;
+    internal CoraTrainers(MLContext ml) => _ml = ml;
+
+    /// <summary>Cora with the settings people change most; everything else from <see cref="CoraTrainer.Defaults"/>.</summary>
+    /// <param name="llmPath">Hugging Face model folder or llama2.c .bin (tokenizer beside it).</param>
+    /// <param name="itemTitles">Item catalog: id -> title.</param>
+    public CoraTrainer Cora(string llmPath, IDictionary<int, string> itemTitles,
+        string userIdColumnName = CoraTrainer.Defaults.UserIdColumnName, string itemIdColumnName = CoraTrainer.Defaults.ItemIdColumnName,
+        string labelColumnName = CoraTrainer.Defaults.LabelColumnName, string historyColumnName = CoraTrainer.Defaults.HistoryColumnName,
+        CoraMethod method = CoraTrainer.Defaults.Method, int epochs = CoraTrainer.Defaults.Epochs)
+        => Cora(new CoraTrainer.Options
+        {
+            LlmPath = llmPath, ItemTitles = itemTitles, UserIdColumnName = userIdColumnName, ItemIdColumnName = itemIdColumnName,
+            LabelColumnName = labelColumnName, HistoryColumnName = historyColumnName, Method = method, Epochs = epochs,
+        });
+
+    /// <summary>Cora with full options.</summary>
+    public CoraTrainer Cora(CoraTrainer.Options options) => new(_ml, options);
+}

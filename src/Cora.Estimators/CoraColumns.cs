@@ -1,0 +1,201 @@
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.Cora.Estimators;
+
+/// <summary>The input columns Cora reads and the output columns it adds.</summary>
+internal sealed record CoraColumns(string UserId, string ItemId, string History, string? Prompt, string? Label)
+{
+    public const string Score = "Score", Probability = "Probability", PredictedLabel = "PredictedLabel";
+
+    private static readonly DataViewType[] IdTypes = { NumberDataViewType.Int32, NumberDataViewType.Int64, NumberDataViewType.UInt32, NumberDataViewType.Single, NumberDataViewType.Double };
+
+    private static bool IsId(DataViewType t) => IdTypes.Contains(t) || t is KeyDataViewType { RawType: var r } && r == typeof(uint);
+    private static bool IsHistory(DataViewType t) => t is TextDataViewType || t is VectorDataViewType v && IsId(v.ItemType);
+
+    public static IEnumerable<SchemaShape.Column> OutputShape()
+    {
+        // SchemaShape.Column has no public constructor; build the shape from a schema.
+        var b = new DataViewSchema.Builder();
+        b.AddColumn(Score, NumberDataViewType.Single);
+        b.AddColumn(Probability, NumberDataViewType.Single);
+        b.AddColumn(PredictedLabel, BooleanDataViewType.Instance);
+        return MlNetInternals.ShapeOf(b.ToSchema());
+    }
+
+    /// <summary>Checks a schema; throws naming the column that is missing or of the wrong type.</summary>
+    public void Check(DataViewSchema schema, bool requireLabel) => Check(MlNetInternals.ShapeOf(schema), requireLabel);
+
+    public void Check(SchemaShape schema, bool requireLabel)
+    {
+        SchemaShape.Column Find(string name, string role)
+        {
+            var found = schema.Where(x => x.Name == name).ToList();
+            if (found.Count == 0)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the {role} column '{name}' is missing from the input (columns: {string.Join(", ", schema.Select(x => x.Name))}). Set Options.{role}ColumnName to the right name.");
+            return found[^1];
+        }
+        string Describe(SchemaShape.Column c) => c.Kind == SchemaShape.Column.VectorKind.Scalar ? c.ItemType.ToString() : $"vector of {c.ItemType}";
+        foreach (var (name, role) in new[] { (UserId, "UserId"), (ItemId, "ItemId") })
+        {
+            var c = Find(name, role);
+            if (c.Kind != SchemaShape.Column.VectorKind.Scalar || !IsId(c.ItemType))
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the {role} column '{name}' has type {Describe(c)}; expected a scalar Int32, Int64, UInt32, Single, Double or key.");
+        }
+        if (Prompt is not null)
+        {
+            var c = Find(Prompt, "Prompt");
+            if (c.Kind != SchemaShape.Column.VectorKind.Scalar || c.ItemType is not TextDataViewType)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the Prompt column '{Prompt}' has type {Describe(c)}; expected text.");
+        }
+        else
+        {
+            var c = Find(History, "History");
+            bool ok = c.Kind == SchemaShape.Column.VectorKind.Scalar ? c.ItemType is TextDataViewType : IsId(c.ItemType);
+            if (!ok)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the History column '{History}' has type {Describe(c)}; expected a vector of item ids or text of space-separated ids.");
+        }
+        if (requireLabel && Label is not null)
+        {
+            var c = Find(Label, "Label");
+            if (c.Kind != SchemaShape.Column.VectorKind.Scalar || c.ItemType is not BooleanDataViewType)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the Label column '{Label}' has type {Describe(c)}; expected Boolean.");
+        }
+    }
+
+    public void Write(BinaryWriter w)
+    {
+        w.Write(UserId); w.Write(ItemId); w.Write(History);
+        w.Write(Prompt is not null); if (Prompt is not null) w.Write(Prompt);
+    }
+
+    public static CoraColumns Read(BinaryReader r)
+    {
+        string u = r.ReadString(), i = r.ReadString(), h = r.ReadString();
+        string? p = r.ReadBoolean() ? r.ReadString() : null;
+        return new CoraColumns(u, i, h, p, null);
+    }
+}
+
+/// <summary>Reads interactions out of IDataView rows.</summary>
+internal sealed class CoraRows
+{
+    private readonly ValueGetter<int> _user, _item;
+    private readonly ValueGetter<bool>? _label;
+    private readonly ValueGetter<int[]>? _history;
+    private readonly ValueGetter<ReadOnlyMemory<char>>? _prompt;
+
+    public CoraRows(DataViewRow row, CoraColumns c, bool withLabel)
+    {
+        var s = row.Schema;
+        _user = IdGetter(row, s[c.UserId]);
+        _item = IdGetter(row, s[c.ItemId]);
+        if (withLabel && c.Label is not null) _label = row.GetGetter<bool>(s[c.Label]);
+        if (c.Prompt is not null) _prompt = row.GetGetter<ReadOnlyMemory<char>>(s[c.Prompt]);
+        else _history = HistoryGetter(row, s[c.History]);
+    }
+
+    public static IEnumerable<DataViewSchema.Column> Needed(DataViewSchema s, CoraColumns c, bool withLabel)
+    {
+        yield return s[c.UserId];
+        yield return s[c.ItemId];
+        if (c.Prompt is not null) yield return s[c.Prompt]; else yield return s[c.History];
+        if (withLabel && c.Label is not null) yield return s[c.Label];
+    }
+
+    public (Interaction row, string? prompt) Read()
+    {
+        int u = 0, i = 0; bool label = false; int[] his = Array.Empty<int>(); ReadOnlyMemory<char> p = default;
+        _user(ref u); _item(ref i);
+        _label?.Invoke(ref label);
+        _history?.Invoke(ref his);
+        _prompt?.Invoke(ref p);
+        return (new Interaction(u, i, label, 0, true, his), _prompt is null ? null : p.ToString());
+    }
+
+    public static (List<Interaction> rows, List<string>? prompts) ReadAll(IDataView data, CoraColumns c, bool withLabel, Action check)
+    {
+        var rows = new List<Interaction>();
+        List<string>? prompts = c.Prompt is null ? null : new();
+        using var cursor = data.GetRowCursor(Needed(data.Schema, c, withLabel));
+        var reader = new CoraRows(cursor, c, withLabel);
+        while (cursor.MoveNext())
+        {
+            if ((rows.Count & 1023) == 0) check();
+            var (r, p) = reader.Read();
+            rows.Add(r);
+            prompts?.Add(p!);
+        }
+        return (rows, prompts);
+    }
+
+    public static ItemCatalog ReadCatalog(IDataView items, string idColumn, string titleColumn)
+    {
+        var s = items.Schema;
+        var idCol = s.GetColumnOrNull(idColumn) ?? throw new ArgumentOutOfRangeException(nameof(items), $"Cora: the item catalog has no column '{idColumn}' (set Options.ItemsIdColumnName).");
+        var titleCol = s.GetColumnOrNull(titleColumn) ?? throw new ArgumentOutOfRangeException(nameof(items), $"Cora: the item catalog has no column '{titleColumn}' (set Options.ItemsTitleColumnName).");
+        if (titleCol.Type is not TextDataViewType) throw new ArgumentOutOfRangeException(nameof(items), $"Cora: the item title column '{titleColumn}' must be text.");
+        var d = new Dictionary<int, string>();
+        using var cur = items.GetRowCursor(new[] { idCol, titleCol });
+        var id = IdGetter(cur, idCol);
+        var title = cur.GetGetter<ReadOnlyMemory<char>>(titleCol);
+        int v = 0; ReadOnlyMemory<char> t = default;
+        while (cur.MoveNext())
+        {
+            id(ref v); title(ref t);
+            if (!d.TryAdd(v, t.ToString())) throw new InvalidDataException($"Cora: item {v} appears twice in the item catalog.");
+        }
+        return new ItemCatalog(d);
+    }
+
+    private static int ToId(double v, string col)
+    {
+        if (v < 0 || v > int.MaxValue || v != Math.Floor(v)) throw new InvalidDataException($"Cora: column '{col}' holds {v}, which is not a non-negative integer id.");
+        return (int)v;
+    }
+
+    internal static ValueGetter<int> IdGetter(DataViewRow row, DataViewSchema.Column col)
+    {
+        var t = col.Type;
+        string n = col.Name;
+        if (t == NumberDataViewType.Int32) { var g = row.GetGetter<int>(col); return (ref int v) => { g(ref v); if (v < 0) throw new InvalidDataException($"Cora: column '{n}' holds {v}, not a non-negative id."); }; }
+        if (t == NumberDataViewType.Int64) { var g = row.GetGetter<long>(col); long x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
+        if (t == NumberDataViewType.UInt32 || t is KeyDataViewType) { var g = row.GetGetter<uint>(col); uint x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
+        if (t == NumberDataViewType.Single) { var g = row.GetGetter<float>(col); float x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
+        if (t == NumberDataViewType.Double) { var g = row.GetGetter<double>(col); double x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
+        throw new ArgumentOutOfRangeException(nameof(col), $"Cora: column '{n}' has unsupported type {t}.");
+    }
+
+    private static ValueGetter<int[]> HistoryGetter(DataViewRow row, DataViewSchema.Column col)
+    {
+        string n = col.Name;
+        if (col.Type is TextDataViewType)
+        {
+            var g = row.GetGetter<ReadOnlyMemory<char>>(col);
+            ReadOnlyMemory<char> text = default;
+            return (ref int[] v) =>
+            {
+                g(ref text);
+                var parts = text.ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                v = parts.Select(p => int.TryParse(p, out var x) && x >= 0 ? x : throw new InvalidDataException($"Cora: column '{n}': '{p}' is not an item id.")).Where(x => x != 0).ToArray();
+            };
+        }
+        var item = ((VectorDataViewType)col.Type).ItemType;
+        ValueGetter<int[]> Make<T>(Func<T, double> conv)
+        {
+            var g = row.GetGetter<VBuffer<T>>(col);
+            VBuffer<T> buf = default;
+            return (ref int[] v) =>
+            {
+                g(ref buf);
+                var dense = buf.DenseValues().ToArray();
+                v = dense.Select(x => ToId(conv(x), n)).Where(x => x != 0).ToArray();
+            };
+        }
+        if (item == NumberDataViewType.Int32) return Make<int>(x => x);
+        if (item == NumberDataViewType.Int64) return Make<long>(x => x);
+        if (item == NumberDataViewType.UInt32 || item is KeyDataViewType) return Make<uint>(x => x);
+        if (item == NumberDataViewType.Single) return Make<float>(x => x);
+        return Make<double>(x => x);
+    }
+}

@@ -1,0 +1,274 @@
+using System.Reflection;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.Cora.Estimators;
+
+/// <summary>
+/// Scores interactions with a trained <see cref="CoraModel"/>: adds <c>Score</c> (the "Yes" logit, or the MF logit),
+/// <c>Probability</c> (sigmoid of Score) and <c>PredictedLabel</c> (Probability &gt; 0.5).
+/// <see cref="Transform"/> is lazy; its cursor scores rows in batches of <see cref="ScoringBatchSize"/> through the LLM,
+/// so memory stays bounded for any data size. Thread safety: the frozen LLM, CF model and trainable weights are
+/// shared read-only; each cursor, row mapper or PredictionEngine owns its buffers, so several threads may score at once.
+/// </summary>
+public sealed class CoraTransformer : ITransformer, IDisposable
+{
+    internal const string LoaderSignature = "CoraTransformer";
+    internal const string ModelSignature = "CORATRNS";
+    // 0x00010001: format 1.1 (columns, batch size, then the Cora model zip, length-prefixed).
+    internal const uint Version = 0x00010001, ReadableFrom = 0x00010001;
+
+    private readonly IHostEnvironment _env;
+    internal CoraColumns Columns { get; }
+    public CoraModel Model { get; }
+    public int ScoringBatchSize { get; }
+    private readonly bool _embedLlm;
+
+    internal CoraTransformer(IHostEnvironment env, CoraModel model, CoraColumns columns, int scoringBatchSize, bool embedLlm)
+    {
+        _env = env; Model = model; Columns = columns; ScoringBatchSize = Math.Max(1, scoringBatchSize); _embedLlm = embedLlm;
+    }
+
+    public bool IsRowToRowMapper => true;
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    {
+        Columns.Check(inputSchema, requireLabel: false);
+        var b = new DataViewSchema.Builder();
+        b.AddColumns(inputSchema);
+        b.AddColumn(CoraColumns.Score, NumberDataViewType.Single);
+        b.AddColumn(CoraColumns.Probability, NumberDataViewType.Single);
+        b.AddColumn(CoraColumns.PredictedLabel, BooleanDataViewType.Instance);
+        return b.ToSchema();
+    }
+
+    public IDataView Transform(IDataView input) => new ScoredDataView(this, input, GetOutputSchema(input.Schema));
+
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new RowMapper(this, inputSchema, GetOutputSchema(inputSchema));
+
+    internal bool IsCanceled => _env is MLContext ml && MlNetInternals.IsCanceled(ml);
+
+    /// <summary>Scores a batch (shared by the cursor and the row mapper).</summary>
+    internal float[] ScoreBatch(List<Interaction> rows, List<string>? prompts)
+    {
+        if (IsCanceled) throw new OperationCanceledException("Cora: scoring was cancelled through MLContext.CancelExecution().");
+        return Model.Score(rows, ScoringBatchSize, default, prompts);
+    }
+
+    // ------------------------------------------------------------------ save / load
+
+    void ICanSaveModel.Save(ModelSaveContext ctx)
+    {
+        MlNetInternals.Save(ctx, ModelSignature, Version, ReadableFrom, LoaderSignature, w =>
+        {
+            Columns.Write(w);
+            w.Write(ScoringBatchSize);
+            using var ms = new MemoryStream();
+            Model.Save(ms, _embedLlm);
+            w.Write(ms.Length);
+            w.Write(ms.GetBuffer(), 0, (int)ms.Length);
+        });
+    }
+
+    /// <summary>Called by ML.NET's loader (registered by <see cref="CoraMLContextExtensions.RegisterCora"/>).</summary>
+    internal static CoraTransformer Create(IHostEnvironment env, object ctx)
+    {
+        var (r, _) = MlNetInternals.Open(ctx, ModelSignature, Version, ReadableFrom, LoaderSignature);
+        CoraColumns columns;
+        int batch;
+        byte[] zip;
+        try
+        {
+            columns = CoraColumns.Read(r);
+            batch = r.ReadInt32();
+            long n = r.ReadInt64();
+            if (n <= 0 || n > int.MaxValue) throw new InvalidDataException($"bad payload length {n}");
+            zip = r.ReadBytes((int)n);
+            if (zip.Length != n) throw new EndOfStreamException($"payload truncated ({zip.Length} of {n} bytes)");
+        }
+        catch (Exception e) when (e is EndOfStreamException or InvalidDataException or IOException)
+        {
+            throw new InvalidDataException($"The Cora model inside this ML.NET model is truncated or corrupt ({e.Message}).", e);
+        }
+        using var ms = new MemoryStream(zip);
+        var model = CoraModel.Load(ms, "Cora model");
+        return new CoraTransformer(env, model, columns, batch, embedLlm: false);
+    }
+
+    internal static readonly MethodInfo CreateMethod = typeof(CoraTransformer).GetMethod(nameof(Create), BindingFlags.NonPublic | BindingFlags.Static)!;
+
+    public void Dispose() => Model.Dispose();
+
+    // ------------------------------------------------------------------ lazy scored view
+
+    private sealed class ScoredDataView : IDataView
+    {
+        private readonly CoraTransformer _t;
+        private readonly IDataView _input;
+        public DataViewSchema Schema { get; }
+        public ScoredDataView(CoraTransformer t, IDataView input, DataViewSchema schema) { _t = t; _input = input; Schema = schema; }
+        public bool CanShuffle => false;
+        public long? GetRowCount() => _input.GetRowCount();
+
+        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+        {
+            int n = _input.Schema.Count;
+            var needed = columnsNeeded.ToList();
+            var inputNeeded = needed.Where(c => c.Index < n).Select(c => _input.Schema[c.Index]).ToList();
+            bool scores = needed.Any(c => c.Index >= n);
+            var main = _input.GetRowCursor(inputNeeded);
+            if (!scores) return new Cursor(_t, Schema, main, null, needed);
+            // A second cursor over the same rows reads ahead one batch of ids/histories; the first passes the input through.
+            var ahead = _input.GetRowCursor(CoraRows.Needed(_input.Schema, _t.Columns, withLabel: false));
+            return new Cursor(_t, Schema, main, ahead, needed);
+        }
+
+        public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
+            new[] { GetRowCursor(columnsNeeded, rand) };
+    }
+
+    private sealed class Cursor : DataViewRowCursor
+    {
+        private readonly CoraTransformer _t;
+        private readonly DataViewRowCursor _main;
+        private readonly DataViewRowCursor? _ahead;
+        private readonly CoraRows? _reader;
+        private readonly bool[] _active;
+        private readonly int _inputCount;
+        private float[] _scores = Array.Empty<float>();
+        private int _at, _count;
+        private long _position = -1;
+
+        public Cursor(CoraTransformer t, DataViewSchema schema, DataViewRowCursor main, DataViewRowCursor? ahead, IEnumerable<DataViewSchema.Column> active)
+        {
+            _t = t; Schema = schema; _main = main; _ahead = ahead; _inputCount = main.Schema.Count;
+            _active = new bool[schema.Count];
+            foreach (var c in active) _active[c.Index] = true;
+            if (ahead is not null) _reader = new CoraRows(ahead, t.Columns, withLabel: false);
+        }
+
+        public override DataViewSchema Schema { get; }
+        public override long Position => _position;
+        public override long Batch => 0;
+        public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _main.GetIdGetter();
+
+        public override bool MoveNext()
+        {
+            if (!_main.MoveNext()) return false;
+            _position++;
+            if (_ahead is not null)
+            {
+                if (_at >= _count) FillBatch();
+                _at++;
+            }
+            return true;
+        }
+
+        private void FillBatch()
+        {
+            var rows = new List<Interaction>(_t.ScoringBatchSize);
+            var prompts = _t.Columns.Prompt is null ? null : new List<string>(_t.ScoringBatchSize);
+            while (rows.Count < _t.ScoringBatchSize && _ahead!.MoveNext())
+            {
+                var (r, p) = _reader!.Read();
+                rows.Add(r);
+                prompts?.Add(p!);
+            }
+            _scores = _t.ScoreBatch(rows, prompts);
+            _count = rows.Count;
+            _at = 0;
+        }
+
+        private float Current => _scores[_at - 1];
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            if (!_active[column.Index]) throw new InvalidOperationException($"Column '{column.Name}' is not active in this cursor.");
+            if (column.Index < _inputCount) return _main.GetGetter<TValue>(_main.Schema[column.Index]);
+            return OutputGetter<TValue>(column, () => Current);
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) { _main.Dispose(); _ahead?.Dispose(); }
+            base.Dispose(disposing);
+        }
+    }
+
+    internal static ValueGetter<TValue> OutputGetter<TValue>(DataViewSchema.Column column, Func<float> score)
+    {
+        Delegate d = column.Name switch
+        {
+            CoraColumns.Score => (ValueGetter<float>)((ref float v) => v = score()),
+            CoraColumns.Probability => (ValueGetter<float>)((ref float v) => v = Sigmoid(score())),
+            CoraColumns.PredictedLabel => (ValueGetter<bool>)((ref bool v) => v = score() > 0),
+            _ => throw new InvalidOperationException($"Unknown Cora output column '{column.Name}'."),
+        };
+        return d as ValueGetter<TValue> ?? throw new InvalidOperationException($"Column '{column.Name}' is {column.Type}, not {typeof(TValue).Name}.");
+    }
+
+    private static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
+
+    // ------------------------------------------------------------------ row mapper (PredictionEngine)
+
+    private sealed class RowMapper : IRowToRowMapper
+    {
+        private readonly CoraTransformer _t;
+        public DataViewSchema InputSchema { get; }
+        public DataViewSchema OutputSchema { get; }
+        public RowMapper(CoraTransformer t, DataViewSchema input, DataViewSchema output) { _t = t; InputSchema = input; OutputSchema = output; }
+
+        public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
+        {
+            var list = dependingColumns.Where(c => c.Index < InputSchema.Count).Select(c => InputSchema[c.Index]).ToList();
+            if (dependingColumns.Any(c => c.Index >= InputSchema.Count)) list.AddRange(CoraRows.Needed(InputSchema, _t.Columns, withLabel: false));
+            return list.Distinct();
+        }
+
+        public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns) => new MappedRow(_t, input, OutputSchema, activeColumns);
+    }
+
+    private sealed class MappedRow : DataViewRow
+    {
+        private readonly CoraTransformer _t;
+        private readonly DataViewRow _input;
+        private readonly bool[] _active;
+        private readonly CoraRows? _reader;
+        private long _scoredAt = -1;
+        private float _score;
+
+        public MappedRow(CoraTransformer t, DataViewRow input, DataViewSchema schema, IEnumerable<DataViewSchema.Column> active)
+        {
+            _t = t; _input = input; Schema = schema;
+            _active = new bool[schema.Count];
+            foreach (var c in active) _active[c.Index] = true;
+            if (_active.Skip(input.Schema.Count).Any(a => a)) _reader = new CoraRows(input, t.Columns, withLabel: false);
+        }
+
+        public override DataViewSchema Schema { get; }
+        public override long Position => _input.Position;
+        public override long Batch => _input.Batch;
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
+        public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
+
+        private float Score()
+        {
+            // One forward per input row (PredictionEngine serves single requests); cached per position.
+            if (_scoredAt != _input.Position || _input.Position < 0)
+            {
+                var (r, p) = _reader!.Read();
+                _score = _t.ScoreBatch(new List<Interaction> { r }, p is null ? null : new List<string> { p })[0];
+                _scoredAt = _input.Position;
+            }
+            return _score;
+        }
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            if (column.Index < _input.Schema.Count) return _input.GetGetter<TValue>(_input.Schema[column.Index]);
+            return OutputGetter<TValue>(column, Score);
+        }
+    }
+}

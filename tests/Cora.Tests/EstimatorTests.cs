@@ -1,0 +1,187 @@
+using Microsoft.ML;
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.Estimators;
+using Microsoft.ML.Data;
+
+namespace Cora.Tests;
+
+public sealed class InteractionRow
+{
+    public int UserId { get; set; }
+    public int ItemId { get; set; }
+    public bool Label { get; set; }
+    [VectorType] public int[] History { get; set; } = Array.Empty<int>();
+}
+
+public sealed class ScoredRow
+{
+    public float Score { get; set; }
+    public float Probability { get; set; }
+    public bool PredictedLabel { get; set; }
+}
+
+[TestClass]
+public class EstimatorTests
+{
+    private static IEnumerable<InteractionRow> Rows(IEnumerable<Microsoft.ML.Cora.Data.Interaction> src) =>
+        src.Select(r => new InteractionRow { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label, History = r.History });
+
+    private static CoraTrainer.Options SmallOptions(CoraMethod method = CoraMethod.Cora) => new()
+    {
+        LlmPath = TestPaths.Stories260K,
+        ItemTitles = Slice.Items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value),
+        Method = method,
+        MaxSteps = 2,
+        ValidateEvery = 1000,
+        MatrixFactorization = new MatrixFactorizationOptions { EmbeddingDim = 16, MaxEpochs = 2 },
+        Model = Slice.SmallOptions(method),
+        ScoringBatchSize = 4,
+    };
+
+    private static (MLContext ml, IDataView train, IDataView test) Data()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Rows(Slice.Train.Skip(3000).Take(300)));
+        var test = ml.Data.LoadFromEnumerable(Rows(Slice.Valid.Take(10)));
+        return (ml, train, test);
+    }
+
+    private static float[] Scores(IDataView scored) => scored.GetColumn<float>("Score").ToArray();
+
+    [TestMethod]
+    public void SchemaPropagatesAndInvalidSchemasAreRejectedWithMessages()
+    {
+        var (ml, train, _) = Data();
+        var est = ml.Recommendation().Trainers.Cora(SmallOptions());
+        var shape = est.GetOutputSchema(MlNetInternals.ShapeOf(train.Schema));
+        CollectionAssert.IsSubsetOf(new[] { "UserId", "ItemId", "Label", "History", "Score", "Probability", "PredictedLabel" }, shape.Select(c => c.Name).ToArray());
+        Assert.AreEqual(NumberDataViewType.Single, shape.First(c => c.Name == "Score").ItemType);
+        Assert.AreEqual(BooleanDataViewType.Instance, shape.First(c => c.Name == "PredictedLabel").ItemType);
+
+        var noUser = ml.Transforms.DropColumns("UserId").Fit(train).Transform(train);
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => est.Fit(noUser));
+        StringAssert.Contains(e.Message, "the UserId column 'UserId' is missing");
+        var badHistory = ml.Data.LoadFromEnumerable(new[] { new { UserId = 1, ItemId = 2, Label = true, History = 3.5f > 0 } });
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => est.Fit(badHistory)).Message, "the History column 'History' has type Boolean");
+        var badLabel = ml.Data.LoadFromEnumerable(new[] { new { UserId = 1, ItemId = 2, Label = 1f, History = "1 2" } });
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => est.Fit(badLabel)).Message, "the Label column 'Label' has type Single; expected Boolean");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => ml.Recommendation().Trainers.Cora(new CoraTrainer.Options { LlmPath = "x" })).Message, "item catalog");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => ml.Recommendation().Trainers.Cora(new CoraTrainer.Options { ItemTitles = new Dictionary<int, string>() })).Message, "LlmPath");
+    }
+
+    [TestMethod]
+    public void FitTransformSaveLoadInFreshContextGivesIdenticalScores()
+    {
+        using var tmp = TestPaths.Temp();
+        var (ml, train, test) = Data();
+        var model = ml.Recommendation().Trainers.Cora(SmallOptions()).Fit(train);
+        var scored = model.Transform(test);
+        var before = Scores(scored);
+        Assert.AreEqual(10, before.Length);
+        Assert.IsTrue(before.Distinct().Count() > 1, "scores depend on the row");
+        var probs = scored.GetColumn<float>("Probability").ToArray();
+        for (int i = 0; i < before.Length; i++) Assert.AreEqual(1 / (1 + Math.Exp(-before[i])), probs[i], 1e-6);
+        ml.Model.Save(model, train.Schema, tmp["model.zip"]);
+
+        var fresh = new MLContext();
+        fresh.ComponentCatalog.RegisterCora();
+        var loaded = fresh.Model.Load(tmp["model.zip"], out var schema);
+        Assert.AreEqual(train.Schema.Count, schema.Count);
+        var after = Scores(loaded.Transform(fresh.Data.LoadFromEnumerable(Rows(Slice.Valid.Take(10)))));
+        CollectionAssert.AreEqual(before, after, "bit-identical scores after save/load");
+
+        var metrics = ml.BinaryClassification.Evaluate(scored);
+        Assert.IsTrue(metrics.AreaUnderRocCurve >= 0 && metrics.AreaUnderRocCurve <= 1);
+        var cora = ml.Recommendation().Evaluate(scored, model);
+        Assert.AreEqual(10, cora.Overall.Rows);
+        Assert.AreEqual(metrics.AreaUnderRocCurve, cora.Overall.Auc, 1e-9);
+    }
+
+    [TestMethod]
+    public void PipelineWithOtherTransformsRoundTrips()
+    {
+        using var tmp = TestPaths.Temp();
+        var (ml, train, test) = Data();
+        var pipeline = ml.Transforms.CopyColumns("UserCopy", "UserId")
+            .Append(ml.Recommendation().Trainers.Cora(SmallOptions(CoraMethod.Mf)))
+            .Append(ml.Transforms.CopyColumns("ScoreCopy", "Score"));
+        var model = pipeline.Fit(train);
+        var before = model.Transform(test).GetColumn<float>("ScoreCopy").ToArray();
+        ml.Model.Save(model, train.Schema, tmp["pipe.zip"]);
+        var fresh = new MLContext();
+        fresh.ComponentCatalog.RegisterCora();
+        var loaded = fresh.Model.Load(tmp["pipe.zip"], out _);
+        CollectionAssert.AreEqual(before, loaded.Transform(test).GetColumn<float>("ScoreCopy").ToArray());
+    }
+
+    [TestMethod]
+    public void LoadNeedsRegistrationOncePerContext()
+    {
+        using var tmp = TestPaths.Temp();
+        var (ml, train, _) = Data();
+        var model = ml.Recommendation().Trainers.Cora(SmallOptions(CoraMethod.Mf)).Fit(train);
+        ml.Model.Save(model, train.Schema, tmp["m.zip"]);
+        // ML.NET 5.0.1 reports only the outer loader ("TransformerChain") when an inner loader is unknown, so the
+        // message cannot name RegisterCora(); LoadCora() registers and loads in one call.
+        var e = Assert.ThrowsExactly<FormatException>(() => new MLContext().Model.Load(tmp["m.zip"], out _));
+        StringAssert.Contains(e.Message, "Couldn't load model");
+        var fresh = new MLContext();
+        var loaded = fresh.Model.LoadCora(tmp["m.zip"], out var schema);
+        Assert.IsNotNull(loaded);
+        Assert.AreEqual(train.Schema.Count, schema.Count);
+    }
+
+    [TestMethod]
+    public void PredictionEngineAgreesWithTransformAndParallelScoringAgreesWithSerial()
+    {
+        var (ml, train, test) = Data();
+        var model = ml.Recommendation().Trainers.Cora(SmallOptions()).Fit(train);
+        var batch = Scores(model.Transform(test));
+        var rows = Rows(Slice.Valid.Take(10)).ToList();
+        var engine = ml.Model.CreatePredictionEngine<InteractionRow, ScoredRow>(model);
+        for (int i = 0; i < rows.Count; i++) Assert.AreEqual(batch[i], engine.Predict(rows[i]).Score, 1e-5f, $"row {i}");
+
+        var results = new float[4][];
+        Parallel.For(0, 4, t => results[t] = Scores(model.Transform(ml.Data.LoadFromEnumerable(rows))));
+        foreach (var r in results) CollectionAssert.AreEqual(batch, r);
+        var single = new float[rows.Count];
+        Parallel.For(0, rows.Count, i =>
+        {
+            var e = ml.Model.CreatePredictionEngine<InteractionRow, ScoredRow>(model);
+            single[i] = e.Predict(rows[i]).Score;
+        });
+        for (int i = 0; i < rows.Count; i++) Assert.AreEqual(batch[i], single[i], 1e-5f);
+    }
+
+    [TestMethod]
+    public void TruncatedOrForeignModelFilesGiveClearErrors()
+    {
+        using var tmp = TestPaths.Temp();
+        var (ml, train, _) = Data();
+        var model = ml.Recommendation().Trainers.Cora(SmallOptions(CoraMethod.Mf)).Fit(train);
+        ml.Model.Save(model, train.Schema, tmp["m.zip"]);
+        var bytes = File.ReadAllBytes(tmp["m.zip"]);
+        File.WriteAllBytes(tmp["cut.zip"], bytes[..(bytes.Length / 2)]);
+        var fresh = new MLContext();
+        fresh.ComponentCatalog.RegisterCora();
+        StringAssert.Contains(Assert.ThrowsExactly<FormatException>(() => fresh.Model.Load(tmp["cut.zip"], out _)).Message, "zip");
+        // Damage the Cora payload inside an otherwise valid ML.NET zip: Cora's own reader must report it.
+        File.Copy(tmp["m.zip"], tmp["inner.zip"]);
+        using (var z = new System.IO.Compression.ZipArchive(File.Open(tmp["inner.zip"], FileMode.Open), System.IO.Compression.ZipArchiveMode.Update))
+        {
+            var entry = z.Entries.Where(x => x.FullName.EndsWith("Model.key")).OrderByDescending(x => x.Length).First();
+            byte[] data;
+            using (var s = entry.Open()) { using var ms = new MemoryStream(); s.CopyTo(ms); data = ms.ToArray(); }
+            string name = entry.FullName;
+            entry.Delete();
+            using var w = z.CreateEntry(name).Open();
+            Array.Clear(data, data.Length / 2, 64);        // same length, damaged payload
+            w.Write(data, 0, data.Length);
+        }
+        var inner = Assert.Throws<Exception>(() => fresh.Model.Load(tmp["inner.zip"], out _));
+        StringAssert.Contains(inner.ToString(), "corrupt");
+        File.WriteAllText(tmp["text.zip"], "not a zip");
+        Assert.Throws<Exception>(() => fresh.Model.Load(tmp["text.zip"], out _));
+    }
+}
