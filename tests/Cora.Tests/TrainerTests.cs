@@ -1,0 +1,74 @@
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Training;
+
+namespace Cora.Tests;
+
+[TestClass]
+public class TrainerTests
+{
+    private static TrainingOptions Options(string? ckpt) => new()
+    {
+        BatchSize = 4, Epochs = 1, MaxSteps = 6, ValidateEvery = 2, Patience = 0, LearningRate = 3e-3, CheckpointDirectory = ckpt,
+    };
+
+    [TestMethod]
+    public void InterruptedTrainingResumesFromCheckpointToTheSameResult()
+    {
+        using var tmp = TestPaths.Temp();
+        var rows = Slice.Train.Skip(500).Take(24).ToList();
+        var valid = Slice.Valid.Skip(100).Take(16).ToList();
+
+        float[] reference;
+        using (var m = Slice.Model(CoraMethod.Cora))
+        {
+            var r = CoraModelTrainer.Train(m, rows, valid, Options(null));
+            Assert.AreEqual(6, r.Steps);
+            reference = m.Score(valid, 8);
+        }
+
+        string ckpt = tmp["ckpt"];
+        using (var m = Slice.Model(CoraMethod.Cora))
+        {
+            using var cts = new CancellationTokenSource();
+            var progress = new SyncProgress(p => { if (p.Step == 3) cts.Cancel(); });
+            Assert.ThrowsExactly<OperationCanceledException>(() => CoraModelTrainer.Train(m, rows, valid, Options(ckpt), progress, null, cts.Token));
+            Assert.IsTrue(File.Exists(Path.Combine(ckpt, "state.json")), "a checkpoint was written before the interruption");
+        }
+        using (var m = Slice.Model(CoraMethod.Cora))
+        {
+            var r = CoraModelTrainer.Train(m, rows, valid, Options(ckpt));
+            Assert.IsTrue(r.Resumed);
+            Assert.AreEqual(6, r.Steps);
+            CollectionAssert.AreEqual(reference, m.Score(valid, 8), "resumed run ends with the same weights");
+        }
+    }
+
+    [TestMethod]
+    public void LearningRateWarmsUpThenDecays()
+    {
+        Assert.AreEqual(0.1, CoraModelTrainer.LearningRate(1.0, 0, 10, 100), 1e-12);
+        Assert.AreEqual(1.0, CoraModelTrainer.LearningRate(1.0, 9, 10, 100), 1e-12);
+        Assert.AreEqual(1.0, CoraModelTrainer.LearningRate(1.0, 10, 10, 100), 1e-12);
+        Assert.AreEqual(0.5, CoraModelTrainer.LearningRate(1.0, 55, 10, 100), 1e-12);
+        Assert.AreEqual(0.0, CoraModelTrainer.LearningRate(1.0, 100, 10, 100), 1e-12);
+    }
+
+    [TestMethod]
+    public void SameSeedSameResult()
+    {
+        var rows = Slice.Train.Skip(800).Take(16).ToList();
+        var valid = Slice.Valid.Skip(300).Take(8).ToList();
+        float[] Run()
+        {
+            using var m = Slice.Model(CoraMethod.Cora);
+            CoraModelTrainer.Train(m, rows, valid, Options(null) with { MaxSteps = 3 });
+            return m.Score(valid, 8);
+        }
+        CollectionAssert.AreEqual(Run(), Run());
+    }
+
+    private sealed class SyncProgress(Action<TrainingProgress> a) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => a(value);
+    }
+}
