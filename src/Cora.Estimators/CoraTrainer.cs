@@ -85,6 +85,8 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         public CoraModelOptions Model { get; set; } = new();
         /// <summary>Stop training after this many steps (0 = no limit); for quick runs.</summary>
         public int MaxSteps { get; set; }
+        /// <summary>Folder for resumable training checkpoints (null = none); a rerun with the same folder resumes.</summary>
+        public string? CheckpointDirectory { get; set; }
         /// <summary>Validate every N steps.</summary>
         public int ValidateEvery { get; set; } = 200;
         public long Seed { get; set; } = Defaults.Seed;
@@ -159,6 +161,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             cf = Collaborative.MatrixFactorization.Train(train, valid, o.MatrixFactorization with { Seed = o.Seed },
                 line => ch.Trace(MessageSensitivity.None, line), ct);
         }
+        TrainingResult? trainingResult = null;
         LanguageModel? llm = o.Method == CoraMethod.Mf ? null : LanguageModel.Load(o.LlmPath!, device: o.Device);
         var model = new CoraModel(o.Model with { Method = o.Method, Seed = o.Seed }, llm, cf, catalog);
         if (model.UsesLlm)
@@ -170,13 +173,13 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
                 Check();
                 ch.Info(MessageSensitivity.None, $"Cora step {p.Step}/{p.TotalSteps}: loss {p.Loss:F4}, {p.RowsPerSecond:F1} rows/s, ETA {p.Eta:hh\\:mm\\:ss}, valid AUC {(p.LastValidationAuc is { } a ? a.ToString("F4") : "-")}");
             });
-            CoraModelTrainer.Train(model, train, valid, new TrainingOptions
+            trainingResult = CoraModelTrainer.Train(model, train, valid, new TrainingOptions
             {
                 Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, MaxTrainRows = o.MaxTrainRows, Seed = o.Seed,
-                MaxSteps = o.MaxSteps, ValidateEvery = o.ValidateEvery, ScoringBatchSize = o.ScoringBatchSize,
+                MaxSteps = o.MaxSteps, ValidateEvery = o.ValidateEvery, ScoringBatchSize = o.ScoringBatchSize, CheckpointDirectory = o.CheckpointDirectory,
             }, progress, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
         }
-        return new CoraTransformer(_ml, model, columns with { Label = null }, o.ScoringBatchSize, o.EmbedLlm);
+        return new CoraTransformer(_ml, model, columns with { Label = null }, o.ScoringBatchSize, o.EmbedLlm) { TrainingResult = trainingResult };
     }
 
     private sealed class SyncProgress : IProgress<TrainingProgress>

@@ -23,6 +23,8 @@ public sealed class CoraTransformer : ITransformer, IDisposable
     internal CoraColumns Columns { get; }
     public CoraModel Model { get; }
     public int ScoringBatchSize { get; }
+    /// <summary>Loss and validation curves of the Fit that produced this model (null after loading).</summary>
+    public Microsoft.ML.Cora.Training.TrainingResult? TrainingResult { get; internal set; }
     private readonly bool _embedLlm;
 
     internal CoraTransformer(IHostEnvironment env, CoraModel model, CoraColumns columns, int scoringBatchSize, bool embedLlm)

@@ -1,0 +1,105 @@
+using System.Text.Json.Nodes;
+using Cora.Cli;
+
+namespace Cora.Tests;
+
+[TestClass]
+public class CliTests
+{
+    private static (int code, string stdout, string stderr) Cli(params string[] args)
+    {
+        var o = new StringWriter(); var e = new StringWriter();
+        int code = CoraCli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    private static string Data(string f) => TestPaths.Shared("data", "ml-1m-collm", f);
+
+    /// <summary>Small TSV slices written once per test run.</summary>
+    private static readonly Lazy<(string dir, string train, string valid)> Slices = new(() =>
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "cora-cli-tests-" + Environment.ProcessId);
+        Directory.CreateDirectory(dir);
+        string t = Path.Combine(dir, "train.tsv"), v = Path.Combine(dir, "valid.tsv");
+        File.WriteAllLines(t, File.ReadLines(Data("train.tsv")).Take(2001));
+        File.WriteAllLines(v, File.ReadLines(Data("valid.tsv")).Take(201));
+        return (dir, t, v);
+    });
+
+    private static readonly Lazy<string> MfModel = new(() =>
+    {
+        var (dir, t, v) = Slices.Value;
+        string model = Path.Combine(dir, "mf.zip");
+        var (code, _, err) = Cli("train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "mf", "--out", model, "--mf-dim", "16", "--mf-epochs", "5");
+        Assert.AreEqual(0, code, err);
+        return model;
+    });
+
+    [TestMethod]
+    public void TrainCoraThenEvaluatePredictRecommend()
+    {
+        var (dir, t, v) = Slices.Value;
+        string model = Path.Combine(dir, "cora.zip"), json = Path.Combine(dir, "train.json"), png = Path.Combine(dir, "curves.png");
+        var (code, stdout, err) = Cli("train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--llm", TestPaths.Stories260K,
+            "--method", "cora", "--out", model, "--max-steps", "2", "--mf-dim", "16", "--mf-epochs", "2", "--json", json, "--plot", png);
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "overall  200");
+        Assert.IsTrue(File.Exists(model));
+        var j = JsonNode.Parse(File.ReadAllText(json))!;
+        Assert.AreEqual(200, (int)j["rows"]!);
+        Assert.AreEqual(200, (int)j["warm"]!["rows"]! + (int)j["cold"]!["rows"]!);
+        Assert.AreEqual("cora", (string)j["method"]!);
+        var png8 = File.ReadAllBytes(png)[..8];
+        CollectionAssert.AreEqual(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }, png8, "a PNG file");
+
+        string evalJson = Path.Combine(dir, "eval.json");
+        (code, stdout, err) = Cli("evaluate", "--model", model, "--data", v, "--json", evalJson);
+        Assert.AreEqual(0, code, err);
+        var e = JsonNode.Parse(File.ReadAllText(evalJson))!;
+        Assert.AreEqual((double)j["auc"]!, (double)e["auc"]!, 1e-12, "evaluate reproduces the training run's numbers");
+        foreach (var k in new[] { "auc", "uauc", "logloss", "rows", "warm", "cold" }) Assert.IsNotNull(e[k], k);
+
+        (code, stdout, err) = Cli("predict", "--model", model, "--user", "7", "--items", "1,2,3", "--data", v);
+        Assert.AreEqual(0, code, err);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1).ToList();
+        Assert.AreEqual(3, lines.Count);
+        var probs = lines.Select(l => double.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        CollectionAssert.AreEqual(probs.OrderByDescending(x => x).ToList(), probs, "best first");
+        StringAssert.Contains(stdout, "Shawshank Redemption");
+
+        (code, stdout, err) = Cli("recommend", "--model", model, "--user", "7", "--top", "4", "--candidates", "8");
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "top 4 for user 7 (from 8 CF candidates");
+        Assert.AreEqual(5, stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
+    [TestMethod]
+    public void ErrorsPrintOneLineAndExitNonZero()
+    {
+        var (dir, t, v) = Slices.Value;
+        var cases = new List<(string[] args, string expect, int code)>
+        {
+            (new[] { "evaluate", "--model", Path.Combine(dir, "missing.zip"), "--data", v }, "model not found", 1),
+            (new[] { "train", "--train", Path.Combine(dir, "nope.tsv"), "--valid", v, "--items", Data("items.tsv"), "--method", "mf", "--out", Path.Combine(dir, "x.zip") }, "Interactions file not found", 1),
+            (new[] { "train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "magic", "--out", Path.Combine(dir, "x.zip") }, "unknown --method 'magic'", 1),
+            (new[] { "train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "cora", "--out", Path.Combine(dir, "x.zip") }, "--llm is required", 1),
+            (new[] { "predict", "--model", MfModel.Value, "--user", "99999", "--items", "1" }, "user 99999 is unknown", 1),
+            (new[] { "predict", "--model", MfModel.Value, "--user", "7", "--items", "1,abc" }, "'abc' is not an item id", 1),
+            (new[] { "recommend", "--model", MfModel.Value }, "--user", 2),
+            (new[] { "frobnicate" }, "frobnicate", 2),
+        };
+        string badColumn = Path.Combine(dir, "badcol.tsv");
+        File.WriteAllText(badColumn, "user\titem\tlabel\n1\t2\t1\n");
+        cases.Add((new[] { "evaluate", "--model", MfModel.Value, "--data", badColumn }, "missing column 'uid'", 1));
+        foreach (var (args, expect, expectedCode) in cases)
+        {
+            var (code, stdout, err) = Cli(args);
+            Assert.AreEqual(expectedCode, code, $"{string.Join(' ', args)}\n{err}");
+            StringAssert.Contains(err, expect, string.Join(' ', args));
+            Assert.IsFalse(err.Contains("   at "), $"no stack trace without --verbose: {err}");
+        }
+        var (c2, _, e2) = Cli("evaluate", "--model", Path.Combine(dir, "missing.zip"), "--data", v, "--verbose");
+        Assert.AreEqual(1, c2);
+        StringAssert.Contains(e2, "   at ", "--verbose shows the stack trace");
+    }
+}
