@@ -26,6 +26,7 @@ public static class CoraCli
         root.Subcommands.Add(Predict(ctx));
         root.Subcommands.Add(Recommend(ctx));
         root.Subcommands.Add(Quickstart(ctx));
+        root.Subcommands.Add(DataCommand(ctx));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -231,6 +232,31 @@ public static class CoraCli
                 c.Out.WriteLine($"{name,-7} {m.Overall.Auc:F4}  {m.Overall.Uauc:F4}  {m.Warm.Auc:F4}    {m.Cold.Auc:F4}    {m.Overall.LogLoss:F4}");
             return 0;
         });
+        return cmd;
+    }
+
+    private static Command DataCommand(Context c)
+    {
+        var cmd = new Command("data", "Convert public data sets to Cora's TSV layout (train/valid/test/items.tsv).");
+        Command Recipe(string name, string desc, Option<string> a, Option<string> b, Func<string, string, SplitDataset> run)
+        {
+            var outDir = Req("--out", "Output folder.");
+            var sub = new Command(name, desc) { a, b, outDir };
+            sub.SetAction(p =>
+            {
+                var ds = run(p.GetValue(a)!, p.GetValue(b)!);
+                ds.Write(p.GetValue(outDir)!);
+                c.Out.WriteLine($"{name}: train {ds.Train.Count}, valid {ds.Valid.Count}, test {ds.Test.Count} rows; {ds.Items.Count} items; users {ds.Train.Concat(ds.Valid).Concat(ds.Test).Select(r => r.UserId).Distinct().Count()} -> {p.GetValue(outDir)}");
+                return 0;
+            });
+            return sub;
+        }
+        cmd.Subcommands.Add(Recipe("movielens-1m", "MovieLens-1M ratings.dat + movies.dat -> CoLLM's split (label = rating > 3; 10/5/5 months from 2001-06).",
+            Req("--ratings", "ratings.dat"), Req("--movies", "movies.dat"), DatasetRecipes.MovieLens1M));
+        cmd.Subcommands.Add(Recipe("movielens-100k", "MovieLens-100K u.data + u.item -> time split 80/10/10 (label = rating > 3).",
+            Req("--ratings", "u.data"), Req("--movies", "u.item"), DatasetRecipes.MovieLens100K));
+        cmd.Subcommands.Add(Recipe("amazon", "Amazon reviews 2018 JSON lines + metadata -> CoLLM's Book recipe (2017, >20 ratings, label = 5 stars).",
+            Req("--reviews", "reviews JSON lines"), Req("--meta", "metadata JSON lines"), (r, m) => DatasetRecipes.Amazon2018(r, m)));
         return cmd;
     }
 
