@@ -25,7 +25,7 @@ public static class InteractionTsv
         using var reader = new StreamReader(path, new UTF8Encoding(false, throwOnInvalidBytes: true));
         string? header;
         try { header = reader.ReadLine(); }
-        catch (DecoderFallbackException) { throw new InvalidDataException($"{path}: not UTF-8 text."); }
+        catch (DecoderFallbackException) { throw new InvalidDataException($"{path}: not valid UTF-8 text; save the file as UTF-8."); }
         if (header is null) throw new InvalidDataException($"{path}: the file is empty; expected a header row '{string.Join("\\t", Columns)}'.");
         var names = header.TrimEnd('\r').Split('\t');
         if (names.Length == 1 && (header.Contains(',') || header.Contains(';')))
@@ -45,7 +45,7 @@ public static class InteractionTsv
         while (true)
         {
             try { line = reader.ReadLine(); }
-            catch (DecoderFallbackException) { throw new InvalidDataException($"{path}: line {lineNo + 1} is not valid UTF-8."); }
+            catch (DecoderFallbackException) { throw new InvalidDataException($"{path}: not valid UTF-8 text near line {lineNo + 1}; save the file as UTF-8."); }
             if (line is null) break;
             lineNo++;
             line = line.TrimEnd('\r');

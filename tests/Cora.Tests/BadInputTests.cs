@@ -1,0 +1,175 @@
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Llm;
+
+namespace Cora.Tests;
+
+[TestClass]
+public class BadInputTests
+{
+    private const string Header = "uid\tiid\tlabel\ttimestamp\tnot_cold\this\n";
+
+    private static string Error(string content, Encoding? enc = null)
+    {
+        using var tmp = TestPaths.Temp();
+        File.WriteAllText(tmp["f.tsv"], content, enc ?? new UTF8Encoding(false));
+        return Assert.ThrowsExactly<InvalidDataException>(() => InteractionTsv.Read(tmp["f.tsv"])).Message;
+    }
+
+    [TestMethod]
+    public void InteractionFileErrorsNameFileLineAndColumn()
+    {
+        StringAssert.Contains(Assert.ThrowsExactly<FileNotFoundException>(() => InteractionTsv.Read("/nonexistent/x.tsv")).Message, "Interactions file not found: '/nonexistent/x.tsv'");
+        StringAssert.Contains(Error(""), "the file is empty");
+        StringAssert.Contains(Error(Header), "no data rows");
+        StringAssert.Contains(Error("uid,iid,label\n1,2,1\n"), "must be tab-separated");
+        StringAssert.Contains(Error("uid\titem\tlabel\n1\t2\t1\n"), "missing column 'iid'");
+        StringAssert.Contains(Error(Header + "1\tx\t1\t5\t1\t0\n"), "line 2, column 'iid': 'x' is not a non-negative integer id");
+        StringAssert.Contains(Error(Header + "1\t2\t2\t5\t1\t0\n"), "line 2, column 'label': '2' is not 0 or 1");
+        StringAssert.Contains(Error(Header + "1\t2\t1\t5\t1\t0 a\n"), "column 'his': 'a' is not an item id");
+        StringAssert.Contains(Error(Header + "1\t2\t1\n"), "line 2 has 3 fields");
+        StringAssert.Contains(Error("uid\tiid\tlabel\n1\t2\t1\n\u00e9\t2\t1\n", Encoding.Latin1), "not valid UTF-8 text");
+    }
+
+    [TestMethod]
+    public void DuplicateRowsAreKeptOnceAndPaddingDropped()
+    {
+        using var tmp = TestPaths.Temp();
+        File.WriteAllText(tmp["f.tsv"], Header + "1\t2\t1\t5\t1\t0 3 4\n1\t2\t1\t5\t1\t0 3 4\n1\t2\t0\t6\t1\t0\n");
+        var rows = InteractionTsv.Read(tmp["f.tsv"]);
+        Assert.AreEqual(2, rows.Count, "the exact duplicate (same user, item, time) is dropped");
+        CollectionAssert.AreEqual(new[] { 3, 4 }, rows[0].History);
+    }
+
+    [TestMethod]
+    public void ItemFileTitlesWithDelimitersAndErrors()
+    {
+        using var tmp = TestPaths.Temp();
+        File.WriteAllText(tmp["items.tsv"], "iid\ttitle\n1\tSeven, \"Se7en\" (1995)\n2\tA\tB\n");
+        var items = ItemCatalog.Read(tmp["items.tsv"]);
+        Assert.AreEqual("Seven, \"Se7en\" (1995)", items.Title(1));
+        Assert.AreEqual("A\tB", items.Title(2), "everything after the first tab is the title");
+        StringAssert.Contains(Assert.ThrowsExactly<KeyNotFoundException>(() => items.Title(3)).Message, "Item 3 has no title");
+        File.WriteAllText(tmp["bad.tsv"], "id,name\n1,x\n");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => ItemCatalog.Read(tmp["bad.tsv"])).Message, "expected the header 'iid<TAB>title'");
+        File.WriteAllText(tmp["dup.tsv"], "iid\ttitle\n1\ta\n1\tb\n");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => ItemCatalog.Read(tmp["dup.tsv"])).Message, "item 1 appears twice");
+    }
+
+    [TestMethod]
+    public void HistoryIdsWithoutTitlesAreSkippedInPrompts()
+    {
+        using var m = Slice.Model(CoraMethod.Cora);
+        var row = new Interaction(7, 1, true, 0, true, new[] { 2, 999999, 3 });
+        string text = m.Llm!.Tokenizer.Decode(m.Tokenize(row).Ids);
+        StringAssert.Contains(text, "\"Sting, The (1973)\", \"American Beauty (1999)\"");
+    }
+
+    [TestMethod]
+    public void ColdRowsUseZeroEmbeddingsAndScore()
+    {
+        using var m = Slice.Model(CoraMethod.Cora);
+        var cold = new Interaction(999999, 1, true, 0, false, Array.Empty<int>());
+        var s = m.Score(new[] { cold });
+        Assert.IsTrue(float.IsFinite(s[0]));
+        Assert.IsFalse(m.Cf.KnowsUser(999999));
+    }
+
+    [TestMethod]
+    public void ModelZipFaults()
+    {
+        using var tmp = TestPaths.Temp();
+        // A private copy of the LLM so that it can be changed after training.
+        File.Copy(TestPaths.Stories260K, tmp["llm.bin"]);
+        File.Copy(Path.Combine(TestPaths.StoriesDir, "tok512.model"), tmp["tok512.model"]);
+        using (var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), LanguageModel.Load(tmp["llm.bin"]), Slice.SmallMf(), Slice.Items))
+            m.Save(tmp["m.zip"]);
+        using (CoraModel.Load(tmp["m.zip"])) { }
+
+        // Newer format version.
+        File.Copy(tmp["m.zip"], tmp["new.zip"]);
+        using (var z = ZipFile.Open(tmp["new.zip"], ZipArchiveMode.Update))
+        {
+            var e = z.GetEntry("manifest.json")!;
+            JsonNode json;
+            using (var r = new StreamReader(e.Open())) json = JsonNode.Parse(r.ReadToEnd())!;
+            json["FormatVersion"] = 99;
+            e.Delete();
+            using var w = new StreamWriter(z.CreateEntry("manifest.json").Open());
+            w.Write(json.ToJsonString());
+        }
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["new.zip"])).Message, "saved by a newer Cora (model format 99");
+
+        // Path traversal.
+        File.Copy(tmp["m.zip"], tmp["evil.zip"]);
+        using (var z = ZipFile.Open(tmp["evil.zip"], ZipArchiveMode.Update))
+            using (var w = new StreamWriter(z.CreateEntry("../../escape.txt").Open())) w.Write("x");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["evil.zip"])).Message, "path traversal");
+
+        // Missing entry, truncated file, not a zip.
+        File.Copy(tmp["m.zip"], tmp["missing.zip"]);
+        using (var z = ZipFile.Open(tmp["missing.zip"], ZipArchiveMode.Update)) z.GetEntry("cf.safetensors")!.Delete();
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["missing.zip"])).Message, "the entry 'cf.safetensors' is missing");
+        var bytes = File.ReadAllBytes(tmp["m.zip"]);
+        File.WriteAllBytes(tmp["cut.zip"], bytes[..(bytes.Length / 2)]);
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["cut.zip"])).Message, "not a Cora model");
+
+        // The LLM changed since training (checksum), then moved.
+        var llm = File.ReadAllBytes(tmp["llm.bin"]);
+        llm[^1] ^= 0x55;
+        File.WriteAllBytes(tmp["llm.bin"], llm);
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["m.zip"])).Message, "changed since training");
+        File.Delete(tmp["llm.bin"]);
+        StringAssert.Contains(Assert.ThrowsExactly<FileNotFoundException>(() => CoraModel.Load(tmp["m.zip"])).Message, "is not at");
+    }
+
+    [TestMethod]
+    public void EmbeddedLlmTravelsInsideTheZip()
+    {
+        using var tmp = TestPaths.Temp();
+        File.Copy(TestPaths.Stories260K, tmp["llm.bin"]);
+        File.Copy(Path.Combine(TestPaths.StoriesDir, "tok512.model"), tmp["tok512.model"]);
+        float[] before;
+        var rows = Slice.Valid.Take(4).ToList();
+        using (var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), LanguageModel.Load(tmp["llm.bin"]), Slice.SmallMf(), Slice.Items))
+        {
+            before = m.Score(rows);
+            m.Save(tmp["m.zip"], embedLlm: true);
+        }
+        File.Delete(tmp["llm.bin"]);
+        using var loaded = CoraModel.Load(tmp["m.zip"]);
+        CollectionAssert.AreEqual(before, loaded.Score(rows));
+    }
+
+    [TestMethod]
+    public void FailedSaveLeavesTheOldFileIntact()
+    {
+        using var tmp = TestPaths.Temp();
+        File.WriteAllText(tmp["model.zip"], "old model");
+        Assert.ThrowsExactly<IOException>(() => AtomicFile.Write(tmp["model.zip"], s => { s.Write(new byte[100]); throw new IOException("disk full (simulated)"); }));
+        Assert.AreEqual("old model", File.ReadAllText(tmp["model.zip"]));
+        Assert.AreEqual(1, Directory.GetFiles(tmp.Path).Length, "no temporary file left behind");
+    }
+
+    [TestMethod]
+    public void EightThreadsScoreLikeSerialWithAFlatWorkingSet()
+    {
+        using var m = Slice.Model(CoraMethod.Cora);
+        var rows = Slice.Valid.Take(24).ToList();
+        var serial = m.Score(rows, 8);
+        long Managed() { GC.Collect(); GC.WaitForPendingFinalizers(); return GC.GetTotalMemory(true); }
+        long start = 0;
+        for (int round = 0; round < 3; round++)
+        {
+            var results = new float[8][];
+            Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, t => results[t] = m.Score(rows, 8));
+            foreach (var r in results) CollectionAssert.AreEqual(serial, r);
+            if (round == 0) start = Managed();
+        }
+        long growth = Managed() - start;
+        Assert.IsTrue(growth < 20 * 1024 * 1024, $"managed memory grew by {growth / 1024} KiB over two rounds of 8-thread scoring");
+    }
+}
