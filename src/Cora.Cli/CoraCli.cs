@@ -68,10 +68,13 @@ public static class CoraCli
         var mfDim = new Option<int>("--mf-dim") { DefaultValueFactory = _ => 256, Description = "CF embedding size." };
         var mfEpochs = new Option<int>("--mf-epochs") { DefaultValueFactory = _ => 200, Description = "Maximum MF epochs (early stopping on validation AUC)." };
         var ckpt = new Option<string?>("--checkpoint-dir") { Description = "Resumable checkpoints; a rerun with the same folder resumes." };
+        var genLayers = new Option<int>("--generator-layers") { DefaultValueFactory = _ => 8, Description = "Q-Former layers of the query generator (CoRA: 8)." };
+        var genHidden = new Option<int>("--generator-hidden") { DefaultValueFactory = _ => 512, Description = "Q-Former width (CoRA: 512)." };
+        var genFfn = new Option<int>("--generator-ffn") { DefaultValueFactory = _ => 3072, Description = "Q-Former feed-forward width (CoRA: 3072)." };
         var json = new Option<string?>("--json") { Description = "Also write validation metrics, wall time and peak memory as JSON." };
         var plot = new Option<string?>("--plot") { Description = "Write training curves (loss, validation AUC) to this PNG." };
         var cmd = new Command("train", "Train the CF stage and a method, save the model, report validation metrics.")
-        { train, valid, items, llm, method, output, epochs, maxRows, seed, batch, lr, maxSteps, validateEvery, mfDim, mfEpochs, ckpt, json, plot };
+        { train, valid, items, llm, method, output, epochs, maxRows, seed, batch, lr, maxSteps, validateEvery, mfDim, mfEpochs, ckpt, genLayers, genHidden, genFfn, json, plot };
         cmd.SetAction(p =>
         {
             var sw = Stopwatch.StartNew();
@@ -94,6 +97,10 @@ public static class CoraCli
                 MaxSteps = p.GetValue(maxSteps), ValidateEvery = p.GetValue(validateEvery), Seed = p.GetValue(seed), CheckpointDirectory = p.GetValue(ckpt),
                 ValidationData = ml.Data.LoadFromEnumerable(InteractionRow.From(validRows)),
                 MatrixFactorization = new MatrixFactorizationOptions { EmbeddingDim = p.GetValue(mfDim), MaxEpochs = p.GetValue(mfEpochs) },
+                Model = new CoraModelOptions
+                {
+                    QueryGenerator = new QueryGeneratorOptions { NumLayers = p.GetValue(genLayers), Hidden = p.GetValue(genHidden), FeedForward = p.GetValue(genFfn), Heads = Math.Min(8, Math.Max(1, p.GetValue(genHidden) / 32)) },
+                },
                 CancellationToken = c.Ct,
             };
             var trainView = ml.Data.LoadFromEnumerable(InteractionRow.From(trainRows));

@@ -41,7 +41,8 @@ public class CliTests
         var (dir, t, v) = Slices.Value;
         string model = Path.Combine(dir, "cora.zip"), json = Path.Combine(dir, "train.json"), png = Path.Combine(dir, "curves.png");
         var (code, stdout, err) = Cli("train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--llm", TestPaths.Stories260K,
-            "--method", "cora", "--out", model, "--max-steps", "2", "--mf-dim", "16", "--mf-epochs", "2", "--json", json, "--plot", png);
+            "--method", "cora", "--out", model, "--max-steps", "2", "--mf-dim", "16", "--mf-epochs", "2", "--json", json, "--plot", png,
+            "--generator-layers", "1", "--generator-hidden", "32", "--generator-ffn", "64");
         Assert.AreEqual(0, code, err);
         StringAssert.Contains(stdout, "overall  200");
         Assert.IsTrue(File.Exists(model));

@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace Cora.Tests;
+
+[TestClass]
+public class KillResumeTests
+{
+    private static string[] TrainArgs(string dir, string train, string valid, string outName, string? ckpt) =>
+        new[] { "train", "--train", train, "--valid", valid, "--items", TestPaths.Shared("data", "ml-1m-collm", "items.tsv"),
+                "--llm", TestPaths.Stories260K, "--method", "cora", "--out", Path.Combine(dir, outName + ".zip"), "--json", Path.Combine(dir, outName + ".json"),
+                "--max-steps", "8", "--validate-every", "2", "--mf-dim", "16", "--mf-epochs", "2", "--seed", "7",
+                "--generator-layers", "1", "--generator-hidden", "32", "--generator-ffn", "64" }
+            .Concat(ckpt is null ? Array.Empty<string>() : new[] { "--checkpoint-dir", ckpt }).ToArray();
+
+    private static Process Start(string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cora.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, _) => { };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    private static void RunToEnd(string[] args)
+    {
+        using var p = Start(args);
+        Assert.IsTrue(p.WaitForExit(TimeSpan.FromMinutes(5)), "training finished");
+        Assert.AreEqual(0, p.ExitCode);
+    }
+
+    [TestMethod]
+    [Timeout(900_000)]
+    public void TrainingKilledWithSigkillResumesToTheSameMetrics()
+    {
+        using var tmp = TestPaths.Temp();
+        string train = tmp["train.tsv"], valid = tmp["valid.tsv"];
+        File.WriteAllLines(train, File.ReadLines(TestPaths.Shared("data", "ml-1m-collm", "train.tsv")).Take(1001));
+        File.WriteAllLines(valid, File.ReadLines(TestPaths.Shared("data", "ml-1m-collm", "valid.tsv")).Take(101));
+
+        RunToEnd(TrainArgs(tmp.Path, train, valid, "reference", null));
+
+        string ckpt = tmp["ckpt"];
+        int killAfter = 2 * new Random().Next(1, 3);       // a checkpoint at step 2 or 4, then SIGKILL
+        using (var p = Start(TrainArgs(tmp.Path, train, valid, "killed", ckpt)))
+        {
+            var sw = Stopwatch.StartNew();
+            string state = Path.Combine(ckpt, "state.json");
+            while (!p.HasExited && sw.Elapsed < TimeSpan.FromMinutes(5))
+            {
+                if (File.Exists(state) && (int)JsonNode.Parse(File.ReadAllText(state))!["Step"]! >= killAfter) break;
+                Thread.Sleep(100);
+            }
+            Assert.IsFalse(p.HasExited, "the child was still training when killed");
+            p.Kill(entireProcessTree: true);                 // SIGKILL on Linux
+            p.WaitForExit();
+        }
+        Assert.IsFalse(File.Exists(tmp["killed.json"]), "the killed run never finished");
+        RunToEnd(TrainArgs(tmp.Path, train, valid, "resumed", ckpt));
+
+        var a = JsonNode.Parse(File.ReadAllText(tmp["reference.json"]))!;
+        var b = JsonNode.Parse(File.ReadAllText(tmp["resumed.json"]))!;
+        foreach (var k in new[] { "auc", "uauc", "logloss" })
+            Assert.AreEqual((double?)a[k], (double?)b[k], $"{k}: resumed run differs from the uninterrupted one");
+    }
+}
