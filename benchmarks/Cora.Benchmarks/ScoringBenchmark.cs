@@ -4,17 +4,10 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Collaborative;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
+using Cora.Cli;
 using Microsoft.ML.Data;
 
 namespace Cora.Benchmarks;
-
-public sealed class BenchRow
-{
-    public int UserId { get; set; }
-    public int ItemId { get; set; }
-    public bool Label { get; set; }
-    [VectorType] public int[] History { get; set; } = Array.Empty<int>();
-}
 
 /// <summary>
 /// Scoring throughput of CoRA (stories260K, paper-default generator): ML.NET Transform (lazy batching cursor)
@@ -39,18 +32,16 @@ public class ScoringBenchmark
         var items = ItemCatalog.Read(Path.Combine(shared, "data", "ml-1m-collm", "items.tsv"));
         _rows = valid.Take(Rows).ToList();
         _ml = new MLContext(seed: 1);
-        var trainView = _ml.Data.LoadFromEnumerable(train.Take(2000).Select(ToRow));
+        var trainView = _ml.Data.LoadFromEnumerable(InteractionRow.From(train.Take(2000)));
         _model = _ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
         {
             LlmPath = Paths.Stories260K, ItemTitles = items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value),
             MaxSteps = 1, ScoringBatchSize = 16, MatrixFactorization = new MatrixFactorizationOptions { MaxEpochs = 2 },
         }).Fit(trainView);
-        _view = _ml.Data.LoadFromEnumerable(_rows.Select(ToRow).ToList());
+        _view = _ml.Data.LoadFromEnumerable(InteractionRow.From(_rows).ToList());
     }
 
     private static void torch_threads() => TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
-
-    private static BenchRow ToRow(Interaction r) => new() { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label, History = r.History };
 
     [Benchmark(Baseline = true, Description = "CoraModel.Score, 256 rows, batch 16")]
     public float Direct() => _model.Model.Score(_rows, 16).Sum();

@@ -3,29 +3,14 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Collaborative;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Data;
+using Cora.Cli;
 
 namespace Cora.Tests;
-
-public sealed class InteractionRow
-{
-    public int UserId { get; set; }
-    public int ItemId { get; set; }
-    public bool Label { get; set; }
-    [VectorType] public int[] History { get; set; } = Array.Empty<int>();
-}
-
-public sealed class ScoredRow
-{
-    public float Score { get; set; }
-    public float Probability { get; set; }
-    public bool PredictedLabel { get; set; }
-}
 
 [TestClass]
 public class EstimatorTests
 {
-    private static IEnumerable<InteractionRow> Rows(IEnumerable<Microsoft.ML.Cora.Data.Interaction> src) =>
-        src.Select(r => new InteractionRow { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label, History = r.History });
+    private static IEnumerable<InteractionRow> Rows(IEnumerable<Microsoft.ML.Cora.Data.Interaction> src) => InteractionRow.From(src);
 
     private static CoraTrainer.Options SmallOptions(CoraMethod method = CoraMethod.Cora) => new()
     {
