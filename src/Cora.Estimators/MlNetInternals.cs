@@ -90,14 +90,14 @@ internal static class MlNetInternals
         return (IHostEnvironment)prop.GetValue(catalog)!;
     }
 
-    /// <summary>True when <c>MLContext.CancelExecution()</c> was called on this context.</summary>
+    /// <summary>True when <c>MLContext.CancelExecution()</c> was called on this context (its environment is ICancelable).</summary>
     internal static bool IsCanceled(MLContext ml)
     {
+        var env = Field(typeof(MLContext), "_env").GetValue(ml);
         var prop = CancelableType.GetProperty("IsCanceled") ?? throw Changed("ICancelable.IsCanceled");
-        return CancelableType.IsInstanceOfType(ml) && (bool)prop.GetValue(ml)!;
+        return env is not null && CancelableType.IsInstanceOfType(env) && (bool)prop.GetValue(env)!;
     }
 
     /// <summary>Calls the internal <c>MLContext.CancelExecution()</c> (for tests and hosts that only hold the context).</summary>
-    internal static void CancelExecution(MLContext ml) =>
-        (CancelableType.GetMethod("CancelExecution") ?? throw Changed("ICancelable.CancelExecution")).Invoke(ml, null);
+    internal static void CancelExecution(MLContext ml) => Method(typeof(MLContext), "CancelExecution").Invoke(ml, null);
 }

@@ -169,4 +169,27 @@ public class EstimatorTests
         File.WriteAllText(tmp["text.zip"], "not a zip");
         Assert.Throws<Exception>(() => fresh.Model.Load(tmp["text.zip"], out _));
     }
+
+    [TestMethod]
+    public void ProgressGoesToMlContextLogAndCancelExecutionStopsFit()
+    {
+        var (ml, train, _) = Data();
+        var messages = new List<string>();
+        ml.Log += (_, e) => { if (e.Source == "Cora") lock (messages) messages.Add(e.RawMessage); };
+        ml.Recommendation().Trainers.Cora(SmallOptions()).Fit(train);
+        Assert.IsTrue(messages.Any(m => m.StartsWith("Cora step 1/2: loss")), string.Join("\n", messages));
+        Assert.IsTrue(messages.Any(m => m.Contains("training the MF stage")));
+
+        var (ml2, train2, _) = Data();
+        ml2.Log += (_, e) => { if (e.RawMessage.StartsWith("Cora step 1/")) MlNetInternals.CancelExecution(ml2); };
+        var o = SmallOptions();
+        o.MaxSteps = 5;
+        Assert.ThrowsExactly<OperationCanceledException>(() => ml2.Recommendation().Trainers.Cora(o).Fit(train2));
+
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var o3 = SmallOptions();
+        o3.CancellationToken = cts.Token;
+        Assert.ThrowsExactly<OperationCanceledException>(() => ml.Recommendation().Trainers.Cora(o3).Fit(train));
+    }
 }
