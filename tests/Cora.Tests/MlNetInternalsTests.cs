@@ -14,7 +14,9 @@ public class MlNetInternalsTests
     [TestMethod]
     public void EveryInternalCoraUsesIsStillThere()
     {
-        Assert.AreEqual("5.0", typeof(MLContext).Assembly.GetName().Version!.ToString(2), "Cora is tested against Microsoft.ML 5.0.x");
+        var info = typeof(MLContext).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().Single().InformationalVersion;
+        StringAssert.StartsWith(info, "5.0.", "Cora is tested against Microsoft.ML 5.0.x");
         foreach (var t in new[] { MlNetInternals.VersionInfoType, MlNetInternals.LoadContextType, MlNetInternals.SignatureLoadModelType,
                                   MlNetInternals.LoadableClassAttributeType, MlNetInternals.LoadableClassInfoType, MlNetInternals.CancelableType })
             Assert.IsNotNull(t);
