@@ -87,6 +87,8 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         public int MaxSteps { get; set; }
         /// <summary>Folder for resumable training checkpoints (null = none); a rerun with the same folder resumes.</summary>
         public string? CheckpointDirectory { get; set; }
+        /// <summary>Cap on the rows of the fixed random half of the validation data used at each validation (0 = no cap).</summary>
+        public int MaxValidationRows { get; set; }
         /// <summary>Validate every N steps.</summary>
         public int ValidateEvery { get; set; } = 200;
         public long Seed { get; set; } = Defaults.Seed;
@@ -176,7 +178,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             trainingResult = CoraModelTrainer.Train(model, train, valid, new TrainingOptions
             {
                 Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, MaxTrainRows = o.MaxTrainRows, Seed = o.Seed,
-                MaxSteps = o.MaxSteps, ValidateEvery = o.ValidateEvery, ScoringBatchSize = o.ScoringBatchSize, CheckpointDirectory = o.CheckpointDirectory,
+                MaxSteps = o.MaxSteps, ValidateEvery = o.ValidateEvery, ScoringBatchSize = o.ScoringBatchSize, CheckpointDirectory = o.CheckpointDirectory, MaxValidationRows = o.MaxValidationRows,
             }, progress, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
         }
         return new CoraTransformer(_ml, model, columns with { Label = null }, o.ScoringBatchSize, o.EmbedLlm) { TrainingResult = trainingResult };

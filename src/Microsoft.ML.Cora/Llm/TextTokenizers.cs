@@ -35,9 +35,9 @@ public static class TextTokenizer
     /// <summary>The tokenizer of a Hugging Face folder (tokenizer.model preferred, then tokenizer.json).</summary>
     public static ITextTokenizer FromHuggingFaceFolder(string dir)
     {
-        foreach (var f in new[] { "tokenizer.model", "tokenizer.json" })
+        foreach (var f in new[] { "tokenizer.model", "tokenizer.json", "tokenizer.bin" })
             if (File.Exists(Path.Combine(dir, f))) return Open(Path.Combine(dir, f));
-        throw new FileNotFoundException($"No tokenizer in '{dir}': expected tokenizer.model (SentencePiece) or tokenizer.json (Hugging Face).");
+        throw new FileNotFoundException($"No tokenizer in '{dir}': expected tokenizer.model (SentencePiece) or tokenizer.json (Hugging Face) (or a llama2.c tokenizer.bin).");
     }
 
     /// <summary>The tokenizer beside a llama2.c checkpoint: tokenizer.model or *.model (SentencePiece), else tokenizer.bin or tok*.bin.</summary>
@@ -177,6 +177,21 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     }
 
     public int VocabSize => _pieces.Length;
+
+    /// <summary>Writes a tokenizer in llama2.c's format.</summary>
+    public static void Write(string path, IReadOnlyList<string> pieces, IReadOnlyList<float> scores)
+    {
+        AtomicFile.Write(path, s =>
+        {
+            using var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
+            w.Write(pieces.Max(p => Encoding.UTF8.GetByteCount(p)));
+            for (int i = 0; i < pieces.Count; i++)
+            {
+                var b = Encoding.UTF8.GetBytes(pieces[i]);
+                w.Write(scores[i]); w.Write(b.Length); w.Write(b);
+            }
+        });
+    }
 
     public IReadOnlyList<int> Encode(string text, bool addBos)
     {
