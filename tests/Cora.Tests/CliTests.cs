@@ -103,4 +103,17 @@ public class CliTests
         Assert.AreEqual(1, c2);
         StringAssert.Contains(e2, "   at ", "--verbose shows the stack trace");
     }
+
+    [TestMethod]
+    [Timeout(900_000)]
+    public void QuickstartRunsOnTheSyntheticStandInAndSaysSo()
+    {
+        var (code, stdout, err) = Cli("quickstart", "--synthetic", "--max-rows", "40");
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "SYNTHETIC data and a RANDOMLY INITIALISED LLaMA");
+        var rows = stdout.Split('\n').Where(l => l.StartsWith("mf ") || l.StartsWith("cora ")).ToList();
+        Assert.AreEqual(2, rows.Count, stdout);
+        double mfAuc = double.Parse(rows[0].Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.IsTrue(mfAuc > 0.6, $"MF learns the synthetic latent factors (AUC {mfAuc})");
+    }
 }
