@@ -106,7 +106,8 @@ public static class CoraCli
             };
             var trainView = ml.Data.LoadFromEnumerable(InteractionRow.From(trainRows));
             var model = ml.Recommendation().Trainers.Cora(options).Fit(trainView);
-            ml.Model.Save(model, trainView.Schema, p.GetValue(output)!);
+            // Atomic: a failure mid-save leaves an existing model file intact.
+            Microsoft.ML.Cora.Llm.AtomicFile.Write(p.GetValue(output)!, s => ml.Model.Save(model, trainView.Schema, s));
             var metrics = EvaluateRows(ml, model, validRows);
             progress.Done();
             Print(c.Out, metrics);
