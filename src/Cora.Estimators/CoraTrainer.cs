@@ -103,8 +103,8 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
     {
         _ml = ml ?? throw new ArgumentNullException(nameof(ml));
         _options = options ?? throw new ArgumentNullException(nameof(options));
-        if (options.ItemTitles is null && options.Items is null)
-            throw new ArgumentException("Cora needs the item catalog: set Options.ItemTitles (id -> title) or Options.Items (an IDataView with item id and title columns).", nameof(options));
+        if (options.ItemTitles is null && options.Items is null && options.PromptColumnName is null)
+            throw new ArgumentException("Cora needs the item catalog: set Options.ItemTitles (id -> title) or Options.Items (an IDataView with item id and title columns), or give ready prompts with Options.PromptColumnName.", nameof(options));
         if (options.Method != CoraMethod.Mf && string.IsNullOrEmpty(options.LlmPath))
             throw new ArgumentException($"Method {options.Method} needs an LLM: set Options.LlmPath to a Hugging Face folder or a llama2.c .bin.", nameof(options));
     }
@@ -132,11 +132,12 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         var (rows, prompts) = CoraRows.ReadAll(input, columns, withLabel: true, Check);
         if (rows.Count == 0) throw new InvalidOperationException("Cora.Fit: the training data has no rows.");
         List<Interaction> train, valid;
+        List<string>? validPrompts = null;
         if (o.ValidationData is not null)
         {
             columns.Check(o.ValidationData.Schema, requireLabel: true);
             train = rows;
-            valid = CoraRows.ReadAll(o.ValidationData, columns, withLabel: true, Check).rows;
+            (valid, validPrompts) = CoraRows.ReadAll(o.ValidationData, columns, withLabel: true, Check);
         }
         else
         {
@@ -147,7 +148,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             train = rows.Where((_, i) => !validSet.Contains(i)).ToList();
             valid = rows.Where((_, i) => validSet.Contains(i)).ToList();
         }
-        var catalog = o.ItemTitles is not null ? new ItemCatalog(o.ItemTitles) : CoraRows.ReadCatalog(o.Items!, o.ItemsIdColumnName, o.ItemsTitleColumnName);
+        var catalog = o.ItemTitles is not null ? new ItemCatalog(o.ItemTitles)
+            : o.Items is not null ? CoraRows.ReadCatalog(o.Items, o.ItemsIdColumnName, o.ItemsTitleColumnName)
+            : new ItemCatalog(new Dictionary<int, string>());
         if (o.PromptColumnName is null)
         {
             var missing = rows.Select(r => r.ItemId).Where(i => !catalog.Contains(i)).Distinct().Take(5).ToList();
@@ -168,7 +171,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         var model = new CoraModel(o.Model with { Method = o.Method, Seed = o.Seed }, llm, cf, catalog);
         if (model.UsesLlm)
         {
-            if (prompts is not null) throw new NotSupportedException("Training from a ready prompt column is not supported; give the history column and item catalog (ready prompts are accepted for scoring).");
+            // Ready prompts replace the template for exactly these rows (training and validation).
+            if (prompts is not null) for (int i = 0; i < rows.Count; i++) model.SetPrompt(rows[i], prompts[i]);
+            if (validPrompts is not null) for (int i = 0; i < valid.Count; i++) model.SetPrompt(valid[i], validPrompts[i]);
             ch.Info(MessageSensitivity.None, $"Cora: training {o.Method} on {train.Count} rows, validating on {valid.Count}.");
             var progress = new SyncProgress(p =>
             {

@@ -124,6 +124,9 @@ public sealed class CoraModel : IDisposable
         return PromptsFor().Tokenize(hist, Items.Title(row.ItemId), Llm!.Tokenizer, Llm.Config.MaxPositionEmbeddings);
     }
 
+    /// <summary>Uses ready prompt text for this row (training and scoring) instead of the template.</summary>
+    public void SetPrompt(Interaction row, string text) => _promptCache.AddOrUpdate(row, TokenizeText(text));
+
     /// <summary>Tokenises ready prompt text; errors if it exceeds the LLM's context.</summary>
     public TokenizedPrompt TokenizeText(string text)
     {

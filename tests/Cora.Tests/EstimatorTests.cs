@@ -192,4 +192,44 @@ public class EstimatorTests
         o3.CancellationToken = cts.Token;
         Assert.ThrowsExactly<OperationCanceledException>(() => ml.Recommendation().Trainers.Cora(o3).Fit(train));
     }
+
+    public sealed class PromptRow
+    {
+        public int UserId { get; set; }
+        public int ItemId { get; set; }
+        public bool Label { get; set; }
+        public string Prompt { get; set; } = "";
+    }
+
+    public sealed class ItemRow
+    {
+        public int ItemId { get; set; }
+        public string Title { get; set; } = "";
+    }
+
+    [TestMethod]
+    public void ItemCatalogAsDataViewAndReadyPromptColumn()
+    {
+        var (ml, train, test) = Data();
+        var itemsView = ml.Data.LoadFromEnumerable(Slice.Items.Titles.Select(kv => new ItemRow { ItemId = kv.Key, Title = kv.Value }));
+        var o = SmallOptions();
+        o.ItemTitles = null;
+        o.Items = itemsView;
+        var fromView = ml.Recommendation().Trainers.Cora(o).Fit(train);
+        var fromDict = ml.Recommendation().Trainers.Cora(SmallOptions()).Fit(train);
+        CollectionAssert.AreEqual(Scores(fromDict.Transform(test)), Scores(fromView.Transform(test)), "catalog as IDataView = as dictionary");
+
+        // Ready prompts equal to what the template builds give the same scores as the history column.
+        var rows = Slice.Valid.Take(10).ToList();
+        var prompts = rows.Select(r => new PromptRow { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label,
+            Prompt = fromDict.Model.Prompts.Text(r, Slice.Items) }).ToList();
+        var po = SmallOptions();
+        po.ItemTitles = null;
+        po.PromptColumnName = "Prompt";
+        var promptModel = ml.Recommendation().Trainers.Cora(po).Fit(ml.Data.LoadFromEnumerable(Slice.Train.Skip(3000).Take(300).Select(r =>
+            new PromptRow { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label, Prompt = fromDict.Model.Prompts.Text(r, Slice.Items) })));
+        var viaPrompt = Scores(promptModel.Transform(ml.Data.LoadFromEnumerable(prompts)));
+        Assert.AreEqual(10, viaPrompt.Length);
+        CollectionAssert.AreEqual(Scores(fromDict.Transform(test)), viaPrompt, "same seed, same prompts, same scores");
+    }
 }
