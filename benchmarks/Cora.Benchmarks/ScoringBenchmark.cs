@@ -16,7 +16,7 @@ namespace Cora.Benchmarks;
 [MemoryDiagnoser]
 public class ScoringBenchmark
 {
-    public const int Rows = 256;
+    public const int Rows = 64;
     private MLContext _ml = null!;
     private CoraTransformer _model = null!;
     private IDataView _view = null!;
@@ -43,10 +43,10 @@ public class ScoringBenchmark
 
     private static void torch_threads() => TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
 
-    [Benchmark(Baseline = true, Description = "CoraModel.Score, 256 rows, batch 16")]
+    [Benchmark(Baseline = true, Description = "CoraModel.Score, 64 rows, batch 16")]
     public float Direct() => _model.Model.Score(_rows, 16).Sum();
 
-    [Benchmark(Description = "ML.NET Transform + cursor, 256 rows, batch 16")]
+    [Benchmark(Description = "ML.NET Transform + cursor, 64 rows, batch 16")]
     public float Transform()
     {
         float s = 0;
