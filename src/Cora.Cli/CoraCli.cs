@@ -207,7 +207,7 @@ public static class CoraCli
     private static Command Quickstart(Context c)
     {
         var shared = new Option<string?>("--shared") { Description = "The shared folder (default: ../shared from the repository, or CORA_SHARED)." };
-        var rows = new Option<int>("--max-rows") { DefaultValueFactory = _ => 1000, Description = "Training rows for the CoRA run (a seeded random sample)." };
+        var rows = new Option<int>("--max-rows") { DefaultValueFactory = _ => 4000, Description = "Training rows for the CoRA run (a seeded random sample; batch 16)." };
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the self-generated synthetic data and random LLaMA even when ../shared exists." };
         var cmd = new Command("quickstart", "Train MF and CoRA and print the metric table: MovieLens-1M (CoLLM split) with stories260K when ../shared is present, else a labelled synthetic stand-in.") { shared, rows, synthetic };
         cmd.SetAction(p =>
@@ -242,7 +242,7 @@ public static class CoraCli
             var cora = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
             {
                 Method = CoraMethod.Cora, ItemTitles = titles, LlmPath = llmPath, ValidationData = validView,
-                MaxTrainRows = p.GetValue(rows), ValidateEvery = 50, MaxValidationRows = 400, CollaborativeModel = mf.Model.Cf, CancellationToken = c.Ct,
+                MaxTrainRows = p.GetValue(rows), BatchSize = 16, ValidateEvery = 125, MaxValidationRows = 400, CollaborativeModel = mf.Model.Cf, CancellationToken = c.Ct,
                 // The synthetic stand-in uses a 2-layer generator to stay within a few minutes; the real run uses CoRA's defaults.
                 Model = dir is null ? new CoraModelOptions { QueryGenerator = new QueryGeneratorOptions { NumLayers = 2, Hidden = 128, Heads = 4, FeedForward = 512 } } : new CoraModelOptions(),
             }).Fit(trainView);
