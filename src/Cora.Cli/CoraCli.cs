@@ -337,7 +337,7 @@ public static class CoraCli
 
     private static void CheckTitles(IEnumerable<Interaction> rows, ItemCatalog items, string path)
     {
-        var missing = rows.Select(r => r.ItemId).Where(i => !items.Contains(i)).Distinct().Take(5).ToList();
+        var missing = items.MissingTargets(rows);
         if (missing.Count > 0) throw new InvalidDataException($"{path}: no title for item(s) {string.Join(", ", missing)}; add them to the items file.");
     }
 

@@ -153,7 +153,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             : new ItemCatalog(new Dictionary<int, string>());
         if (o.PromptColumnName is null)
         {
-            var missing = rows.Select(r => r.ItemId).Where(i => !catalog.Contains(i)).Distinct().Take(5).ToList();
+            var missing = catalog.MissingTargets(rows);
             if (missing.Count > 0) throw new InvalidOperationException($"Cora.Fit: item(s) {string.Join(", ", missing)} have no title in the item catalog; add them to ItemTitles/Items.");
         }
 

@@ -112,6 +112,10 @@ public sealed class ItemCatalog
     public int Count => _titles.Count;
     public bool Contains(int id) => _titles.ContainsKey(id);
 
+    /// <summary>Up to <paramref name="max"/> distinct target item ids of <paramref name="rows"/> that have no title.</summary>
+    public List<int> MissingTargets(IEnumerable<Interaction> rows, int max = 5) =>
+        rows.Select(r => r.ItemId).Where(i => !Contains(i)).Distinct().Take(max).ToList();
+
     public string Title(int id) => _titles.TryGetValue(id, out var t) ? t
         : throw new KeyNotFoundException($"Item {id} has no title in the item catalog; add it to the items file.");
 
