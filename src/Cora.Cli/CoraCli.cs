@@ -9,6 +9,7 @@ using Microsoft.ML.Cora.Collaborative;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Evaluation;
+using Microsoft.ML.Cora.Runtime;
 
 namespace Cora.Cli;
 
@@ -27,6 +28,8 @@ public static class CoraCli
         root.Subcommands.Add(Recommend(ctx));
         root.Subcommands.Add(Quickstart(ctx));
         root.Subcommands.Add(DataCommand(ctx));
+        root.Subcommands.Add(DoctorCommand.Create(ctx));
+        root.Subcommands.Add(BenchCommand.Create(ctx));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -35,6 +38,8 @@ public static class CoraCli
         }
         try
         {
+            // CORA_LIBTORCH, before TorchSharp starts (doctor reports a failure itself, after the versions).
+            if (parse.CommandResult.Command.Name != "doctor") LibTorchRuntime.EnsureLoaded();
             return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
         }
         catch (Exception e)
@@ -46,9 +51,24 @@ public static class CoraCli
         }
     }
 
-    private sealed record Context(TextWriter Out, TextWriter Err, CancellationToken Ct);
+    internal sealed record Context(TextWriter Out, TextWriter Err, CancellationToken Ct);
 
     private static Option<string> Req(string name, string desc) => new(name) { Description = desc, Required = true };
+
+    /// <summary>--device and --llm-dtype, the same on every command that computes; checked before any work starts.</summary>
+    internal sealed record DeviceOptions(Option<string> Device, Option<string> Dtype)
+    {
+        public static DeviceOptions Create()
+        {
+            var device = new Option<string>("--device") { Description = $"Where to compute: {CoraDevice.DeviceChoices} (auto = CUDA when available).", DefaultValueFactory = _ => "cpu" };
+            device.Validators.Add(r => { if (CoraDevice.DeviceError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--device: " + e + "."); });
+            var dtype = new Option<string>("--llm-dtype") { Description = $"dtype of the frozen LLM: {CoraDevice.DtypeChoices} (auto = bf16 on CUDA, fp32 on the CPU). The generator and loss stay fp32.", DefaultValueFactory = _ => "auto" };
+            dtype.Validators.Add(r => { if (CoraDevice.DtypeError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--llm-dtype: " + e + "."); });
+            return new(device, dtype);
+        }
+        public void AddTo(Command c) { c.Options.Add(Device); c.Options.Add(Dtype); }
+        public (string device, string dtype) Get(ParseResult p) => (p.GetValue(Device)!, p.GetValue(Dtype)!);
+    }
 
     private static Command Train(Context c)
     {
@@ -76,9 +96,12 @@ public static class CoraCli
         var plot = new Option<string?>("--plot") { Description = "Write training curves (loss, validation AUC) to this PNG." };
         var cmd = new Command("train", "Train the CF stage and a method, save the model, report validation metrics.")
         { train, valid, items, llm, method, output, epochs, maxRows, seed, batch, lr, maxSteps, validateEvery, maxValid, mfDim, mfEpochs, ckpt, genLayers, genHidden, genFfn, json, plot };
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
             var sw = Stopwatch.StartNew();
+            var (device, dtype) = dev.Get(p);
+            CoraDevice.Resolve(device);   // a missing GPU is reported before any data is read
             var m = ParseMethod(p.GetValue(method)!);
             string? llmPath = p.GetValue(llm);
             if (m != CoraMethod.Mf && llmPath is null) throw new ArgumentException($"--llm is required for --method {p.GetValue(method)}.");
@@ -93,7 +116,7 @@ public static class CoraCli
             ml.Log += (_, e) => { if (e.Source == "Cora" && e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info) progress.Line(e.RawMessage); };
             var options = new CoraTrainer.Options
             {
-                LlmPath = llmPath, ItemTitles = catalog.Titles.ToDictionary(kv => kv.Key, kv => kv.Value), Method = m,
+                LlmPath = llmPath, ItemTitles = catalog.Titles.ToDictionary(kv => kv.Key, kv => kv.Value), Method = m, Device = device, LlmDtype = dtype,
                 Epochs = p.GetValue(epochs), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), MaxTrainRows = p.GetValue(maxRows),
                 MaxSteps = p.GetValue(maxSteps), ValidateEvery = p.GetValue(validateEvery), MaxValidationRows = p.GetValue(maxValid), Seed = p.GetValue(seed), CheckpointDirectory = p.GetValue(ckpt),
                 ValidationData = ml.Data.LoadFromEnumerable(InteractionRow.From(validRows)),
@@ -135,16 +158,21 @@ public static class CoraCli
         var data = Req("--data", "Interactions to score (TSV).");
         var items = new Option<string?>("--items") { Description = "Item titles, checked against the data (the model carries its own catalog)." };
         var json = new Option<string?>("--json") { Description = "Write {auc, uauc, logloss, rows, warm, cold} here." };
-        var cmd = new Command("evaluate", "Score a data file and print AUC, UAUC, log loss, row counts, overall and warm/cold.") { model, data, items, json };
+        var batch = new Option<int>("--batch-size") { Description = "Rows per LLM forward when scoring (0 = the model's own setting).", DefaultValueFactory = _ => 0 };
+        var cmd = new Command("evaluate", "Score a data file and print AUC, UAUC, log loss, row counts, overall and warm/cold, and rows/s.") { model, data, items, json, batch };
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
-            var (ml, t) = Load(p.GetValue(model)!);
+            var (ml, t) = Load(p.GetValue(model)!, dev.Get(p), p.GetValue(batch));
             var rows = InteractionTsv.Read(p.GetValue(data)!);
             if (p.GetValue(items) is { } itemsPath) CheckTitles(rows, ItemCatalog.Read(itemsPath), itemsPath);
             CheckTitles(rows, t.Model.Items, p.GetValue(model)! + " (its item catalog)");
+            var sw = Stopwatch.StartNew();
             var metrics = EvaluateRows(ml, t, rows);
+            double rowsPerSecond = rows.Count / sw.Elapsed.TotalSeconds;
             Print(c.Out, metrics);
-            if (p.GetValue(json) is { } j) WriteJson(j, metrics, null);
+            c.Out.WriteLine($"scored {rows.Count} rows in {sw.Elapsed.TotalSeconds:F1} s ({rowsPerSecond:F0} rows/s, batch {t.ScoringBatchSize}, {t.Model.Device})");
+            if (p.GetValue(json) is { } j) WriteJson(j, metrics, new JsonObject { ["rows_per_s"] = rowsPerSecond, ["device"] = t.Model.Device.ToString() });
             return 0;
         });
         return cmd;
@@ -159,9 +187,10 @@ public static class CoraCli
         var items = Req("--items", "Comma-separated item ids to score.");
         var data = HistoryOption();
         var cmd = new Command("predict", "Score items for a user, best first.") { model, user, items, data };
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
-            var (ml, t) = Load(p.GetValue(model)!);
+            var (ml, t) = Load(p.GetValue(model)!, dev.Get(p));
             int u = p.GetValue(user);
             RequireKnownUser(t, u);
             var ids = p.GetValue(items)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -184,9 +213,10 @@ public static class CoraCli
         var candidates = new Option<int>("--candidates") { Description = "Candidates retrieved with the CF stage before re-ranking.", DefaultValueFactory = _ => 50 };
         var data = HistoryOption();
         var cmd = new Command("recommend", "Retrieve candidates with the CF stage, re-rank them with the model, print titles and probabilities.") { model, user, top, candidates, data };
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
-            var (ml, t) = Load(p.GetValue(model)!);
+            var (ml, t) = Load(p.GetValue(model)!, dev.Get(p));
             int u = p.GetValue(user), k = p.GetValue(top);
             if (k < 1) throw new ArgumentException("--top must be at least 1.");
             RequireKnownUser(t, u);
@@ -210,8 +240,11 @@ public static class CoraCli
         var rows = new Option<int>("--max-rows") { DefaultValueFactory = _ => 4000, Description = "Training rows for the CoRA run (a seeded random sample; batch 16)." };
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the self-generated synthetic data and random LLaMA even when ../shared exists." };
         var cmd = new Command("quickstart", "Train MF and CoRA and print the metric table: MovieLens-1M (CoLLM split) with stories260K when ../shared is present, else a labelled synthetic stand-in.") { shared, rows, synthetic };
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
+            var (device, dtype) = dev.Get(p);
+            CoraDevice.Resolve(device);
             string? dir = p.GetValue(synthetic) ? null : p.GetValue(shared) ?? FindShared();
             string trainPath, validPath, itemsPath, llmPath, label;
             if (dir is not null)
@@ -237,11 +270,11 @@ public static class CoraCli
             var validView = ml.Data.LoadFromEnumerable(InteractionRow.From(valid));
             var titles = items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value);
             var table = new List<(string, RecommendationMetrics)>();
-            var mf = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options { Method = CoraMethod.Mf, ItemTitles = titles, ValidationData = validView, CancellationToken = c.Ct }).Fit(trainView);
+            var mf = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options { Method = CoraMethod.Mf, ItemTitles = titles, ValidationData = validView, Device = device, CancellationToken = c.Ct }).Fit(trainView);
             table.Add(("mf", EvaluateRows(ml, mf, valid)));
             var cora = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
             {
-                Method = CoraMethod.Cora, ItemTitles = titles, LlmPath = llmPath, ValidationData = validView,
+                Method = CoraMethod.Cora, ItemTitles = titles, LlmPath = llmPath, ValidationData = validView, Device = device, LlmDtype = dtype,
                 MaxTrainRows = p.GetValue(rows), BatchSize = 16, ValidateEvery = 125, MaxValidationRows = 400, CollaborativeModel = mf.Model.Cf, CancellationToken = c.Ct,
                 // The synthetic stand-in uses a 2-layer generator to stay within a few minutes; the real run uses CoRA's defaults.
                 Model = dir is null ? new CoraModelOptions { QueryGenerator = new QueryGeneratorOptions { NumLayers = 2, Hidden = 128, Heads = 4, FeedForward = 512 } } : new CoraModelOptions(),
@@ -284,13 +317,14 @@ public static class CoraCli
 
     // ------------------------------------------------------------------ helpers
 
-    private static (MLContext ml, CoraTransformer model) Load(string path)
+    private static (MLContext ml, CoraTransformer model) Load(string path, (string device, string dtype) on, int scoringBatchSize = 0)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"model not found: '{path}'.");
         var ml = new MLContext(seed: 1);
-        var loaded = ml.Model.LoadCora(path, out _);
+        var loaded = ml.Model.LoadCora(path, out _, on.device, on.dtype);
         var t = loaded as CoraTransformer ?? (loaded as TransformerChain<ITransformer>)?.OfType<CoraTransformer>().FirstOrDefault()
                 ?? throw new InvalidDataException($"'{path}' holds no Cora model.");
+        if (scoringBatchSize > 0) t.ScoringBatchSize = scoringBatchSize;
         return (ml, t);
     }
 

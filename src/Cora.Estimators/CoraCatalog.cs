@@ -31,11 +31,20 @@ public static class CoraMLContextExtensions
     public static void RegisterCora(this ComponentCatalog catalog) =>
         RegisterCoraCore(catalog);
 
-    /// <summary>Registers Cora on the model catalog's context and loads a model: <c>mlContext.Model.LoadCora(path, out schema)</c>.</summary>
-    public static ITransformer LoadCora(this ModelOperationsCatalog models, string filePath, out DataViewSchema inputSchema)
+    /// <summary>
+    /// Registers Cora on the model catalog's context and loads a model: <c>mlContext.Model.LoadCora(path, out schema)</c>.
+    /// A model scores on any device whatever device it was trained on: <paramref name="device"/> cpu (default), cuda,
+    /// cuda:N or auto; <paramref name="llmDtype"/> auto (bf16 on CUDA, fp32 on the CPU), bf16, fp16 or fp32.
+    /// </summary>
+    public static ITransformer LoadCora(this ModelOperationsCatalog models, string filePath, out DataViewSchema inputSchema,
+        string? device = null, string? llmDtype = null)
     {
+        if (Runtime.CoraDevice.DeviceError(device) is { } de) throw new ArgumentException(de + ".", nameof(device));
+        if (Runtime.CoraDevice.DtypeError(llmDtype) is { } te) throw new ArgumentException(te + ".", nameof(llmDtype));
         MlNetInternals.EnvironmentOf(models).ComponentCatalog.RegisterCora();
-        return models.Load(filePath, out inputSchema);
+        CoraTransformer.PendingLoad = (device, llmDtype);
+        try { return models.Load(filePath, out inputSchema); }
+        finally { CoraTransformer.PendingLoad = null; }
     }
 
     private static void RegisterCoraCore(ComponentCatalog catalog) =>

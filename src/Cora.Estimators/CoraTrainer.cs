@@ -47,8 +47,11 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
 
         /// <summary>Hugging Face model folder or llama2.c .bin (tokenizer beside it). Not needed for <see cref="CoraMethod.Mf"/>.</summary>
         public string? LlmPath { get; set; }
-        /// <summary>"cpu" (default), "cuda", "cuda:N" or "auto".</summary>
+        /// <summary>"cpu" (default), "cuda", "cuda:N" or "auto" (CUDA when available). Checked when the trainer is created.</summary>
         public string Device { get; set; } = "cpu";
+        /// <summary>dtype of the frozen LLM: "auto" (default: bf16 on CUDA, fp32 on the CPU), "bf16", "fp16" or "fp32". The query
+        /// generator, the collaborative weights and the loss always compute in fp32.</summary>
+        public string LlmDtype { get; set; } = "auto";
         /// <summary>Store the frozen LLM's files inside the saved model (default: referenced by path and SHA-256).</summary>
         public bool EmbedLlm { get; set; }
 
@@ -98,6 +101,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
 
     private readonly MLContext _ml;
     private readonly Options _options;
+    private readonly TorchSharp.torch.Device _device;
 
     internal CoraTrainer(MLContext ml, Options options)
     {
@@ -107,6 +111,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             throw new ArgumentException("Cora needs the item catalog: set Options.ItemTitles (id -> title) or Options.Items (an IDataView with item id and title columns), or give ready prompts with Options.PromptColumnName.", nameof(options));
         if (options.Method != CoraMethod.Mf && string.IsNullOrEmpty(options.LlmPath))
             throw new ArgumentException($"Method {options.Method} needs an LLM: set Options.LlmPath to a Hugging Face folder or a llama2.c .bin.", nameof(options));
+        if (Runtime.CoraDevice.DtypeError(options.LlmDtype) is { } dtypeError) throw new ArgumentException($"Options.LlmDtype: {dtypeError}.", nameof(options));
+        // Resolving the device here (not after the MF stage has trained) reports a missing GPU before any work starts.
+        _device = Runtime.CoraDevice.Resolve(options.Device);
     }
 
     internal CoraColumns Columns => new(_options.UserIdColumnName, _options.ItemIdColumnName, _options.HistoryColumnName, _options.PromptColumnName, _options.LabelColumnName);
@@ -167,8 +174,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
                 line => ch.Trace(MessageSensitivity.None, line), ct);
         }
         TrainingResult? trainingResult = null;
-        LanguageModel? llm = o.Method == CoraMethod.Mf ? null : LanguageModel.Load(o.LlmPath!, device: o.Device);
+        LanguageModel? llm = o.Method == CoraMethod.Mf ? null : LanguageModel.Load(o.LlmPath!, device: o.Device, dtype: o.LlmDtype);
         var model = new CoraModel(o.Model with { Method = o.Method, Seed = o.Seed }, llm, cf, catalog);
+        if (llm is null) model.To(_device);
         if (model.UsesLlm)
         {
             // Ready prompts replace the template for exactly these rows (training and validation).

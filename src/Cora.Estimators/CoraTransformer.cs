@@ -22,14 +22,16 @@ public sealed class CoraTransformer : ITransformer, IDisposable
     private readonly IHostEnvironment _env;
     internal CoraColumns Columns { get; }
     public CoraModel Model { get; }
-    public int ScoringBatchSize { get; }
+    /// <summary>Rows per LLM forward when scoring (larger batches use the GPU better; memory grows with batch x prompt length).</summary>
+    public int ScoringBatchSize { get => _scoringBatchSize; set => _scoringBatchSize = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), value, "ScoringBatchSize must be at least 1."); }
+    private int _scoringBatchSize;
     /// <summary>Loss and validation curves of the Fit that produced this model (null after loading).</summary>
     public Microsoft.ML.Cora.Training.TrainingResult? TrainingResult { get; internal set; }
     private readonly bool _embedLlm;
 
     internal CoraTransformer(IHostEnvironment env, CoraModel model, CoraColumns columns, int scoringBatchSize, bool embedLlm)
     {
-        _env = env; Model = model; Columns = columns; ScoringBatchSize = Math.Max(1, scoringBatchSize); _embedLlm = embedLlm;
+        _env = env; Model = model; Columns = columns; _scoringBatchSize = Math.Max(1, scoringBatchSize); _embedLlm = embedLlm;
     }
 
     public bool IsRowToRowMapper => true;
@@ -94,8 +96,23 @@ public sealed class CoraTransformer : ITransformer, IDisposable
             throw new InvalidDataException($"The Cora model inside this ML.NET model is truncated or corrupt ({e.Message}).", e);
         }
         using var ms = new MemoryStream(zip);
-        var model = CoraModel.Load(ms, "Cora model");
+        var (device, dtype) = PendingLoad ?? (null, null);
+        var model = CoraModel.Load(ms, "Cora model", device: device, llmDtype: dtype);
         return new CoraTransformer(env, model, columns, batch, embedLlm: false);
+    }
+
+    // Set by Model.LoadCora(..., device, llmDtype) for the duration of one load on this thread (ML.NET's loader takes no arguments).
+    [ThreadStatic] internal static (string? device, string? dtype)? PendingLoad;
+
+    /// <summary>
+    /// Moves the loaded model to another device and LLM dtype (e.g. trained on the CPU, scored on the GPU):
+    /// <paramref name="device"/> cpu, cuda, cuda:N or auto; <paramref name="llmDtype"/> auto (bf16 on CUDA), bf16, fp16 or fp32.
+    /// </summary>
+    public CoraTransformer To(string device, string? llmDtype = null)
+    {
+        var d = Runtime.CoraDevice.Resolve(device);
+        Model.To(d, Model.UsesLlm ? Runtime.CoraDevice.ResolveDtype(llmDtype, d) : null);
+        return this;
     }
 
     internal static readonly MethodInfo CreateMethod = typeof(CoraTransformer).GetMethod(nameof(Create), BindingFlags.NonPublic | BindingFlags.Static)!;

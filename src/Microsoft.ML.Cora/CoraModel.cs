@@ -4,6 +4,7 @@ using Microsoft.ML.Cora.Collaborative;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Prompting;
+using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -100,10 +101,25 @@ public sealed class CoraModel : IDisposable
                     Trainable.cf_token_mapper = new CfTokenMapper(cf.EmbeddingDim, cfg.HiddenSize);
             }
             Trainable.Register();
-            Trainable.to(llm.Device);
-            Cf.to(llm.Device);
         }
         Trainable.eval();
+        if (llm is not null) To(llm.Device);
+    }
+
+    /// <summary>The device every part lives on (the LLM's; the CPU for MF alone).</summary>
+    public Device Device => Llm?.Device ?? Cf.user_embedding.weight!.device;
+
+    /// <summary>
+    /// Moves every part to <paramref name="device"/>: the frozen LLM (in <paramref name="llmDtype"/> when given), the CF
+    /// model and the trainable parts (in <paramref name="trainableDtype"/>, fp32 unless given: the generator, the P maps
+    /// and the loss stay in fp32 when the LLM runs in bf16). A model trained on one device scores on another after this.
+    /// </summary>
+    public CoraModel To(Device device, ScalarType? llmDtype = null, ScalarType trainableDtype = ScalarType.Float32)
+    {
+        Llm?.To(device, llmDtype);
+        Cf.to(device, trainableDtype);
+        Trainable.to(device, trainableDtype);
+        return this;
     }
 
     public bool UsesLlm => Options.Method != CoraMethod.Mf;
@@ -141,7 +157,7 @@ public sealed class CoraModel : IDisposable
     {
         var users = rows.Select(r => (long)r.UserId).ToArray();
         var items = rows.Select(r => (long)r.ItemId).ToArray();
-        if (!UsesLlm) return Cf.Score(users, items);
+        if (!UsesLlm) { using var cf = Cf.Score(users, items); return cf.to(ScalarType.Float32); }
         using var scope = torch.NewDisposeScope();
         prompts ??= rows.Select(Tokenize).ToList();
         var (ids, mask) = Llm!.Pad(prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList());
@@ -169,11 +185,11 @@ public sealed class CoraModel : IDisposable
                         src.Add((slot == "<UserID>" ? u : it)[b]);
                     }
                 if (src.Count > 0)
-                    embeds = embeds.clone().index_put_(torch.stack(src), torch.tensor(rowsIdx.ToArray(), device: embeds.device), torch.tensor(posIdx.ToArray(), device: embeds.device));
+                    embeds = embeds.clone().index_put_(torch.stack(src).to(embeds.dtype), torch.tensor(rowsIdx.ToArray(), device: embeds.device), torch.tensor(posIdx.ToArray(), device: embeds.device));
                 break;
         }
         var logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId });   // [B, 1]
-        return logits.squeeze(1).MoveToOuterDisposeScope();
+        return logits.squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();     // [B], fp32 whatever the LLM dtype
     }
 
     /// <summary>Scores rows in batches without gradients (safe to call from several threads).</summary>
@@ -243,15 +259,19 @@ public sealed class CoraModel : IDisposable
     }
 
     /// <summary>Loads a model zip. The LLM is read from the recorded path (or <paramref name="llmPath"/>) and its checksum verified.</summary>
-    public static CoraModel Load(string path, string? llmPath = null, string? device = null)
+    /// <param name="device">Where to score: cpu, cuda, cuda:N or auto, whatever device the model was trained on.</param>
+    /// <param name="llmDtype">The frozen LLM's dtype: auto (bf16 on CUDA, fp32 on the CPU), bf16, fp16 or fp32.</param>
+    public static CoraModel Load(string path, string? llmPath = null, string? device = null, string? llmDtype = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Model file not found: '{path}'.", path);
         using var fs = File.OpenRead(path);
-        return Load(fs, path, llmPath, device);
+        return Load(fs, path, llmPath, device, llmDtype);
     }
 
-    public static CoraModel Load(Stream stream, string name, string? llmPath = null, string? device = null)
+    public static CoraModel Load(Stream stream, string name, string? llmPath = null, string? device = null, string? llmDtype = null)
     {
+        var targetDevice = CoraDevice.Resolve(device);
+        CoraDevice.ResolveDtype(llmDtype, targetDevice);
         ZipArchive zip;
         try { zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true); }
         catch (InvalidDataException e) { throw new InvalidDataException($"{name}: not a Cora model (not a readable zip: {e.Message}).", e); }
@@ -312,7 +332,7 @@ public sealed class CoraModel : IDisposable
                 string sum = LanguageModel.ChecksumOf(source);
                 if (m.LlmChecksum is not null && sum != m.LlmChecksum)
                     throw new InvalidDataException($"{name}: the LLM at '{source}' changed since training (SHA-256 {sum[..12]}..., recorded {m.LlmChecksum[..12]}...). Scores would be wrong; use the original weights.");
-                llm = LanguageModel.Load(source, device: device);
+                llm = LanguageModel.Load(source, device: device, dtype: llmDtype);
             }
             var model = new CoraModel(m.Options, llm, cf, items);
             var tf = SafetensorsFile.Open(Extract("trainable.safetensors"));
@@ -328,6 +348,7 @@ public sealed class CoraModel : IDisposable
                     t.copy_(v);
                 }
             model.Trainable.eval();
+            if (llm is null) model.To(targetDevice);
             return model;
         }
         finally

@@ -116,4 +116,46 @@ public class CliTests
         double mfAuc = double.Parse(rows[0].Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
         Assert.IsTrue(mfAuc > 0.6, $"MF learns the synthetic latent factors (AUC {mfAuc})");
     }
+
+    [TestMethod]
+    public void DeviceAndDtypeAreCheckedOnEveryComputingCommandBeforeWork()
+    {
+        foreach (var cmd in new[] { new[] { "train", "--train", "t", "--valid", "v", "--items", "i", "--out", "o" }, new[] { "evaluate", "--model", "m", "--data", "d" },
+                                    new[] { "predict", "--model", "m", "--user", "1", "--items", "1" }, new[] { "recommend", "--model", "m", "--user", "1" },
+                                    new[] { "quickstart" }, new[] { "bench", "forward" }, new[] { "bench", "train-step" }, new[] { "bench", "golden", "--llm", "x" } })
+        {
+            var (code, _, err) = Cli(cmd.Concat(new[] { "--device", "gpu" }).ToArray());
+            Assert.AreEqual(2, code, string.Join(" ", cmd));
+            StringAssert.Contains(err, "--device: unknown device 'gpu'; use cpu, cuda, cuda:N or auto.");
+            (code, _, err) = Cli(cmd.Concat(new[] { "--llm-dtype", "int4" }).ToArray());
+            Assert.AreEqual(2, code, string.Join(" ", cmd));
+            StringAssert.Contains(err, "--llm-dtype: unknown LLM dtype 'int4'");
+        }
+        if (!TorchSharp.torch.cuda.is_available())
+        {
+            // Valid but absent: one line, exit 1, before the (missing) data files are read.
+            var (code, _, err) = Cli("train", "--train", "missing.tsv", "--valid", "v", "--items", "i", "--out", "o", "--method", "mf", "--device", "cuda");
+            Assert.AreEqual(1, code);
+            StringAssert.Contains(err, "CUDA is not available");
+            Assert.IsFalse(err.Contains("missing.tsv"), err);
+        }
+    }
+
+    [TestMethod]
+    public void DoctorAndBenchPrintMeasuredFigures()
+    {
+        var (code, stdout, err) = Cli("doctor", "--seconds", "0.05");
+        Assert.AreEqual(0, code, err);
+        StringAssert.Matches(stdout, new System.Text.RegularExpressions.Regex(@"torchsharp +0\.107"));
+        StringAssert.Matches(stdout, new System.Text.RegularExpressions.Regex(@"matmul cpu fp32 +[0-9.]+ GFLOP/s"));
+        using var dir = TestPaths.Temp();
+        (code, stdout, err) = Cli("bench", "train-step", "--shape", "tiny", "--batch", "2", "--tokens", "16", "--repeats", "1", "--json", dir["b.json"]);
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "cora train-step tiny 2x16 on cpu in fp32");
+        var j = JsonNode.Parse(File.ReadAllText(dir["b.json"]))!;
+        Assert.IsTrue((double)j["MedianSeconds"]! > 0 && (double)j["ItemsPerSecond"]! > 0);
+        (code, stdout, err) = Cli("bench", "forward", "--shape", "tiny", "--batch", "2", "--tokens", "16", "--repeats", "1", "--llm-dtype", "bf16");
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "in bf16");
+    }
 }

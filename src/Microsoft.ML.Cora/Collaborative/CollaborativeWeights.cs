@@ -13,16 +13,15 @@ namespace Microsoft.ML.Cora.Collaborative;
 public sealed class CollaborativeWeights : nn.Module
 {
 #pragma warning disable IDE1006
-    public ModuleDict<Linear> p;
+    public LinearMap p;
 #pragma warning restore IDE1006
     public double Scale { get; }
     public double Dropout { get; }
-    public int Rank { get; }
 
     public CollaborativeWeights(IReadOnlyList<ProjectionSite> sites, int dModel, int rank, double alpha, double dropout) : base("collaborative_weights")
     {
-        Rank = rank; Scale = alpha / rank; Dropout = dropout;
-        p = new ModuleDict<Linear>();
+        Scale = alpha / rank; Dropout = dropout;
+        p = new LinearMap("p");
         foreach (var s in sites)
         {
             if (s.InFeatures != dModel)
@@ -55,7 +54,7 @@ public sealed class CollaborativeWeights : nn.Module
 public sealed class LoraWeights : nn.Module, IProjectionHook
 {
 #pragma warning disable IDE1006
-    public ModuleDict<Linear> lora_a, lora_b;
+    public LinearMap lora_a, lora_b;
 #pragma warning restore IDE1006
     private readonly double _scale, _dropout;
 
@@ -63,7 +62,7 @@ public sealed class LoraWeights : nn.Module, IProjectionHook
     {
         _scale = alpha / rank; _dropout = dropout;
         torch.manual_seed(seed);
-        lora_a = new ModuleDict<Linear>(); lora_b = new ModuleDict<Linear>();
+        lora_a = new LinearMap("lora_a"); lora_b = new LinearMap("lora_b");
         foreach (var s in sites)
         {
             string k = s.Name.Replace('.', '_');
@@ -80,8 +79,11 @@ public sealed class LoraWeights : nn.Module, IProjectionHook
         string k = site.Name.Replace('.', '_');
         if (!lora_a.TryGetValue(k, out var a)) return null;
         using var scope = torch.NewDisposeScope();
-        var h = _dropout > 0 && training ? nn.functional.dropout(x, _dropout, true) : x;
-        return lora_b[k].call(a.call(h)).mul(_scale).MoveToOuterDisposeScope();
+        var w = a.weight!.dtype;                                       // LoRA computes in its own dtype (fp32), cast back after
+        var h = x.dtype == w ? x : x.to(w);
+        if (_dropout > 0 && training) h = nn.functional.dropout(h, _dropout, true);
+        var y = lora_b[k].call(a.call(h)).mul(_scale);
+        return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }
 

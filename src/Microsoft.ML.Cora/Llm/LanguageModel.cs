@@ -1,27 +1,9 @@
 using System.Security.Cryptography;
 using TorchSharp;
+using Microsoft.ML.Cora.Runtime;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Cora.Llm;
-
-/// <summary>Chooses the compute device: CPU by default, CUDA when asked for and available.</summary>
-public static class CoraDevice
-{
-    /// <summary>Parses "cpu", "cuda", "cuda:N" or "auto" (CUDA when available, else CPU).</summary>
-    public static Device Resolve(string? spec)
-    {
-        spec = string.IsNullOrWhiteSpace(spec) ? "cpu" : spec.Trim().ToLowerInvariant();
-        if (spec == "auto") return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
-        if (spec == "cpu") return torch.CPU;
-        if (spec.StartsWith("cuda"))
-        {
-            if (!torch.cuda.is_available())
-                throw new InvalidOperationException($"Device '{spec}' was requested but CUDA is not available: this build uses a CPU libtorch or no GPU is visible. Use device 'cpu', or build with -p:CoraLibTorchPackage=libtorch-cuda-12.8-linux-x64 on a machine with an NVIDIA GPU.");
-            return torch.device(spec);
-        }
-        throw new ArgumentException($"Unknown device '{spec}'. Use cpu, cuda, cuda:N or auto.");
-    }
-}
 
 /// <summary>
 /// A frozen LLM with its tokenizer, loaded from what users have: a Hugging Face folder or a llama2.c
@@ -38,37 +20,46 @@ public sealed class LanguageModel : IDisposable
 
     public LanguageModel(LlamaForCausalLM model, ITextTokenizer tokenizer, string sourcePath)
     {
-        Model = model; Tokenizer = tokenizer; SourcePath = sourcePath; Device = torch.CPU;
+        Model = model; Tokenizer = tokenizer; SourcePath = sourcePath; Device = model.HeadWeight.device;
         Model.eval();
     }
 
-    /// <summary>Loads a Hugging Face folder or a llama2.c .bin (built on the CPU, loaded, then moved to <paramref name="device"/>).</summary>
+    /// <summary>
+    /// Loads a Hugging Face folder or a llama2.c .bin. The model is built directly on <paramref name="device"/> in the
+    /// LLM dtype (<paramref name="dtype"/>: auto = bf16 on CUDA, fp32 on the CPU) and each tensor is converted as it is
+    /// copied in, so the weights exist once, in the chosen dtype.
+    /// </summary>
     /// <param name="tokenizerPath">Overrides the tokenizer found beside the weights.</param>
-    public static LanguageModel Load(string path, string? tokenizerPath = null, string? device = null, bool allowPickle = false)
+    public static LanguageModel Load(string path, string? tokenizerPath = null, string? device = null, bool allowPickle = false, string? dtype = null)
     {
+        var dev = CoraDevice.Resolve(device);
+        var dt = CoraDevice.ResolveDtype(dtype, dev);
         LlamaForCausalLM model;
         ITextTokenizer tok;
         if (Directory.Exists(path))
         {
-            model = CheckpointLoader.LoadHuggingFace(path, allowPickle);
+            using (CoraDevice.BuildScope(dev, dt)) model = CheckpointLoader.LoadHuggingFace(path, allowPickle);
             tok = tokenizerPath is null ? TextTokenizer.FromHuggingFaceFolder(path) : TextTokenizer.Open(tokenizerPath);
         }
         else if (File.Exists(path))
         {
             if (!path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
                 throw new NotSupportedException($"'{path}': expected a Hugging Face model folder or a llama2.c .bin checkpoint.");
-            model = CheckpointLoader.LoadLlama2c(path);
+            using (CoraDevice.BuildScope(dev, dt)) model = CheckpointLoader.LoadLlama2c(path);
             tok = tokenizerPath is null ? TextTokenizer.BesideLlama2c(path) : TextTokenizer.Open(tokenizerPath);
         }
         else throw new FileNotFoundException($"LLM not found: '{path}'. Give a Hugging Face model folder or a llama2.c .bin checkpoint.", path);
         var lm = new LanguageModel(model, tok, Path.GetFullPath(path));
-        lm.To(CoraDevice.Resolve(device));
-        return lm;
+        return lm.To(dev, dt);
     }
 
-    public LanguageModel To(Device device)
+    /// <summary>The dtype of the frozen weights (bf16, fp16 or fp32).</summary>
+    public ScalarType Dtype => Model.HeadWeight.dtype;
+
+    /// <summary>Moves the frozen weights to <paramref name="device"/> and, when given, <paramref name="dtype"/> (RMSNorm still computes in fp32).</summary>
+    public LanguageModel To(Device device, ScalarType? dtype = null)
     {
-        Model.to(device);
+        if (dtype is { } t) Model.to(device, t); else Model.to(device);
         Device = device;
         return this;
     }

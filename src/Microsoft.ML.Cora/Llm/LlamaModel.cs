@@ -25,20 +25,26 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    /// <returns>The normed input in the weight's dtype (what the next projection takes).</returns>
+    public override Tensor forward(Tensor x) => Forward(x, weight.dtype);
+
+    /// <returns>The normed input in <paramref name="dtype"/>.</returns>
+    public Tensor Forward(Tensor x, ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
         var x32 = x.to(ScalarType.Float32);                                  // [.., D]
         var variance = x32.pow(2).mean(new long[] { -1 }, keepdim: true);   // [.., 1]
-        var normed = x32.mul(torch.rsqrt(variance.add(_eps))).to(x.dtype);
-        return weight.mul(normed).MoveToOuterDisposeScope();
+        var normed = x32.mul(torch.rsqrt(variance.add(_eps))).to(dtype);
+        return normed.mul(weight.to(dtype)).MoveToOuterDisposeScope();
     }
 }
 
 /// <summary>Rotary position embedding in the "rotate_half" layout; inverse frequencies computed once.</summary>
 public sealed class RotaryEmbedding : nn.Module
 {
-    private Tensor _invFreq; // [head_dim / 2], float32
+    // [head_dim / 2] inverse frequencies, kept on the host in float32 (not a buffer: a module-wide move to bf16
+    // must not round them); copied to the positions' device per forward.
+    private readonly float[] _invFreq;
 
     public RotaryEmbedding(LlamaConfig config) : base("rotary_emb")
     {
@@ -50,8 +56,7 @@ public sealed class RotaryEmbedding : nn.Module
             if (config.RopeScaling is { } s) f = ScaleLlama3(f, s);
             inv[i] = (float)f;
         }
-        _invFreq = torch.tensor(inv);
-        register_buffer("inv_freq", _invFreq, persistent: false);
+        _invFreq = inv;
     }
 
     // Llama 3.1: long wavelengths are divided by `factor`, short ones kept, the band between interpolated.
@@ -71,7 +76,7 @@ public sealed class RotaryEmbedding : nn.Module
     public (Tensor cos, Tensor sin) Tables(Tensor positions, ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
-        var inv = _invFreq.to(positions.device);
+        var inv = torch.tensor(_invFreq, dtype: ScalarType.Float32, device: positions.device);
         var freqs = positions.to(ScalarType.Float32).unsqueeze(-1).mul(inv);   // [B, T, hd/2]
         var emb = torch.cat(new[] { freqs, freqs }, -1).unsqueeze(1);          // [B, 1, T, hd]
         var cos = emb.cos().to(dtype);
@@ -231,8 +236,11 @@ public sealed class LlamaModel : nn.Module
                 mask = causal.logical_and(keys).logical_or(diag);                               // [B, 1, T, T]
             }
         }
-        var (cos, sin) = _rotary.Tables(positions, inputsEmbeds.dtype);
-        var h = inputsEmbeds;
+        // Projections compute in the weights' dtype; the residual stream is carried in fp32 when the weights are bf16/fp16
+        // (each layer adds its output to it), so rounding does not accumulate over the layers.
+        var computeDtype = embed_tokens.weight!.dtype;
+        var (cos, sin) = _rotary.Tables(positions, computeDtype);
+        var h = computeDtype is ScalarType.BFloat16 or ScalarType.Float16 ? inputsEmbeds.to(ScalarType.Float32) : inputsEmbeds;
         foreach (var layer in layers) h = layer.Forward(h, cos, sin, mask, hook);
         return h.MoveToOuterDisposeScope();
     }
@@ -285,7 +293,7 @@ public sealed class LlamaForCausalLM : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         var h = model.Forward(Embed(inputIds), attentionMask, hook);
-        return nn.functional.linear(model.norm.call(h), HeadWeight).MoveToOuterDisposeScope();
+        return nn.functional.linear(model.norm.call(h), HeadWeight).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -309,10 +317,11 @@ public sealed class LlamaForCausalLM : nn.Module
             last = m.mul(torch.arange(t, device: h.device)).argmax(1);                     // [B] last real index
         }
         var idx = last.view(b, 1, 1).expand(b, 1, h.shape[2]);
-        var hLast = model.norm.call(h.gather(1, idx).squeeze(1));                          // [B, D]
+        // The final norm and the (few) head rows run in fp32 whatever the weights' dtype: one rounding fewer on the score.
+        var hLast = model.norm.Forward(h.gather(1, idx).squeeze(1), ScalarType.Float32);    // [B, D] fp32
         var w = HeadWeight;
         if (vocabIds is not null) w = w.index_select(0, torch.tensor(vocabIds, device: w.device));  // [K, D]
-        return nn.functional.linear(hLast, w).MoveToOuterDisposeScope();                  // [B, K]
+        return nn.functional.linear(hLast, w.to(ScalarType.Float32)).MoveToOuterDisposeScope();   // [B, K] fp32
     }
 
     /// <summary>Sites of every projection of the given kinds, in layer order.</summary>

@@ -51,11 +51,14 @@ public static class LowRank
     /// <param name="p">Linear r -> out (no bias)</param>
     public static Tensor PerSample(Tensor x, Tensor a, nn.Module<Tensor, Tensor> p, double scale, double dropout, bool training)
     {
-        var h = dropout > 0 && training ? nn.functional.dropout(x, dropout, true) : x;
-        using var xa = torch.bmm(h, a);                 // [B, T, r]
-        if (!ReferenceEquals(h, x)) h.Dispose();
-        using var y = p.call(xa);                       // [B, T, out]
-        return y.mul(scale);
+        // The trainable term computes in the dtype of A and P (fp32 by default) even when the frozen LLM runs in
+        // bf16/fp16; only its result is cast back to the activations' dtype.
+        using var scope = torch.NewDisposeScope();
+        var h = x.dtype == a.dtype ? x : x.to(a.dtype);
+        if (dropout > 0 && training) h = nn.functional.dropout(h, dropout, true);
+        var xa = torch.bmm(h, a);                      // [B, T, r]
+        var y = p.call(xa).mul(scale);                 // [B, T, out]
+        return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }
 

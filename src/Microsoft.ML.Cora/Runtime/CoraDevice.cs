@@ -1,0 +1,86 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Runtime;
+
+/// <summary>Device and dtype choices, parsed in one place for the library, ML.NET options and the CLI.</summary>
+public static class CoraDevice
+{
+    /// <summary>Accepted device values, for help text and errors.</summary>
+    public const string DeviceChoices = "cpu, cuda, cuda:N or auto";
+    /// <summary>Accepted LLM dtype values.</summary>
+    public const string DtypeChoices = "auto, bf16, fp16 or fp32";
+
+    /// <summary>Checks a device value without touching libtorch (for validation before any work starts).</summary>
+    public static string? DeviceError(string? spec)
+    {
+        var s = Normalise(spec);
+        if (s is "cpu" or "auto" or "cuda") return null;
+        if (s.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(s[5..], out int n) && n >= 0) return null;
+        return $"unknown device '{spec}'; use {DeviceChoices}";
+    }
+
+    /// <summary>Checks an LLM dtype value.</summary>
+    public static string? DtypeError(string? spec) =>
+        Normalise(spec, "auto") is "auto" or "bf16" or "bfloat16" or "fp16" or "float16" or "half" or "fp32" or "float32" ? null
+        : $"unknown LLM dtype '{spec}'; use {DtypeChoices}";
+
+    private static string Normalise(string? spec, string empty = "cpu") => string.IsNullOrWhiteSpace(spec) ? empty : spec.Trim().ToLowerInvariant();
+
+    /// <summary>Parses "cpu", "cuda", "cuda:N" or "auto" (CUDA when available, else CPU).</summary>
+    public static Device Resolve(string? spec)
+    {
+        if (DeviceError(spec) is { } error) throw new ArgumentException(char.ToUpperInvariant(error[0]) + error[1..] + ".");
+        LibTorchRuntime.EnsureLoaded();
+        var s = Normalise(spec);
+        if (s == "cpu") return torch.CPU;
+        if (s == "auto") return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
+        if (!torch.cuda.is_available())
+            throw new InvalidOperationException($"Device '{s}' was requested but CUDA is not available (libtorch from {LibTorchRuntime.LoadedFrom() ?? "the build output"} has no CUDA, or no GPU is visible). Point {LibTorchRuntime.EnvironmentVariable} at a CUDA libtorch (an installed PyTorch's torch/lib) with a build made with -p:CoraLibTorchPackage=none, or use device 'cpu'. 'cora doctor' shows what was found.");
+        var d = torch.device(s);
+        if (d.index >= torch.cuda.device_count())
+            throw new InvalidOperationException($"Device '{s}' was requested but only {torch.cuda.device_count()} CUDA device(s) are visible.");
+        return d;
+    }
+
+    /// <summary>The frozen LLM's dtype: "auto" is bf16 on CUDA and fp32 on the CPU.</summary>
+    public static ScalarType ResolveDtype(string? spec, Device device)
+    {
+        if (DtypeError(spec) is { } error) throw new ArgumentException(char.ToUpperInvariant(error[0]) + error[1..] + ".");
+        return Normalise(spec, "auto") switch
+        {
+            "bf16" or "bfloat16" => ScalarType.BFloat16,
+            "fp16" or "float16" or "half" => ScalarType.Float16,
+            "fp32" or "float32" => ScalarType.Float32,
+            _ => device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32,
+        };
+    }
+
+    /// <summary>Short name of a dtype as the options spell it.</summary>
+    public static string DtypeName(ScalarType t) => t switch
+    {
+        ScalarType.BFloat16 => "bf16", ScalarType.Float16 => "fp16", ScalarType.Float32 => "fp32", ScalarType.Float64 => "fp64", _ => t.ToString(),
+    };
+
+    /// <summary>
+    /// While alive, new tensors and modules are created on <paramref name="device"/> in <paramref name="dtype"/>: modules are
+    /// built where they will run, in the dtype they will keep (a 7B model in bf16 on a GPU never exists in fp32 on the host).
+    /// </summary>
+    public static IDisposable BuildScope(Device? device, ScalarType? dtype) => new DefaultsScope(device, dtype);
+
+    private sealed class DefaultsScope : IDisposable
+    {
+        private readonly ScalarType _dtype = torch.get_default_dtype();
+        private readonly Device _device = torch.get_default_device();
+        public DefaultsScope(Device? device, ScalarType? dtype)
+        {
+            if (dtype is { } t) torch.set_default_dtype(t);
+            if (device is not null) torch.set_default_device(device);
+        }
+        public void Dispose()
+        {
+            torch.set_default_dtype(_dtype);
+            torch.set_default_device(_device);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Reflection;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Runtime;
+
+/// <summary>
+/// What <c>cora doctor</c> prints: versions, where libtorch came from, CUDA and GPUs, threads, and a short matmul rate
+/// per device. The first thing to run when something is off, and the first lines of every GPU report.
+/// </summary>
+public static class Doctor
+{
+    public sealed record Check(string Name, string Value);
+
+    /// <param name="matmulSeconds">Time spent measuring each device's matmul rate (0 skips the measurement).</param>
+    public static IReadOnlyList<Check> Run(double matmulSeconds = 1.0)
+    {
+        var list = new List<Check>
+        {
+            new("cora", Version(typeof(Doctor).Assembly)),
+            new(".net", Environment.Version.ToString() + " (" + System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier + ")"),
+            new("torchsharp", Version(typeof(torch).Assembly)),
+            new(LibTorchRuntime.EnvironmentVariable, Environment.GetEnvironmentVariable(LibTorchRuntime.EnvironmentVariable) is { Length: > 0 } v ? v : "(unset: libtorch bundled with the build)"),
+        };
+        try { LibTorchRuntime.EnsureLoaded(); }
+        catch (Exception e) { list.Add(new("libtorch", "NOT LOADED: " + e.Message)); return list; }
+        try
+        {
+            using (torch.zeros(1)) { }   // starts TorchSharp's native side
+            list.Add(new("libtorch", LibTorchRuntime.LoadedFrom() ?? "(loaded; location unknown)"));
+            list.Add(new("threads", $"{torch.get_num_threads()} intra-op ({Environment.ProcessorCount} logical CPUs)"));
+            bool cuda = torch.cuda.is_available();
+            list.Add(new("cuda available", cuda ? $"yes, {torch.cuda.device_count()} device(s)" : "no"));
+            if (cuda)
+                for (int i = 0; i < torch.cuda.device_count(); i++)
+                    list.Add(new($"cuda:{i}", GpuDescription(i)));
+            if (matmulSeconds > 0)
+            {
+                list.Add(new("matmul cpu fp32", $"{MatmulGflops(torch.CPU, ScalarType.Float32, 1024, matmulSeconds):F1} GFLOP/s (1024^3)"));
+                if (cuda)
+                {
+                    list.Add(new("matmul cuda fp32", $"{MatmulGflops(torch.CUDA, ScalarType.Float32, 8192, matmulSeconds):F1} GFLOP/s (8192^3)"));
+                    list.Add(new("matmul cuda bf16", $"{MatmulGflops(torch.CUDA, ScalarType.BFloat16, 8192, matmulSeconds):F1} GFLOP/s (8192^3)"));
+                }
+            }
+        }
+        catch (Exception e) { list.Add(new("error", e.Message.Split('\n')[0])); }
+        return list;
+    }
+
+    private static string Version(Assembly a) =>
+        a.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? a.GetName().Version?.ToString() ?? "?";
+
+    private static string GpuDescription(int index)
+    {
+        // Name and memory come from nvidia-smi when present (TorchSharp 0.107 exposes neither).
+        try
+        {
+            var psi = new ProcessStartInfo("nvidia-smi", $"--query-gpu=name,memory.total,driver_version --format=csv,noheader -i {index}")
+            { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            using var p = Process.Start(psi)!;
+            string line = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit(5000);
+            if (p.ExitCode == 0 && line.Length > 0) return line;
+        }
+        catch (System.ComponentModel.Win32Exception) { }
+        return "present (nvidia-smi not found: name and memory unknown)";
+    }
+
+    /// <summary>Achieved GFLOP/s of n x n x n matmuls on a device in a dtype, measured for about <paramref name="seconds"/>.</summary>
+    public static double MatmulGflops(Device device, ScalarType dtype, int n, double seconds)
+    {
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var a = torch.randn(n, n, dtype: dtype, device: device);
+        var b = torch.randn(n, n, dtype: dtype, device: device);
+        torch.mm(a, b).Dispose();                       // warm-up
+        Synchronize(device);
+        var sw = Stopwatch.StartNew();
+        int reps = 0;
+        while (sw.Elapsed.TotalSeconds < seconds)
+        {
+            torch.mm(a, b).Dispose();
+            reps++;
+            if (reps % 8 == 0) Synchronize(device);
+        }
+        Synchronize(device);
+        return 2.0 * n * (double)n * n * reps / sw.Elapsed.TotalSeconds / 1e9;
+    }
+
+    /// <summary>Waits for queued GPU work (no-op on the CPU).</summary>
+    public static void Synchronize(Device device)
+    {
+        if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
+    }
+}

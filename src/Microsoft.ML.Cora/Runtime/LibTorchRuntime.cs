@@ -1,0 +1,98 @@
+using System.Runtime.InteropServices;
+
+namespace Microsoft.ML.Cora.Runtime;
+
+/// <summary>
+/// "Bring your own libtorch": when <c>CORA_LIBTORCH</c> names a folder holding <c>libtorch_cpu.so</c> (and, for GPUs,
+/// <c>libtorch_cuda.so</c>) — for example the <c>lib</c> folder of an installed PyTorch,
+/// <c>python -c "import torch, os; print(os.path.dirname(torch.__file__))"</c>/lib — Cora loads those libraries by
+/// full path before TorchSharp starts, so TorchSharp's native shim binds to them and no <c>LD_LIBRARY_PATH</c> is
+/// needed. Use it with a build that bundles no libtorch (<c>-p:CoraLibTorchPackage=none</c>).
+/// TorchSharp 0.107 targets libtorch 2.10; PyTorch 2.11 (CUDA 13) was also seen to work.
+/// </summary>
+public static class LibTorchRuntime
+{
+    public const string EnvironmentVariable = "CORA_LIBTORCH";
+
+    // Order matters: each library's dependencies come first, so the loader finds them by soname.
+    private static readonly string[] CpuLibraries = { "libc10.so", "libtorch_cpu.so", "libtorch.so" };
+    private static readonly string[] CudaLibraries = { "libc10.so", "libc10_cuda.so", "libtorch_cpu.so", "libtorch_cuda.so", "libtorch.so" };
+    private static readonly object Gate = new();
+    private static bool _done;
+    private static Exception? _failure;
+
+    /// <summary>What <see cref="EnsureLoaded"/> will do: the files to load in order, or the one-line reason it cannot.</summary>
+    public sealed record LoadPlan(IReadOnlyList<string> Files, string? Error, bool Cuda);
+
+    /// <summary>Plans the load from the variable's value and the application folder (pure: touches nothing but the file system's listing).</summary>
+    /// <param name="ldLibraryPath">The process's LD_LIBRARY_PATH (a libtorch found there is left to TorchSharp).</param>
+    public static LoadPlan Plan(string? folder, string appDirectory, string? ldLibraryPath = null)
+    {
+        string hint = $"Set {EnvironmentVariable} to the folder that holds libtorch_cpu.so, e.g. the output of: python3 -c \"import torch, os; print(os.path.dirname(torch.__file__) + '/lib')\"";
+        if (string.IsNullOrWhiteSpace(folder))
+        {
+            var places = new[] { appDirectory, Path.Combine(appDirectory, "runtimes", "linux-x64", "native") }
+                .Concat((ldLibraryPath ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries));
+            bool found = !OperatingSystem.IsLinux() || places.Any(d => File.Exists(Path.Combine(d, "libtorch_cpu.so")));
+            return new(Array.Empty<string>(), found ? null
+                : $"No libtorch: this build bundles none (made with -p:CoraLibTorchPackage=none) and {EnvironmentVariable} is not set. {hint}, or rebuild without CoraLibTorchPackage=none.", false);
+        }
+        if (!Directory.Exists(folder))
+            return new(Array.Empty<string>(), $"{EnvironmentVariable}='{folder}' is not a folder. {hint}", false);
+        bool cuda = File.Exists(Path.Combine(folder, "libtorch_cuda.so"));
+        var wanted = (cuda ? CudaLibraries : CpuLibraries).Select(f => Path.Combine(Path.GetFullPath(folder), f)).ToList();
+        var missing = wanted.Where(f => !File.Exists(f)).Select(Path.GetFileName).ToList();
+        if (missing.Count > 0)
+            return new(Array.Empty<string>(), $"{EnvironmentVariable}='{folder}' has no {string.Join(", ", missing)}. {hint}", cuda);
+        foreach (var bundled in new[] { appDirectory, Path.Combine(appDirectory, "runtimes", "linux-x64", "native") })
+            if (File.Exists(Path.Combine(bundled, "libtorch_cpu.so")) && !SameFile(Path.Combine(bundled, "libtorch_cpu.so"), Path.Combine(folder, "libtorch_cpu.so")))
+                return new(Array.Empty<string>(), $"{EnvironmentVariable} is set, but this build also bundles libtorch ({Path.Combine(bundled, "libtorch_cpu.so")}); two copies cannot share a process. Rebuild or publish with -p:CoraLibTorchPackage=none, or unset {EnvironmentVariable}.", cuda);
+        return new(wanted, null, cuda);
+    }
+
+    private static bool SameFile(string a, string b) => Path.GetFullPath(a) == Path.GetFullPath(b);
+
+    /// <summary>Loads the libtorch named by <c>CORA_LIBTORCH</c> once per process (no-op when unset). Throws one clear line on failure.</summary>
+    public static void EnsureLoaded()
+    {
+        lock (Gate)
+        {
+            if (!_done)
+            {
+                _done = true;
+                _failure = TryLoad(Environment.GetEnvironmentVariable(EnvironmentVariable), AppContext.BaseDirectory, Environment.GetEnvironmentVariable("LD_LIBRARY_PATH"));
+            }
+            if (_failure is not null) throw _failure;
+        }
+    }
+
+    private static Exception? TryLoad(string? folder, string appDir, string? ldLibraryPath)
+    {
+        var plan = Plan(folder, appDir, ldLibraryPath);
+        if (plan.Error is not null) return new InvalidOperationException(plan.Error);
+        foreach (var f in plan.Files)
+        {
+            try { NativeLibrary.Load(f); }
+            catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
+            {
+                return new InvalidOperationException($"{EnvironmentVariable}: could not load {f} ({OneLine(e.Message)}). The libtorch there is missing a dependency or is incompatible: TorchSharp 0.107 targets libtorch 2.10 (PyTorch 2.10 or 2.11 seen to work); run 'cora doctor' after fixing.", e);
+            }
+        }
+        return null;
+    }
+
+    private static string OneLine(string s) => s.Replace('\n', ' ').Replace('\r', ' ').Trim();
+
+    /// <summary>Where this process's <c>libtorch_cpu.so</c> was mapped from (read from /proc/self/maps), or null before TorchSharp started.</summary>
+    public static string? LoadedFrom()
+    {
+        const string maps = "/proc/self/maps";
+        if (!File.Exists(maps)) return null;
+        foreach (var line in File.ReadLines(maps))
+        {
+            int i = line.IndexOf('/');
+            if (i >= 0 && line.EndsWith("/libtorch_cpu.so", StringComparison.Ordinal)) return Path.GetDirectoryName(line[i..]);
+        }
+        return null;
+    }
+}

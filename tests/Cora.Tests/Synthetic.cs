@@ -1,0 +1,40 @@
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Llm;
+
+namespace Cora.Tests;
+
+/// <summary>
+/// The quickstart's synthetic stand-in (latent-factor interactions, a random LLaMA with a character tokenizer), generated once
+/// per test run in a temporary folder: tests that do not compare against reference data use it, so they run on any clone.
+/// </summary>
+[TestClass]
+public static class Synthetic
+{
+    private static readonly Lazy<(SyntheticSetup.Paths paths, List<Interaction> train, List<Interaction> valid, ItemCatalog items)> Data = new(() =>
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "cora-tests", "synthetic-" + Environment.ProcessId);
+        var p = SyntheticSetup.Create(dir);
+        return (p, InteractionTsv.Read(p.Train), InteractionTsv.Read(p.Valid), ItemCatalog.Read(p.Items));
+    });
+
+    public static SyntheticSetup.Paths Paths => Data.Value.paths;
+    public static string LlmPath => Paths.Llm;
+    public static List<Interaction> Train => Data.Value.train;
+    public static List<Interaction> Valid => Data.Value.valid;
+    public static ItemCatalog Items => Data.Value.items;
+
+    public static MatrixFactorization SmallMf(int dim = 8) => MatrixFactorization.Train(Train, Valid,
+        new MatrixFactorizationOptions { EmbeddingDim = dim, MaxEpochs = 3, Patience = 2 });
+
+    public static CoraModel Model(CoraMethod method, MatrixFactorization? mf = null, string? dtype = null) =>
+        new(Slice.SmallOptions(method), method == CoraMethod.Mf ? null : LanguageModel.Load(LlmPath, dtype: dtype), mf ?? SmallMf(), Items);
+
+    [AssemblyCleanup]
+    public static void Cleanup()
+    {
+        if (!Data.IsValueCreated) return;
+        try { Directory.Delete(Path.GetDirectoryName(Paths.Train)!, true); } catch (IOException) { }
+    }
+}
