@@ -160,10 +160,54 @@ internal sealed class CoraRows
         string n = col.Name;
         if (t == NumberDataViewType.Int32) { var g = row.GetGetter<int>(col); return (ref int v) => { g(ref v); if (v < 0) throw new InvalidDataException($"Cora: column '{n}' holds {v}, not a non-negative id."); }; }
         if (t == NumberDataViewType.Int64) { var g = row.GetGetter<long>(col); long x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
-        if (t == NumberDataViewType.UInt32 || t is KeyDataViewType) { var g = row.GetGetter<uint>(col); uint x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
+        if (t is KeyDataViewType)
+        {
+            var ids = KeyIds(col);
+            var g = row.GetGetter<uint>(col); uint x = 0;
+            return (ref int v) => { g(ref x); v = FromKey(ids, x, n); };
+        }
+        if (t == NumberDataViewType.UInt32) { var g = row.GetGetter<uint>(col); uint x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
         if (t == NumberDataViewType.Single) { var g = row.GetGetter<float>(col); float x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
         if (t == NumberDataViewType.Double) { var g = row.GetGetter<double>(col); double x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
         throw new ArgumentOutOfRangeException(nameof(col), $"Cora: column '{n}' has unsupported type {t}.");
+    }
+
+    /// <summary>
+    /// The original id of each key of a key-typed column (index = key; key 0 = missing), read from its KeyValues annotation
+    /// (what MapValueToKey records). Cora works on the original ids (they index the titles and the CF model), never on key indices.
+    /// </summary>
+    internal static int[] KeyIds(DataViewSchema.Column col)
+    {
+        var kv = col.Annotations.Schema.GetColumnOrNull("KeyValues")
+            ?? throw new ArgumentOutOfRangeException(nameof(col), $"Cora: the column '{col.Name}' holds keys without key values, so the original item/user ids cannot be recovered. " +
+                $"Give Cora the raw ids (put MapValueToKey after Cora, or add MapKeyToValue(\"{col.Name}\") before it).");
+        int[] Convert<T>(Func<T, string, int> conv)
+        {
+            VBuffer<T> values = default;
+            col.Annotations.GetValue("KeyValues", ref values);
+            var dense = values.DenseValues().ToArray();
+            var ids = new int[dense.Length + 1];
+            ids[0] = -1;
+            for (int i = 0; i < dense.Length; i++) ids[i + 1] = conv(dense[i], col.Name);
+            return ids;
+        }
+        var type = kv.Type is VectorDataViewType v ? v.ItemType : kv.Type;
+        if (type == NumberDataViewType.Int32) return Convert<int>((x, c) => ToId(x, c));
+        if (type == NumberDataViewType.Int64) return Convert<long>((x, c) => ToId(x, c));
+        if (type == NumberDataViewType.UInt32) return Convert<uint>((x, c) => ToId(x, c));
+        if (type == NumberDataViewType.Single) return Convert<float>((x, c) => ToId(x, c));
+        if (type == NumberDataViewType.Double) return Convert<double>((x, c) => ToId(x, c));
+        if (type is TextDataViewType)
+            return Convert<ReadOnlyMemory<char>>((x, c) => int.TryParse(x.Span, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var id) && id >= 0 ? id
+                : throw new InvalidDataException($"Cora: the key values of column '{c}' include '{x}', which is not an integer id."));
+        throw new ArgumentOutOfRangeException(nameof(col), $"Cora: the key values of column '{col.Name}' have type {type}; expected integer ids.");
+    }
+
+    private static int FromKey(int[] ids, uint key, string col)
+    {
+        if (key == 0 || key >= ids.Length)
+            throw new InvalidDataException($"Cora: column '{col}' holds key {key}, a value the key map did not see when it was fitted, so its id is unknown. Fit the key map on data that includes every id, or give Cora the raw ids.");
+        return ids[key];
     }
 
     private static ValueGetter<int[]> HistoryGetter(DataViewRow row, DataViewSchema.Column col)
@@ -194,7 +238,18 @@ internal sealed class CoraRows
         }
         if (item == NumberDataViewType.Int32) return Make<int>(x => x);
         if (item == NumberDataViewType.Int64) return Make<long>(x => x);
-        if (item == NumberDataViewType.UInt32 || item is KeyDataViewType) return Make<uint>(x => x);
+        if (item is KeyDataViewType)
+        {
+            var ids = KeyIds(col);
+            var g = row.GetGetter<VBuffer<uint>>(col);
+            VBuffer<uint> buf = default;
+            return (ref int[] v) =>
+            {
+                g(ref buf);
+                v = buf.DenseValues().Where(k => k != 0).Select(k => FromKey(ids, k, n)).Where(x => x != 0).ToArray();
+            };
+        }
+        if (item == NumberDataViewType.UInt32) return Make<uint>(x => x);
         if (item == NumberDataViewType.Single) return Make<float>(x => x);
         return Make<double>(x => x);
     }

@@ -68,10 +68,20 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         {
             Columns.Write(w);
             w.Write(ScoringBatchSize);
-            using var ms = new MemoryStream();
-            Model.Save(ms, _embedLlm);
-            w.Write(ms.Length);
-            w.Write(ms.GetBuffer(), 0, (int)ms.Length);
+            // The Cora zip goes through a temporary file and is copied in chunks: no whole-model buffer in memory.
+            string tmp = Path.Combine(Path.GetTempPath(), "cora-save-" + Guid.NewGuid().ToString("N") + ".zip");
+            try
+            {
+                using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose))
+                {
+                    Model.Save(fs, _embedLlm);
+                    w.Write(fs.Length);
+                    w.Flush();
+                    fs.Position = 0;
+                    fs.CopyTo(w.BaseStream, 1 << 20);
+                }
+            }
+            finally { if (File.Exists(tmp)) File.Delete(tmp); }
         });
     }
 
@@ -81,23 +91,32 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         var (r, _) = MlNetInternals.Open(ctx, ModelSignature, Version, ReadableFrom, LoaderSignature);
         CoraColumns columns;
         int batch;
-        byte[] zip;
+        string tmp = Path.Combine(Path.GetTempPath(), "cora-load-" + Guid.NewGuid().ToString("N") + ".zip");
+        using var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
         try
         {
             columns = CoraColumns.Read(r);
             batch = r.ReadInt32();
+            if (batch < 1) throw new InvalidDataException($"bad scoring batch size {batch}");
             long n = r.ReadInt64();
-            if (n <= 0 || n > int.MaxValue) throw new InvalidDataException($"bad payload length {n}");
-            zip = r.ReadBytes((int)n);
-            if (zip.Length != n) throw new EndOfStreamException($"payload truncated ({zip.Length} of {n} bytes)");
+            if (n <= 0) throw new InvalidDataException($"bad payload length {n}");
+            // Copied in chunks to a temporary file (never more than the declared length, never the whole model in memory).
+            var buf = new byte[1 << 20];
+            for (long left = n; left > 0;)
+            {
+                int got = r.BaseStream.Read(buf, 0, (int)Math.Min(buf.Length, left));
+                if (got <= 0) throw new EndOfStreamException($"payload truncated ({n - left} of {n} bytes)");
+                fs.Write(buf, 0, got);
+                left -= got;
+            }
+            fs.Position = 0;
         }
         catch (Exception e) when (e is EndOfStreamException or InvalidDataException or IOException)
         {
             throw new InvalidDataException($"The Cora model inside this ML.NET model is truncated or corrupt ({e.Message}).", e);
         }
-        using var ms = new MemoryStream(zip);
         var (device, dtype) = PendingLoad ?? (null, null);
-        var model = CoraModel.Load(ms, "Cora model", device: device, llmDtype: dtype);
+        var model = CoraModel.Load(fs, "Cora model", device: device, llmDtype: dtype);
         return new CoraTransformer(env, model, columns, batch, embedLlm: false);
     }
 

@@ -227,35 +227,26 @@ public sealed class CoraModel : IDisposable
     {
         using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
         var hashes = new Dictionary<string, string>();
-        void Add(string entry, byte[] data, CompressionLevel level = CompressionLevel.Optimal)
+        // Each entry is streamed into the zip and hashed while written: no whole-entry copy in memory.
+        void Add(string entry, Action<Stream> write, CompressionLevel level = CompressionLevel.Optimal)
         {
-            using (var e = zip.CreateEntry(entry, level).Open()) e.Write(data);
-            hashes[entry] = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(data)).ToLowerInvariant();
+            using var e = zip.CreateEntry(entry, level).Open();
+            using var h = new HashingStream(e);
+            write(h);
+            hashes[entry] = h.Hex();
         }
-        Add("cf.safetensors", TensorBytes(Cf.ExportState()));
-        Add("trainable.safetensors", TensorBytes(Trainable.state_dict()));
-        var items = new System.Text.StringBuilder("iid\ttitle\n");
-        foreach (var (id, t) in Items.Titles.OrderBy(kv => kv.Key)) items.Append(id).Append('\t').Append(t).Append('\n');
-        Add("items.tsv", System.Text.Encoding.UTF8.GetBytes(items.ToString()));
+        Add("cf.safetensors", s => SafetensorsFile.Write(s, Cf.ExportState()));
+        Add("trainable.safetensors", s => SafetensorsFile.Write(s, Trainable.state_dict()));
+        Add("items.tsv", Items.Write);
         if (embedLlm && Llm is not null)
         {
             var files = File.Exists(Llm.SourcePath) ? new[] { Llm.SourcePath, Llm.Tokenizer.Source } : Llm.WeightFiles().ToArray();
-            foreach (var f in files.Distinct()) Add("llm/" + Path.GetFileName(f), File.ReadAllBytes(f), CompressionLevel.NoCompression);
+            foreach (var f in files.Distinct())
+                Add("llm/" + Path.GetFileName(f), s => { using var src = File.OpenRead(f); src.CopyTo(s, 1 << 20); }, CompressionLevel.NoCompression);
         }
         // The manifest goes last: it carries the SHA-256 of every other entry, checked on load.
         var m = new Manifest(FormatVersion, Options.Method.ToString(), Options, Llm?.SourcePath, Llm?.Checksum(), embedLlm && Llm is not null, YesTokenId, hashes);
         using (var w = new StreamWriter(zip.CreateEntry("manifest.json").Open())) w.Write(JsonSerializer.Serialize(m, Json));
-    }
-
-    private static byte[] TensorBytes(IDictionary<string, Tensor> tensors)
-    {
-        string tmp = Path.Combine(Path.GetTempPath(), "cora-" + Guid.NewGuid().ToString("N") + ".safetensors");
-        try
-        {
-            SafetensorsFile.Write(tmp, tensors);
-            return File.ReadAllBytes(tmp);
-        }
-        finally { File.Delete(tmp); }
     }
 
     /// <summary>Loads a model zip. The LLM is read from the recorded path (or <paramref name="llmPath"/>) and its checksum verified.</summary>

@@ -51,8 +51,20 @@ public class BadInputTests
         File.WriteAllText(tmp["items.tsv"], "iid\ttitle\n1\tSeven, \"Se7en\" (1995)\n2\tA\tB\n");
         var items = ItemCatalog.Read(tmp["items.tsv"]);
         Assert.AreEqual("Seven, \"Se7en\" (1995)", items.Title(1));
-        Assert.AreEqual("A\tB", items.Title(2), "everything after the first tab is the title");
-        StringAssert.Contains(Assert.ThrowsExactly<KeyNotFoundException>(() => items.Title(3)).Message, "Item 3 has no title");
+        Assert.AreEqual("A B", items.Title(2), "everything after the first tab is the title; a further tab becomes a space (one text policy)");
+        var missing = Assert.ThrowsExactly<KeyNotFoundException>(() => items.Title(3)).Message;
+        StringAssert.Contains(missing, "item(s) 3 have no title");
+        StringAssert.Contains(missing, "Options.TitleColumnName");
+        StringAssert.Contains(missing, "CoraTransformer.AddItems");
+        // Latin-1 bytes are refused like the interactions reader refuses them (no silent U+FFFD).
+        File.WriteAllBytes(tmp["latin1.tsv"], new byte[] { (byte)'i', (byte)'i', (byte)'d', 9, (byte)'t', (byte)'i', (byte)'t', (byte)'l', (byte)'e', 10, (byte)'1', 9, (byte)'C', 0xE9, (byte)'l', (byte)'i', (byte)'e', 10 });
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => ItemCatalog.Read(tmp["latin1.tsv"])).Message, "not valid UTF-8");
+        // A title with line breaks and tabs given through the library is cleaned once, so what is written loads back equal.
+        var written = new ItemCatalog(new Dictionary<int, string> { [7] = "Line one\r\nline\ttwo\u2028end ", [8] = "plain" });
+        Assert.AreEqual("Line one line two end", written.Title(7));
+        written.Write(tmp["out.tsv"]);
+        var back = ItemCatalog.Read(tmp["out.tsv"]);
+        CollectionAssert.AreEquivalent(written.Titles.ToList(), back.Titles.ToList(), "no phantom item, titles equal");
         File.WriteAllText(tmp["bad.tsv"], "id,name\n1,x\n");
         StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => ItemCatalog.Read(tmp["bad.tsv"])).Message, "expected the header 'iid<TAB>title'");
         File.WriteAllText(tmp["dup.tsv"], "iid\ttitle\n1\ta\n1\tb\n");

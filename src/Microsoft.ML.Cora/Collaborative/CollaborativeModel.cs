@@ -148,8 +148,7 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         var mf = new MatrixFactorization(new IdMap(train.Select(r => (long)r.UserId)), new IdMap(train.Select(r => (long)r.ItemId)), o.EmbeddingDim, o.Seed);
         var opt = torch.optim.Adam(mf.parameters(), o.LearningRate, weight_decay: o.WeightDecay);
         var rng = new Random((int)o.Seed);
-        double best = double.NegativeInfinity;
-        Dictionary<string, Tensor>? bestState = null;
+        using var best = new Training.BestSnapshot();
         int sinceBest = 0;
         var order = Enumerable.Range(0, train.Count).ToArray();
         for (int epoch = 1; epoch <= o.MaxEpochs; epoch++)
@@ -175,15 +174,10 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
             var scores = mf.ScoreRows(valid);
             double auc = Metrics.Auc(scores, valid.Select(r => r.Label).ToArray());
             log?.Invoke($"mf epoch {epoch}: loss {lossSum / batches:F4}, valid AUC {auc:F4}");
-            if (auc > best)
-            {
-                best = auc; sinceBest = 0;
-                bestState?.Values.ToList().ForEach(t => t.Dispose());
-                bestState = mf.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
-            }
+            if (best.Offer(auc, mf, epoch)) sinceBest = 0;
             else if (++sinceBest >= o.Patience) break;
         }
-        if (bestState is not null) mf.load_state_dict(bestState);
+        best.Restore(mf);
         foreach (var p in mf.parameters()) p.requires_grad = false;
         mf.eval();
         return mf;

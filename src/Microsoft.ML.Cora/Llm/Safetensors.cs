@@ -101,41 +101,42 @@ public sealed class SafetensorsFile
     }
 
     /// <summary>Writes tensors (moved to the CPU, made contiguous) atomically to <paramref name="path"/>.</summary>
-    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        AtomicFile.Write(path, fs => Write(fs, tensors, metadata));
+
+    /// <summary>Writes tensors to a stream, one tensor in host memory at a time (the header is computed from shapes first).</summary>
+    public static void Write(Stream stream, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var list = tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
         var header = new JsonObject();
         if (metadata is not null) header["__metadata__"] = new JsonObject(metadata.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value))));
         long offset = 0;
-        var blobs = new List<byte[]>();
         foreach (var (name, tensor) in list)
         {
-            using var cpu = tensor.detach().cpu().contiguous();
-            byte[] data = cpu.bytes.ToArray();
+            long size = tensor.numel() * tensor.ElementSize;
             header[name] = new JsonObject
             {
-                ["dtype"] = FromScalar(cpu.dtype),
-                ["shape"] = new JsonArray(cpu.shape.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
-                ["data_offsets"] = new JsonArray(offset, offset + data.Length),
+                ["dtype"] = FromScalar(tensor.dtype),
+                ["shape"] = new JsonArray(tensor.shape.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + size),
             };
-            offset += data.Length;
-            blobs.Add(data);
+            offset += size;
         }
         var headerBytes = Encoding.UTF8.GetBytes(header.ToJsonString());
         int pad = (8 - headerBytes.Length % 8) % 8;
         var padded = new byte[headerBytes.Length + pad];
         headerBytes.CopyTo(padded, 0);
         for (int i = headerBytes.Length; i < padded.Length; i++) padded[i] = (byte)' ';
-        AtomicFile.Write(path, fs =>
+        stream.Write(BitConverter.GetBytes((ulong)padded.Length));
+        stream.Write(padded);
+        foreach (var (_, tensor) in list)
         {
-            fs.Write(BitConverter.GetBytes((ulong)padded.Length));
-            fs.Write(padded);
-            foreach (var b in blobs) fs.Write(b);
-        });
+            using var cpu = tensor.detach().cpu().contiguous();
+            stream.Write(cpu.bytes);
+        }
     }
 }
 
-/// <summary>Writes a file through a temporary sibling and a rename, so readers never see half a file.</summary>
 public static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)

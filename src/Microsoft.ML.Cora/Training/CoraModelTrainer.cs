@@ -83,11 +83,7 @@ public static class CoraModelTrainer
         var named = trainable.named_parameters().ToList();
         var decay = named.Where(p => p.parameter.dim() > 1 && !p.name.EndsWith(".bias")).Select(p => p.parameter).ToList();
         var noDecay = named.Where(p => !(p.parameter.dim() > 1 && !p.name.EndsWith(".bias"))).Select(p => p.parameter).ToList();
-        var opt = torch.optim.AdamW(new[]
-        {
-            new TorchSharp.Modules.AdamW.ParamGroup(decay, o.LearningRate, 0.9, 0.999, 1e-8, o.WeightDecay, false, false),
-            new TorchSharp.Modules.AdamW.ParamGroup(noDecay, o.LearningRate, 0.9, 0.999, 1e-8, 0.0, false, false),
-        });
+        var opt = new AdamW(new[] { new AdamW.Group(decay, o.WeightDecay), new AdamW.Group(noDecay, 0.0) }, o.LearningRate);
 
         int stepsPerEpoch = (int)Math.Ceiling(rows.Count / (double)(o.BatchSize * o.GradientAccumulation));
         int totalSteps = stepsPerEpoch * o.Epochs;
@@ -95,7 +91,8 @@ public static class CoraModelTrainer
         int warmup = o.Warmup < 1 ? (int)Math.Round(o.Warmup * totalSteps) : (int)o.Warmup;
 
         var state = new RunState();
-        var ckpt = o.CheckpointDirectory is null ? null : new Checkpoints(o.CheckpointDirectory);
+        using var best = new BestSnapshot();
+        var ckpt = o.CheckpointDirectory is null ? null : new Checkpoints(o.CheckpointDirectory, best);
         bool resumed = false;
         if (ckpt is not null && ckpt.TryLoad(trainable, opt, out var loaded))
         {
@@ -115,11 +112,7 @@ public static class CoraModelTrainer
             lastAuc = auc;
             state.ValidationCurve.Add((state.Step, auc));
             log?.Invoke($"step {state.Step}/{totalSteps}: valid AUC {auc:F4} (best {Math.Max(auc, state.BestAuc):F4})");
-            if (auc > state.BestAuc)
-            {
-                state.BestAuc = auc; state.BestStep = state.Step; state.SinceBest = 0;
-                state.Best = trainable.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().clone());
-            }
+            if (best.Offer(auc, trainable, state.Step)) { state.BestAuc = auc; state.BestStep = state.Step; state.SinceBest = 0; }
             else state.SinceBest++;
             ckpt?.Save(trainable, opt, state);
             trainable.train();
@@ -139,8 +132,8 @@ public static class CoraModelTrainer
                 ct.ThrowIfCancellationRequested();
                 torch.manual_seed(o.Seed * 1_000_003 + globalStep);         // dropout masks depend on the step only
                 double lr = LearningRate(o.LearningRate, globalStep, warmup, totalSteps);
-                foreach (var g in opt.ParamGroups) g.LearningRate = lr;
-                opt.zero_grad();
+                opt.LearningRate = lr;
+                opt.ZeroGrad();
                 double lossSum = 0; int count = 0;
                 for (int a = 0; a < o.GradientAccumulation; a++)
                 {
@@ -154,7 +147,7 @@ public static class CoraModelTrainer
                     loss.backward();
                     lossSum += loss.item<float>() * o.GradientAccumulation * batch.Count; count += batch.Count;
                 }
-                opt.step();
+                opt.Step();
                 state.Step = globalStep + 1;
                 rowsDone += count;
                 double meanLoss = lossSum / Math.Max(1, count);
@@ -170,10 +163,13 @@ public static class CoraModelTrainer
                 }
             }
         }
-        if (state.Best is not null)
-            using (torch.no_grad())
-                foreach (var (k, t) in trainable.state_dict()) t.copy_(state.Best[k]);
+        best.Restore(trainable);
         trainable.eval();
+        // Gradients and AdamW's two moments (3x the trainable parameters) are not needed after training: free them now,
+        // before the model is scored or saved.
+        trainable.zero_grad(set_to_none: true);
+        opt.Dispose();
+        GC.Collect();
         return new TrainingResult(state.Step, state.BestAuc, state.BestStep, state.LossCurve, state.ValidationCurve, state.StoppedEarly, resumed);
     }
 
@@ -194,31 +190,31 @@ public static class CoraModelTrainer
         public bool StoppedEarly { get; set; }
         public List<(int step, double loss)> LossCurve { get; set; } = new();
         public List<(int step, double auc)> ValidationCurve { get; set; } = new();
-        [System.Text.Json.Serialization.JsonIgnore] public Dictionary<string, Tensor>? Best { get; set; }
     }
 
     /// <summary>Resumable checkpoints: trainable state, best state, optimiser state and run state, each written atomically.</summary>
     private sealed class Checkpoints
     {
         private readonly string _dir;
-        public Checkpoints(string dir) { _dir = dir; Directory.CreateDirectory(dir); }
+        private readonly BestSnapshot _best;
+        public Checkpoints(string dir, BestSnapshot best) { _dir = dir; _best = best; Directory.CreateDirectory(dir); }
         private string P(string f) => Path.Combine(_dir, f);
 
-        public void Save(nn.Module trainable, TorchSharp.Modules.OptimizerHelper opt, RunState s)
+        public void Save(nn.Module trainable, AdamW opt, RunState s)
         {
             SafetensorsFile.Write(P("current.safetensors"), trainable.state_dict());
-            if (s.Best is not null) SafetensorsFile.Write(P("best.safetensors"), s.Best);
-            AtomicFile.Write(P("optimizer.bin"), st => { using var w = new BinaryWriter(st, System.Text.Encoding.UTF8, leaveOpen: true); opt.save_state_dict(w); });
+            if (_best.HasState) AtomicFile.Write(P("best.safetensors"), st => { using var f = File.OpenRead(_best.FilePath); f.CopyTo(st, 1 << 20); });
+            SafetensorsFile.Write(P("optimizer.safetensors"), opt.StateTensors());
             var json = JsonSerializer.Serialize(new
             {
-                version = 1, s.Step, s.BestAuc, s.BestStep, s.SinceBest,
+                version = 2, s.Step, optimizerSteps = opt.Steps, s.BestAuc, s.BestStep, s.SinceBest,
                 loss = s.LossCurve.Select(x => new[] { x.step, x.loss }), valid = s.ValidationCurve.Select(x => new[] { x.step, x.auc }),
             });
             // state.json is written last: a checkpoint is complete only when it names the step.
             AtomicFile.Write(P("state.json"), st => st.Write(System.Text.Encoding.UTF8.GetBytes(json)));
         }
 
-        public bool TryLoad(nn.Module trainable, TorchSharp.Modules.OptimizerHelper opt, out RunState? s)
+        public bool TryLoad(nn.Module trainable, AdamW opt, out RunState? s)
         {
             s = null;
             if (!File.Exists(P("state.json"))) return false;
@@ -234,13 +230,11 @@ public static class CoraModelTrainer
             var cur = SafetensorsFile.Open(P("current.safetensors"));
             using (torch.no_grad())
                 foreach (var (k, t) in trainable.state_dict()) { using var v = cur.Read(k); t.copy_(v); }
-            if (File.Exists(P("best.safetensors")))
-            {
-                var best = SafetensorsFile.Open(P("best.safetensors"));
-                s.Best = best.Entries.Keys.ToDictionary(k => k, k => best.Read(k));
-            }
-            using var rd = new BinaryReader(File.OpenRead(P("optimizer.bin")));
-            opt.load_state_dict(rd);
+            if (File.Exists(P("best.safetensors"))) _best.Adopt(P("best.safetensors"), s.BestAuc, s.BestStep);
+            if (!r.TryGetProperty("version", out var version) || version.GetInt32() != 2 || !File.Exists(P("optimizer.safetensors")))
+                throw new InvalidDataException($"{_dir}: checkpoint written by an earlier Cora (or incomplete); delete the folder to start afresh.");
+            var optFile = SafetensorsFile.Open(P("optimizer.safetensors"));
+            opt.LoadState(optFile.Read, r.GetProperty("optimizerSteps").GetInt64());
             return true;
         }
     }
