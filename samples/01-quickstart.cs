@@ -1,6 +1,6 @@
-// File-based app version of samples/notebooks/01-quickstart.ipynb (generated from the notebook's cells).
+// File-based app version of samples/notebooks/01-quickstart.ipynb, generated from the notebook's code cells (NotebookTests checks it; do not edit by hand).
 // Run from this folder:  dotnet run 01-quickstart.cs
-#:project ../src/Cora.Cli/Cora.Cli.csproj
+#:project ../src/Cora.Estimators/Cora.Estimators.csproj
 #:property CoraNeedsLibTorch=true
 
 using Microsoft.ML;
@@ -9,17 +9,9 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Collaborative;
-using Cora.Cli;
-
-// # Cora quick start
-// 
-// Train the MF baseline and CoRA on a slice of MovieLens-1M (CoLLM split) with the stories260K LLM, then compare validation AUC.
-
-
-
 
 // ../shared beside the checkout (or CORA_SHARED) holds the MovieLens-1M CoLLM split and the stories260K LLM.
-var shared = Environment.GetEnvironmentVariable("CORA_SHARED") ?? Path.GetFullPath(Path.Combine("..", "..", "shared"));
+var shared = Environment.GetEnvironmentVariable("CORA_SHARED") ?? Path.GetFullPath(Path.Combine("..", "..", "..", "shared"));
 var dataDir = Path.Combine(shared, "data", "ml-1m-collm");
 var llmPath = Path.Combine(shared, "models", "stories260K", "stories260K.bin");
 var train = InteractionTsv.Read(Path.Combine(dataDir, "train.tsv"));
@@ -28,17 +20,15 @@ var items = ItemCatalog.Read(Path.Combine(dataDir, "items.tsv"));
 var titles = items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value);
 Console.WriteLine($"{train.Count} train rows, {valid.Count} valid rows, {items.Count} items");
 
-
 var ml = new MLContext(seed: 1);
-var trainView = ml.Data.LoadFromEnumerable(InteractionRow.From(train.Take(3000)));
+var trainView = ml.Data.LoadFromEnumerable(CoraInput.From(train.Take(3000)));
 var validRows = valid.Take(300).ToList();
-var validView = ml.Data.LoadFromEnumerable(InteractionRow.From(validRows));
+var validView = ml.Data.LoadFromEnumerable(CoraInput.From(validRows));
 var mf = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
 {
     Method = CoraMethod.Mf, ItemTitles = titles, ValidationData = validView,
     MatrixFactorization = new MatrixFactorizationOptions { EmbeddingDim = 32, MaxEpochs = 20 },
 }).Fit(trainView);
-
 
 var cora = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
 {
@@ -46,7 +36,6 @@ var cora = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
     CollaborativeModel = mf.Model.Cf, MaxSteps = 20, ValidateEvery = 10,
     Model = new CoraModelOptions { QueryGenerator = new QueryGeneratorOptions { NumLayers = 2, Hidden = 128, Heads = 4, FeedForward = 256 } },
 }).Fit(trainView);
-
 
 foreach (var (name, model) in new[] { ("mf", mf), ("cora", cora) })
 {

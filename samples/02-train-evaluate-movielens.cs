@@ -1,6 +1,7 @@
-// File-based app version of samples/notebooks/02-train-evaluate-movielens.ipynb (generated from the notebook's cells).
+// File-based app version of samples/notebooks/02-train-evaluate-movielens.ipynb, generated from the notebook's code cells (NotebookTests checks it; do not edit by hand).
 // Run from this folder:  dotnet run 02-train-evaluate-movielens.cs
-#:project ../src/Cora.Cli/Cora.Cli.csproj
+#:project ../src/Cora.Estimators/Cora.Estimators.csproj
+#:project ../src/Cora.Plots/Cora.Plots.csproj
 #:property CoraNeedsLibTorch=true
 
 using Microsoft.ML;
@@ -9,17 +10,9 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Collaborative;
-using Cora.Cli;
-
-// # Training and evaluating CoRA on MovieLens, with a plot
-// 
-// Trains CoRA for a few steps, evaluates AUC/UAUC overall and warm/cold, and plots the training curves.
-
-
-
 
 // ../shared beside the checkout (or CORA_SHARED) holds the MovieLens-1M CoLLM split and the stories260K LLM.
-var shared = Environment.GetEnvironmentVariable("CORA_SHARED") ?? Path.GetFullPath(Path.Combine("..", "..", "shared"));
+var shared = Environment.GetEnvironmentVariable("CORA_SHARED") ?? Path.GetFullPath(Path.Combine("..", "..", "..", "shared"));
 var dataDir = Path.Combine(shared, "data", "ml-1m-collm");
 var llmPath = Path.Combine(shared, "models", "stories260K", "stories260K.bin");
 var train = InteractionTsv.Read(Path.Combine(dataDir, "train.tsv"));
@@ -28,11 +21,10 @@ var items = ItemCatalog.Read(Path.Combine(dataDir, "items.tsv"));
 var titles = items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value);
 Console.WriteLine($"{train.Count} train rows, {valid.Count} valid rows, {items.Count} items");
 
-
 var ml = new MLContext(seed: 2);
-var trainView = ml.Data.LoadFromEnumerable(InteractionRow.From(train.Take(2000)));
+var trainView = ml.Data.LoadFromEnumerable(CoraInput.From(train.Take(2000)));
 var validRows = valid.Skip(500).Take(200).ToList();
-var validView = ml.Data.LoadFromEnumerable(InteractionRow.From(validRows));
+var validView = ml.Data.LoadFromEnumerable(CoraInput.From(validRows));
 var model = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
 {
     LlmPath = llmPath, ItemTitles = titles, ValidationData = validView, MaxSteps = 16, ValidateEvery = 4,
@@ -40,19 +32,13 @@ var model = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
     Model = new CoraModelOptions { QueryGenerator = new QueryGeneratorOptions { NumLayers = 2, Hidden = 128, Heads = 4, FeedForward = 256 } },
 }).Fit(trainView);
 
-
 var scored = model.Transform(validView);
 var scores = scored.GetColumn<float>("Score").ToArray();
 var metrics = Microsoft.ML.Cora.Evaluation.Metrics.Evaluate(scores, validRows.Select(r => r.Label).ToArray(),
     validRows.Select(r => r.UserId).ToArray(), validRows.Select(r => r.NotCold).ToArray());
 Console.WriteLine($"overall {metrics.Overall}\nwarm    {metrics.Warm}\ncold    {metrics.Cold}");
 
-
 var r = model.TrainingResult!;
 var png = Path.Combine(Path.GetTempPath(), "cora-training-curves.png");
-PngPlot.Write(png, "training", new (string, (int, int, int), IReadOnlyList<(double, double)>)[]
-{
-    ("loss", (220, 50, 50), r.LossCurve.Select(x => ((double)x.step, x.loss)).ToList()),
-    ("valid AUC", (40, 90, 220), r.ValidationCurve.Select(x => ((double)x.step, x.auc)).ToList()),
-});
+Microsoft.ML.Cora.Plots.TrainingPlot.Save(r, png);   // loss and validation AUC on their own axes
 Console.WriteLine($"curves written to {png} ({r.LossCurve.Count} steps, best valid AUC {r.BestValidationAuc:F4})");

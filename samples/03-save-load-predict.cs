@@ -1,6 +1,6 @@
-// File-based app version of samples/notebooks/03-save-load-predict.ipynb (generated from the notebook's cells).
+// File-based app version of samples/notebooks/03-save-load-predict.ipynb, generated from the notebook's code cells (NotebookTests checks it; do not edit by hand).
 // Run from this folder:  dotnet run 03-save-load-predict.cs
-#:project ../src/Cora.Cli/Cora.Cli.csproj
+#:project ../src/Cora.Estimators/Cora.Estimators.csproj
 #:property CoraNeedsLibTorch=true
 
 using Microsoft.ML;
@@ -9,17 +9,9 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Collaborative;
-using Cora.Cli;
-
-// # Save, load and predict
-// 
-// Save a trained Cora model with `mlContext.Model.Save`, load it in a fresh `MLContext`, and score single requests with a `PredictionEngine`.
-
-
-
 
 // ../shared beside the checkout (or CORA_SHARED) holds the MovieLens-1M CoLLM split and the stories260K LLM.
-var shared = Environment.GetEnvironmentVariable("CORA_SHARED") ?? Path.GetFullPath(Path.Combine("..", "..", "shared"));
+var shared = Environment.GetEnvironmentVariable("CORA_SHARED") ?? Path.GetFullPath(Path.Combine("..", "..", "..", "shared"));
 var dataDir = Path.Combine(shared, "data", "ml-1m-collm");
 var llmPath = Path.Combine(shared, "models", "stories260K", "stories260K.bin");
 var train = InteractionTsv.Read(Path.Combine(dataDir, "train.tsv"));
@@ -28,9 +20,8 @@ var items = ItemCatalog.Read(Path.Combine(dataDir, "items.tsv"));
 var titles = items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value);
 Console.WriteLine($"{train.Count} train rows, {valid.Count} valid rows, {items.Count} items");
 
-
 var ml = new MLContext(seed: 3);
-var trainView = ml.Data.LoadFromEnumerable(InteractionRow.From(train.Take(2000)));
+var trainView = ml.Data.LoadFromEnumerable(CoraInput.From(train.Take(2000)));
 var model = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
 {
     LlmPath = llmPath, ItemTitles = titles, MaxSteps = 4,
@@ -40,13 +31,12 @@ var model = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
 var path = Path.Combine(Path.GetTempPath(), $"cora-notebook-{Environment.ProcessId}.zip");
 ml.Model.Save(model, trainView.Schema, path);
 
-
 var fresh = new MLContext();
 var loaded = fresh.Model.LoadCora(path, out var schema);   // RegisterCora() + Load
-var engine = fresh.Model.CreatePredictionEngine<InteractionRow, ScoredRow>(loaded);
-var request = InteractionRow.From(valid.Take(1)).Single();
+var engine = fresh.Model.CreatePredictionEngine<CoraInput, CoraPrediction>(loaded);
+var request = CoraInput.From(valid.Take(1)).Single();
 var p1 = engine.Predict(request);
-var p2 = ml.Model.CreatePredictionEngine<InteractionRow, ScoredRow>(model).Predict(request);
+var p2 = ml.Model.CreatePredictionEngine<CoraInput, CoraPrediction>(model).Predict(request);
 Console.WriteLine($"user {request.UserId}, item \"{items.Title(request.ItemId)}\": probability {p1.Probability:F4} (before save {p2.Probability:F4})");
 if (p1.Score != p2.Score) throw new Exception("scores differ after save/load");
 File.Delete(path);

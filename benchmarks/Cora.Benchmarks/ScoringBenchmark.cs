@@ -4,7 +4,7 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Collaborative;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
-using Cora.Cli;
+using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Data;
 
 namespace Cora.Benchmarks;
@@ -32,13 +32,13 @@ public class ScoringBenchmark
         var items = ItemCatalog.Read(Path.Combine(shared, "data", "ml-1m-collm", "items.tsv"));
         _rows = valid.Take(Rows).ToList();
         _ml = new MLContext(seed: 1);
-        var trainView = _ml.Data.LoadFromEnumerable(InteractionRow.From(train.Take(2000)));
+        var trainView = _ml.Data.LoadFromEnumerable(CoraInput.From(train.Take(2000)));
         _model = _ml.Recommendation().Trainers.Cora(new CoraTrainer.Options
         {
             LlmPath = Paths.Stories260K, ItemTitles = items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value),
             MaxSteps = 1, ScoringBatchSize = 16, MatrixFactorization = new MatrixFactorizationOptions { MaxEpochs = 2 },
         }).Fit(trainView);
-        _view = _ml.Data.LoadFromEnumerable(InteractionRow.From(_rows).ToList());
+        _view = _ml.Data.LoadFromEnumerable(CoraInput.From(_rows).ToList());
     }
 
     private static void torch_threads() => TorchSharp.torch.set_num_threads(Environment.ProcessorCount);

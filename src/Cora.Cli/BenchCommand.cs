@@ -11,7 +11,7 @@ namespace Cora.Cli;
 /// <summary><c>cora bench forward|train-step|golden</c>: measured figures with the command that produced them.</summary>
 internal static class BenchCommand
 {
-    public static Command Create(CoraCli.Context c)
+    public static Command Create(CliContext c)
     {
         var cmd = new Command("bench", "Measure forward throughput, a CoRA training step, or CPU-vs-device logits of an LLM.");
         cmd.Subcommands.Add(Forward(c, "forward", "Forward of a random LLaMA of a published shape: median time, tokens/s, TFLOP/s."));
@@ -20,7 +20,7 @@ internal static class BenchCommand
         return cmd;
     }
 
-    private static Command Forward(CoraCli.Context c, string name, string description)
+    private static Command Forward(CliContext c, string name, string description)
     {
         var shape = new Option<string>("--shape") { Description = $"LLM shape: {string.Join(", ", LlmShapes.ByName.Keys)}.", DefaultValueFactory = _ => "tiny" };
         shape.Validators.Add(r => { if (!LlmShapes.ByName.ContainsKey(r.GetValueOrDefault<string>() ?? "")) r.AddError($"--shape: use {string.Join(", ", LlmShapes.ByName.Keys)}."); });
@@ -29,7 +29,7 @@ internal static class BenchCommand
         var repeats = Positive("--repeats", 5, "Timed repeats (after one warm-up).");
         var json = new Option<string?>("--json") { Description = "Also write the result as one JSON object." };
         var cmd = new Command(name, description) { shape, batch, tokens, repeats, json };
-        var dev = CoraCli.DeviceOptions.Create(); dev.AddTo(cmd);
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
             var (deviceSpec, dtypeSpec) = dev.Get(p);
@@ -63,12 +63,12 @@ internal static class BenchCommand
         return qg.parameters().Sum(p => p.numel()) + 4L * c.NumHiddenLayers * 16 * c.HiddenSize;
     }
 
-    private static Command Golden(CoraCli.Context c)
+    private static Command Golden(CliContext c)
     {
         var llm = new Option<string>("--llm") { Description = "Hugging Face folder or llama2.c .bin.", Required = true };
         var text = new Option<string>("--text") { Description = "Prompt whose logits are compared.", DefaultValueFactory = _ => "Once upon a time, there was a little girl named Lily." };
         var cmd = new Command("golden", "Logits of an LLM on the CPU in fp32 versus on --device in fp32 and in --llm-dtype: max |difference|.") { llm, text };
-        var dev = CoraCli.DeviceOptions.Create(); dev.AddTo(cmd);
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
             var (deviceSpec, dtypeSpec) = dev.Get(p);

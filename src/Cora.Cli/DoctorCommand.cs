@@ -6,7 +6,7 @@ namespace Cora.Cli;
 /// <summary><c>cora doctor</c>: versions, libtorch location, CUDA and GPUs, threads, matmul rate per device.</summary>
 internal static class DoctorCommand
 {
-    public static Command Create(CoraCli.Context c)
+    public static Command Create(CliContext c)
     {
         var seconds = new Option<double>("--seconds") { Description = "Seconds spent measuring each device's matmul rate (0 skips it).", DefaultValueFactory = _ => 1.0 };
         seconds.Validators.Add(r => { var v = r.GetValueOrDefault<double>(); if (!(v >= 0 && v <= 60)) r.AddError("--seconds must be between 0 and 60."); });

@@ -59,14 +59,18 @@ public sealed class CoraRecommendationCatalog
     internal CoraRecommendationCatalog(MLContext ml) { Context = ml; Trainers = new CoraTrainers(ml); }
 
     /// <summary>
-    /// AUC, UAUC (CoLLM's definition) and log loss of scored data, overall and split into warm rows (user and item
-    /// known to the CF model) and cold rows. For plain AUC/F1 use <c>mlContext.BinaryClassification.Evaluate</c>.
+    /// AUC, UAUC (CoLLM's definition) and log loss (bits, as ML.NET; also in nats), overall and split into warm rows (user and
+    /// item known to the model's CF stage, <see cref="Metrics.IsWarm"/>) and cold rows. <paramref name="model"/> is the Cora
+    /// transformer or any transformer chain that contains one (what Fit of a pipeline or Model.Load returns).
     /// </summary>
-    public RecommendationMetrics Evaluate(IDataView scored, CoraTransformer model, string labelColumnName = CoraTrainer.Defaults.LabelColumnName,
+    public RecommendationMetrics Evaluate(IDataView scored, ITransformer model, string labelColumnName = CoraTrainer.Defaults.LabelColumnName,
         string scoreColumnName = CoraColumns.Score)
     {
+        var cora = CoraTransformer.Find(model);
         var s = scored.Schema;
-        var cols = new[] { s[labelColumnName], s[scoreColumnName], s[model.Columns.UserId], s[model.Columns.ItemId] };
+        DataViewSchema.Column Col(string name, string what) => s.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException(nameof(scored), $"Cora.Evaluate: the scored data has no {what} column '{name}'.");
+        var cols = new[] { Col(labelColumnName, "label"), Col(scoreColumnName, "score"), Col(cora.Columns.UserId, "user id"), Col(cora.Columns.ItemId, "item id") };
         using var cur = scored.GetRowCursor(cols);
         var label = cur.GetGetter<bool>(cols[0]);
         var score = cur.GetGetter<float>(cols[1]);
@@ -77,7 +81,7 @@ public sealed class CoraRecommendationCatalog
         while (cur.MoveNext())
         {
             label(ref l); score(ref sc); user(ref u); item(ref i);
-            scores.Add(sc); labels.Add(l); users.Add(u); warm.Add(model.Model.Cf.KnowsUser(u) && model.Model.Cf.KnowsItem(i));
+            scores.Add(sc); labels.Add(l); users.Add(u); warm.Add(Metrics.IsWarm(cora.Model.Cf, u, i));
         }
         return Metrics.Evaluate(scores, labels, users, warm);
     }
@@ -89,18 +93,27 @@ public sealed class CoraTrainers
     private readonly MLContext _ml;
     internal CoraTrainers(MLContext ml) => _ml = ml;
 
-    /// <summary>Cora with the settings people change most; everything else from <see cref="CoraTrainer.Defaults"/>.</summary>
+    /// <summary>Cora with the settings people change most; everything else from <see cref="CoraDefaults"/>.</summary>
     /// <param name="llmPath">Hugging Face model folder or llama2.c .bin (tokenizer beside it).</param>
     /// <param name="itemTitles">Item catalog: id -> title.</param>
+    /// <param name="generator">The query generator's size: null = <see cref="QueryGeneratorOptions.Paper"/> (CoRA's, 8 x 512, about
+    /// 1.1 GB to train on a CPU); <see cref="QueryGeneratorOptions.Compact"/> trains several times faster in a third of the memory.</param>
+    /// <param name="device">cpu (default), cuda, cuda:N or auto.</param>
     public CoraTrainer Cora(string llmPath, IDictionary<int, string> itemTitles,
         string userIdColumnName = CoraTrainer.Defaults.UserIdColumnName, string itemIdColumnName = CoraTrainer.Defaults.ItemIdColumnName,
         string labelColumnName = CoraTrainer.Defaults.LabelColumnName, string historyColumnName = CoraTrainer.Defaults.HistoryColumnName,
-        CoraMethod method = CoraTrainer.Defaults.Method, int epochs = CoraTrainer.Defaults.Epochs)
-        => Cora(new CoraTrainer.Options
+        CoraMethod method = CoraTrainer.Defaults.Method, int epochs = CoraTrainer.Defaults.Epochs,
+        Collaborative.QueryGeneratorOptions? generator = null, string device = CoraDefaults.Device)
+    {
+        var o = new CoraTrainer.Options
         {
             LlmPath = llmPath, ItemTitles = itemTitles, UserIdColumnName = userIdColumnName, ItemIdColumnName = itemIdColumnName,
-            LabelColumnName = labelColumnName, HistoryColumnName = historyColumnName, Method = method, Epochs = epochs,
-        });
+            LabelColumnName = labelColumnName, HistoryColumnName = historyColumnName, Device = device,
+        };
+        o.Method = method; o.Epochs = epochs;
+        if (generator is not null) o.Generator = generator;
+        return Cora(o);
+    }
 
     /// <summary>Cora with full options.</summary>
     public CoraTrainer Cora(CoraTrainer.Options options) => new(_ml, options);

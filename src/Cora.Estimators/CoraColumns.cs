@@ -4,7 +4,7 @@ using Microsoft.ML.Data;
 namespace Microsoft.ML.Cora.Estimators;
 
 /// <summary>The input columns Cora reads and the output columns it adds.</summary>
-internal sealed record CoraColumns(string UserId, string ItemId, string History, string? Prompt, string? Label)
+internal sealed record CoraColumns(string UserId, string ItemId, string History, string? Prompt, string? Label, string? Title = null)
 {
     public const string Score = "Score", Probability = "Probability", PredictedLabel = "PredictedLabel";
 
@@ -55,6 +55,12 @@ internal sealed record CoraColumns(string UserId, string ItemId, string History,
             if (!ok)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the History column '{History}' has type {Describe(c)}; expected a vector of item ids or text of space-separated ids.");
         }
+        if (Title is not null)
+        {
+            var c = Find(Title, "Title");
+            if (c.Kind != SchemaShape.Column.VectorKind.Scalar || c.ItemType is not TextDataViewType)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the Title column '{Title}' has type {Describe(c)}; expected text.");
+        }
         if (requireLabel && Label is not null)
         {
             var c = Find(Label, "Label");
@@ -67,13 +73,16 @@ internal sealed record CoraColumns(string UserId, string ItemId, string History,
     {
         w.Write(UserId); w.Write(ItemId); w.Write(History);
         w.Write(Prompt is not null); if (Prompt is not null) w.Write(Prompt);
+        w.Write(Title is not null); if (Title is not null) w.Write(Title);
     }
 
-    public static CoraColumns Read(BinaryReader r)
+    /// <param name="withTitle">False for models written before the title column existed (format 1.1).</param>
+    public static CoraColumns Read(BinaryReader r, bool withTitle)
     {
         string u = r.ReadString(), i = r.ReadString(), h = r.ReadString();
         string? p = r.ReadBoolean() ? r.ReadString() : null;
-        return new CoraColumns(u, i, h, p, null);
+        string? t = withTitle && r.ReadBoolean() ? r.ReadString() : null;
+        return new CoraColumns(u, i, h, p, null, t);
     }
 }
 
@@ -83,11 +92,12 @@ internal sealed class CoraRows
     private readonly ValueGetter<int> _user, _item;
     private readonly ValueGetter<bool>? _label;
     private readonly ValueGetter<int[]>? _history;
-    private readonly ValueGetter<ReadOnlyMemory<char>>? _prompt;
+    private readonly ValueGetter<ReadOnlyMemory<char>>? _prompt, _title;
 
     public CoraRows(DataViewRow row, CoraColumns c, bool withLabel)
     {
         var s = row.Schema;
+        if (c.Title is not null) _title = row.GetGetter<ReadOnlyMemory<char>>(s[c.Title]);
         _user = IdGetter(row, s[c.UserId]);
         _item = IdGetter(row, s[c.ItemId]);
         if (withLabel && c.Label is not null) _label = row.GetGetter<bool>(s[c.Label]);
@@ -101,7 +111,20 @@ internal sealed class CoraRows
         yield return s[c.ItemId];
         if (c.Prompt is not null) yield return s[c.Prompt]; else yield return s[c.History];
         if (withLabel && c.Label is not null) yield return s[c.Label];
+        if (c.Title is not null) yield return s[c.Title];
     }
+
+    /// <summary>The target item's title in this row, when a title column is given and the cell is not empty.</summary>
+    public string? ReadTitle()
+    {
+        if (_title is null) return null;
+        ReadOnlyMemory<char> t = default;
+        _title(ref t);
+        return t.Span.Trim().Length == 0 ? null : t.ToString();
+    }
+
+    /// <summary>Rows read from a data view, with ready prompts and titles when those columns are given.</summary>
+    public sealed record Data(List<Interaction> Rows, List<string>? Prompts, Dictionary<int, string> Titles);
 
     public (Interaction row, string? prompt) Read()
     {
@@ -113,10 +136,11 @@ internal sealed class CoraRows
         return (new Interaction(u, i, label, 0, true, his), _prompt is null ? null : p.ToString());
     }
 
-    public static (List<Interaction> rows, List<string>? prompts) ReadAll(IDataView data, CoraColumns c, bool withLabel, Action check)
+    public static Data ReadAll(IDataView data, CoraColumns c, bool withLabel, Action check)
     {
         var rows = new List<Interaction>();
         List<string>? prompts = c.Prompt is null ? null : new();
+        var titles = new Dictionary<int, string>();
         using var cursor = data.GetRowCursor(Needed(data.Schema, c, withLabel));
         var reader = new CoraRows(cursor, c, withLabel);
         while (cursor.MoveNext())
@@ -125,8 +149,9 @@ internal sealed class CoraRows
             var (r, p) = reader.Read();
             rows.Add(r);
             prompts?.Add(p!);
+            if (reader.ReadTitle() is { } t) titles[r.ItemId] = t;
         }
-        return (rows, prompts);
+        return new Data(rows, prompts, titles);
     }
 
     public static ItemCatalog ReadCatalog(IDataView items, string idColumn, string titleColumn)

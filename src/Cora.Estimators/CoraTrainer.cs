@@ -1,6 +1,7 @@
 using Microsoft.ML.Cora.Collaborative;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Llm;
+using Microsoft.ML.Cora.Runtime;
 using Microsoft.ML.Cora.Training;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -11,31 +12,33 @@ namespace Microsoft.ML.Cora.Estimators;
 /// The Cora trainer: an ML.NET estimator that fits on an IDataView of interactions (user id, item id, label,
 /// history of item ids) plus an item catalog, trains the CF stage if none is given, trains the chosen method,
 /// and returns a <see cref="CoraTransformer"/> that adds Score, Probability and PredictedLabel.
+/// Every option is checked when the trainer is created, before any work starts.
 /// </summary>
 public sealed class CoraTrainer : IEstimator<CoraTransformer>
 {
-    /// <summary>Default values, in one place, used by both overloads of the catalog method.</summary>
+    /// <summary>Column names and the defaults of the short overload (the numbers come from <see cref="CoraDefaults"/>).</summary>
     public static class Defaults
     {
         public const string UserIdColumnName = "UserId";
         public const string ItemIdColumnName = "ItemId";
         public const string LabelColumnName = "Label";
         public const string HistoryColumnName = "History";
-        public const CoraMethod Method = CoraMethod.Cora;
-        public const int Epochs = 1;
-        public const int BatchSize = 8;
-        public const double LearningRate = 1e-3;
-        public const int ScoringBatchSize = 16;
-        public const double ValidationFraction = 0.1;
-        public const long Seed = 2023;
+        public const CoraMethod Method = CoraDefaults.Method;
+        public const int Epochs = CoraDefaults.Epochs;
     }
 
-    /// <summary>Options of <see cref="CoraTrainer"/>. Each says what it does and how to choose it.</summary>
+    /// <summary>
+    /// Options of <see cref="CoraTrainer"/>: one tree, <see cref="Model"/> (method, rank, generator, prompt),
+    /// <see cref="Training"/> (epochs, batch, learning rate, schedule, validation, checkpoints) and
+    /// <see cref="MatrixFactorization"/> (the CF stage), whose documentation says how to choose each value. The shortcuts
+    /// (<see cref="Method"/>, <see cref="Epochs"/>, ...) read and write that tree; they hold no copy, so set them after
+    /// assigning a whole <see cref="Model"/> or <see cref="Training"/>.
+    /// </summary>
     public sealed class Options
     {
-        /// <summary>User id column (Int32, Int64, UInt32, Single, Double or a key).</summary>
+        /// <summary>User id column (Int32, Int64, UInt32, Single, Double, or a key with key values, e.g. from MapValueToKey).</summary>
         public string UserIdColumnName { get; set; } = Defaults.UserIdColumnName;
-        /// <summary>Item id column (same types as the user id).</summary>
+        /// <summary>Item id column (same types as the user id). Keys are read back to the original ids through their key values.</summary>
         public string ItemIdColumnName { get; set; } = Defaults.ItemIdColumnName;
         /// <summary>Boolean label: did the user like the item? Needed by Fit only.</summary>
         public string LabelColumnName { get; set; } = Defaults.LabelColumnName;
@@ -44,59 +47,94 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         public string HistoryColumnName { get; set; } = Defaults.HistoryColumnName;
         /// <summary>Optional column of ready prompt text; when set, it replaces the built-in template.</summary>
         public string? PromptColumnName { get; set; }
+        /// <summary>Optional text column with the target item's title: titles found there are added to the catalog (training and
+        /// scoring), so items unknown at training time can be scored.</summary>
+        public string? TitleColumnName { get; set; }
 
         /// <summary>Hugging Face model folder or llama2.c .bin (tokenizer beside it). Not needed for <see cref="CoraMethod.Mf"/>.</summary>
         public string? LlmPath { get; set; }
         /// <summary>"cpu" (default), "cuda", "cuda:N" or "auto" (CUDA when available). Checked when the trainer is created.</summary>
-        public string Device { get; set; } = "cpu";
+        public string Device { get; set; } = CoraDefaults.Device;
         /// <summary>dtype of the frozen LLM: "auto" (default: bf16 on CUDA, fp32 on the CPU), "bf16", "fp16" or "fp32". The query
         /// generator, the collaborative weights and the loss always compute in fp32.</summary>
-        public string LlmDtype { get; set; } = "auto";
+        public string LlmDtype { get; set; } = CoraDefaults.LlmDtype;
         /// <summary>Store the frozen LLM's files inside the saved model (default: referenced by path and SHA-256).</summary>
         public bool EmbedLlm { get; set; }
 
-        /// <summary>Item catalog as a dictionary (id -> title). Either this or <see cref="Items"/>.</summary>
+        /// <summary>Item catalog as a dictionary (id -> title). Either this or <see cref="Items"/> (not needed for Mf).</summary>
         public IDictionary<int, string>? ItemTitles { get; set; }
         /// <summary>Item catalog as an IDataView with <see cref="ItemsIdColumnName"/> and <see cref="ItemsTitleColumnName"/>.</summary>
         public IDataView? Items { get; set; }
         public string ItemsIdColumnName { get; set; } = "ItemId";
         public string ItemsTitleColumnName { get; set; } = "Title";
 
-        /// <summary>cora (default) or one of the baselines: mf, llm-lora (TALLRec), collm.</summary>
-        public CoraMethod Method { get; set; } = Defaults.Method;
-        /// <summary>Passes over the training rows. Start with 1 and raise while validation AUC improves.</summary>
-        public int Epochs { get; set; } = Defaults.Epochs;
-        /// <summary>Rows per training step. Memory grows with batch x prompt length.</summary>
-        public int BatchSize { get; set; } = Defaults.BatchSize;
-        /// <summary>Peak AdamW learning rate of the trainable parts.</summary>
-        public double LearningRate { get; set; } = Defaults.LearningRate;
-        /// <summary>Rows scored per LLM forward pass by the transformer.</summary>
-        public int ScoringBatchSize { get; set; } = Defaults.ScoringBatchSize;
-        /// <summary>Use at most this many training rows (0 = all; a seeded random sample).</summary>
-        public int MaxTrainRows { get; set; }
+        /// <summary>The model: method, rank, generator size (<see cref="QueryGeneratorOptions.Paper"/> or <see cref="QueryGeneratorOptions.Compact"/>), prompt, seed.</summary>
+        public CoraModelOptions Model { get; set; } = new();
+        /// <summary>Optimisation of the LLM-based methods.</summary>
+        public TrainingOptions Training { get; set; } = new();
+        /// <summary>Settings of the MF stage trained by Fit.</summary>
+        public MatrixFactorizationOptions MatrixFactorization { get; set; } = new();
+
+        /// <summary>cora (default) or one of the baselines: mf, llm-lora (TALLRec), collm. (= Model.Method)</summary>
+        public CoraMethod Method { get => Model.Method; set => Model = Model with { Method = value }; }
+        /// <summary>The query generator's size (= Model.QueryGenerator): <see cref="QueryGeneratorOptions.Paper"/> (default) or <see cref="QueryGeneratorOptions.Compact"/>.</summary>
+        public QueryGeneratorOptions Generator { get => Model.QueryGenerator; set => Model = Model with { QueryGenerator = value }; }
+        /// <summary>Passes over the training rows (= Training.Epochs).</summary>
+        public int Epochs { get => Training.Epochs; set => Training = Training with { Epochs = value }; }
+        /// <summary>Rows per training step (= Training.BatchSize).</summary>
+        public int BatchSize { get => Training.BatchSize; set => Training = Training with { BatchSize = value }; }
+        /// <summary>Peak AdamW learning rate (= Training.LearningRate).</summary>
+        public double LearningRate { get => Training.LearningRate; set => Training = Training with { LearningRate = value }; }
+        /// <summary>Rows scored per LLM forward pass by the transformer (= Training.ScoringBatchSize).</summary>
+        public int ScoringBatchSize { get => Training.ScoringBatchSize; set => Training = Training with { ScoringBatchSize = value }; }
+        /// <summary>Use at most this many training rows (0 = all; a seeded random sample) (= Training.MaxTrainRows).</summary>
+        public int MaxTrainRows { get => Training.MaxTrainRows; set => Training = Training with { MaxTrainRows = value }; }
+        /// <summary>Stop training after this many steps (0 = no limit) (= Training.MaxSteps).</summary>
+        public int MaxSteps { get => Training.MaxSteps; set => Training = Training with { MaxSteps = value }; }
+        /// <summary>Folder for resumable checkpoints (= Training.CheckpointDirectory).</summary>
+        public string? CheckpointDirectory { get => Training.CheckpointDirectory; set => Training = Training with { CheckpointDirectory = value }; }
+        /// <summary>Cap on the validation rows used at each validation (= Training.MaxValidationRows).</summary>
+        public int MaxValidationRows { get => Training.MaxValidationRows; set => Training = Training with { MaxValidationRows = value }; }
+        /// <summary>Validate every N steps (= Training.ValidateEvery).</summary>
+        public int ValidateEvery { get => Training.ValidateEvery; set => Training = Training with { ValidateEvery = value }; }
+        /// <summary>One seed for everything: reads Model.Seed; writes Model, Training and MatrixFactorization seeds.</summary>
+        public long Seed
+        {
+            get => Model.Seed;
+            set { Model = Model with { Seed = value }; Training = Training with { Seed = value }; MatrixFactorization = MatrixFactorization with { Seed = value }; }
+        }
+
         /// <summary>Validation data for early stopping and model selection; when null, a seeded
         /// <see cref="ValidationFraction"/> of the training rows is held out.</summary>
         public IDataView? ValidationData { get; set; }
-        public double ValidationFraction { get; set; } = Defaults.ValidationFraction;
-
+        public double ValidationFraction { get; set; } = CoraDefaults.ValidationFraction;
         /// <summary>A CF model trained elsewhere (e.g. from ML.NET MF factor matrices via
-        /// <see cref="MatrixFactorization.FromMatrices"/>); when null, Fit trains MF first.</summary>
+        /// <see cref="Collaborative.MatrixFactorization.FromMatrices"/>); when null, Fit trains MF first.</summary>
         public MatrixFactorization? CollaborativeModel { get; set; }
-        /// <summary>Settings of the MF stage trained by Fit.</summary>
-        public MatrixFactorizationOptions MatrixFactorization { get; set; } = new();
-        /// <summary>Advanced model settings (rank, alpha, targets, query generator, prompt template).</summary>
-        public CoraModelOptions Model { get; set; } = new();
-        /// <summary>Stop training after this many steps (0 = no limit); for quick runs.</summary>
-        public int MaxSteps { get; set; }
-        /// <summary>Folder for resumable training checkpoints (null = none); a rerun with the same folder resumes.</summary>
-        public string? CheckpointDirectory { get; set; }
-        /// <summary>Cap on the rows of the fixed random half of the validation data used at each validation (0 = no cap).</summary>
-        public int MaxValidationRows { get; set; }
-        /// <summary>Validate every N steps.</summary>
-        public int ValidateEvery { get; set; } = 200;
-        public long Seed { get; set; } = Defaults.Seed;
+        /// <summary>Typed progress after every training step (also written to <c>mlContext.Log</c>, source "Cora").</summary>
+        public IProgress<TrainingProgress>? Progress { get; set; }
         /// <summary>Cancels Fit (MLContext.CancelExecution is honoured as well).</summary>
         public CancellationToken CancellationToken { get; set; }
+
+        /// <summary>Every problem with these options, by name (nothing is loaded or trained).</summary>
+        public IEnumerable<OptionError> Validate()
+        {
+            var e = (Model ?? new()).Validate("Model.").Concat((Training ?? new()).Validate("Training."))
+                .Concat((MatrixFactorization ?? new()).Validate("MatrixFactorization."))
+                .Concat(OptionChecks.Finite(nameof(ValidationFraction), ValidationFraction, 0, 0.9, minExclusive: true));
+            foreach (var (n, v) in new[] { (nameof(UserIdColumnName), UserIdColumnName), (nameof(ItemIdColumnName), ItemIdColumnName), (nameof(LabelColumnName), LabelColumnName), (nameof(HistoryColumnName), HistoryColumnName) })
+                if (string.IsNullOrWhiteSpace(v)) e = e.Append(new OptionError(n, "is empty; name the column."));
+            if (CoraDevice.DeviceError(Device) is { } de) e = e.Append(new OptionError(nameof(Device), de + "."));
+            if (CoraDevice.DtypeError(LlmDtype) is { } te) e = e.Append(new OptionError(nameof(LlmDtype), te + "."));
+            bool llm = Model?.Method is not CoraMethod.Mf;
+            if (llm && ItemTitles is null && Items is null && PromptColumnName is null && TitleColumnName is null)
+                e = e.Append(new OptionError(nameof(ItemTitles), "Cora needs the item catalog: set ItemTitles (id -> title) or Items (an IDataView with item id and title columns), give titles with the data (TitleColumnName), or ready prompts (PromptColumnName)."));
+            if (llm && string.IsNullOrEmpty(LlmPath))
+                e = e.Append(new OptionError(nameof(LlmPath), $"method {Model?.Method} needs an LLM: set LlmPath to a Hugging Face folder or a llama2.c .bin."));
+            else if (llm && !File.Exists(LlmPath) && !Directory.Exists(LlmPath))
+                e = e.Append(new OptionError(nameof(LlmPath), $"'{LlmPath}' does not exist; give a Hugging Face model folder or a llama2.c .bin."));
+            return e;
+        }
     }
 
     private readonly MLContext _ml;
@@ -107,16 +145,12 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
     {
         _ml = ml ?? throw new ArgumentNullException(nameof(ml));
         _options = options ?? throw new ArgumentNullException(nameof(options));
-        if (options.ItemTitles is null && options.Items is null && options.PromptColumnName is null)
-            throw new ArgumentException("Cora needs the item catalog: set Options.ItemTitles (id -> title) or Options.Items (an IDataView with item id and title columns), or give ready prompts with Options.PromptColumnName.", nameof(options));
-        if (options.Method != CoraMethod.Mf && string.IsNullOrEmpty(options.LlmPath))
-            throw new ArgumentException($"Method {options.Method} needs an LLM: set Options.LlmPath to a Hugging Face folder or a llama2.c .bin.", nameof(options));
-        if (Runtime.CoraDevice.DtypeError(options.LlmDtype) is { } dtypeError) throw new ArgumentException($"Options.LlmDtype: {dtypeError}.", nameof(options));
+        OptionChecks.ThrowIfAny(options.Validate(), nameof(options));
         // Resolving the device here (not after the MF stage has trained) reports a missing GPU before any work starts.
-        _device = Runtime.CoraDevice.Resolve(options.Device);
+        _device = CoraDevice.Resolve(options.Device);
     }
 
-    internal CoraColumns Columns => new(_options.UserIdColumnName, _options.ItemIdColumnName, _options.HistoryColumnName, _options.PromptColumnName, _options.LabelColumnName);
+    internal CoraColumns Columns => new(_options.UserIdColumnName, _options.ItemIdColumnName, _options.HistoryColumnName, _options.PromptColumnName, _options.LabelColumnName, _options.TitleColumnName);
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
@@ -136,32 +170,34 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         var ct = cts.Token;
         void Check() { if (MlNetInternals.IsCanceled(_ml)) cts.Cancel(); ct.ThrowIfCancellationRequested(); }
 
-        var (rows, prompts) = CoraRows.ReadAll(input, columns, withLabel: true, Check);
-        if (rows.Count == 0) throw new InvalidOperationException("Cora.Fit: the training data has no rows.");
+        var data = CoraRows.ReadAll(input, columns, withLabel: true, Check);
+        if (data.Rows.Count == 0) throw new InvalidOperationException("Cora.Fit: the training data has no rows.");
         List<Interaction> train, valid;
-        List<string>? validPrompts = null;
+        CoraRows.Data? validData = null;
         if (o.ValidationData is not null)
         {
             columns.Check(o.ValidationData.Schema, requireLabel: true);
-            train = rows;
-            (valid, validPrompts) = CoraRows.ReadAll(o.ValidationData, columns, withLabel: true, Check);
+            train = data.Rows;
+            validData = CoraRows.ReadAll(o.ValidationData, columns, withLabel: true, Check);
+            valid = validData.Rows;
         }
         else
         {
-            var idx = Enumerable.Range(0, rows.Count).ToArray();
-            new Random((int)o.Seed).Shuffle(idx);
-            int nValid = Math.Max(1, (int)(rows.Count * o.ValidationFraction));
+            var idx = Seeded.Permutation(data.Rows.Count, o.Training.Seed, "validation-split");
+            int nValid = Math.Max(1, (int)(data.Rows.Count * o.ValidationFraction));
             var validSet = idx.Take(nValid).ToHashSet();
-            train = rows.Where((_, i) => !validSet.Contains(i)).ToList();
-            valid = rows.Where((_, i) => validSet.Contains(i)).ToList();
+            train = data.Rows.Where((_, i) => !validSet.Contains(i)).ToList();
+            valid = data.Rows.Where((_, i) => validSet.Contains(i)).ToList();
         }
         var catalog = o.ItemTitles is not null ? new ItemCatalog(o.ItemTitles)
             : o.Items is not null ? CoraRows.ReadCatalog(o.Items, o.ItemsIdColumnName, o.ItemsTitleColumnName)
             : new ItemCatalog(new Dictionary<int, string>());
-        if (o.PromptColumnName is null)
+        catalog = catalog.With(data.Titles).With(validData?.Titles ?? new());
+        bool usesLlm = o.Method != CoraMethod.Mf;
+        if (usesLlm && o.PromptColumnName is null)
         {
-            var missing = catalog.MissingTargets(rows);
-            if (missing.Count > 0) throw new InvalidOperationException($"Cora.Fit: item(s) {string.Join(", ", missing)} have no title in the item catalog; add them to ItemTitles/Items.");
+            var missing = catalog.MissingTargets(data.Rows.Concat(valid));
+            if (missing.Count > 0) throw new InvalidOperationException("Cora.Fit: " + ItemCatalog.MissingTitleMessage(missing));
         }
 
         Check();
@@ -170,29 +206,26 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         else
         {
             ch.Info(MessageSensitivity.None, $"Cora: training the MF stage on {train.Count} rows.");
-            cf = Collaborative.MatrixFactorization.Train(train, valid, o.MatrixFactorization with { Seed = o.Seed },
-                line => ch.Trace(MessageSensitivity.None, line), ct);
+            cf = Collaborative.MatrixFactorization.Train(train, valid, o.MatrixFactorization, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
         }
         TrainingResult? trainingResult = null;
-        LanguageModel? llm = o.Method == CoraMethod.Mf ? null : LanguageModel.Load(o.LlmPath!, device: o.Device, dtype: o.LlmDtype);
-        var model = new CoraModel(o.Model with { Method = o.Method, Seed = o.Seed }, llm, cf, catalog);
+        LanguageModel? llm = usesLlm ? LanguageModel.Load(o.LlmPath!, device: o.Device, dtype: o.LlmDtype) : null;
+        var model = new CoraModel(o.Model, llm, cf, catalog) { Users = UserProfiles.FromRows(data.Rows) };
         if (llm is null) model.To(_device);
         if (model.UsesLlm)
         {
             // Ready prompts replace the template for exactly these rows (training and validation).
-            if (prompts is not null) for (int i = 0; i < rows.Count; i++) model.SetPrompt(rows[i], prompts[i]);
-            if (validPrompts is not null) for (int i = 0; i < valid.Count; i++) model.SetPrompt(valid[i], validPrompts[i]);
-            ch.Info(MessageSensitivity.None, $"Cora: training {o.Method} on {train.Count} rows, validating on {valid.Count}.");
+            if (data.Prompts is { } prompts) for (int i = 0; i < data.Rows.Count; i++) model.SetPrompt(data.Rows[i], prompts[i]);
+            if (validData?.Prompts is { } vp) for (int i = 0; i < valid.Count; i++) model.SetPrompt(valid[i], vp[i]);
+            int trainRows = o.MaxTrainRows > 0 ? Math.Min(o.MaxTrainRows, train.Count) : train.Count;
+            ch.Info(MessageSensitivity.None, $"Cora: training {o.Method} on {trainRows} rows, validating on {valid.Count}.");
             var progress = new SyncProgress(p =>
             {
                 Check();
-                ch.Info(MessageSensitivity.None, $"Cora step {p.Step}/{p.TotalSteps}: loss {p.Loss:F4}, {p.RowsPerSecond:F1} rows/s, ETA {p.Eta:hh\\:mm\\:ss}, valid AUC {(p.LastValidationAuc is { } a ? a.ToString("F4") : "-")}");
+                o.Progress?.Report(p);
+                ch.Trace(MessageSensitivity.None, p.ToString());   // every step: Trace; milestones: Info
             });
-            trainingResult = CoraModelTrainer.Train(model, train, valid, new TrainingOptions
-            {
-                Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, MaxTrainRows = o.MaxTrainRows, Seed = o.Seed,
-                MaxSteps = o.MaxSteps, ValidateEvery = o.ValidateEvery, ScoringBatchSize = o.ScoringBatchSize, CheckpointDirectory = o.CheckpointDirectory, MaxValidationRows = o.MaxValidationRows,
-            }, progress, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
+            trainingResult = CoraModelTrainer.Train(model, train, valid, o.Training, progress, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
         }
         return new CoraTransformer(_ml, model, columns with { Label = null }, o.ScoringBatchSize, o.EmbedLlm) { TrainingResult = trainingResult };
     }

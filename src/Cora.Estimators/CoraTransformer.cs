@@ -17,7 +17,8 @@ public sealed class CoraTransformer : ITransformer, IDisposable
     internal const string LoaderSignature = "CoraTransformer";
     internal const string ModelSignature = "CORATRNS";
     // 0x00010001: format 1.1 (columns, batch size, then the Cora model zip, length-prefixed).
-    internal const uint Version = 0x00010001, ReadableFrom = 0x00010001;
+    // 0x00010002: format 1.2 adds the optional title column after the prompt column.
+    internal const uint Version = 0x00010002, ReadableFrom = 0x00010001;
 
     private readonly IHostEnvironment _env;
     internal CoraColumns Columns { get; }
@@ -53,11 +54,51 @@ public sealed class CoraTransformer : ITransformer, IDisposable
 
     internal bool IsCanceled => _env is MLContext ml && MlNetInternals.IsCanceled(ml);
 
-    /// <summary>Scores a batch (shared by the cursor and the row mapper).</summary>
-    internal float[] ScoreBatch(List<Interaction> rows, List<string>? prompts)
+    /// <summary>Scores a batch (shared by the cursor and the row mapper); titles given with the data join the catalog first.</summary>
+    internal float[] ScoreBatch(List<Interaction> rows, List<string>? prompts, Dictionary<int, string>? titles = null)
     {
         if (IsCanceled) throw new OperationCanceledException("Cora: scoring was cancelled through MLContext.CancelExecution().");
+        if (titles is { Count: > 0 }) Model.AddItems(titles.Where(kv => !Model.Items.Contains(kv.Key) || Model.Items.Title(kv.Key) != ItemCatalog.CleanTitle(kv.Value)));
+        if (Model.UsesLlm && prompts is null)
+        {
+            var missing = Model.Items.MissingTargets(rows);
+            if (missing.Count > 0) throw new KeyNotFoundException("Cora: " + ItemCatalog.MissingTitleMessage(missing));
+        }
         return Model.Score(rows, ScoringBatchSize, default, prompts);
+    }
+
+    /// <summary>
+    /// The <paramref name="k"/> best items for a user: the CF stage retrieves <paramref name="candidates"/> items (users it never
+    /// saw: the most liked items of training), the model re-ranks them (MF alone: the CF order). The user's liked history comes
+    /// from the training data the model remembers, or from <paramref name="history"/> (oldest first). Items the user was seen with
+    /// in training (and the history) are left out unless <paramref name="excludeSeen"/> is false.
+    /// </summary>
+    public IReadOnlyList<CoraRecommendation> Recommend(int userId, int k = 10, IReadOnlyList<int>? history = null, int candidates = 100, bool excludeSeen = true) =>
+        CoraRecommender.Recommend(Model, ScoringBatchSize, userId, k, history, candidates, excludeSeen);
+
+    /// <summary>
+    /// Recommendations for every user id in <paramref name="users"/> (column <paramref name="userIdColumnName"/>), as an IDataView of
+    /// <see cref="CoraRecommendation"/> rows (UserId, Rank, ItemId, Title, Score, Probability, CfScore).
+    /// </summary>
+    public IDataView Recommend(IDataView users, int k = 10, string userIdColumnName = CoraTrainer.Defaults.UserIdColumnName, int candidates = 100, bool excludeSeen = true)
+    {
+        var col = users.Schema.GetColumnOrNull(userIdColumnName) ?? throw new ArgumentOutOfRangeException(nameof(users), $"Cora: the users data has no column '{userIdColumnName}'.");
+        var ids = new List<int>();
+        using (var cur = users.GetRowCursor(new[] { col }))
+        {
+            var g = CoraRows.IdGetter(cur, col);
+            int u = 0;
+            while (cur.MoveNext()) { g(ref u); ids.Add(u); }
+        }
+        var all = ids.Distinct().SelectMany(u => Recommend(u, k, null, candidates, excludeSeen)).ToList();
+        return new MLContext().Data.LoadFromEnumerable(all);
+    }
+
+    /// <summary>Adds or replaces titles of items (e.g. released after training) so that they can be scored and recommended.</summary>
+    public CoraTransformer AddItems(IEnumerable<KeyValuePair<int, string>> titles)
+    {
+        Model.AddItems(titles);
+        return this;
     }
 
     // ------------------------------------------------------------------ save / load
@@ -88,14 +129,14 @@ public sealed class CoraTransformer : ITransformer, IDisposable
     /// <summary>Called by ML.NET's loader (registered by <see cref="CoraMLContextExtensions.RegisterCora"/>).</summary>
     internal static CoraTransformer Create(IHostEnvironment env, object ctx)
     {
-        var (r, _) = MlNetInternals.Open(ctx, ModelSignature, Version, ReadableFrom, LoaderSignature);
+        var (r, written) = MlNetInternals.Open(ctx, ModelSignature, Version, ReadableFrom, LoaderSignature);
         CoraColumns columns;
         int batch;
         string tmp = Path.Combine(Path.GetTempPath(), "cora-load-" + Guid.NewGuid().ToString("N") + ".zip");
         using var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
         try
         {
-            columns = CoraColumns.Read(r);
+            columns = CoraColumns.Read(r, withTitle: written >= 0x00010002);
             batch = r.ReadInt32();
             if (batch < 1) throw new InvalidDataException($"bad scoring batch size {batch}");
             long n = r.ReadInt64();
@@ -122,6 +163,17 @@ public sealed class CoraTransformer : ITransformer, IDisposable
 
     // Set by Model.LoadCora(..., device, llmDtype) for the duration of one load on this thread (ML.NET's loader takes no arguments).
     [ThreadStatic] internal static (string? device, string? dtype)? PendingLoad;
+
+    /// <summary>The Cora transformer itself, or the one inside a transformer chain (e.g. what Model.Load or a pipeline's Fit returns).</summary>
+    public static CoraTransformer Find(ITransformer model) => model switch
+    {
+        CoraTransformer t => t,
+        IEnumerable<ITransformer> chain => chain.Select(x => x as CoraTransformer ?? (x is IEnumerable<ITransformer> ? TryFind(x) : null)).LastOrDefault(x => x is not null)
+            ?? throw new ArgumentException("The transformer chain contains no Cora transformer.", nameof(model)),
+        _ => throw new ArgumentException($"{model?.GetType().Name ?? "null"} is not a Cora transformer or a chain that contains one.", nameof(model)),
+    };
+
+    private static CoraTransformer? TryFind(ITransformer t) { try { return Find(t); } catch (ArgumentException) { return null; } }
 
     /// <summary>
     /// Moves the loaded model to another device and LLM dtype (e.g. trained on the CPU, scored on the GPU):
@@ -208,13 +260,15 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         {
             var rows = new List<Interaction>(_t.ScoringBatchSize);
             var prompts = _t.Columns.Prompt is null ? null : new List<string>(_t.ScoringBatchSize);
+            var titles = _t.Columns.Title is null ? null : new Dictionary<int, string>();
             while (rows.Count < _t.ScoringBatchSize && _ahead!.MoveNext())
             {
                 var (r, p) = _reader!.Read();
                 rows.Add(r);
                 prompts?.Add(p!);
+                if (_reader.ReadTitle() is { } t) titles![r.ItemId] = t;
             }
-            _scores = _t.ScoreBatch(rows, prompts);
+            _scores = _t.ScoreBatch(rows, prompts, titles);
             _count = rows.Count;
             _at = 0;
         }
@@ -297,7 +351,8 @@ public sealed class CoraTransformer : ITransformer, IDisposable
             if (_scoredAt != _input.Position || _input.Position < 0)
             {
                 var (r, p) = _reader!.Read();
-                _score = _t.ScoreBatch(new List<Interaction> { r }, p is null ? null : new List<string> { p })[0];
+                var titles = _reader.ReadTitle() is { } t ? new Dictionary<int, string> { [r.ItemId] = t } : null;
+                _score = _t.ScoreBatch(new List<Interaction> { r }, p is null ? null : new List<string> { p }, titles)[0];
                 _scoredAt = _input.Position;
             }
             return _score;

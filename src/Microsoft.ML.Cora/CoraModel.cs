@@ -23,26 +23,48 @@ public enum CoraMethod
     Cora,
 }
 
-/// <summary>Model options. Defaults follow CoRA's public code; each says how to choose it.</summary>
+/// <summary>Model options. Defaults follow CoRA's public code (<see cref="CoraDefaults"/>); each says how to choose it.</summary>
 public sealed record CoraModelOptions
 {
-    public CoraMethod Method { get; init; } = CoraMethod.Cora;
+    /// <summary>cora (default) or a baseline: mf, llm-lora (TALLRec), collm.</summary>
+    public CoraMethod Method { get; init; } = CoraDefaults.Method;
     /// <summary>Rank r of the collaborative weights (16). Higher r = more capacity and a larger head (d_model * r outputs).</summary>
-    public int Rank { get; init; } = 16;
+    public int Rank { get; init; } = CoraDefaults.Rank;
     /// <summary>alpha (32); the update is scaled by alpha / r (2 by default). Keep alpha / r near 2 when changing r.</summary>
-    public double Alpha { get; init; } = 32;
+    public double Alpha { get; init; } = CoraDefaults.Alpha;
     /// <summary>Dropout on the projection input of the low-rank term (0.05).</summary>
-    public double Dropout { get; init; } = 0.05;
+    public double Dropout { get; init; } = CoraDefaults.Dropout;
     /// <summary>Projections that receive collaborative weights (q, k, v, o of every layer). gate and up also work.</summary>
     public string[] TargetModules { get; init; } = { "q", "k", "v", "o" };
+    /// <summary>The collaborative query generator (<see cref="QueryGeneratorOptions.Paper"/> by default, or <see cref="QueryGeneratorOptions.Compact"/>).</summary>
     public QueryGeneratorOptions QueryGenerator { get; init; } = new();
     /// <summary>LoRA rank of the llm-lora and collm baselines (8, TALLRec).</summary>
-    public int LoraRank { get; init; } = 8;
-    public double LoraAlpha { get; init; } = 16;
+    public int LoraRank { get; init; } = CoraDefaults.LoraRank;
+    /// <summary>LoRA alpha of the baselines (16).</summary>
+    public double LoraAlpha { get; init; } = CoraDefaults.LoraAlpha;
     public string[] LoraTargetModules { get; init; } = { "q", "v" };
     public PromptOptions Prompt { get; init; } = new();
-    /// <summary>Seed for every random initialisation.</summary>
-    public long Seed { get; init; } = 2023;
+    /// <summary>Seed for every random initialisation (2023).</summary>
+    public long Seed { get; init; } = CoraDefaults.Seed;
+
+    /// <summary>Every out-of-range value, by option name.</summary>
+    public IEnumerable<OptionError> Validate(string prefix = "")
+    {
+        var e = OptionChecks.Between(prefix + nameof(Rank), Rank, 1, 1024)
+            .Concat(OptionChecks.Finite(prefix + nameof(Alpha), Alpha, 0, 1e6, minExclusive: true))
+            .Concat(OptionChecks.Finite(prefix + nameof(Dropout), Dropout, 0, 0.99))
+            .Concat(OptionChecks.Between(prefix + nameof(LoraRank), LoraRank, 1, 1024))
+            .Concat(OptionChecks.Finite(prefix + nameof(LoraAlpha), LoraAlpha, 0, 1e6, minExclusive: true))
+            .Concat((QueryGenerator ?? new()).Validate(prefix + nameof(QueryGenerator) + "."));
+        if (!Enum.IsDefined(Method)) e = e.Append(new OptionError(prefix + nameof(Method), $"{(int)Method} is not a method; use Mf, LlmLora, Collm or Cora."));
+        foreach (var (name, list) in new[] { (nameof(TargetModules), TargetModules), (nameof(LoraTargetModules), LoraTargetModules) })
+        {
+            if (list is null || list.Length == 0) { e = e.Append(new OptionError(prefix + name, "is empty; name at least one projection (q, k, v, o, gate, up, down).")); continue; }
+            foreach (var m in list)
+                if (!ProjectionSite.TryParseKind(m, out _)) e = e.Append(new OptionError(prefix + name, $"'{m}' is not a projection; use q, k, v, o, gate, up or down."));
+        }
+        return e;
+    }
 }
 
 /// <summary>The trainable parts of a method (the LLM and the CF model are frozen and not in here).</summary>
@@ -66,12 +88,25 @@ public sealed class TrainableParts : nn.Module
 /// </summary>
 public sealed class CoraModel : IDisposable
 {
-    public const int FormatVersion = 1;
+    /// <summary>2: adds users.tsv (what the model remembers of each training user). Format 1 files still load.</summary>
+    public const int FormatVersion = 2;
 
     public CoraModelOptions Options { get; }
     public LanguageModel? Llm { get; }
     public MatrixFactorization Cf { get; }
-    public ItemCatalog Items { get; }
+    /// <summary>The item catalog (titles). Grows with <see cref="AddItems"/>.</summary>
+    public ItemCatalog Items { get; private set; }
+    /// <summary>Each training user's liked items and seen items (for recommendations); empty for models saved before format 2.</summary>
+    public UserProfiles Users { get; set; } = UserProfiles.Empty;
+
+    /// <summary>Adds or replaces item titles (e.g. items released after training); titles are cleaned like every catalog's.</summary>
+    public void AddItems(IEnumerable<KeyValuePair<int, string>> titles)
+    {
+        var list = titles.ToList();
+        if (list.Count == 0) return;
+        lock (_itemsGate) Items = Items.With(list);
+    }
+    private readonly object _itemsGate = new();
     public PromptBuilder Prompts { get; }
     public TrainableParts Trainable { get; }
     /// <summary>The vocabulary id whose logit is the score (first token of "Yes").</summary>
@@ -79,6 +114,7 @@ public sealed class CoraModel : IDisposable
 
     public CoraModel(CoraModelOptions options, LanguageModel? llm, MatrixFactorization cf, ItemCatalog items)
     {
+        OptionChecks.ThrowIfAny(options.Validate("Model."), nameof(options));
         Options = options; Llm = llm; Cf = cf; Items = items;
         Prompts = new PromptBuilder(options.Prompt);
         Trainable = new TrainableParts();
@@ -194,7 +230,7 @@ public sealed class CoraModel : IDisposable
 
     /// <summary>Scores rows in batches without gradients (safe to call from several threads).</summary>
     /// <param name="promptTexts">Ready prompt text per row (used instead of the template), or null.</param>
-    public float[] Score(IReadOnlyList<Interaction> rows, int batchSize = 16, CancellationToken ct = default, IReadOnlyList<string>? promptTexts = null)
+    public float[] Score(IReadOnlyList<Interaction> rows, int batchSize = CoraDefaults.ScoringBatchSize, CancellationToken ct = default, IReadOnlyList<string>? promptTexts = null)
     {
         var result = new float[rows.Count];
         using var _ = torch.no_grad();
@@ -238,6 +274,7 @@ public sealed class CoraModel : IDisposable
         Add("cf.safetensors", s => SafetensorsFile.Write(s, Cf.ExportState()));
         Add("trainable.safetensors", s => SafetensorsFile.Write(s, Trainable.state_dict()));
         Add("items.tsv", Items.Write);
+        Add("users.tsv", Users.Write);
         if (embedLlm && Llm is not null)
         {
             var files = File.Exists(Llm.SourcePath) ? new[] { Llm.SourcePath, Llm.Tokenizer.Source } : Llm.WeightFiles().ToArray();
@@ -307,6 +344,7 @@ public sealed class CoraModel : IDisposable
             var cfFile = SafetensorsFile.Open(Extract("cf.safetensors"));
             var cf = MatrixFactorization.ImportState(cfFile.Read);
             var items = ItemCatalog.Read(Extract("items.tsv"));
+            var users = m.FormatVersion >= 2 ? UserProfiles.Read(File.OpenRead(Extract("users.tsv")), name + ": users.tsv") : UserProfiles.Empty;
             LanguageModel? llm = null;
             if (m.Options.Method != CoraMethod.Mf)
             {
@@ -325,7 +363,7 @@ public sealed class CoraModel : IDisposable
                     throw new InvalidDataException($"{name}: the LLM at '{source}' changed since training (SHA-256 {sum[..12]}..., recorded {m.LlmChecksum[..12]}...). Scores would be wrong; use the original weights.");
                 llm = LanguageModel.Load(source, device: device, dtype: llmDtype);
             }
-            var model = new CoraModel(m.Options, llm, cf, items);
+            var model = new CoraModel(m.Options, llm, cf, items) { Users = users };
             var tf = SafetensorsFile.Open(Extract("trainable.safetensors"));
             var expected = model.Trainable.state_dict();
             var missing = expected.Keys.Where(k => !tf.Entries.ContainsKey(k)).ToList();

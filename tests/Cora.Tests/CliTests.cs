@@ -82,10 +82,10 @@ public class CliTests
         {
             (new[] { "evaluate", "--model", Path.Combine(dir, "missing.zip"), "--data", v }, "model not found", 1),
             (new[] { "train", "--train", Path.Combine(dir, "nope.tsv"), "--valid", v, "--items", Data("items.tsv"), "--method", "mf", "--out", Path.Combine(dir, "x.zip") }, "Interactions file not found", 1),
-            (new[] { "train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "magic", "--out", Path.Combine(dir, "x.zip") }, "unknown --method 'magic'", 1),
-            (new[] { "train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "cora", "--out", Path.Combine(dir, "x.zip") }, "--llm is required", 1),
+            (new[] { "train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "magic", "--out", Path.Combine(dir, "x.zip") }, "unknown --method 'magic'", 2),
+            (new[] { "train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "cora", "--out", Path.Combine(dir, "x.zip") }, "--llm is required", 2),
             (new[] { "predict", "--model", MfModel.Value, "--user", "99999", "--items", "1" }, "user 99999 is unknown", 1),
-            (new[] { "predict", "--model", MfModel.Value, "--user", "7", "--items", "1,abc" }, "'abc' is not an item id", 1),
+            (new[] { "predict", "--model", MfModel.Value, "--user", "7", "--items", "1,abc" }, "'abc' is not an item id", 2),
             (new[] { "recommend", "--model", MfModel.Value }, "--user", 2),
             (new[] { "frobnicate" }, "frobnicate", 2),
         };

@@ -3,14 +3,14 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Collaborative;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Data;
-using Cora.Cli;
+using Microsoft.ML.Cora.Estimators;
 
 namespace Cora.Tests;
 
 [TestClass]
 public class EstimatorTests
 {
-    private static IEnumerable<InteractionRow> Rows(IEnumerable<Microsoft.ML.Cora.Data.Interaction> src) => InteractionRow.From(src);
+    private static IEnumerable<CoraInput> Rows(IEnumerable<Microsoft.ML.Cora.Data.Interaction> src) => CoraInput.From(src);
 
     private static CoraTrainer.Options SmallOptions(CoraMethod method = CoraMethod.Cora) => new()
     {
@@ -124,7 +124,7 @@ public class EstimatorTests
         var model = ml.Recommendation().Trainers.Cora(SmallOptions()).Fit(train);
         var batch = Scores(model.Transform(test));
         var rows = Rows(Slice.Valid.Take(10)).ToList();
-        var engine = ml.Model.CreatePredictionEngine<InteractionRow, ScoredRow>(model);
+        var engine = ml.Model.CreatePredictionEngine<CoraInput, CoraPrediction>(model);
         for (int i = 0; i < rows.Count; i++) Assert.AreEqual(batch[i], engine.Predict(rows[i]).Score, 1e-5f, $"row {i}");
 
         var results = new float[4][];
@@ -133,7 +133,7 @@ public class EstimatorTests
         var single = new float[rows.Count];
         Parallel.For(0, rows.Count, i =>
         {
-            var e = ml.Model.CreatePredictionEngine<InteractionRow, ScoredRow>(model);
+            var e = ml.Model.CreatePredictionEngine<CoraInput, CoraPrediction>(model);
             single[i] = e.Predict(rows[i]).Score;
         });
         for (int i = 0; i < rows.Count; i++) Assert.AreEqual(batch[i], single[i], 1e-5f);

@@ -22,7 +22,7 @@ public class NotebookTests
         string shared = TestPaths.Shared();
         Environment.SetEnvironmentVariable("CORA_SHARED", shared);
         // Make sure the assemblies the notebooks use are loaded before collecting references.
-        _ = typeof(Microsoft.ML.MLContext); _ = typeof(Microsoft.ML.Cora.CoraModel); _ = typeof(Microsoft.ML.Cora.Estimators.CoraTrainer); _ = typeof(Cora.Cli.CoraCli);
+        _ = typeof(Microsoft.ML.MLContext); _ = typeof(Microsoft.ML.Cora.CoraModel); _ = typeof(Microsoft.ML.Cora.Estimators.CoraTrainer); _ = typeof(Microsoft.ML.Cora.Plots.TrainingPlot);
         _ = typeof(Microsoft.ML.Data.TextLoader); _ = typeof(TorchSharp.torch);
         var refs = AppDomain.CurrentDomain.GetAssemblies().Where(a => !a.IsDynamic && !string.IsNullOrEmpty(a.Location));
         var options = ScriptOptions.Default.WithReferences(refs)
@@ -52,5 +52,36 @@ public class NotebookTests
             }
         }
         Assert.IsTrue(ran >= 3, $"{notebook}: only {ran} code cells ran");
+    }
+
+    /// <summary>The file-based app of a notebook: its code cells in order, without #r lines (the #:project lines replace them).</summary>
+    internal static string SampleFromNotebook(string notebookPath)
+    {
+        var doc = JsonNode.Parse(File.ReadAllText(notebookPath))!;
+        string name = Path.GetFileNameWithoutExtension(notebookPath);
+        var cells = doc["cells"]!.AsArray().Where(c => (string?)c!["cell_type"] == "code")
+            .Select(c => string.Join("\n", string.Concat(c!["source"]!.AsArray().Select(l => (string)l!)).Split('\n')
+                .Where(l => !l.TrimStart().StartsWith("#r ") && !l.TrimStart().StartsWith("#!") && !l.Contains("Build once first"))).Trim())
+            .Where(c => c.Length > 0).ToList();
+        var sb = new System.Text.StringBuilder();
+        sb.Append($"// File-based app version of samples/notebooks/{name}.ipynb, generated from the notebook's code cells (NotebookTests checks it; do not edit by hand).\n");
+        sb.Append($"// Run from this folder:  dotnet run {name}.cs\n");
+        sb.Append("#:project ../src/Cora.Estimators/Cora.Estimators.csproj\n");
+        if (cells.Any(c => c.Contains("Cora.Plots"))) sb.Append("#:project ../src/Cora.Plots/Cora.Plots.csproj\n");
+        sb.Append("#:property CoraNeedsLibTorch=true\n\n");
+        sb.Append(string.Join("\n\n", cells)).Append('\n');
+        return sb.ToString();
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Notebooks))]
+    public void FileBasedSampleIsGeneratedFromTheNotebook(string notebook)
+    {
+        string nb = Path.Combine(TestPaths.RepoRoot, "samples", "notebooks", notebook);
+        string sample = Path.Combine(TestPaths.RepoRoot, "samples", Path.ChangeExtension(notebook, ".cs"));
+        string expected = SampleFromNotebook(nb);
+        if (Environment.GetEnvironmentVariable("CORA_REGENERATE_SAMPLES") == "1") File.WriteAllText(sample, expected);
+        Assert.AreEqual(expected, File.Exists(sample) ? File.ReadAllText(sample) : "",
+            $"{sample} differs from its notebook; regenerate with CORA_REGENERATE_SAMPLES=1 dotnet test (filter FileBasedSample).");
     }
 }

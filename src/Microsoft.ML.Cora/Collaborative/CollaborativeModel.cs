@@ -41,20 +41,31 @@ public sealed class IdMap
     public long[] Map(long[] ids) => ids.Select(i => _rows.TryGetValue(i, out var r) ? r : 0L).ToArray();
 }
 
-/// <summary>Options of the MF CF stage (CoLLM/CoRA's values).</summary>
+/// <summary>Options of the MF CF stage (CoLLM/CoRA's values, in <see cref="CoraDefaults"/>).</summary>
 public sealed record MatrixFactorizationOptions
 {
-    /// <summary>Embedding size of users and items. CoRA uses 256; the concat [u; i] (2x) feeds the query generator.</summary>
-    public int EmbeddingDim { get; init; } = 256;
+    /// <summary>Embedding size of users and items (256, CoRA's). The concat [u; i] (2x) feeds the query generator.</summary>
+    public int EmbeddingDim { get; init; } = CoraDefaults.MfEmbeddingDim;
     /// <summary>Adam learning rate (1e-3). Lower it if validation AUC oscillates.</summary>
-    public double LearningRate { get; init; } = 1e-3;
+    public double LearningRate { get; init; } = CoraDefaults.MfLearningRate;
     /// <summary>Adam weight decay (1e-4): the main guard against over-fitting the sparse matrix.</summary>
-    public double WeightDecay { get; init; } = 1e-4;
-    public int BatchSize { get; init; } = 2048;
-    public int MaxEpochs { get; init; } = 200;
-    /// <summary>Stop after this many epochs without a better validation AUC.</summary>
-    public int Patience { get; init; } = 10;
-    public long Seed { get; init; } = 2023;
+    public double WeightDecay { get; init; } = CoraDefaults.MfWeightDecay;
+    /// <summary>Rows per step (2048).</summary>
+    public int BatchSize { get; init; } = CoraDefaults.MfBatchSize;
+    /// <summary>Upper bound on epochs (200); early stopping usually ends sooner.</summary>
+    public int MaxEpochs { get; init; } = CoraDefaults.MfMaxEpochs;
+    /// <summary>Stop after this many epochs without a better validation AUC (10).</summary>
+    public int Patience { get; init; } = CoraDefaults.MfPatience;
+    /// <summary>Seed of the initialisation and shuffling (2023).</summary>
+    public long Seed { get; init; } = CoraDefaults.Seed;
+
+    public IEnumerable<OptionError> Validate(string prefix = "") =>
+        OptionChecks.Between(prefix + nameof(EmbeddingDim), EmbeddingDim, 1, 8192)
+            .Concat(OptionChecks.Finite(prefix + nameof(LearningRate), LearningRate, 0, 10, minExclusive: true))
+            .Concat(OptionChecks.Finite(prefix + nameof(WeightDecay), WeightDecay, 0, 10))
+            .Concat(OptionChecks.Between(prefix + nameof(BatchSize), BatchSize, 1, 1 << 24))
+            .Concat(OptionChecks.Between(prefix + nameof(MaxEpochs), MaxEpochs, 1, 100_000))
+            .Concat(OptionChecks.AtLeast(prefix + nameof(Patience), Patience, 1));
 }
 
 /// <summary>
@@ -72,7 +83,7 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
     public string Kind => "mf";
     public int EmbeddingDim { get; }
 
-    public MatrixFactorization(IdMap users, IdMap items, int dim, long seed = 2023) : base("mf")
+    public MatrixFactorization(IdMap users, IdMap items, int dim, long seed = CoraDefaults.Seed) : base("mf")
     {
         Users = users; Items = items; EmbeddingDim = dim;
         user_embedding = nn.Embedding(users.Rows, dim);
@@ -93,8 +104,9 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
     }
 
     /// <summary>
-    /// Wraps embeddings a user already has: row-major [users, k] and [items, k] float matrices with the id of
-    /// each row (ML.NET MF: LeftFactorMatrix with NumberOfRows/ApproximationRank, row r = key r + 1).
+    /// Wraps embeddings a user already has: row-major [users, k] and [items, k] float matrices with the original id of each
+    /// row (the ids the data uses, never key indices). From ML.NET's matrix factorization use <see cref="FromMlNetFactors"/>,
+    /// which handles both orientations and the key-to-id mapping.
     /// </summary>
     public static MatrixFactorization FromMatrices(IReadOnlyList<float> userFactors, IReadOnlyList<long> userIds,
         IReadOnlyList<float> itemFactors, IReadOnlyList<long> itemIds, int rank)
@@ -118,6 +130,31 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         Fill(mf.item_embedding, mf.Items, itemFactors, itemIds);
         foreach (var p in mf.parameters()) p.requires_grad = false;
         return mf;
+    }
+
+    /// <summary>
+    /// The CF stage from a trained ML.NET <c>MatrixFactorizationModelParameters</c> (<c>p = model.Model</c>):
+    /// <code>
+    /// var cf = MatrixFactorization.FromMlNetFactors(
+    ///     p.LeftFactorMatrix, rowKeyValues, p.RightFactorMatrix, columnKeyValues, p.ApproximationRank,
+    ///     usersAreRows: false);   // the ML.NET movie tutorial: MatrixColumnIndexColumnName = users, MatrixRowIndexColumnName = movies
+    /// </code>
+    /// <c>LeftFactorMatrix</c> holds NumberOfRows x ApproximationRank values (row-major) for the keys of the matrix *row* index
+    /// column, <c>RightFactorMatrix</c> NumberOfColumns x ApproximationRank for the *column* index column. Key k (1-based) is row
+    /// k - 1, and its original id is the k-th entry of that column's KeyValues annotation (<c>GetKeyValues</c> on the schema column
+    /// after MapValueToKey), passed here as <paramref name="rowKeyValues"/> / <paramref name="columnKeyValues"/>.
+    /// <paramref name="usersAreRows"/> says which side the users were: true when MatrixRowIndexColumnName was the user id.
+    /// </summary>
+    public static MatrixFactorization FromMlNetFactors(IReadOnlyList<float> leftFactorMatrix, IReadOnlyList<long> rowKeyValues,
+        IReadOnlyList<float> rightFactorMatrix, IReadOnlyList<long> columnKeyValues, int approximationRank, bool usersAreRows)
+    {
+        if (leftFactorMatrix.Count != (long)rowKeyValues.Count * approximationRank)
+            throw new ArgumentException($"LeftFactorMatrix has {leftFactorMatrix.Count} values but {rowKeyValues.Count} row keys x rank {approximationRank} = {(long)rowKeyValues.Count * approximationRank}: pass the KeyValues of the matrix row index column.", nameof(rowKeyValues));
+        if (rightFactorMatrix.Count != (long)columnKeyValues.Count * approximationRank)
+            throw new ArgumentException($"RightFactorMatrix has {rightFactorMatrix.Count} values but {columnKeyValues.Count} column keys x rank {approximationRank} = {(long)columnKeyValues.Count * approximationRank}: pass the KeyValues of the matrix column index column.", nameof(columnKeyValues));
+        return usersAreRows
+            ? FromMatrices(leftFactorMatrix, rowKeyValues, rightFactorMatrix, columnKeyValues, approximationRank)
+            : FromMatrices(rightFactorMatrix, columnKeyValues, leftFactorMatrix, rowKeyValues, approximationRank);
     }
 
     public bool KnowsUser(int userId) => Users.Contains(userId);
@@ -144,17 +181,17 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         Action<string>? log = null, CancellationToken ct = default)
     {
         var o = options ?? new MatrixFactorizationOptions();
+        OptionChecks.ThrowIfAny(o.Validate("MatrixFactorization."), nameof(options));
         torch.manual_seed(o.Seed);
         var mf = new MatrixFactorization(new IdMap(train.Select(r => (long)r.UserId)), new IdMap(train.Select(r => (long)r.ItemId)), o.EmbeddingDim, o.Seed);
         var opt = torch.optim.Adam(mf.parameters(), o.LearningRate, weight_decay: o.WeightDecay);
-        var rng = new Random((int)o.Seed);
         using var best = new Training.BestSnapshot();
         int sinceBest = 0;
         var order = Enumerable.Range(0, train.Count).ToArray();
         for (int epoch = 1; epoch <= o.MaxEpochs; epoch++)
         {
             ct.ThrowIfCancellationRequested();
-            rng.Shuffle(order);
+            Data.Seeded.Random(o.Seed, "mf-epoch", epoch).Shuffle(order);
             mf.train();
             double lossSum = 0; int batches = 0;
             for (int s = 0; s < order.Length; s += o.BatchSize)
@@ -168,7 +205,10 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
                 loss.backward();
                 opt.step();
                 mf.ZeroUnknownRows();
-                lossSum += loss.item<float>(); batches++;
+                float lossValue = loss.item<float>();
+                if (!float.IsFinite(lossValue))
+                    throw new Training.TrainingDivergedException($"MF stage stopped in epoch {epoch}: the loss is {lossValue} (not finite). Lower MatrixFactorization.LearningRate (now {o.LearningRate:G3}).");
+                lossSum += lossValue; batches++;
             }
             mf.eval();
             var scores = mf.ScoreRows(valid);

@@ -1,9 +1,16 @@
 namespace Microsoft.ML.Cora.Evaluation;
 
-/// <summary>AUC, UAUC and log loss, overall and split into warm and cold rows.</summary>
-public sealed record MetricSet(double Auc, double Uauc, double LogLoss, int Rows, int UsersCounted, int UsersSkipped)
+/// <summary>
+/// AUC, UAUC and log loss, overall and split into warm and cold rows. <see cref="LogLoss"/> is in bits (log base 2), ML.NET's
+/// unit (BinaryClassification.Evaluate reports the same number on the same scores); <see cref="LogLossNats"/> is the natural-log
+/// value PyTorch's BCE loss (and the training loss printed by Cora) uses. UAUC: users with one row or one class are skipped
+/// (<see cref="UsersSkipped"/>).
+/// </summary>
+public sealed record MetricSet(double Auc, double Uauc, double LogLossNats, int Rows, int UsersCounted, int UsersSkipped)
 {
-    public override string ToString() => $"AUC {Auc:F4}  UAUC {Uauc:F4}  logloss {LogLoss:F4}  rows {Rows}";
+    /// <summary>Log loss in bits (ML.NET's unit).</summary>
+    public double LogLoss => LogLossNats / Math.Log(2);
+    public override string ToString() => $"AUC {Auc:F4}  UAUC {Uauc:F4}  logloss {LogLoss:F4} bits  rows {Rows}";
 }
 
 public sealed record RecommendationMetrics(MetricSet Overall, MetricSet Warm, MetricSet Cold);
@@ -18,6 +25,7 @@ public static class Metrics
     {
         int n = scores.Count;
         if (n != labels.Count) throw new ArgumentException("scores and labels differ in length.");
+        RequireFinite(scores);
         long pos = labels.Count(l => l), neg = n - pos;
         if (pos == 0 || neg == 0) return double.NaN;
         var order = Enumerable.Range(0, n).OrderBy(i => scores[i]).ToArray();
@@ -54,10 +62,19 @@ public static class Metrics
         return (counted == 0 ? double.NaN : sum / counted, counted, skipped);
     }
 
-    /// <summary>Mean binary cross-entropy of sigmoid(score), computed stably from logits.</summary>
+    /// <summary>Refuses NaN or infinite scores: a metric over them would look like an ordinary number.</summary>
+    public static void RequireFinite(IReadOnlyList<float> scores)
+    {
+        for (int i = 0; i < scores.Count; i++)
+            if (!float.IsFinite(scores[i]))
+                throw new InvalidDataException($"Score {i} is {scores[i]}: the model produced non-finite values, so no metric is computed. Retrain (a lower learning rate) or check the model file.");
+    }
+
+    /// <summary>Mean binary cross-entropy of sigmoid(score) in nats, computed stably from logits.</summary>
     public static double LogLoss(IReadOnlyList<float> logits, IReadOnlyList<bool> labels)
     {
         if (logits.Count == 0) return double.NaN;
+        RequireFinite(logits);
         double s = 0;
         for (int i = 0; i < logits.Count; i++)
         {
@@ -73,7 +90,10 @@ public static class Metrics
         return new MetricSet(Auc(logits, labels), u, LogLoss(logits, labels), logits.Count, c, sk);
     }
 
-    /// <summary>Overall metrics and the same split by <paramref name="warm"/> (not_cold).</summary>
+    /// <summary>
+    /// Overall metrics and the same split by <paramref name="warm"/>. Cora's one definition of a warm row: the model's CF stage
+    /// knows both the user and the item (<see cref="IsWarm"/>); a data file's not_cold column is used only when asked for.
+    /// </summary>
     public static RecommendationMetrics Evaluate(IReadOnlyList<float> logits, IReadOnlyList<bool> labels, IReadOnlyList<int> users, IReadOnlyList<bool> warm)
     {
         MetricSet Sub(bool w)
@@ -83,4 +103,7 @@ public static class Metrics
         }
         return new RecommendationMetrics(Compute(logits, labels, users), Sub(true), Sub(false));
     }
+
+    /// <summary>Warm = the CF stage was trained on both the user and the item (everything else is cold).</summary>
+    public static bool IsWarm(Collaborative.ICollaborativeModel cf, int user, int item) => cf.KnowsUser(user) && cf.KnowsItem(item);
 }

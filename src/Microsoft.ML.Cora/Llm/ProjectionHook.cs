@@ -18,6 +18,12 @@ public readonly record struct ProjectionSite(int Layer, ProjectionKind Kind, int
         ProjectionKind.Gate => "gate_proj", ProjectionKind.Up => "up_proj", _ => "down_proj",
     };
 
+    public static bool TryParseKind(string? s, out ProjectionKind kind)
+    {
+        try { kind = ParseKind(s ?? ""); return true; }
+        catch (ArgumentException) { kind = default; return false; }
+    }
+
     public static ProjectionKind ParseKind(string s) => s.Trim().ToLowerInvariant() switch
     {
         "q" or "q_proj" => ProjectionKind.Q, "k" or "k_proj" => ProjectionKind.K, "v" or "v_proj" => ProjectionKind.V,

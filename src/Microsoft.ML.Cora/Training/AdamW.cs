@@ -33,6 +33,20 @@ public sealed class AdamW : IDisposable
         foreach (var (p, _, _, _) in _state) p.grad?.zero_();
     }
 
+    /// <summary>True when every gradient is finite (one reduction per parameter).</summary>
+    public bool GradientsFinite()
+    {
+        using var _ = torch.no_grad();
+        foreach (var (p, _, _, _) in _state)
+        {
+            using var g = p.grad;
+            if (g is null) continue;
+            using var ok = torch.isfinite(g).all();
+            if (!ok.item<bool>()) return false;
+        }
+        return true;
+    }
+
     public void Step()
     {
         Steps++;

@@ -8,39 +8,62 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.Cora.Training;
 
-/// <summary>Optimisation settings for the LLM-based methods. Defaults are chosen for CPU runs with a small LLM.</summary>
+/// <summary>Optimisation settings for the LLM-based methods (defaults in <see cref="CoraDefaults"/>; each says how to choose it).</summary>
 public sealed record TrainingOptions
 {
     /// <summary>Passes over the training rows (1). More epochs help small data; watch validation AUC.</summary>
-    public int Epochs { get; init; } = 1;
+    public int Epochs { get; init; } = CoraDefaults.Epochs;
     /// <summary>Rows per forward pass (8). Raise it on a GPU; memory grows with batch x prompt length.</summary>
-    public int BatchSize { get; init; } = 8;
+    public int BatchSize { get; init; } = CoraDefaults.BatchSize;
     /// <summary>Batches whose gradients are summed before a step (1); effective batch = BatchSize x this.</summary>
-    public int GradientAccumulation { get; init; } = 1;
-    /// <summary>Peak AdamW learning rate (1e-3).</summary>
-    public double LearningRate { get; init; } = 1e-3;
+    public int GradientAccumulation { get; init; } = CoraDefaults.GradientAccumulation;
+    /// <summary>Peak AdamW learning rate (1e-3). Lower it (3e-4) if the loss jumps; raise it for tiny data.</summary>
+    public double LearningRate { get; init; } = CoraDefaults.LearningRate;
     /// <summary>AdamW weight decay (1e-3), not applied to biases and 1-D parameters.</summary>
-    public double WeightDecay { get; init; } = 1e-3;
-    /// <summary>Linear warm-up steps before the cosine decay (fraction of total steps when below 1).</summary>
-    public double Warmup { get; init; } = 0.05;
-    /// <summary>Validate every N optimiser steps (and at the end of each epoch).</summary>
-    public int ValidateEvery { get; init; } = 200;
+    public double WeightDecay { get; init; } = CoraDefaults.WeightDecay;
+    /// <summary>Linear warm-up before the cosine decay: a fraction of all steps when below 1, else a step count (0.05).</summary>
+    public double Warmup { get; init; } = CoraDefaults.Warmup;
+    /// <summary>Validate every N optimiser steps (and at the end of each epoch) (200). Lower it for short runs.</summary>
+    public int ValidateEvery { get; init; } = CoraDefaults.ValidateEvery;
     /// <summary>Validation rows: a fixed random half of valid (CoRA's "valid_small"), capped at this (0 = no cap).</summary>
     public int MaxValidationRows { get; init; } = 0;
-    /// <summary>Stop after this many validations without a better AUC (0 = never stop early).</summary>
-    public int Patience { get; init; } = 5;
+    /// <summary>Stop after this many validations without a better AUC (5; 0 = never stop early).</summary>
+    public int Patience { get; init; } = CoraDefaults.Patience;
     /// <summary>Use at most this many training rows (0 = all): a seeded random sample, kept in file order.</summary>
     public int MaxTrainRows { get; init; } = 0;
-    public long Seed { get; init; } = 2023;
+    /// <summary>Seed of the sampling, shuffling and dropout (2023).</summary>
+    public long Seed { get; init; } = CoraDefaults.Seed;
     /// <summary>Folder for resumable checkpoints (written atomically at each validation); null = none.</summary>
     public string? CheckpointDirectory { get; init; }
     /// <summary>Stop after this many optimiser steps (0 = no limit); for tests and quick runs.</summary>
     public int MaxSteps { get; init; } = 0;
-    public int ScoringBatchSize { get; init; } = 32;
+    /// <summary>Rows per LLM forward when scoring (16). Larger batches use a GPU better.</summary>
+    public int ScoringBatchSize { get; init; } = CoraDefaults.ScoringBatchSize;
+
+    /// <summary>Every out-of-range value, by option name.</summary>
+    public IEnumerable<OptionError> Validate(string prefix = "")
+    {
+        return OptionChecks.Between(prefix + nameof(Epochs), Epochs, 1, 10_000)
+            .Concat(OptionChecks.Between(prefix + nameof(BatchSize), BatchSize, 1, 1 << 16))
+            .Concat(OptionChecks.Between(prefix + nameof(GradientAccumulation), GradientAccumulation, 1, 1 << 16))
+            .Concat(OptionChecks.Finite(prefix + nameof(LearningRate), LearningRate, 0, 10, minExclusive: true))
+            .Concat(OptionChecks.Finite(prefix + nameof(WeightDecay), WeightDecay, 0, 10))
+            .Concat(OptionChecks.Finite(prefix + nameof(Warmup), Warmup, 0, 1e9))
+            .Concat(OptionChecks.AtLeast(prefix + nameof(ValidateEvery), ValidateEvery, 1))
+            .Concat(OptionChecks.AtLeast(prefix + nameof(MaxValidationRows), MaxValidationRows, 0))
+            .Concat(OptionChecks.AtLeast(prefix + nameof(Patience), Patience, 0))
+            .Concat(OptionChecks.AtLeast(prefix + nameof(MaxTrainRows), MaxTrainRows, 0))
+            .Concat(OptionChecks.AtLeast(prefix + nameof(MaxSteps), MaxSteps, 0))
+            .Concat(OptionChecks.Between(prefix + nameof(ScoringBatchSize), ScoringBatchSize, 1, 1 << 16));
+    }
 }
 
 /// <summary>Progress of a training run (reported after each optimiser step).</summary>
-public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double RowsPerSecond, TimeSpan Eta, double? LastValidationAuc);
+public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double RowsPerSecond, TimeSpan Eta, double? LastValidationAuc)
+{
+    public override string ToString() =>
+        $"Cora step {Step}/{TotalSteps}: loss {Loss:F4}, {RowsPerSecond:F1} rows/s, ETA {Eta:hh\\:mm\\:ss}, valid AUC {(LastValidationAuc is { } a ? a.ToString("F4") : "-")}";
+}
 
 public sealed record TrainingResult(int Steps, double BestValidationAuc, int BestStep, List<(int step, double loss)> LossCurve, List<(int step, double auc)> ValidationCurve, bool StoppedEarly, bool Resumed);
 
@@ -54,16 +77,14 @@ public static class CoraModelTrainer
     /// <summary>A seeded random sample of <paramref name="n"/> rows, in their original order.</summary>
     public static List<Interaction> Sample(IReadOnlyList<Interaction> rows, int n, long seed)
     {
-        var idx = Enumerable.Range(0, rows.Count).ToArray();
-        new Random(unchecked((int)seed * 31 + 1)).Shuffle(idx);
+        var idx = Seeded.Permutation(rows.Count, seed, "train-sample");
         return idx.Take(n).OrderBy(i => i).Select(i => rows[i]).ToList();
     }
 
     /// <summary>A fixed random half of valid (CoRA's valid_small).</summary>
     public static List<Interaction> ValidationHalf(IReadOnlyList<Interaction> valid, long seed, int cap = 0)
     {
-        var idx = Enumerable.Range(0, valid.Count).ToArray();
-        new Random((int)seed).Shuffle(idx);
+        var idx = Seeded.Permutation(valid.Count, seed, "validation-half");
         int n = valid.Count / 2;
         if (cap > 0) n = Math.Min(n, cap);
         return idx.Take(Math.Max(1, n)).OrderBy(i => i).Select(i => valid[i]).ToList();
@@ -74,7 +95,7 @@ public static class CoraModelTrainer
     {
         var o = options ?? new TrainingOptions();
         if (!model.UsesLlm) throw new InvalidOperationException("The mf method has nothing to train beyond the CF stage.");
-        if (o.BatchSize < 1 || o.GradientAccumulation < 1) throw new ArgumentException("BatchSize and GradientAccumulation must be at least 1.");
+        OptionChecks.ThrowIfAny(o.Validate("Training."), nameof(options));
         var rows = o.MaxTrainRows > 0 && o.MaxTrainRows < train.Count ? Sample(train, o.MaxTrainRows, o.Seed) : train.ToList();
         var validSmall = ValidationHalf(valid, o.Seed, o.MaxValidationRows);
         var labels = validSmall.Select(r => r.Label).ToArray();
@@ -92,7 +113,7 @@ public static class CoraModelTrainer
 
         var state = new RunState();
         using var best = new BestSnapshot();
-        var ckpt = o.CheckpointDirectory is null ? null : new Checkpoints(o.CheckpointDirectory, best);
+        var ckpt = o.CheckpointDirectory is null ? null : new Checkpoints(o.CheckpointDirectory, best, Fingerprint(model, rows, validSmall, o));
         bool resumed = false;
         if (ckpt is not null && ckpt.TryLoad(trainable, opt, out var loaded))
         {
@@ -122,8 +143,7 @@ public static class CoraModelTrainer
         bool stop = false;
         for (int epoch = 0; epoch < o.Epochs && !stop; epoch++)
         {
-            var order = Enumerable.Range(0, rows.Count).ToArray();
-            new Random(unchecked((int)o.Seed + 7919 * epoch)).Shuffle(order);
+            var order = Seeded.Permutation(rows.Count, o.Seed, "epoch-order", epoch);
             for (int s = 0; s < stepsPerEpoch && !stop; s++)
             {
                 int globalStep = epoch * stepsPerEpoch + s;
@@ -144,9 +164,14 @@ public static class CoraModelTrainer
                     var logits = model.Logits(batch);
                     var y = torch.tensor(batch.Select(r => r.Label ? 1f : 0f).ToArray(), device: logits.device);
                     var loss = nn.functional.binary_cross_entropy_with_logits(logits, y).div(o.GradientAccumulation);
+                    float lossValue = loss.item<float>();
+                    if (!float.IsFinite(lossValue))
+                        throw new TrainingDivergedException($"Training stopped at step {globalStep + 1}: the loss is {lossValue} (not finite). Lower the learning rate (now {lr:G3}) or check the data; nothing was saved from this step.");
                     loss.backward();
-                    lossSum += loss.item<float>() * o.GradientAccumulation * batch.Count; count += batch.Count;
+                    lossSum += lossValue * o.GradientAccumulation * batch.Count; count += batch.Count;
                 }
+                if (!opt.GradientsFinite())
+                    throw new TrainingDivergedException($"Training stopped at step {globalStep + 1}: the gradients are not finite. Lower the learning rate (now {lr:G3}); nothing was saved from this step.");
                 opt.Step();
                 state.Step = globalStep + 1;
                 rowsDone += count;
@@ -173,6 +198,27 @@ public static class CoraModelTrainer
         return new TrainingResult(state.Step, state.BestAuc, state.BestStep, state.LossCurve, state.ValidationCurve, state.StoppedEarly, resumed);
     }
 
+    /// <summary>
+    /// What a checkpoint must match to be resumed: the training and validation rows, the options that shape the run (not MaxSteps,
+    /// not the folder), the model's options and the LLM. Each part is a SHA-256 prefix, so a mismatch can say which part differs.
+    /// </summary>
+    internal static Dictionary<string, string> Fingerprint(CoraModel model, IReadOnlyList<Interaction> rows, IReadOnlyList<Interaction> valid, TrainingOptions o)
+    {
+        static string Hash(string s) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(s)))[..16].ToLowerInvariant();
+        static string Rows(IReadOnlyList<Interaction> rs) => string.Join('\n', rs.Select(r => $"{r.UserId} {r.ItemId} {(r.Label ? 1 : 0)} {string.Join(',', r.History)}"));
+        var run = o with { MaxSteps = 0, CheckpointDirectory = null };
+        var json = new JsonSerializerOptions { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+        return new Dictionary<string, string>
+        {
+            ["training data"] = Hash(Rows(rows)),
+            ["validation data"] = Hash(Rows(valid)),
+            ["training options"] = Hash(JsonSerializer.Serialize(run, json)),
+            ["model options"] = Hash(JsonSerializer.Serialize(model.Options, json)),
+            ["LLM"] = model.Llm is null ? "none" : Hash(model.Llm.SourcePath + "|" + model.Llm.Config),
+            ["CF model"] = Hash($"{model.Cf.EmbeddingDim}|{model.Cf.Users.Rows}|{model.Cf.Items.Rows}"),
+        };
+    }
+
     /// <summary>Linear warm-up to the peak, then cosine decay to zero.</summary>
     public static double LearningRate(double peak, int step, int warmup, int total)
     {
@@ -197,7 +243,8 @@ public static class CoraModelTrainer
     {
         private readonly string _dir;
         private readonly BestSnapshot _best;
-        public Checkpoints(string dir, BestSnapshot best) { _dir = dir; _best = best; Directory.CreateDirectory(dir); }
+        private readonly Dictionary<string, string> _fingerprint;
+        public Checkpoints(string dir, BestSnapshot best, Dictionary<string, string> fingerprint) { _dir = dir; _best = best; _fingerprint = fingerprint; Directory.CreateDirectory(dir); }
         private string P(string f) => Path.Combine(_dir, f);
 
         public void Save(nn.Module trainable, AdamW opt, RunState s)
@@ -207,7 +254,8 @@ public static class CoraModelTrainer
             SafetensorsFile.Write(P("optimizer.safetensors"), opt.StateTensors());
             var json = JsonSerializer.Serialize(new
             {
-                version = 2, s.Step, optimizerSteps = opt.Steps, s.BestAuc, s.BestStep, s.SinceBest,
+                version = 2, fingerprint = _fingerprint, s.Step, optimizerSteps = opt.Steps,
+                BestAuc = double.IsFinite(s.BestAuc) ? s.BestAuc : (double?)null, s.BestStep, s.SinceBest,
                 loss = s.LossCurve.Select(x => new[] { x.step, x.loss }), valid = s.ValidationCurve.Select(x => new[] { x.step, x.auc }),
             });
             // state.json is written last: a checkpoint is complete only when it names the step.
@@ -220,9 +268,15 @@ public static class CoraModelTrainer
             if (!File.Exists(P("state.json"))) return false;
             using var doc = JsonDocument.Parse(File.ReadAllText(P("state.json")));
             var r = doc.RootElement;
+            if (!r.TryGetProperty("version", out var v0) || v0.GetInt32() != 2)
+                throw new InvalidDataException($"{_dir}: checkpoint written by an earlier Cora; delete the folder (or use --restart) to start afresh.");
+            var stored = r.GetProperty("fingerprint").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? "");
+            var differs = _fingerprint.Keys.Where(k => !stored.TryGetValue(k, out var sv) || sv != _fingerprint[k]).ToList();
+            if (differs.Count > 0)
+                throw new CheckpointMismatchException($"{_dir}: the checkpoint belongs to another run (different {string.Join(", ", differs)}); resuming would continue that run. Use another folder, or start afresh (delete the folder; CLI: --restart).");
             s = new RunState
             {
-                Step = r.GetProperty("Step").GetInt32(), BestAuc = r.GetProperty("BestAuc").GetDouble(),
+                Step = r.GetProperty("Step").GetInt32(), BestAuc = r.GetProperty("BestAuc").ValueKind == JsonValueKind.Number ? r.GetProperty("BestAuc").GetDouble() : double.NegativeInfinity,
                 BestStep = r.GetProperty("BestStep").GetInt32(), SinceBest = r.GetProperty("SinceBest").GetInt32(),
                 LossCurve = r.GetProperty("loss").EnumerateArray().Select(a => ((int)a[0].GetDouble(), a[1].GetDouble())).ToList(),
                 ValidationCurve = r.GetProperty("valid").EnumerateArray().Select(a => ((int)a[0].GetDouble(), a[1].GetDouble())).ToList(),
@@ -231,11 +285,23 @@ public static class CoraModelTrainer
             using (torch.no_grad())
                 foreach (var (k, t) in trainable.state_dict()) { using var v = cur.Read(k); t.copy_(v); }
             if (File.Exists(P("best.safetensors"))) _best.Adopt(P("best.safetensors"), s.BestAuc, s.BestStep);
-            if (!r.TryGetProperty("version", out var version) || version.GetInt32() != 2 || !File.Exists(P("optimizer.safetensors")))
+            if (!File.Exists(P("optimizer.safetensors")))
                 throw new InvalidDataException($"{_dir}: checkpoint written by an earlier Cora (or incomplete); delete the folder to start afresh.");
             var optFile = SafetensorsFile.Open(P("optimizer.safetensors"));
             opt.LoadState(optFile.Read, r.GetProperty("optimizerSteps").GetInt64());
             return true;
         }
     }
+}
+
+/// <summary>Training produced a non-finite loss or gradient; the message names the step and the fix.</summary>
+public sealed class TrainingDivergedException : Exception
+{
+    public TrainingDivergedException(string message) : base(message) { }
+}
+
+/// <summary>A checkpoint folder holds another run's state (data, options, model or LLM differ).</summary>
+public sealed class CheckpointMismatchException : Exception
+{
+    public CheckpointMismatchException(string message) : base(message) { }
 }

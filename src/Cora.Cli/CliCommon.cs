@@ -1,0 +1,128 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Estimators;
+using Microsoft.ML.Cora.Evaluation;
+using Microsoft.ML.Cora.Runtime;
+
+namespace Cora.Cli;
+
+internal sealed record CliContext(TextWriter Out, TextWriter Err, CancellationToken Ct);
+
+/// <summary>Helpers shared by the commands.</summary>
+internal static class Cli
+{
+    public static Option<string> Req(string name, string desc) => new(name) { Description = desc, Required = true };
+
+    public static Option<int> Int(string name, int dflt, string desc, int min = 0)
+    {
+        var o = new Option<int>(name) { Description = desc, DefaultValueFactory = _ => dflt };
+        o.Validators.Add(r => { if (r.GetValueOrDefault<int>() < min) r.AddError($"{name} must be at least {min}."); });
+        return o;
+    }
+
+    public static Option<double> Real(string name, double dflt, string desc, double min, double max, bool minExclusive = false)
+    {
+        var o = new Option<double>(name) { Description = desc, DefaultValueFactory = _ => dflt };
+        o.Validators.Add(r =>
+        {
+            double v = r.GetValueOrDefault<double>();
+            if (!double.IsFinite(v) || v < min || (minExclusive && v == min) || v > max)
+                r.AddError($"{name}: {v} is out of range; use a finite value {(minExclusive ? "above" : "from")} {min} to {max}.");
+        });
+        return o;
+    }
+
+    public static CoraMethod ParseMethod(string s) => s.ToLowerInvariant() switch
+    {
+        "cora" => CoraMethod.Cora, "mf" => CoraMethod.Mf, "llm-lora" or "tallrec" => CoraMethod.LlmLora, "collm" => CoraMethod.Collm,
+        _ => throw new UsageException($"unknown --method '{s}'. Use cora, mf, llm-lora or collm."),
+    };
+
+    public static (MLContext ml, CoraTransformer model) Load(string path, (string device, string dtype) on, int scoringBatchSize = 0)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"model not found: '{path}'.");
+        var ml = new MLContext(seed: 1);
+        var t = CoraTransformer.Find(ml.Model.LoadCora(path, out _, on.device, on.dtype));
+        if (scoringBatchSize > 0) t.ScoringBatchSize = scoringBatchSize;
+        return (ml, t);
+    }
+
+    public static void CheckTitles(IEnumerable<Interaction> rows, ItemCatalog items, string path)
+    {
+        var missing = items.MissingTargets(rows);
+        if (missing.Count > 0) throw new InvalidDataException($"{path}: no title for item(s) {string.Join(", ", missing)}; add them to the items file.");
+    }
+
+    /// <summary>Scores rows and computes the metrics; warm/cold as Cora defines it (the model's CF stage knows user and item),
+    /// or from the data's not_cold column when <paramref name="warmFromData"/>.</summary>
+    public static RecommendationMetrics EvaluateRows(MLContext ml, CoraTransformer model, IReadOnlyList<Interaction> rows, bool warmFromData = false)
+    {
+        var scored = model.Transform(ml.Data.LoadFromEnumerable(CoraInput.From(rows)));
+        var scores = scored.GetColumn<float>("Score").ToArray();
+        var warm = warmFromData ? rows.Select(r => r.NotCold).ToArray() : rows.Select(r => Metrics.IsWarm(model.Model.Cf, r.UserId, r.ItemId)).ToArray();
+        return Metrics.Evaluate(scores, rows.Select(r => r.Label).ToArray(), rows.Select(r => r.UserId).ToArray(), warm);
+    }
+
+    public static void Print(TextWriter o, RecommendationMetrics m)
+    {
+        o.WriteLine("split    rows    AUC     UAUC    logloss(bits)");
+        foreach (var (n, s) in new[] { ("overall", m.Overall), ("warm", m.Warm), ("cold", m.Cold) })
+            o.WriteLine($"{n,-8} {s.Rows,-7} {s.Auc:F4}  {s.Uauc:F4}  {s.LogLoss:F4}");
+    }
+
+    public static void WriteJson(string path, RecommendationMetrics m, JsonObject? extra)
+    {
+        static JsonNode? Num(double d) => double.IsFinite(d) ? JsonValue.Create(d) : null;
+        JsonObject Set(MetricSet s) => new() { ["auc"] = Num(s.Auc), ["uauc"] = Num(s.Uauc), ["logloss"] = Num(s.LogLoss), ["logloss_nats"] = Num(s.LogLossNats), ["rows"] = s.Rows };
+        var o = Set(m.Overall);
+        o["warm"] = Set(m.Warm);
+        o["cold"] = Set(m.Cold);
+        if (extra is not null) foreach (var (k, v) in extra) o[k] = v?.DeepClone();
+        Microsoft.ML.Cora.Llm.AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));
+    }
+
+    public static string? FindShared()
+    {
+        var env = Environment.GetEnvironmentVariable("CORA_SHARED");
+        if (!string.IsNullOrEmpty(env) && Directory.Exists(env)) return env;
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+            {
+                var s = Path.Combine(d.FullName, "shared");
+                if (Directory.Exists(Path.Combine(s, "data", "ml-1m-collm"))) return s;
+            }
+        return null;
+    }
+
+    public static Option<string?> HistoryOption() => new("--data") { Description = "Interactions (TSV) from which the user's liked history is taken (default: what the model remembers from training)." };
+
+    /// <summary>The user's liked history from a data file (the last row's history plus its item when liked), or null.</summary>
+    public static int[]? History(string? dataPath, int user)
+    {
+        if (dataPath is null) return null;
+        var rows = InteractionTsv.Read(dataPath).Where(r => r.UserId == user).OrderBy(r => r.Timestamp).ToList();
+        if (rows.Count == 0) return Array.Empty<int>();
+        var last = rows[^1];
+        return last.History.Concat(last.Label ? new[] { last.ItemId } : Array.Empty<int>()).ToArray();
+    }
+}
+
+/// <summary>--device and --llm-dtype, the same on every command that computes; checked before any work starts.</summary>
+internal sealed record DeviceOptions(Option<string> Device, Option<string> Dtype)
+{
+    public static DeviceOptions Create()
+    {
+        var device = new Option<string>("--device") { Description = $"Where to compute: {CoraDevice.DeviceChoices} (auto = CUDA when available).", DefaultValueFactory = _ => CoraDefaults.Device };
+        device.Validators.Add(r => { if (CoraDevice.DeviceError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--device: " + e + "."); });
+        var dtype = new Option<string>("--llm-dtype") { Description = $"dtype of the frozen LLM: {CoraDevice.DtypeChoices} (auto = bf16 on CUDA, fp32 on the CPU). The generator and loss stay fp32.", DefaultValueFactory = _ => CoraDefaults.LlmDtype };
+        dtype.Validators.Add(r => { if (CoraDevice.DtypeError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--llm-dtype: " + e + "."); });
+        return new(device, dtype);
+    }
+    public void AddTo(Command c) { c.Options.Add(Device); c.Options.Add(Dtype); }
+    public (string device, string dtype) Get(ParseResult p) => (p.GetValue(Device)!, p.GetValue(Dtype)!);
+}

@@ -1,0 +1,49 @@
+using Microsoft.ML;
+using Microsoft.ML.Cora.Estimators;
+using Microsoft.ML.Cora.Training;
+
+namespace Cora.Cli;
+
+/// <summary>
+/// Progress: typed training events (<see cref="TrainingProgress"/>) as one updating line on a terminal, plain lines when
+/// redirected; Cora's other messages (MF epochs, validations) come from <c>mlContext.Log</c> (source "Cora", Info).
+/// </summary>
+internal sealed class ProgressPrinter : IDisposable
+{
+    private readonly TextWriter _out;
+    private readonly bool _tty;
+    private bool _open;
+    public ProgressPrinter(TextWriter o) { _out = o; _tty = ReferenceEquals(o, Console.Out) && !Console.IsOutputRedirected; }
+
+    /// <summary>Listens to the context's log and to the trainer's typed progress.</summary>
+    public void Attach(MLContext ml, CoraTrainer.Options options)
+    {
+        ml.Log += (_, e) => { if (e.Source == "Cora" && e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info) Line(e.RawMessage); };
+        var previous = options.Progress;
+        options.Progress = new Sink(p => { previous?.Report(p); Step(p); });
+    }
+
+    public void Step(TrainingProgress p)
+    {
+        lock (this)
+        {
+            if (_tty) { var s = p.ToString(); int w = Math.Max(20, Console.WindowWidth - 1); _out.Write("\r" + (s.Length > w ? s[..w] : s.PadRight(w))); _open = true; }
+            else _out.WriteLine(p.ToString());
+        }
+    }
+
+    public void Line(string s)
+    {
+        lock (this) { if (_open) { _out.WriteLine(); _open = false; } _out.WriteLine(s); }
+    }
+
+    public void Done() { lock (this) if (_open) { _out.WriteLine(); _open = false; } }
+    public void Dispose() => Done();
+
+    private sealed class Sink : IProgress<TrainingProgress>
+    {
+        private readonly Action<TrainingProgress> _a;
+        public Sink(Action<TrainingProgress> a) => _a = a;
+        public void Report(TrainingProgress value) => _a(value);
+    }
+}

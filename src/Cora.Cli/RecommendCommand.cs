@@ -1,0 +1,32 @@
+using System.CommandLine;
+
+namespace Cora.Cli;
+
+/// <summary><c>cora recommend</c>: top-K for a user through <c>CoraTransformer.Recommend</c> (CF retrieval, then re-rank).</summary>
+internal static class RecommendCommand
+{
+    public static Command Create(CliContext c)
+    {
+        var model = Cli.Req("--model", "A model zip written by 'cora train'.");
+        var user = new Option<int>("--user") { Description = "User id.", Required = true };
+        var top = Cli.Int("--top", 10, "How many items to print.", 1);
+        var candidates = Cli.Int("--candidates", 50, "Candidates retrieved with the CF stage before re-ranking.", 1);
+        var includeSeen = new Option<bool>("--include-seen") { Description = "Also recommend items the user was seen with in training." };
+        var data = Cli.HistoryOption();
+        var cmd = new Command("recommend", "Retrieve candidates with the CF stage, re-rank them with the model, print titles and probabilities.") { model, user, top, candidates, includeSeen, data };
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
+        cmd.SetAction(p =>
+        {
+            int u = p.GetValue(user), k = p.GetValue(top);
+            int cand = Math.Max(k, p.GetValue(candidates));
+            var (_, t) = Cli.Load(p.GetValue(model)!, dev.Get(p));
+            if (!t.Model.Cf.KnowsUser(u) && !t.Model.Users.TryGet(u, out _))
+                throw new ArgumentException($"user {u} is unknown to the model's CF stage (never seen in training); its scores would come from the cold-start fallback only.");
+            var ranked = t.Recommend(u, k, Cli.History(p.GetValue(data), u), cand, excludeSeen: !p.GetValue(includeSeen));
+            c.Out.WriteLine($"top {ranked.Count} for user {u} (from {cand} CF candidates, re-ranked by {t.Model.Options.Method})");
+            foreach (var r in ranked) c.Out.WriteLine($"{r.Probability:F4}  {r.ItemId,6}  {r.Title}");
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,83 @@
+namespace Microsoft.ML.Cora;
+
+/// <summary>
+/// Every default of Cora, defined once. The option records (<see cref="CoraModelOptions"/>,
+/// <see cref="Collaborative.QueryGeneratorOptions"/>, <see cref="Training.TrainingOptions"/>,
+/// <see cref="Collaborative.MatrixFactorizationOptions"/>), the ML.NET options and the CLI all read them from here;
+/// each option's documentation says how to choose it.
+/// </summary>
+public static class CoraDefaults
+{
+    public const long Seed = 2023;
+    public const CoraMethod Method = CoraMethod.Cora;
+
+    // Training (the LLM-based methods)
+    public const int Epochs = 1;
+    public const int BatchSize = 8;
+    public const int GradientAccumulation = 1;
+    public const double LearningRate = 1e-3;
+    public const double WeightDecay = 1e-3;
+    public const double Warmup = 0.05;
+    public const int ValidateEvery = 200;
+    public const int Patience = 5;
+    public const int ScoringBatchSize = 16;
+    public const double ValidationFraction = 0.1;
+
+    // Collaborative weights and baselines
+    public const int Rank = 16;
+    public const double Alpha = 32;
+    public const double Dropout = 0.05;
+    public const int LoraRank = 8;
+    public const double LoraAlpha = 16;
+
+    // Query generator (CoRA's public code)
+    public const int GeneratorQueries = 4;
+    public const int GeneratorLayers = 8;
+    public const int GeneratorHidden = 512;
+    public const int GeneratorHeads = 8;
+    public const int GeneratorFeedForward = 3072;
+    public const double GeneratorDropout = 0.1;
+
+    // MF stage (CoLLM/CoRA)
+    public const int MfEmbeddingDim = 256;
+    public const double MfLearningRate = 1e-3;
+    public const double MfWeightDecay = 1e-4;
+    public const int MfBatchSize = 2048;
+    public const int MfMaxEpochs = 200;
+    public const int MfPatience = 10;
+
+    // Where and how
+    public const string Device = "cpu";
+    public const string LlmDtype = "auto";
+}
+
+/// <summary>A problem with an option value: the option's name and what is wrong (and how to fix it).</summary>
+public sealed record OptionError(string Option, string Problem)
+{
+    public override string ToString() => $"{Option}: {Problem}";
+}
+
+/// <summary>Checks shared by the option records.</summary>
+public static class OptionChecks
+{
+    public static IEnumerable<OptionError> AtLeast(string name, long value, long min) =>
+        value < min ? new[] { new OptionError(name, $"{value} is out of range; it must be at least {min}.") } : Array.Empty<OptionError>();
+
+    public static IEnumerable<OptionError> Between(string name, long value, long min, long max) =>
+        value < min || value > max ? new[] { new OptionError(name, $"{value} is out of range; use {min} to {max}.") } : Array.Empty<OptionError>();
+
+    public static IEnumerable<OptionError> Finite(string name, double value, double min, double max, bool minExclusive = false)
+    {
+        if (double.IsNaN(value) || double.IsInfinity(value)) return new[] { new OptionError(name, $"{value} is not a finite number.") };
+        if (value < min || (minExclusive && value == min) || value > max)
+            return new[] { new OptionError(name, $"{value} is out of range; use a value {(minExclusive ? "above" : "from")} {min} to {max}.") };
+        return Array.Empty<OptionError>();
+    }
+
+    /// <summary>Throws one <see cref="ArgumentException"/> listing every problem (the option names first).</summary>
+    public static void ThrowIfAny(IEnumerable<OptionError> errors, string paramName = "options")
+    {
+        var list = errors.ToList();
+        if (list.Count > 0) throw new ArgumentException(string.Join(" ", list.Select(e => e.ToString())), paramName);
+    }
+}

@@ -1,0 +1,75 @@
+using System.Runtime.InteropServices;
+
+namespace Microsoft.ML.Cora.Data;
+
+/// <summary>
+/// What a path is (regular file, folder, device, FIFO, socket), from stat(2): .NET reports devices and FIFOs as ordinary files.
+/// Used to refuse reading from or writing over anything but regular files (a model naming /dev/zero as its LLM must not hang
+/// a hash; --out /dev/null must not replace the device).
+/// </summary>
+public static class FileChecks
+{
+    public enum Kind { Missing, Regular, Directory, Device, Fifo, Socket, Other }
+
+    [DllImport("libc", EntryPoint = "stat", SetLastError = true)]
+    private static extern int Stat(string path, byte[] buffer);
+
+    public static Kind KindOf(string path)
+    {
+        if (!OperatingSystem.IsLinux())
+            return Directory.Exists(path) ? Kind.Directory : File.Exists(path) ? Kind.Regular : Kind.Missing;
+        var buf = new byte[256];
+        if (Stat(path, buf) != 0) return Kind.Missing;
+        // st_mode: offset 24 on x86-64 (after st_dev, st_ino, st_nlink), 16 on arm64 (after st_dev, st_ino).
+        int offset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
+        uint mode = BitConverter.ToUInt32(buf, offset) & 0xF000;
+        return mode switch
+        {
+            0x8000 => Kind.Regular, 0x4000 => Kind.Directory, 0x2000 or 0x6000 => Kind.Device, 0x1000 => Kind.Fifo, 0xC000 => Kind.Socket, _ => Kind.Other,
+        };
+    }
+
+    /// <summary>Throws unless <paramref name="path"/> is a regular file (what <paramref name="what"/> names in the message).</summary>
+    public static void RequireRegularFile(string path, string what)
+    {
+        var k = KindOf(path);
+        if (k == Kind.Regular) return;
+        if (k == Kind.Missing) throw new FileNotFoundException($"{what} not found: '{ErrorText.Elide(path)}'.", path);
+        throw new InvalidDataException($"{what} '{ErrorText.Elide(path)}' is a {k.ToString().ToLowerInvariant()}, not a regular file; refusing to read it.");
+    }
+
+    /// <summary>
+    /// Checks output paths before any work starts: each must be a new or regular file (not a folder, device, FIFO or socket), in an
+    /// existing writable folder, different from every input and from the other outputs. Returns the problems as (name, message).
+    /// </summary>
+    public static List<(string name, string problem)> CheckOutputs(IEnumerable<(string name, string? path)> outputs, IEnumerable<string?> inputs)
+    {
+        var problems = new List<(string, string)>();
+        var inputSet = inputs.Where(p => !string.IsNullOrEmpty(p)).Select(p => Path.GetFullPath(p!)).ToHashSet();
+        var seen = new Dictionary<string, string>();
+        foreach (var (name, path) in outputs)
+        {
+            if (path is null) continue;
+            if (path.Trim().Length == 0) { problems.Add((name, "is empty; give a file path.")); continue; }
+            string full = Path.GetFullPath(path);
+            var kind = KindOf(full);
+            string? dir = Path.GetDirectoryName(full);
+            if (kind == Kind.Directory) problems.Add((name, $"'{path}' is a folder; give a file path inside it."));
+            else if (kind is not (Kind.Missing or Kind.Regular)) problems.Add((name, $"'{path}' is a {kind.ToString().ToLowerInvariant()}, not a regular file; refusing to replace it."));
+            else if (dir is null || !Directory.Exists(dir)) problems.Add((name, $"the folder '{dir}' does not exist; create it first."));
+            else if (!CanWrite(dir)) problems.Add((name, $"the folder '{dir}' is not writable."));
+            else if (inputSet.Contains(full)) problems.Add((name, $"'{path}' is also an input; writing it would destroy the input. Choose another path."));
+            else if (seen.TryGetValue(full, out var other)) problems.Add((name, $"'{path}' is also given to {other}; each output needs its own path."));
+            seen.TryAdd(full, name);
+        }
+        return problems;
+    }
+
+    private static bool CanWrite(string dir)
+    {
+        string probe = Path.Combine(dir, ".cora-write-probe-" + Guid.NewGuid().ToString("N")[..8]);
+        try { using (File.Create(probe, 1, FileOptions.DeleteOnClose)) { } return true; }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException) { return false; }
+        finally { try { File.Delete(probe); } catch (IOException) { } }
+    }
+}

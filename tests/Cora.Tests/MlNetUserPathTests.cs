@@ -1,0 +1,226 @@
+using Microsoft.ML;
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Estimators;
+using Microsoft.ML.Cora.Training;
+using Microsoft.ML.Data;
+
+namespace Cora.Tests;
+
+/// <summary>The ML.NET user's path, written as a user would: public API only, on the synthetic fixture (runs on any clone).</summary>
+[TestClass]
+public class MlNetUserPathTests
+{
+    private static Dictionary<int, string> Titles => Synthetic.Items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value);
+
+    private static CoraTrainer.Options Small(CoraMethod method = CoraMethod.Cora)
+    {
+        var o = new CoraTrainer.Options
+        {
+            LlmPath = Synthetic.LlmPath, ItemTitles = Titles,
+            MatrixFactorization = new MatrixFactorizationOptions { EmbeddingDim = 8, MaxEpochs = 3 },
+            Model = new CoraModelOptions { QueryGenerator = new QueryGeneratorOptions { NumLayers = 1, Hidden = 32, Heads = 4, FeedForward = 64 } },
+        };
+        o.Method = method; o.MaxSteps = 3; o.ValidateEvery = 1000; o.ScoringBatchSize = 8;
+        return o;
+    }
+
+    private static readonly Lazy<(MLContext ml, CoraTransformer model)> Trained = new(() =>
+    {
+        var ml = new MLContext(seed: 1);
+        var model = ml.Recommendation().Trainers.Cora(Small()).Fit(ml.Data.LoadFromEnumerable(CoraInput.From(Synthetic.Train.Take(600))));
+        return (ml, model);
+    });
+
+    public sealed class KeyedRow { public uint UserId { get; set; } [KeyType(1000)] public uint ItemId { get; set; } public bool Label { get; set; } [VectorType] public int[] History { get; set; } = Array.Empty<int>(); }
+
+    [TestMethod]
+    public void KeyTypedIdsMeanTheOriginalItems()
+    {
+        var (ml, model) = Trained.Value;
+        // Rows whose first item has a large id: after MapValueToKey it becomes key 1, whose *index* would name item 1.
+        var rows = Synthetic.Valid.Take(30).OrderByDescending(r => r.ItemId).ToList();
+        Assert.AreNotEqual(1, rows[0].ItemId);
+        var raw = ml.Data.LoadFromEnumerable(CoraInput.From(rows));
+        var keyed = ml.Transforms.Conversion.MapValueToKey("ItemId").Append(ml.Transforms.Conversion.MapValueToKey("UserId")).Fit(raw).Transform(raw);
+        Assert.IsInstanceOfType<KeyDataViewType>(keyed.Schema["ItemId"].Type);
+        CollectionAssert.AreEqual(model.Transform(raw).GetColumn<float>("Score").ToArray(), model.Transform(keyed).GetColumn<float>("Score").ToArray(),
+            "a key-typed item id is read back to the original id (its title), not used as an id itself");
+
+        // Fitting on keyed columns trains the same model as raw ids (same seeds).
+        var trainRaw = ml.Data.LoadFromEnumerable(CoraInput.From(Synthetic.Train.Take(300)));
+        var keyMap = ml.Transforms.Conversion.MapValueToKey("ItemId").Fit(trainRaw);
+        var a = new MLContext(seed: 3).Recommendation().Trainers.Cora(Small()).Fit(trainRaw);
+        var b = new MLContext(seed: 3).Recommendation().Trainers.Cora(Small()).Fit(keyMap.Transform(trainRaw));
+        CollectionAssert.AreEqual(a.Transform(raw).GetColumn<float>("Score").ToArray(), b.Transform(raw).GetColumn<float>("Score").ToArray());
+
+        // An id the key map never saw is key 0: refused with the reason, not scored as "item 0".
+        var unseen = keyMap.Transform(ml.Data.LoadFromEnumerable(new[] { new CoraInput { UserId = rows[0].UserId, ItemId = 999_999 } }));
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => model.Transform(unseen).GetColumn<float>("Score").ToArray());
+        StringAssert.Contains(e.Message, "key map did not see");
+        // Keys without key values cannot be mapped back: refused, naming the column and the fix.
+        var bare = ml.Data.LoadFromEnumerable(new[] { new KeyedRow { UserId = 1, ItemId = 5 } });
+        var e2 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Transform(bare).GetColumn<float>("Score").ToArray());
+        StringAssert.Contains(e2.Message, "'ItemId' holds keys without key values");
+        StringAssert.Contains(e2.Message, "MapKeyToValue");
+    }
+
+    [TestMethod]
+    public void RecommendRetrievesThenReranksExcludesSeenAndScalesToManyUsers()
+    {
+        var (ml, model) = Trained.Value;
+        int user = Synthetic.Train.Take(600).GroupBy(r => r.UserId).OrderByDescending(g => g.Count()).First().Key;
+        var seen = Synthetic.Train.Take(600).Where(r => r.UserId == user).SelectMany(r => r.History.Append(r.ItemId)).ToHashSet();
+        var top = model.Recommend(user, k: 5, candidates: 20);
+        Assert.AreEqual(5, top.Count);
+        Assert.IsFalse(top.Any(r => seen.Contains(r.ItemId)), "items the user was seen with are excluded");
+        Assert.IsTrue(top.All(r => r.Title == Synthetic.Items.Title(r.ItemId) && r.UserId == user));
+        Assert.IsTrue(top.Zip(top.Skip(1)).All(p => p.First.Score >= p.Second.Score), "best first");
+        // The re-rank scores equal Transform's scores for the same rows (the user's remembered history).
+        var rows = top.Select(r => new CoraInput { UserId = user, ItemId = r.ItemId, History = model.Model.Users.TryGet(user, out var p) ? p.Liked : Array.Empty<int>() });
+        var direct = model.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("Score").ToArray();
+        for (int i = 0; i < top.Count; i++) Assert.AreEqual(direct[i], top[i].Score, 1e-5, "same score up to batch padding");
+        // Seen items come back when asked; a given history replaces the remembered one.
+        Assert.IsTrue(model.Recommend(user, k: 20, candidates: 240, excludeSeen: false).Any(r => seen.Contains(r.ItemId)));
+        var withHistory = model.Recommend(user, k: 5, history: new[] { 1, 2, 3 }, candidates: 20);
+        Assert.IsFalse(withHistory.Any(r => r.ItemId is 1 or 2 or 3));
+        // A user the CF stage never saw still gets k items (popularity retrieval, then the model's re-rank).
+        Assert.AreEqual(3, model.Recommend(987_654, k: 3).Count);
+        // Many users at once, as an IDataView.
+        var users = ml.Data.LoadFromEnumerable(new[] { new CoraInput { UserId = user }, new CoraInput { UserId = user + 1 } });
+        var many = ml.Data.CreateEnumerable<CoraRecommendation>(model.Recommend(users, k: 4), reuseRowObject: false).ToList();
+        Assert.AreEqual(8, many.Count);
+        CollectionAssert.AreEqual(new[] { 1, 2, 3, 4, 1, 2, 3, 4 }, many.Select(r => r.Rank).ToArray());
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Recommend(user, k: 0));
+    }
+
+    [TestMethod]
+    public void NewItemsComeWithTheDataOrAreAddedToALoadedModel()
+    {
+        var (ml, model) = Trained.Value;
+        using var dir = TestPaths.Temp();
+        ml.Model.Save(model, null, dir["m.zip"]);
+        var loaded = CoraTransformer.Find(new MLContext().Model.LoadCora(dir["m.zip"], out _));
+        var row = new CoraInput { UserId = Synthetic.Valid[0].UserId, ItemId = 5000, History = Synthetic.Valid[0].History };
+        var view = ml.Data.LoadFromEnumerable(new[] { row });
+        var e = Assert.ThrowsExactly<KeyNotFoundException>(() => loaded.Transform(view).GetColumn<float>("Score").ToArray());
+        StringAssert.Contains(e.Message, "item(s) 5000 have no title");
+        StringAssert.Contains(e.Message, "TitleColumnName");
+        StringAssert.Contains(e.Message, "AddItems");
+        loaded.AddItems(new Dictionary<int, string> { [5000] = "Film 5000 (Drama)" });
+        float added = loaded.Transform(view).GetColumn<float>("Score").Single();
+        Assert.IsTrue(float.IsFinite(added));
+
+        // Titles in the data: a model trained with TitleColumnName reads them at training and at scoring.
+        var o = Small();
+        o.ItemTitles = null; o.TitleColumnName = "Title";
+        var withTitles = Synthetic.Train.Take(300).Select(r => new CoraInput { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label, History = r.History, Title = Synthetic.Items.Title(r.ItemId) }).ToList();
+        var titled = new MLContext(seed: 1).Recommendation().Trainers.Cora(o).Fit(ml.Data.LoadFromEnumerable(withTitles));
+        var fresh = new CoraInput { UserId = row.UserId, ItemId = 6000, History = Array.Empty<int>(), Title = "Film 6000 (Comedy)" };
+        Assert.IsTrue(float.IsFinite(titled.Transform(ml.Data.LoadFromEnumerable(new[] { fresh })).GetColumn<float>("Score").Single()));
+        Assert.AreEqual("Film 6000 (Comedy)", titled.Model.Items.Title(6000));
+    }
+
+    [TestMethod]
+    public void EvaluateTakesAnyChainAndMfNeedsNoTitles()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(CoraInput.From(Synthetic.Train));
+        var test = ml.Data.LoadFromEnumerable(CoraInput.From(Synthetic.Valid));
+        var mfOptions = new CoraTrainer.Options();   // MF with its defaults; no LLM, no titles
+        mfOptions.Method = CoraMethod.Mf;
+        var pipeline = ml.Transforms.CopyColumns("Copy", "ItemId").Append(ml.Recommendation().Trainers.Cora(mfOptions));
+        var chain = pipeline.Fit(train);
+        var scored = chain.Transform(test);
+        var m = ml.Recommendation().Evaluate(scored, chain);
+        var ours = ml.BinaryClassification.Evaluate(scored);
+        Assert.AreEqual(ours.AreaUnderRocCurve, m.Overall.Auc, 1e-9);
+        Assert.AreEqual(ours.LogLoss, m.Overall.LogLoss, 1e-4, "bits, ML.NET's unit");
+        Assert.AreEqual(m.Overall.LogLossNats, m.Overall.LogLoss * Math.Log(2), 1e-12);
+        Assert.AreEqual(m.Overall.Rows, m.Warm.Rows + m.Cold.Rows);
+        Assert.IsTrue(m.Overall.Auc > 0.6, $"MF learns the synthetic factors (AUC {m.Overall.Auc})");
+    }
+
+    [TestMethod]
+    public void EveryOptionIsCheckedWhenTheTrainerIsCreated()
+    {
+        var ml = new MLContext();
+        void Expect(Action<CoraTrainer.Options> change, string text)
+        {
+            var o = Small();
+            change(o);
+            var e = Assert.ThrowsExactly<ArgumentException>(() => ml.Recommendation().Trainers.Cora(o));
+            StringAssert.Contains(e.Message, text);
+        }
+        Expect(o => o.Epochs = 0, "Training.Epochs: 0 is out of range");
+        Expect(o => o.LearningRate = double.NaN, "Training.LearningRate: NaN is not a finite number");
+        Expect(o => o.BatchSize = -1, "Training.BatchSize");
+        Expect(o => o.ValidateEvery = 0, "Training.ValidateEvery");
+        Expect(o => o.Generator = new QueryGeneratorOptions { Hidden = 100, Heads = 8 }, "Model.QueryGenerator.Hidden: 100 must be divisible");
+        Expect(o => o.Model = o.Model with { Rank = 0 }, "Model.Rank");
+        Expect(o => o.Model = o.Model with { TargetModules = new[] { "q", "z" } }, "'z' is not a projection");
+        Expect(o => o.MatrixFactorization = new MatrixFactorizationOptions { EmbeddingDim = 0 }, "MatrixFactorization.EmbeddingDim");
+        Expect(o => o.Device = "gpu", "Device: unknown device 'gpu'");
+        Expect(o => o.LlmDtype = "int8", "LlmDtype: unknown LLM dtype");
+        Expect(o => o.LlmPath = "/nowhere/model.bin", "LlmPath: '/nowhere/model.bin' does not exist");
+        Expect(o => { o.ItemTitles = null; }, "Cora needs the item catalog");
+        // Method and Seed set in the tree are kept (the shortcuts read and write the same tree).
+        var kept = Small();
+        kept.Model = kept.Model with { Method = CoraMethod.Collm, Seed = 77 };
+        Assert.AreEqual(CoraMethod.Collm, kept.Method);
+        Assert.AreEqual(77, kept.Seed);
+        kept.Seed = 5;
+        Assert.AreEqual(5, kept.Training.Seed);
+        Assert.AreEqual(5, kept.MatrixFactorization.Seed);
+        Assert.AreEqual(CoraDefaults.ScoringBatchSize, new CoraTrainer.Options().ScoringBatchSize);
+        Assert.AreEqual(new TrainingOptions().ScoringBatchSize, new CoraTrainer.Options().ScoringBatchSize, "one default, one place");
+    }
+
+    [TestMethod]
+    public void TypedProgressReportsEveryStep()
+    {
+        var ml = new MLContext(seed: 1);
+        var steps = new List<TrainingProgress>();
+        var o = Small();
+        o.MaxSteps = 4;
+        o.Progress = new Collect(steps);
+        ml.Recommendation().Trainers.Cora(o).Fit(ml.Data.LoadFromEnumerable(CoraInput.From(Synthetic.Train.Take(300))));
+        CollectionAssert.AreEqual(new[] { 1, 2, 3, 4 }, steps.Select(s => s.Step).ToArray());
+        Assert.IsTrue(steps.All(s => s.TotalSteps == 4 && double.IsFinite(s.Loss) && s.RowsPerSecond > 0));
+    }
+
+    private sealed class Collect : IProgress<TrainingProgress>
+    {
+        private readonly List<TrainingProgress> _list;
+        public Collect(List<TrainingProgress> list) => _list = list;
+        public void Report(TrainingProgress value) => _list.Add(value);
+    }
+
+    [TestMethod]
+    [DataRow(true)]
+    [DataRow(false)]
+    public void MlNetFactorMatricesInEitherOrientationGiveTheSameCfScores(bool usersAreRows)
+    {
+        // An MF trained here plays the ML.NET model: its factors are laid out as MatrixFactorizationModelParameters exposes them.
+        using var mf = Synthetic.SmallMf();
+        var users = mf.Users.Ids.ToArray();
+        var items = mf.Items.Ids.ToArray();
+        // Key order differs from id order (MapValueToKey numbers values as it first meets them).
+        var userKeys = users.Reverse().ToArray();
+        var itemKeys = items.OrderBy(i => (i * 7919) % 101).ToArray();
+        float[] Factors(IEnumerable<long> ids, bool user) => ids.SelectMany(id =>
+        {
+            using var e = user ? mf.UserEmbeddings(new[] { id }) : mf.ItemEmbeddings(new[] { id });
+            return e.data<float>().ToArray();
+        }).ToArray();
+        var (left, leftKeys, right, rightKeys) = usersAreRows
+            ? (Factors(userKeys, true), userKeys, Factors(itemKeys, false), itemKeys)
+            : (Factors(itemKeys, false), itemKeys, Factors(userKeys, true), userKeys);
+        using var cf = MatrixFactorization.FromMlNetFactors(left, leftKeys, right, rightKeys, mf.EmbeddingDim, usersAreRows);
+        var rows = Synthetic.Valid.Take(50).ToList();
+        CollectionAssert.AreEqual(mf.ScoreRows(rows), cf.ScoreRows(rows));
+        var e2 = Assert.ThrowsExactly<ArgumentException>(() => MatrixFactorization.FromMlNetFactors(left, leftKeys.Skip(1).ToArray(), right, rightKeys, mf.EmbeddingDim, usersAreRows));
+        StringAssert.Contains(e2.Message, "KeyValues of the matrix row index column");
+    }
+}
