@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Formats;
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;

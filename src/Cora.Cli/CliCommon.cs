@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Formats;
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -83,7 +84,7 @@ internal static class Cli
         o["warm"] = Set(m.Warm);
         o["cold"] = Set(m.Cold);
         if (extra is not null) foreach (var (k, v) in extra) o[k] = v?.DeepClone();
-        Microsoft.ML.Cora.Llm.AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));
+        Microsoft.ML.Cora.Formats.AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));
     }
 
     public static string? FindShared()

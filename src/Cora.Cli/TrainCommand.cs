@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Formats;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
@@ -110,7 +111,7 @@ internal static class TrainCommand
             var trainView = ml.Data.LoadFromEnumerable(CoraInput.From(trainRows));
             var model = ml.Recommendation().Trainers.Cora(options).Fit(trainView);
             // Atomic: a failure mid-save leaves an existing model file intact.
-            Microsoft.ML.Cora.Llm.AtomicFile.Write(p.GetValue(output)!, st => ml.Model.Save(model, trainView.Schema, st));
+            Microsoft.ML.Cora.Formats.AtomicFile.Write(p.GetValue(output)!, st => ml.Model.Save(model, trainView.Schema, st));
             var metrics = Cli.EvaluateRows(ml, model, validRows, p.GetValue(warmFromData));
             progress.Done();
             Cli.Print(c.Out, metrics);

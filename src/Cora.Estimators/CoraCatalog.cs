@@ -41,6 +41,10 @@ public static class CoraMLContextExtensions
     {
         if (Runtime.CoraDevice.DeviceError(device) is { } de) throw new ArgumentException(de + ".", nameof(device));
         if (Runtime.CoraDevice.DtypeError(llmDtype) is { } te) throw new ArgumentException(te + ".", nameof(llmDtype));
+        Data.FileChecks.RequireRegularFile(filePath, "Model file");
+        // Checked here so that a file that is not a zip gets Cora's message and ML.NET leaves no temporary folder behind.
+        try { using var z = System.IO.Compression.ZipFile.OpenRead(filePath); }
+        catch (InvalidDataException e) { throw new InvalidDataException($"{filePath}: not a model file (not a readable zip: {e.Message}).", e); }
         MlNetInternals.EnvironmentOf(models).ComponentCatalog.RegisterCora();
         CoraTransformer.PendingLoad = (device, llmDtype);
         try { return models.Load(filePath, out inputSchema); }

@@ -26,7 +26,7 @@ internal static class CoraRecommender
         var seen = new HashSet<int>(liked);
         if (excludeSeen && profile is not null) seen.UnionWith(profile.Seen);
         var cf = model.Cf;
-        var pool = cf.Items.Ids.Select(i => (int)i).Where(i => model.Items.Contains(i) && !(excludeSeen && seen.Contains(i))).ToArray();
+        var pool = cf.ItemIds.Select(i => (int)i).Where(i => model.Items.Contains(i) && !(excludeSeen && seen.Contains(i))).ToArray();
         if (pool.Length == 0) return new();
         float[] cfScores;
         if (cf.KnowsUser(userId))

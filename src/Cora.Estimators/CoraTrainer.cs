@@ -110,7 +110,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         public double ValidationFraction { get; set; } = CoraDefaults.ValidationFraction;
         /// <summary>A CF model trained elsewhere (e.g. from ML.NET MF factor matrices via
         /// <see cref="Collaborative.MatrixFactorization.FromMatrices"/>); when null, Fit trains MF first.</summary>
-        public MatrixFactorization? CollaborativeModel { get; set; }
+        public ICollaborativeModel? CollaborativeModel { get; set; }
         /// <summary>Typed progress after every training step (also written to <c>mlContext.Log</c>, source "Cora").</summary>
         public IProgress<TrainingProgress>? Progress { get; set; }
         /// <summary>Cancels Fit (MLContext.CancelExecution is honoured as well).</summary>
@@ -201,7 +201,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         }
 
         Check();
-        MatrixFactorization cf;
+        ICollaborativeModel cf;
         if (o.CollaborativeModel is not null) cf = o.CollaborativeModel;
         else
         {

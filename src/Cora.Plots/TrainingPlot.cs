@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Formats;
 using Microsoft.ML.Cora.Training;
 using ScottPlot;
 
@@ -35,6 +36,6 @@ public static class TrainingPlot
             auc.Axes.YAxis = plot.Axes.Right;
         }
         plot.ShowLegend(Alignment.UpperRight);
-        Llm.AtomicFile.Write(path, s => s.Write(plot.GetImageBytes(width, height, ImageFormat.Png)));
+        Formats.AtomicFile.Write(path, s => s.Write(plot.GetImageBytes(width, height, ImageFormat.Png)));
     }
 }

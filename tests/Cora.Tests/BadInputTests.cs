@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Formats;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -133,7 +134,7 @@ public class BadInputTests
         var llm = File.ReadAllBytes(tmp["llm.bin"]);
         llm[^1] ^= 0x55;
         File.WriteAllBytes(tmp["llm.bin"], llm);
-        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["m.zip"])).Message, "changed since training");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["m.zip"])).Message, "is not the one this model was trained with");
         File.Delete(tmp["llm.bin"]);
         StringAssert.Contains(Assert.ThrowsExactly<FileNotFoundException>(() => CoraModel.Load(tmp["m.zip"])).Message, "is not at");
     }

@@ -78,14 +78,14 @@ public class CoraModelTests
     {
         using var m = Slice.Model(method);
         var llmBefore = m.Llm!.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
-        var cfBefore = m.Cf.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+        var cfBefore = m.Cf.ExportState().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
         var trBefore = m.Trainable.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
         CoraModelTrainer.Train(m, Slice.Train.Take(16).ToList(), Slice.Valid.Take(8).ToList(),
             new TrainingOptions { BatchSize = 8, MaxSteps = 2, ValidateEvery = 100, Patience = 0 });
         Assert.IsTrue(m.Llm.Model.parameters().All(p => !p.requires_grad), "LLM frozen");
-        Assert.IsTrue(m.Cf.parameters().All(p => !p.requires_grad), "CF frozen");
+        Assert.IsTrue(m.Cf.Weights.All(p => !p.requires_grad), "CF frozen");
         foreach (var (k, v) in m.Llm.Model.state_dict()) Assert.IsTrue(v.eq(llmBefore[k]).all().item<bool>(), $"LLM weight {k} changed");
-        foreach (var (k, v) in m.Cf.state_dict()) Assert.IsTrue(v.eq(cfBefore[k]).all().item<bool>(), $"CF weight {k} changed");
+        foreach (var (k, v) in m.Cf.ExportState()) Assert.IsTrue(v.eq(cfBefore[k]).all().item<bool>(), $"CF weight {k} changed");
         Assert.IsTrue(m.Trainable.state_dict().Any(kv => !kv.Value.eq(trBefore[kv.Key]).all().item<bool>()), "trainable parts changed");
     }
 

@@ -43,13 +43,13 @@ public class DeviceMoveTests
         var before = m.Score(rows, batchSize: 5);
 
         m.To(torch.CPU, ScalarType.Float64, ScalarType.Float64);
-        var parts = m.Trainable.parameters().Concat(m.Cf.parameters()).Concat(m.Llm?.Model.parameters() ?? Enumerable.Empty<TorchSharp.Modules.Parameter>()).ToList();
+        var parts = m.Trainable.parameters().Concat(m.Cf.Weights).Concat(m.Llm?.Model.parameters() ?? Enumerable.Empty<TorchSharp.Modules.Parameter>()).ToList();
         Assert.IsTrue(parts.Count > 0 && parts.All(p => p.dtype == ScalarType.Float64), "every part is float64 after the move");
         var wide = m.Score(rows, batchSize: 5);
         for (int i = 0; i < rows.Count; i++) Assert.AreEqual(before[i], wide[i], 1e-4, $"row {i}: fp64 score");
 
         m.To(torch.CPU, ScalarType.Float32, ScalarType.Float32);
-        Assert.IsTrue(m.Trainable.parameters().Concat(m.Cf.parameters()).All(p => p.dtype == ScalarType.Float32));
+        Assert.IsTrue(m.Trainable.parameters().Concat(m.Cf.Weights).All(p => p.dtype == ScalarType.Float32));
         CollectionAssert.AreEqual(before, m.Score(rows, batchSize: 5), "fp32 -> fp64 -> fp32 is lossless: scores are bit-identical");
     }
 

@@ -82,6 +82,16 @@ public class LlmGoldenTests
         Assert.AreEqual(64, lm.Config.HiddenSize);
         Assert.AreEqual(4, lm.Config.NumKeyValueHeads);
         Assert.IsTrue(lm.Config.TieWordEmbeddings);
-        Assert.AreEqual("b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696", lm.Checksum());
+        // The checksum covers the LLM's file set (weights, then the tokenizer it was loaded with): name, length, bytes of each.
+        var expected = new List<byte>();
+        foreach (var f in new[] { TestPaths.Stories260K, Path.Combine(TestPaths.StoriesDir, "tok512.model") })
+        {
+            var b = File.ReadAllBytes(f);
+            expected.AddRange(System.Text.Encoding.UTF8.GetBytes($"{Path.GetFileName(f)}\n{b.Length}\n"));
+            expected.AddRange(b);
+        }
+        Assert.AreEqual(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(expected.ToArray())).ToLowerInvariant(), lm.Checksum());
+        Assert.AreEqual("b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696",
+            Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(TestPaths.Stories260K))).ToLowerInvariant(), "the reference weights file");
     }
 }

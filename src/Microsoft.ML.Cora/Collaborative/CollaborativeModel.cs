@@ -8,22 +8,46 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Cora.Collaborative;
 
 /// <summary>
-/// The CF stage behind CoRA: user and item embeddings for ids, and a CF score. MF implements it; LightGCN or
-/// SASRec (CoRA-LGCN / CoRA-SAS) can be added by implementing this interface, nothing else changes.
+/// The CF stage behind CoRA: user and item embeddings for ids, and a CF score. Every part of Cora uses CF models through this
+/// interface (training, saving, loading, scoring, candidate retrieval); <see cref="MatrixFactorization"/> implements it, and a
+/// new CF model (LightGCN, SASRec: the paper's CoRA-LGCN / CoRA-SAS) is one more implementation plus one line in
+/// <see cref="CollaborativeModels.Import"/>.
 /// </summary>
-public interface ICollaborativeModel
+public interface ICollaborativeModel : IDisposable
 {
-    /// <summary>"mf", "lightgcn", ...</summary>
+    /// <summary>"mf", "lightgcn", ... (stored in saved models).</summary>
     string Kind { get; }
     int EmbeddingDim { get; }
     bool KnowsUser(int userId);
     bool KnowsItem(int itemId);
+    /// <summary>The item ids the model has embeddings for (candidate retrieval scores these).</summary>
+    IReadOnlyList<long> ItemIds { get; }
     /// <summary>[B, d]. Unknown ids get the zero vector (documented cold-start fallback).</summary>
     Tensor UserEmbeddings(long[] userIds);
     /// <summary>[B, d]. Unknown ids get the zero vector.</summary>
     Tensor ItemEmbeddings(long[] itemIds);
     /// <summary>CF logits, [B].</summary>
     Tensor Score(long[] userIds, long[] itemIds);
+    /// <summary>CF logits of rows, without gradients.</summary>
+    float[] ScoreRows(IReadOnlyList<Interaction> rows);
+    /// <summary>Where its weights live.</summary>
+    Device Device { get; }
+    /// <summary>Moves the weights (CF models stay fp32 unless asked).</summary>
+    void MoveTo(Device device, ScalarType dtype);
+    /// <summary>Its weights (frozen after training).</summary>
+    IEnumerable<Parameter> Weights { get; }
+    /// <summary>Everything needed to rebuild it (tensors, including id lists), for the model archive.</summary>
+    Dictionary<string, Tensor> ExportState();
+}
+
+/// <summary>Rebuilds a saved CF model by its <see cref="ICollaborativeModel.Kind"/>.</summary>
+public static class CollaborativeModels
+{
+    public static ICollaborativeModel Import(string kind, Func<string, Tensor> read) => kind switch
+    {
+        "mf" => MatrixFactorization.ImportState(read),
+        _ => throw new InvalidDataException($"unknown CF model kind '{ErrorText.Elide(kind, 40)}'; this Cora knows: mf."),
+    };
 }
 
 /// <summary>Maps raw ids to embedding rows; row 0 is reserved for unknown ids and stays zero.</summary>
@@ -159,7 +183,11 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
 
     public bool KnowsUser(int userId) => Users.Contains(userId);
     public bool KnowsItem(int itemId) => Items.Contains(itemId);
-    private Device Dev => user_embedding.weight!.device;
+    public IReadOnlyList<long> ItemIds => Items.Ids;
+    public Device Device => user_embedding.weight!.device;
+    public void MoveTo(Device device, ScalarType dtype) => this.to(device, dtype);
+    public IEnumerable<Parameter> Weights => parameters();
+    private Device Dev => Device;
     public Tensor UserEmbeddings(long[] userIds) => user_embedding.call(torch.tensor(Users.Map(userIds), device: Dev));
     public Tensor ItemEmbeddings(long[] itemIds) => item_embedding.call(torch.tensor(Items.Map(itemIds), device: Dev));
 
@@ -173,7 +201,8 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
     {
         using var _ = torch.no_grad();
         using var s = Score(rows.Select(r => (long)r.UserId).ToArray(), rows.Select(r => (long)r.ItemId).ToArray());
-        return s.data<float>().ToArray();
+        using var f = s.to(ScalarType.Float32).cpu();
+        return f.data<float>().ToArray();
     }
 
     /// <summary>Trains MF with Adam and BCE, early stopping on validation AUC (the best epoch's weights are kept).</summary>

@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Formats;
 using System.Globalization;
 using System.Text;
 
@@ -99,7 +100,7 @@ public static class InteractionTsv
         foreach (var r in rows)
             sb.Append(r.UserId).Append('\t').Append(r.ItemId).Append('\t').Append(r.Label ? 1 : 0).Append('\t').Append(r.Timestamp)
               .Append('\t').Append(r.NotCold ? 1 : 0).Append('\t').Append(string.Join(' ', new[] { 0 }.Concat(r.History))).Append('\n');
-        Llm.AtomicFile.Write(path, s => { var b = new UTF8Encoding(false).GetBytes(sb.ToString()); s.Write(b); });
+        Formats.AtomicFile.Write(path, s => { var b = new UTF8Encoding(false).GetBytes(sb.ToString()); s.Write(b); });
     }
 }
 
@@ -186,7 +187,7 @@ public sealed class ItemCatalog
         return new ItemCatalog(d);
     }
 
-    public void Write(string path) => Llm.AtomicFile.Write(path, Write);
+    public void Write(string path) => Formats.AtomicFile.Write(path, Write);
 
     public void Write(Stream stream)
     {

@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Formats;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;

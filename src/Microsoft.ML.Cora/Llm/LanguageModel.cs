@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using TorchSharp;
 using Microsoft.ML.Cora.Runtime;
 using static TorchSharp.torch;
@@ -64,41 +63,11 @@ public sealed class LanguageModel : IDisposable
         return this;
     }
 
-    /// <summary>The files that hold the weights (for checksums and embedding in model zips).</summary>
-    public IReadOnlyList<string> WeightFiles()
-    {
-        if (File.Exists(SourcePath)) return new[] { SourcePath };
-        return Directory.EnumerateFiles(SourcePath)
-            .Where(f => f.EndsWith(".safetensors") || f.EndsWith(".json") || f.EndsWith(".model") || Path.GetFileName(f) == "pytorch_model.bin")
-            .OrderBy(f => f, StringComparer.Ordinal).ToList();
-    }
+    /// <summary>The files of this LLM (weights, config, tokenizer): one definition for checksum, embedding and reload.</summary>
+    public IReadOnlyList<string> Files => Formats.LlmFiles.Of(SourcePath, Tokenizer.Source);
 
-    /// <summary>SHA-256 over the weight files' names and contents: identifies the exact frozen LLM.</summary>
-    public string Checksum() => ChecksumOf(SourcePath);
-
-    /// <remarks>For a single file this is the plain SHA-256 of the file (what <c>sha256sum</c> prints).</remarks>
-    public static string ChecksumOf(string path)
-    {
-        if (File.Exists(path))
-        {
-            using var fs = File.OpenRead(path);
-            return Convert.ToHexString(SHA256.HashData(fs)).ToLowerInvariant();
-        }
-        if (!Directory.Exists(path)) throw new FileNotFoundException($"LLM not found: '{path}'.", path);
-        using var sha = SHA256.Create();
-        IEnumerable<string> files = Directory.EnumerateFiles(path).Where(f => f.EndsWith(".safetensors") || Path.GetFileName(f) == "config.json" || Path.GetFileName(f) == "pytorch_model.bin").OrderBy(f => f, StringComparer.Ordinal);
-        foreach (var f in files)
-        {
-            var name = System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(f) + "\n");
-            sha.TransformBlock(name, 0, name.Length, null, 0);
-            using var s = File.OpenRead(f);
-            var buf = new byte[1 << 20];
-            int n;
-            while ((n = s.Read(buf, 0, buf.Length)) > 0) sha.TransformBlock(buf, 0, n, null, 0);
-        }
-        sha.TransformFinalBlock(Array.Empty<byte>(), 0, 0);
-        return Convert.ToHexString(sha.Hash!).ToLowerInvariant();
-    }
+    /// <summary>SHA-256 over the LLM's files (names, lengths, contents): identifies the exact frozen LLM and its tokenizer.</summary>
+    public string Checksum() => Formats.LlmFiles.Checksum(Files);
 
     /// <summary>Right-pads token id rows into (ids [B, T], mask [B, T]) on the model's device.</summary>
     public (Tensor ids, Tensor mask) Pad(IReadOnlyList<IReadOnlyList<int>> rows, int padId = 0)

@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Formats;
 using System.Text;
 using System.Text.Json.Nodes;
 
@@ -33,15 +34,21 @@ public static class TextTokenizer
     }
 
     /// <summary>The tokenizer of a Hugging Face folder (tokenizer.model preferred, then tokenizer.json).</summary>
-    public static ITextTokenizer FromHuggingFaceFolder(string dir)
+    public static ITextTokenizer FromHuggingFaceFolder(string dir) => Open(PathInHuggingFaceFolder(dir));
+
+    /// <summary>The tokenizer beside a llama2.c checkpoint: tokenizer.model or *.model (SentencePiece), else tokenizer.bin or tok*.bin.</summary>
+    public static ITextTokenizer BesideLlama2c(string checkpoint) => Open(PathBesideLlama2c(checkpoint));
+
+    /// <summary>Which file <see cref="FromHuggingFaceFolder"/> opens (without opening it).</summary>
+    public static string PathInHuggingFaceFolder(string dir)
     {
         foreach (var f in new[] { "tokenizer.model", "tokenizer.json", "tokenizer.bin" })
-            if (File.Exists(Path.Combine(dir, f))) return Open(Path.Combine(dir, f));
+            if (File.Exists(Path.Combine(dir, f))) return Path.Combine(dir, f);
         throw new FileNotFoundException($"No tokenizer in '{dir}': expected tokenizer.model (SentencePiece) or tokenizer.json (Hugging Face) (or a llama2.c tokenizer.bin).");
     }
 
-    /// <summary>The tokenizer beside a llama2.c checkpoint: tokenizer.model or *.model (SentencePiece), else tokenizer.bin or tok*.bin.</summary>
-    public static ITextTokenizer BesideLlama2c(string checkpoint)
+    /// <summary>Which file <see cref="BesideLlama2c"/> opens (without opening it).</summary>
+    public static string PathBesideLlama2c(string checkpoint)
     {
         string dir = Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
         // SentencePiece models first: same ids as llama2.c's tokenizer, and a much faster encoder.
@@ -50,7 +57,7 @@ public static class TextTokenizer
             .Concat(new[] { "tokenizer.bin" })
             .Concat(Directory.EnumerateFiles(dir, "tok*.bin").Select(Path.GetFileName).OrderBy(x => x)!);
         foreach (var c in candidates)
-            if (c is not null && File.Exists(Path.Combine(dir, c))) return Open(Path.Combine(dir, c));
+            if (c is not null && File.Exists(Path.Combine(dir, c)) && Path.Combine(dir, c) != Path.GetFullPath(checkpoint)) return Path.Combine(dir, c);
         throw new FileNotFoundException($"No tokenizer beside '{checkpoint}': expected tokenizer.bin, tok*.bin (llama2.c) or a SentencePiece .model in '{dir}'.");
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Formats;
 using Microsoft.ML.Cora.Llm;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Formats;
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.ML.Cora.Data;
@@ -215,7 +216,7 @@ public static class CoraModelTrainer
             ["training options"] = Hash(JsonSerializer.Serialize(run, json)),
             ["model options"] = Hash(JsonSerializer.Serialize(model.Options, json)),
             ["LLM"] = model.Llm is null ? "none" : Hash(model.Llm.SourcePath + "|" + model.Llm.Config),
-            ["CF model"] = Hash($"{model.Cf.EmbeddingDim}|{model.Cf.Users.Rows}|{model.Cf.Items.Rows}"),
+            ["CF model"] = Hash($"{model.Cf.Kind}|{model.Cf.EmbeddingDim}|{model.Cf.ItemIds.Count}|{string.Join(",", model.Cf.ItemIds.Take(50))}"),
         };
     }
 
@@ -256,7 +257,8 @@ public static class CoraModelTrainer
             {
                 version = 2, fingerprint = _fingerprint, s.Step, optimizerSteps = opt.Steps,
                 BestAuc = double.IsFinite(s.BestAuc) ? s.BestAuc : (double?)null, s.BestStep, s.SinceBest,
-                loss = s.LossCurve.Select(x => new[] { x.step, x.loss }), valid = s.ValidationCurve.Select(x => new[] { x.step, x.auc }),
+                loss = s.LossCurve.Select(x => new double?[] { x.step, double.IsFinite(x.loss) ? x.loss : null }),
+                valid = s.ValidationCurve.Select(x => new double?[] { x.step, double.IsFinite(x.auc) ? x.auc : null }),   // NaN AUC (one class): null
             });
             // state.json is written last: a checkpoint is complete only when it names the step.
             AtomicFile.Write(P("state.json"), st => st.Write(System.Text.Encoding.UTF8.GetBytes(json)));
@@ -278,8 +280,8 @@ public static class CoraModelTrainer
             {
                 Step = r.GetProperty("Step").GetInt32(), BestAuc = r.GetProperty("BestAuc").ValueKind == JsonValueKind.Number ? r.GetProperty("BestAuc").GetDouble() : double.NegativeInfinity,
                 BestStep = r.GetProperty("BestStep").GetInt32(), SinceBest = r.GetProperty("SinceBest").GetInt32(),
-                LossCurve = r.GetProperty("loss").EnumerateArray().Select(a => ((int)a[0].GetDouble(), a[1].GetDouble())).ToList(),
-                ValidationCurve = r.GetProperty("valid").EnumerateArray().Select(a => ((int)a[0].GetDouble(), a[1].GetDouble())).ToList(),
+                LossCurve = r.GetProperty("loss").EnumerateArray().Select(a => ((int)a[0].GetDouble(), a[1].ValueKind == JsonValueKind.Number ? a[1].GetDouble() : double.NaN)).ToList(),
+                ValidationCurve = r.GetProperty("valid").EnumerateArray().Select(a => ((int)a[0].GetDouble(), a[1].ValueKind == JsonValueKind.Number ? a[1].GetDouble() : double.NaN)).ToList(),
             };
             var cur = SafetensorsFile.Open(P("current.safetensors"));
             using (torch.no_grad())

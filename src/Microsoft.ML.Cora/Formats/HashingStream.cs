@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace Microsoft.ML.Cora.Llm;
+namespace Microsoft.ML.Cora.Formats;
 
 /// <summary>A write-through stream that computes the SHA-256 of what passes (lower-case hex), for archive entries.</summary>
 public sealed class HashingStream : Stream

@@ -1,10 +1,11 @@
+using Microsoft.ML.Cora.Data;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.Cora.Llm;
+namespace Microsoft.ML.Cora.Formats;
 
 /// <summary>
 /// Reader and writer for the safetensors format (8-byte little-endian header length, JSON header of
@@ -41,21 +42,41 @@ public sealed class SafetensorsFile
         { throw new InvalidDataException($"{path}: invalid safetensors header ({e.Message}).", e); }
         long dataStart = 8 + (long)headerLen, dataLen = length - dataStart;
         var entries = new Dictionary<string, Entry>();
+        // Every header value is checked before any tensor is made: dtype, rank, dimensions, the byte count the shape needs,
+        // offsets inside the file, no overlaps. Nothing malformed reaches libtorch.
+        InvalidDataException Bad(string name, string what) => new($"{path}: tensor '{ErrorText.Elide(name, 80)}': {what}");
         foreach (var (name, node) in root)
         {
             if (name == "__metadata__") continue;
-            if (node is not JsonObject e) throw new InvalidDataException($"{path}: tensor '{name}': header entry is not an object.");
-            string dtype = (string?)e["dtype"] ?? throw new InvalidDataException($"{path}: tensor '{name}': no dtype.");
-            long[] shape = (e["shape"] as JsonArray)?.Select(x => x!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"{path}: tensor '{name}': no shape.");
-            var offs = e["data_offsets"] as JsonArray ?? throw new InvalidDataException($"{path}: tensor '{name}': no data_offsets.");
-            long begin = offs[0]!.GetValue<long>(), end = offs[1]!.GetValue<long>();
-            long expected = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype, path, name);
-            if (end - begin != expected || begin < 0)
-                throw new InvalidDataException($"{path}: tensor '{name}': data_offsets [{begin}, {end}] hold {end - begin} bytes, shape [{string.Join(", ", shape)}] of {dtype} needs {expected}.");
+            if (node is not JsonObject e) throw Bad(name, "header entry is not an object.");
+            string dtype;
+            long[] shape;
+            long begin, end;
+            try
+            {
+                dtype = (string?)e["dtype"] ?? throw Bad(name, "no dtype.");
+                shape = (e["shape"] as JsonArray)?.Select(x => x!.GetValue<long>()).ToArray() ?? throw Bad(name, "no shape.");
+                var offs = e["data_offsets"] as JsonArray ?? throw Bad(name, "no data_offsets.");
+                if (offs.Count != 2) throw Bad(name, $"data_offsets has {offs.Count} values, expected 2.");
+                begin = offs[0]!.GetValue<long>(); end = offs[1]!.GetValue<long>();
+            }
+            catch (Exception x) when (x is InvalidOperationException or FormatException or NullReferenceException or OverflowException)
+            { throw Bad(name, $"malformed header value ({x.Message})."); }
+            if (shape.Length > 8) throw Bad(name, $"rank {shape.Length} is more than 8.");
+            if (shape.Any(d => d < 0)) throw Bad(name, $"negative dimension in shape [{string.Join(", ", shape)}].");
+            long expected;
+            try { expected = checked(shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype, path, name)); }
+            catch (OverflowException) { throw Bad(name, $"shape [{string.Join(", ", shape)}] is too large."); }
+            if (begin < 0 || end < begin || end - begin != expected)
+                throw Bad(name, $"data_offsets [{begin}, {end}] hold {end - begin} bytes, shape [{string.Join(", ", shape)}] of {dtype} needs {expected}.");
             if (end > dataLen)
-                throw new InvalidDataException($"{path}: truncated: tensor '{name}' ends at byte {dataStart + end} but the file has {length} bytes.");
+                throw new InvalidDataException($"{path}: truncated: tensor '{ErrorText.Elide(name, 80)}' ends at byte {dataStart + end} but the file has {length} bytes.");
             entries[name] = new Entry(name, dtype, shape, begin, end);
         }
+        var sorted = entries.Values.Where(x => x.End > x.Begin).OrderBy(x => x.Begin).ToList();
+        for (int i = 1; i < sorted.Count; i++)
+            if (sorted[i].Begin < sorted[i - 1].End)
+                throw new InvalidDataException($"{path}: tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap in the file; it is corrupt or crafted.");
         return new SafetensorsFile(path, entries, dataStart);
     }
 
@@ -139,12 +160,18 @@ public sealed class SafetensorsFile
 
 public static class AtomicFile
 {
+    /// <summary>
+    /// Writes through a temporary sibling (<c>.name.PID.random.tmp</c>) renamed over <paramref name="path"/> when complete: a failure
+    /// or a kill mid-write leaves any existing file intact. Temporary siblings left by processes that no longer run are removed.
+    /// </summary>
     public static void Write(string path, Action<Stream> write)
     {
         string full = System.IO.Path.GetFullPath(path);
         string dir = System.IO.Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(dir);
-        string tmp = System.IO.Path.Combine(dir, "." + System.IO.Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp");
+        string name = System.IO.Path.GetFileName(full);
+        RemoveStale(dir, name);
+        string tmp = System.IO.Path.Combine(dir, $".{name}.{Environment.ProcessId}.{Guid.NewGuid().ToString("N")[..8]}.tmp");
         try
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
@@ -158,5 +185,22 @@ public static class AtomicFile
         {
             if (File.Exists(tmp)) File.Delete(tmp);
         }
+    }
+
+    private static void RemoveStale(string dir, string name)
+    {
+        foreach (var f in Directory.EnumerateFiles(dir, $".{name}.*.tmp"))
+        {
+            var parts = System.IO.Path.GetFileName(f)[(name.Length + 2)..].Split('.');
+            if (parts.Length == 3 && int.TryParse(parts[0], out int pid) && pid != Environment.ProcessId && !Alive(pid))
+                try { File.Delete(f); } catch (IOException) { }
+        }
+    }
+
+    private static bool Alive(int pid)
+    {
+        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
     }
 }

@@ -1,0 +1,45 @@
+using System.Security.Cryptography;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Llm;
+
+namespace Microsoft.ML.Cora.Formats;
+
+/// <summary>
+/// The files that make up an LLM, defined once and used alike for its checksum, for embedding it in a saved model and for
+/// reloading an embedded copy: the weights (a llama2.c .bin, or a Hugging Face folder's config.json, safetensors shards and
+/// their index, or pytorch_model.bin) and the tokenizer file it is loaded with. A changed tokenizer changes the checksum.
+/// </summary>
+public static class LlmFiles
+{
+    /// <summary>The file set of the LLM at <paramref name="source"/>, loaded with <paramref name="tokenizerPath"/> (null = the one found beside it).</summary>
+    public static IReadOnlyList<string> Of(string source, string? tokenizerPath = null)
+    {
+        if (File.Exists(source))
+        {
+            FileChecks.RequireRegularFile(source, "LLM");
+            return new[] { Path.GetFullPath(source), Path.GetFullPath(tokenizerPath ?? TextTokenizer.PathBesideLlama2c(source)) }.Distinct().ToList();
+        }
+        if (!Directory.Exists(source)) throw new FileNotFoundException($"LLM not found: '{ErrorText.Elide(source)}'.", source);
+        var files = Directory.EnumerateFiles(source)
+            .Where(f => Path.GetFileName(f) is "config.json" or "model.safetensors.index.json" or "pytorch_model.bin" || f.EndsWith(".safetensors", StringComparison.Ordinal))
+            .Select(Path.GetFullPath).OrderBy(f => f, StringComparer.Ordinal).ToList();
+        files.Add(Path.GetFullPath(tokenizerPath ?? TextTokenizer.PathInHuggingFaceFolder(source)));
+        return files.Distinct().ToList();
+    }
+
+    /// <summary>SHA-256 over each file's name, length and contents, in order (regular files only: no device or FIFO is ever read).</summary>
+    public static string Checksum(IReadOnlyList<string> files)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buf = new byte[1 << 20];
+        foreach (var f in files)
+        {
+            FileChecks.RequireRegularFile(f, "LLM file");
+            using var s = File.OpenRead(f);
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{Path.GetFileName(f)}\n{s.Length}\n"));
+            int n;
+            while ((n = s.Read(buf, 0, buf.Length)) > 0) sha.AppendData(buf, 0, n);
+        }
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+    }
+}
