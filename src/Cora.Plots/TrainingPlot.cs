@@ -18,24 +18,20 @@ public static class TrainingPlot
         plot.XLabel("optimiser step");
         plot.Axes.Left.Label.Text = "training loss (BCE, nats)";
         plot.Axes.Right.Label.Text = "validation AUC";
-        if (result.LossCurve.Count > 0)
-        {
-            var loss = plot.Add.Scatter(result.LossCurve.Select(x => (double)x.step).ToArray(), result.LossCurve.Select(x => x.loss).ToArray());
-            loss.LegendText = "training loss";
-            loss.Color = LossColor;
-            loss.LineWidth = 2;
-            loss.MarkerSize = 0;
-        }
-        if (result.ValidationCurve.Count > 0)
-        {
-            var auc = plot.Add.Scatter(result.ValidationCurve.Select(x => (double)x.step).ToArray(), result.ValidationCurve.Select(x => x.auc).ToArray());
-            auc.LegendText = "validation AUC";
-            auc.Color = AucColor;
-            auc.LineWidth = 2;
-            auc.MarkerSize = 7;
-            auc.Axes.YAxis = plot.Axes.Right;
-        }
+        Series(plot, result.LossCurve, "training loss", LossColor, markerSize: 0, right: false);
+        Series(plot, result.ValidationCurve, "validation AUC", AucColor, markerSize: 7, right: true);
         plot.ShowLegend(Alignment.UpperRight);
         Formats.AtomicFile.Write(path, s => s.Write(plot.GetImageBytes(width, height, ImageFormat.Png)));
+    }
+
+    private static void Series(Plot plot, List<(int step, double value)> points, string legend, Color color, float markerSize, bool right)
+    {
+        if (points.Count == 0) return;
+        var s = plot.Add.Scatter(points.Select(x => (double)x.step).ToArray(), points.Select(x => x.value).ToArray());
+        s.LegendText = legend;
+        s.Color = color;
+        s.LineWidth = 2;
+        s.MarkerSize = markerSize;
+        if (right) s.Axes.YAxis = plot.Axes.Right;
     }
 }

@@ -17,12 +17,7 @@ namespace Cora.Tests;
 [TestClass]
 public class HardeningTests
 {
-    private static (int code, string stdout, string stderr) Cli(params string[] args)
-    {
-        var o = new StringWriter(); var e = new StringWriter();
-        int code = CoraCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int code, string stdout, string stderr) Cli(params string[] args) => CliTests.Cli(args);
 
     /// <summary>A small CoRA model on the synthetic fixture, saved with a private copy of its LLM folder.</summary>
     private static (TempDir dir, string model, string llm) SavedModel(bool embed = false)
