@@ -90,6 +90,7 @@ internal static class Cli
     public static string? FindShared()
     {
         var env = Environment.GetEnvironmentVariable("CORA_SHARED");
+        if (env == "none") return null;
         if (!string.IsNullOrEmpty(env) && Directory.Exists(env)) return env;
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
             for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)

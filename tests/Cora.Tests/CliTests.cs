@@ -13,7 +13,7 @@ public class CliTests
         return (code, o.ToString(), e.ToString());
     }
 
-    private static string Data(string f) => TestPaths.Shared("data", "ml-1m-collm", f);
+    private static string Data(string f) => f switch { "train.tsv" => Slice.TrainPath, "valid.tsv" => Slice.ValidPath, _ => Slice.ItemsPath };
 
     /// <summary>Small TSV slices written once per test run.</summary>
     private static readonly Lazy<(string dir, string train, string valid)> Slices = new(() =>
@@ -40,7 +40,7 @@ public class CliTests
     {
         var (dir, t, v) = Slices.Value;
         string model = Path.Combine(dir, "cora.zip"), json = Path.Combine(dir, "train.json"), png = Path.Combine(dir, "curves.png");
-        var (code, stdout, err) = Cli("train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--llm", TestPaths.Stories260K,
+        var (code, stdout, err) = Cli("train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--llm", Slice.LlmPath,
             "--method", "cora", "--out", model, "--max-steps", "2", "--mf-dim", "16", "--mf-epochs", "2", "--json", json, "--plot", png,
             "--generator-layers", "1", "--generator-hidden", "32", "--generator-ffn", "64");
         Assert.AreEqual(0, code, err);
@@ -74,7 +74,7 @@ public class CliTests
         Assert.AreEqual(3, lines.Count);
         var probs = lines.Select(l => double.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
         CollectionAssert.AreEqual(probs.OrderByDescending(x => x).ToList(), probs, "best first");
-        StringAssert.Contains(stdout, "Shawshank Redemption");
+        StringAssert.Contains(stdout, Slice.Items.Title(1));
 
         (code, stdout, err) = Cli("recommend", "--model", model, "--user", "7", "--top", "4", "--candidates", "8");
         Assert.AreEqual(0, code, err);

@@ -8,16 +8,37 @@ using static TorchSharp.torch;
 
 namespace Cora.Tests;
 
-/// <summary>A small slice of the shared MovieLens-1M CoLLM split and a quickly trained MF, shared by tests.</summary>
+/// <summary>
+/// The data and LLM most tests run on: a slice of the shared MovieLens-1M CoLLM split with stories260K when ../shared is present,
+/// else the synthetic stand-in (latent-factor data, a random LLaMA), so these tests run on any clone. Only tests that compare
+/// against shared reference data (golden logits, the real split's counts, the reference prompt) use <see cref="TestPaths.Shared"/>.
+/// </summary>
 public static class Slice
 {
-    private static readonly Lazy<(List<Interaction> train, List<Interaction> valid, ItemCatalog items)> Data = new(() =>
+    public static bool Real => TestPaths.SharedOrNull is { } s && File.Exists(Path.Combine(s, "models", "stories260K", "stories260K.bin"));
+
+    public static string TrainPath => Real ? TestPaths.Shared("data", "ml-1m-collm", "train.tsv") : Synthetic.Paths.Train;
+    public static string ValidPath => Real ? TestPaths.Shared("data", "ml-1m-collm", "valid.tsv") : Synthetic.Paths.Valid;
+    public static string ItemsPath => Real ? TestPaths.Shared("data", "ml-1m-collm", "items.tsv") : Synthetic.Paths.Items;
+    /// <summary>A llama2.c .bin (stories260K) or the synthetic Hugging Face folder.</summary>
+    public static string LlmPath => Real ? TestPaths.Stories260K : Synthetic.LlmPath;
+
+    /// <summary>Copies the LLM (weights and tokenizer) into <paramref name="dir"/>; returns the path to load.</summary>
+    public static string CopyLlm(string dir)
     {
-        var train = InteractionTsv.Read(TestPaths.Shared("data", "ml-1m-collm", "train.tsv"));
-        var valid = InteractionTsv.Read(TestPaths.Shared("data", "ml-1m-collm", "valid.tsv"));
-        var items = ItemCatalog.Read(TestPaths.Shared("data", "ml-1m-collm", "items.tsv"));
-        return (train, valid, items);
-    });
+        if (Real)
+        {
+            File.Copy(TestPaths.Stories260K, Path.Combine(dir, "llm.bin"));
+            File.Copy(Path.Combine(TestPaths.StoriesDir, "tok512.model"), Path.Combine(dir, "tok512.model"));
+            return Path.Combine(dir, "llm.bin");
+        }
+        string llm = Directory.CreateDirectory(Path.Combine(dir, "llm")).FullName;
+        foreach (var f in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(f, Path.Combine(llm, Path.GetFileName(f)));
+        return llm;
+    }
+
+    private static readonly Lazy<(List<Interaction> train, List<Interaction> valid, ItemCatalog items)> Data = new(() =>
+        (InteractionTsv.Read(TrainPath), InteractionTsv.Read(ValidPath), ItemCatalog.Read(ItemsPath)));
 
     public static List<Interaction> Train => Data.Value.train;
     public static List<Interaction> Valid => Data.Value.valid;
@@ -33,7 +54,7 @@ public static class Slice
     };
 
     public static CoraModel Model(CoraMethod method, MatrixFactorization? mf = null) =>
-        new(SmallOptions(method), method == CoraMethod.Mf ? null : LanguageModel.Load(TestPaths.Stories260K), mf ?? SmallMf(), Items);
+        new(SmallOptions(method), method == CoraMethod.Mf ? null : LanguageModel.Load(LlmPath), mf ?? SmallMf(), Items);
 }
 
 [TestClass]
@@ -67,7 +88,7 @@ public class CoraModelTests
         var (ids, mask) = m.Llm!.Pad(prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList());
         using var plain = m.Llm.Model.LastTokenLogits(m.Llm.Model.Embed(ids), mask, null, new long[] { m.YesTokenId }).squeeze(1);
         Assert.AreEqual(0.0, TensorAssert.MaxAbsDiff(plain, cora));
-        Assert.AreEqual(20, m.Trainable.collaborative_weights.p.Count, "q, k, v, o of 5 layers");
+        Assert.AreEqual(4 * m.Llm.Config.NumHiddenLayers, m.Trainable.collaborative_weights.p.Count, "q, k, v, o of every layer");
     }
 
     [TestMethod]
@@ -116,7 +137,7 @@ public class CoraModelTests
     [TestMethod]
     public void MfTrainsAboveChanceAndImportsMatrices()
     {
-        var mf = MatrixFactorization.Train(Slice.Train, Slice.Valid, new MatrixFactorizationOptions { EmbeddingDim = 32, MaxEpochs = 40, Patience = 10 });
+        var mf = MatrixFactorization.Train(Slice.Train, Slice.Valid, new MatrixFactorizationOptions { EmbeddingDim = 32, MaxEpochs = Slice.Real ? 40 : 200, Patience = 10 });
         var valid = Slice.Valid;
         double auc = Microsoft.ML.Cora.Evaluation.Metrics.Auc(mf.ScoreRows(valid), valid.Select(r => r.Label).ToArray());
         Assert.IsTrue(auc > 0.6, $"MF valid AUC {auc}");

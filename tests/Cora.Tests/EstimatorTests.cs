@@ -14,7 +14,7 @@ public class EstimatorTests
 
     private static CoraTrainer.Options SmallOptions(CoraMethod method = CoraMethod.Cora) => new()
     {
-        LlmPath = TestPaths.Stories260K,
+        LlmPath = Slice.LlmPath,
         ItemTitles = Slice.Items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value),
         Method = method,
         MaxSteps = 2,
@@ -27,7 +27,7 @@ public class EstimatorTests
     private static (MLContext ml, IDataView train, IDataView test) Data()
     {
         var ml = new MLContext(seed: 1);
-        var train = ml.Data.LoadFromEnumerable(Rows(Slice.Train.Skip(3000).Take(300)));
+        var train = ml.Data.LoadFromEnumerable(Rows(Slice.Train.Skip(Slice.Train.Count / 10).Take(300)));
         var test = ml.Data.LoadFromEnumerable(Rows(Slice.Valid.Take(10)));
         return (ml, train, test);
     }
@@ -226,7 +226,7 @@ public class EstimatorTests
         var po = SmallOptions();
         po.ItemTitles = null;
         po.PromptColumnName = "Prompt";
-        var promptModel = ml.Recommendation().Trainers.Cora(po).Fit(ml.Data.LoadFromEnumerable(Slice.Train.Skip(3000).Take(300).Select(r =>
+        var promptModel = ml.Recommendation().Trainers.Cora(po).Fit(ml.Data.LoadFromEnumerable(Slice.Train.Skip(Slice.Train.Count / 10).Take(300).Select(r =>
             new PromptRow { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label, Prompt = fromDict.Model.Prompts.Text(r, Slice.Items) })));
         var viaPrompt = Scores(promptModel.Transform(ml.Data.LoadFromEnumerable(prompts)));
         Assert.AreEqual(10, viaPrompt.Length);

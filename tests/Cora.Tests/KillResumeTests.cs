@@ -7,8 +7,8 @@ namespace Cora.Tests;
 public class KillResumeTests
 {
     private static string[] TrainArgs(string dir, string train, string valid, string outName, string? ckpt) =>
-        new[] { "train", "--train", train, "--valid", valid, "--items", TestPaths.Shared("data", "ml-1m-collm", "items.tsv"),
-                "--llm", TestPaths.Stories260K, "--method", "cora", "--out", Path.Combine(dir, outName + ".zip"), "--json", Path.Combine(dir, outName + ".json"),
+        new[] { "train", "--train", train, "--valid", valid, "--items", Slice.ItemsPath,
+                "--llm", Slice.LlmPath, "--method", "cora", "--out", Path.Combine(dir, outName + ".zip"), "--json", Path.Combine(dir, outName + ".json"),
                 "--max-steps", "8", "--validate-every", "2", "--mf-dim", "16", "--mf-epochs", "2", "--seed", "7",
                 "--generator-layers", "1", "--generator-hidden", "32", "--generator-ffn", "64" }
             .Concat(ckpt is null ? Array.Empty<string>() : new[] { "--checkpoint-dir", ckpt }).ToArray();
@@ -39,8 +39,8 @@ public class KillResumeTests
     {
         using var tmp = TestPaths.Temp();
         string train = tmp["train.tsv"], valid = tmp["valid.tsv"];
-        File.WriteAllLines(train, File.ReadLines(TestPaths.Shared("data", "ml-1m-collm", "train.tsv")).Take(1001));
-        File.WriteAllLines(valid, File.ReadLines(TestPaths.Shared("data", "ml-1m-collm", "valid.tsv")).Take(101));
+        File.WriteAllLines(train, File.ReadLines(Slice.TrainPath).Take(1001));
+        File.WriteAllLines(valid, File.ReadLines(Slice.ValidPath).Take(101));
 
         RunToEnd(TrainArgs(tmp.Path, train, valid, "reference", null));
 

@@ -21,6 +21,7 @@ public static class TestPaths
         get
         {
             var env = Environment.GetEnvironmentVariable("CORA_SHARED");
+            if (env == "none") return null;            // simulate a clone without ../shared
             if (!string.IsNullOrEmpty(env) && Directory.Exists(env)) return env;
             var p = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
             return Directory.Exists(p) ? p : null;
