@@ -71,15 +71,15 @@ internal static class Cli
 
     public static void Print(TextWriter o, RecommendationMetrics m)
     {
-        o.WriteLine("split    rows    AUC     UAUC    logloss(bits)");
+        o.WriteLine("split    rows    AUC     UAUC    logloss(bits)  UAUC users (skipped: one row or one class)");
         foreach (var (n, s) in new[] { ("overall", m.Overall), ("warm", m.Warm), ("cold", m.Cold) })
-            o.WriteLine($"{n,-8} {s.Rows,-7} {s.Auc:F4}  {s.Uauc:F4}  {s.LogLoss:F4}");
+            o.WriteLine($"{n,-8} {s.Rows,-7} {s.Auc:F4}  {s.Uauc:F4}  {s.LogLoss:F4}         {s.UsersCounted} ({s.UsersSkipped})");
     }
 
     public static void WriteJson(string path, RecommendationMetrics m, JsonObject? extra)
     {
         static JsonNode? Num(double d) => double.IsFinite(d) ? JsonValue.Create(d) : null;
-        JsonObject Set(MetricSet s) => new() { ["auc"] = Num(s.Auc), ["uauc"] = Num(s.Uauc), ["logloss"] = Num(s.LogLoss), ["logloss_nats"] = Num(s.LogLossNats), ["rows"] = s.Rows };
+        JsonObject Set(MetricSet s) => new() { ["auc"] = Num(s.Auc), ["uauc"] = Num(s.Uauc), ["logloss"] = Num(s.LogLoss), ["logloss_nats"] = Num(s.LogLossNats), ["rows"] = s.Rows, ["uauc_users"] = s.UsersCounted, ["uauc_users_skipped"] = s.UsersSkipped };
         var o = Set(m.Overall);
         o["warm"] = Set(m.Warm);
         o["cold"] = Set(m.Cold);

@@ -18,6 +18,8 @@ internal static class DataCommand
                 var ds = run(p.GetValue(a)!, p.GetValue(b)!);
                 ds.Write(p.GetValue(outDir)!);
                 c.Out.WriteLine($"{name}: train {ds.Train.Count}, valid {ds.Valid.Count}, test {ds.Test.Count} rows; {ds.Items.Count} items; users {ds.Train.Concat(ds.Valid).Concat(ds.Test).Select(r => r.UserId).Distinct().Count()} -> {p.GetValue(outDir)}");
+                if (ds.DroppedUntitled.Rows > 0)
+                    c.Out.WriteLine($"left out {ds.DroppedUntitled.Rows} ratings of {ds.DroppedUntitled.Items} items that have no title (prompts need one)");
                 return 0;
             });
             return sub;

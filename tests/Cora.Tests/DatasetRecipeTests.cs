@@ -45,6 +45,36 @@ public class DatasetRecipeTests
     }
 
     [TestMethod]
+    public void RecipeErrorsNameFileAndLineAndOutputIsAcceptedByTrain()
+    {
+        using var tmp = TestPaths.Temp();
+        File.WriteAllText(tmp["movies.dat"], "10::Heat (1995)::Action\n11::::Drama\n", Encoding.Latin1);
+        void Bad(string ratings, string expect)
+        {
+            File.WriteAllText(tmp["r.dat"], ratings, Encoding.Latin1);
+            var e = Assert.ThrowsExactly<InvalidDataException>(() => DatasetRecipes.MovieLens1M(tmp["r.dat"], tmp["movies.dat"]));
+            StringAssert.Contains(e.Message, tmp["r.dat"] + ": line 2");
+            StringAssert.Contains(e.Message, expect);
+        }
+        Bad($"1::10::5::{T(2001, 6, 10)}\n1::10::5::soon\n", "Timestamp 'soon' is not a non-negative integer");
+        Bad($"1::10::5::{T(2001, 6, 10)}\n-3::10::5::{T(2001, 6, 11)}\n", "UserID '-3' is not a non-negative integer");
+        File.WriteAllText(tmp["a.jsonl"], "{\"reviewerID\":\"u\",\"asin\":\"a\",\"overall\":5,\"unixReviewTime\":1}\n{\"reviewerID\":null,\"asin\":\"a\",\"overall\":5,\"unixReviewTime\":1}\n");
+        File.WriteAllText(tmp["m.jsonl"], "{\"asin\":\"a\",\"title\":\"T\"}\n");
+        var ea = Assert.ThrowsExactly<InvalidDataException>(() => DatasetRecipes.Amazon2018(tmp["a.jsonl"], tmp["m.jsonl"]));
+        StringAssert.Contains(ea.Message, tmp["a.jsonl"] + ": line 2");
+        // An untitled movie's ratings are left out and counted; the written files pass `cora train`'s checks.
+        File.WriteAllText(tmp["r.dat"], string.Join("\n", $"1::10::5::{T(2001, 6, 10)}", $"1::11::5::{T(2001, 6, 11)}", $"2::10::2::{T(2001, 6, 12)}", $"2::10::5::{T(2002, 5, 1)}", $"1::10::4::{T(2002, 10, 1)}") + "\n", Encoding.Latin1);
+        var ds = DatasetRecipes.MovieLens1M(tmp["r.dat"], tmp["movies.dat"]);
+        Assert.AreEqual((1, 1), ds.DroppedUntitled);
+        Assert.IsFalse(ds.Train.Concat(ds.Valid).Any(r => r.ItemId == 11 || r.History.Contains(11)));
+        ds.Write(tmp["out"]);
+        var (code, _, err) = CliTests.Cli("train", "--train", Path.Combine(tmp["out"], "train.tsv"), "--valid", Path.Combine(tmp["out"], "valid.tsv"),
+            "--items", Path.Combine(tmp["out"], "items.tsv"), "--llm", Slice.LlmPath, "--out", tmp["m.zip"], "--max-steps", "1", "--mf-dim", "4", "--mf-epochs", "1",
+            "--generator", "compact");
+        Assert.AreEqual(0, code, err);
+    }
+
+    [TestMethod]
     public void MovieLens100KRecipeSplitsByTime()
     {
         using var tmp = TestPaths.Temp();

@@ -5,7 +5,8 @@ using System.Text.Json;
 namespace Microsoft.ML.Cora.Data;
 
 /// <summary>A converted data set in Cora's TSV layout.</summary>
-public sealed record SplitDataset(List<Interaction> Train, List<Interaction> Valid, List<Interaction> Test, ItemCatalog Items)
+/// <param name="DroppedUntitled">Ratings left out because their item has no title (Cora's prompts need one): (rows, items).</param>
+public sealed record SplitDataset(List<Interaction> Train, List<Interaction> Valid, List<Interaction> Test, ItemCatalog Items, (int Rows, int Items) DroppedUntitled = default)
 {
     /// <summary>Writes train.tsv, valid.tsv, test.tsv and items.tsv into <paramref name="dir"/>.</summary>
     public void Write(string dir)
@@ -37,10 +38,11 @@ public static class DatasetRecipes
 {
     private sealed record Rating(int User, int Item, double Stars, long Time);
 
-    public static string CleanTitle(string t) => t.Replace('\t', ' ').Replace('\r', ' ').Replace('\n', ' ').Trim();
-
     private static SplitDataset Build(List<Rating> ratings, Func<Rating, bool> label, Func<Rating, int> split, Dictionary<int, string> titles)
     {
+        // Items without a title cannot be prompted: their ratings are left out (and counted), so `cora train` accepts the output.
+        var untitled = ratings.Where(r => !titles.TryGetValue(r.Item, out var t) || ItemCatalog.CleanTitle(t).Length == 0).ToList();
+        if (untitled.Count > 0) ratings = ratings.Except(untitled).ToList();
         ratings = ratings.OrderBy(r => r.Time).ThenBy(r => r.User).ThenBy(r => r.Item).ToList();
         var trainUsers = ratings.Where(r => split(r) == 0).Select(r => r.User).ToHashSet();
         var trainItems = ratings.Where(r => split(r) == 0).Select(r => r.Item).ToHashSet();
@@ -56,8 +58,8 @@ public static class DatasetRecipes
             if (y) his.Add(r.Item);
         }
         var used = sets.SelectMany(x => x).Select(r => r.ItemId).Concat(sets.SelectMany(x => x).SelectMany(r => r.History)).ToHashSet();
-        var catalog = new ItemCatalog(titles.Where(kv => used.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => CleanTitle(kv.Value)));
-        return new SplitDataset(sets[0], sets[1], sets[2], catalog);
+        var catalog = new ItemCatalog(titles.Where(kv => used.Contains(kv.Key)));
+        return new SplitDataset(sets[0], sets[1], sets[2], catalog, (untitled.Count, untitled.Select(r => r.Item).Distinct().Count()));
     }
 
     private static IEnumerable<(int lineNo, string line)> Lines(string path, Encoding enc)
@@ -72,7 +74,12 @@ public static class DatasetRecipes
     }
 
     private static int Int(string s, string path, int line, string what) =>
-        int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw new InvalidDataException($"{path}: line {line}: {what} '{s}' is not an integer.");
+        int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= 0 ? v
+        : throw new InvalidDataException($"{path}: line {line}: {what} '{ErrorText.Elide(s, 40)}' is not a non-negative integer.");
+
+    private static long Long(string s, string path, int line, string what) =>
+        long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= 0 ? v
+        : throw new InvalidDataException($"{path}: line {line}: {what} '{ErrorText.Elide(s, 40)}' is not a non-negative integer.");
 
     private static readonly Encoding Latin1 = Encoding.Latin1;
 
@@ -91,7 +98,7 @@ public static class DatasetRecipes
         {
             var f = l.Split("::");
             if (f.Length != 4) throw new InvalidDataException($"{ratingsDat}: line {n}: expected 'UserID::MovieID::Rating::Timestamp'.");
-            ratings.Add(new Rating(Int(f[0], ratingsDat, n, "UserID"), Int(f[1], ratingsDat, n, "MovieID"), Int(f[2], ratingsDat, n, "Rating"), long.Parse(f[3], CultureInfo.InvariantCulture)));
+            ratings.Add(new Rating(Int(f[0], ratingsDat, n, "UserID"), Int(f[1], ratingsDat, n, "MovieID"), Int(f[2], ratingsDat, n, "Rating"), Long(f[3], ratingsDat, n, "Timestamp")));
         }
         var start = new DateTimeOffset(2001, 6, 1, 0, 0, 0, TimeSpan.Zero);
         long t0 = start.ToUnixTimeSeconds(), t1 = start.AddMonths(10).ToUnixTimeSeconds(), t2 = start.AddMonths(15).ToUnixTimeSeconds(), t3 = start.AddMonths(20).ToUnixTimeSeconds();
@@ -114,7 +121,7 @@ public static class DatasetRecipes
         {
             var f = l.Split('\t');
             if (f.Length != 4) throw new InvalidDataException($"{uData}: line {n}: expected 'user<TAB>item<TAB>rating<TAB>timestamp'.");
-            ratings.Add(new Rating(Int(f[0], uData, n, "user"), Int(f[1], uData, n, "item"), Int(f[2], uData, n, "rating"), long.Parse(f[3], CultureInfo.InvariantCulture)));
+            ratings.Add(new Rating(Int(f[0], uData, n, "user"), Int(f[1], uData, n, "item"), Int(f[2], uData, n, "rating"), Long(f[3], uData, n, "timestamp")));
         }
         var sorted = ratings.OrderBy(r => r.Time).ThenBy(r => r.User).ThenBy(r => r.Item).ToList();
         int nTrain = (int)(sorted.Count * 0.8), nValid = (int)(sorted.Count * 0.9);
@@ -133,9 +140,11 @@ public static class DatasetRecipes
             {
                 using var d = JsonDocument.Parse(l);
                 var r = d.RootElement;
-                raw.Add((r.GetProperty("reviewerID").GetString()!, r.GetProperty("asin").GetString()!, r.GetProperty("overall").GetDouble(), r.GetProperty("unixReviewTime").GetInt64()));
+                string user = r.GetProperty("reviewerID").GetString() ?? throw new InvalidOperationException("reviewerID is null");
+                string item = r.GetProperty("asin").GetString() ?? throw new InvalidOperationException("asin is null");
+                raw.Add((user, item, r.GetProperty("overall").GetDouble(), r.GetProperty("unixReviewTime").GetInt64()));
             }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
             { throw new InvalidDataException($"{reviewsJsonl}: line {n}: expected a JSON object with reviewerID, asin, overall, unixReviewTime ({e.Message}).", e); }
         }
         var metaTitles = new Dictionary<string, string>();
@@ -145,7 +154,8 @@ public static class DatasetRecipes
             {
                 using var d = JsonDocument.Parse(l);
                 var r = d.RootElement;
-                if (r.TryGetProperty("asin", out var a) && r.TryGetProperty("title", out var t) && t.ValueKind == JsonValueKind.String)
+                if (r.ValueKind == JsonValueKind.Object && r.TryGetProperty("asin", out var a) && a.ValueKind == JsonValueKind.String
+                    && r.TryGetProperty("title", out var t) && t.ValueKind == JsonValueKind.String)
                     metaTitles[a.GetString()!] = t.GetString()!;
             }
             catch (JsonException e) { throw new InvalidDataException($"{metaJsonl}: line {n}: not valid JSON ({e.Message}).", e); }

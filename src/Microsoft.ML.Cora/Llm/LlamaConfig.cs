@@ -107,7 +107,7 @@ public sealed record LlamaConfig
             RmsNormEps = D("rms_norm_eps", 1e-6),
             RopeTheta = D("rope_theta", 10000.0),
             RopeScaling = scaling,
-            TieWordEmbeddings = B("tie_word_embeddings", modelType == "qwen2" ? false : false),
+            TieWordEmbeddings = B("tie_word_embeddings", false),
             AttentionBias = B("attention_bias", modelType == "qwen2"),
             BosTokenId = Token("bos_token_id", 1),
             EosTokenId = Token("eos_token_id", 2),

@@ -276,8 +276,7 @@ public sealed class LlamaForCausalLM : nn.Module
         foreach (var (name, p) in m.named_parameters())
         {
             if (name.EndsWith("norm.weight")) p.fill_(1.0f);
-            else if (name.EndsWith(".bias")) p.normal_(0, 0.02, gen);
-            else p.normal_(0, 0.02, gen);
+            else p.normal_(0, 0.02, gen);               // weights and (Qwen2) biases alike
         }
         return m;
     }
