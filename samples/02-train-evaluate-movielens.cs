@@ -3,6 +3,7 @@
 #:project ../src/Cora.Estimators/Cora.Estimators.csproj
 #:project ../src/Cora.Plots/Cora.Plots.csproj
 #:property CoraNeedsLibTorch=true
+#:property PublishAot=false
 
 using Microsoft.ML;
 using Microsoft.ML.Data;

@@ -2,6 +2,7 @@
 // Run from this folder:  dotnet run 03-save-load-predict.cs
 #:project ../src/Cora.Estimators/Cora.Estimators.csproj
 #:property CoraNeedsLibTorch=true
+#:property PublishAot=false
 
 using Microsoft.ML;
 using Microsoft.ML.Data;

@@ -22,8 +22,10 @@ internal static class RecommendCommand
             var (_, t) = Cli.Load(p.GetValue(model)!, dev.Get(p));
             if (!t.Model.Cf.KnowsUser(u) && !t.Model.Users.TryGet(u, out _))
                 throw new ArgumentException($"user {u} is unknown to the model's CF stage (never seen in training); its scores would come from the cold-start fallback only.");
-            var ranked = t.Recommend(u, k, Cli.History(p.GetValue(data), u), cand, excludeSeen: !p.GetValue(includeSeen));
-            c.Out.WriteLine($"top {ranked.Count} for user {u} (from {cand} CF candidates, re-ranked by {t.Model.Options.Method})");
+            var history = Cli.History(p.GetValue(data), u);
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var ranked = t.Recommend(u, k, history, cand, excludeSeen: !p.GetValue(includeSeen));
+            c.Out.WriteLine($"top {ranked.Count} for user {u} (from {cand} CF candidates, re-ranked by {t.Model.Options.Method}, {sw.Elapsed.TotalMilliseconds:F0} ms)");
             foreach (var r in ranked) c.Out.WriteLine($"{r.Probability:F4}  {r.ItemId,6}  {r.Title}");
             return 0;
         });

@@ -68,7 +68,7 @@ public class NotebookTests
         sb.Append($"// Run from this folder:  dotnet run {name}.cs\n");
         sb.Append("#:project ../src/Cora.Estimators/Cora.Estimators.csproj\n");
         if (cells.Any(c => c.Contains("Cora.Plots"))) sb.Append("#:project ../src/Cora.Plots/Cora.Plots.csproj\n");
-        sb.Append("#:property CoraNeedsLibTorch=true\n\n");
+        sb.Append("#:property CoraNeedsLibTorch=true\n#:property PublishAot=false\n\n");   // ML.NET generates code at run time: no AOT
         sb.Append(string.Join("\n\n", cells)).Append('\n');
         return sb.ToString();
     }
