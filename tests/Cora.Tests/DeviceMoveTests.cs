@@ -100,11 +100,11 @@ public class DeviceMoveTests
     }
 
     [TestMethod]
-    public void Bf16ScoringAgreesWithFp32OnASliceOfRealData()
+    public void Bf16ScoringAgreesWithFp32OnASlice()
     {
         var rows = Slice.Valid.Take(600).ToList();
         var mf = Slice.SmallMf();
-        using var fp = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), LanguageModel.Load(TestPaths.Stories260K), mf, Slice.Items);
+        using var fp = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), LanguageModel.Load(Slice.LlmPath), mf, Slice.Items);
         RandomiseP(fp, 0.05);
         using var dir = TestPaths.Temp();
         fp.Save(dir["m.zip"]);
