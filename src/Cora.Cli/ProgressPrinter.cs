@@ -23,18 +23,22 @@ internal sealed class ProgressPrinter : IDisposable
         options.Progress = new Sink(p => { previous?.Report(p); Step(p); });
     }
 
+    // CORA_TRACE_MEMORY=1 appends the process's resident memory to every progress line (for memory reports).
+    private static readonly bool TraceMemory = Environment.GetEnvironmentVariable("CORA_TRACE_MEMORY") == "1";
+    private static string Memory() => TraceMemory ? $" [rss {Environment.WorkingSet >> 20} MiB, managed {GC.GetTotalMemory(false) >> 20} MiB]" : "";
+
     public void Step(TrainingProgress p)
     {
         lock (this)
         {
-            if (_tty) { var s = p.ToString(); int w = Math.Max(20, Console.WindowWidth - 1); _out.Write("\r" + (s.Length > w ? s[..w] : s.PadRight(w))); _open = true; }
-            else _out.WriteLine(p.ToString());
+            if (_tty) { var s = p.ToString() + Memory(); int w = Math.Max(20, Console.WindowWidth - 1); _out.Write("\r" + (s.Length > w ? s[..w] : s.PadRight(w))); _open = true; }
+            else _out.WriteLine(p.ToString() + Memory());
         }
     }
 
     public void Line(string s)
     {
-        lock (this) { if (_open) { _out.WriteLine(); _open = false; } _out.WriteLine(s); }
+        lock (this) { if (_open) { _out.WriteLine(); _open = false; } _out.WriteLine(s + Memory()); }
     }
 
     public void Done() { lock (this) if (_open) { _out.WriteLine(); _open = false; } }

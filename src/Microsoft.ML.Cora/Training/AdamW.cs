@@ -30,6 +30,7 @@ public sealed class AdamW : IDisposable
 
     public void ZeroGrad()
     {
+        using var scope = torch.NewDisposeScope();
         foreach (var (p, _, _, _) in _state) p.grad?.zero_();
     }
 
@@ -39,10 +40,11 @@ public sealed class AdamW : IDisposable
         using var _ = torch.no_grad();
         foreach (var (p, _, _, _) in _state)
         {
-            using var g = p.grad;
+            // Every temporary (the element-wise mask included) is freed at once: a leaked mask costs the parameter's size per step.
+            using var scope = torch.NewDisposeScope();
+            var g = p.grad;
             if (g is null) continue;
-            using var ok = torch.isfinite(g).all();
-            if (!ok.item<bool>()) return false;
+            if (!torch.isfinite(g).all().item<bool>()) return false;
         }
         return true;
     }
@@ -55,12 +57,13 @@ public sealed class AdamW : IDisposable
         using var _ = torch.no_grad();
         foreach (var (p, decay, m, v) in _state)
         {
-            using var g = p.grad;
+            using var scope = torch.NewDisposeScope();
+            var g = p.grad;
             if (g is null) continue;
             if (decay > 0) p.mul_(1 - LearningRate * decay);
             m.mul_(_beta1).add_(g, alpha: 1 - _beta1);
             v.mul_(_beta2).addcmul_(g, g, value: 1 - _beta2);
-            using var denom = v.sqrt().div_(bc2Sqrt).add_(_eps);
+            var denom = v.sqrt().div_(bc2Sqrt).add_(_eps);
             p.addcdiv_(m, denom, value: -stepSize);
         }
     }
