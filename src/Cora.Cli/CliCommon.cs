@@ -115,7 +115,7 @@ internal static class Cli
 }
 
 /// <summary>--device and --llm-dtype, the same on every command that computes; checked before any work starts.</summary>
-internal sealed record DeviceOptions(Option<string> Device, Option<string> Dtype)
+internal sealed record DeviceOptions(Option<string> Device, Option<string> Dtype, Option<int> Threads)
 {
     public static DeviceOptions Create()
     {
@@ -123,8 +123,14 @@ internal sealed record DeviceOptions(Option<string> Device, Option<string> Dtype
         device.Validators.Add(r => { if (CoraDevice.DeviceError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--device: " + e + "."); });
         var dtype = new Option<string>("--llm-dtype") { Description = $"dtype of the frozen LLM: {CoraDevice.DtypeChoices} (auto = bf16 on CUDA, fp32 on the CPU). The generator and loss stay fp32.", DefaultValueFactory = _ => CoraDefaults.LlmDtype };
         dtype.Validators.Add(r => { if (CoraDevice.DtypeError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--llm-dtype: " + e + "."); });
-        return new(device, dtype);
+        var threads = Cli.Int("--threads", 0, "CPU threads for libtorch (0 = one per core); lower it when several runs share the machine.");
+        return new(device, dtype, threads);
     }
-    public void AddTo(Command c) { c.Options.Add(Device); c.Options.Add(Dtype); }
-    public (string device, string dtype) Get(ParseResult p) => (p.GetValue(Device)!, p.GetValue(Dtype)!);
+    public void AddTo(Command c) { c.Options.Add(Device); c.Options.Add(Dtype); c.Options.Add(Threads); }
+    /// <summary>The device and dtype; applies --threads to the process on the way.</summary>
+    public (string device, string dtype) Get(ParseResult p)
+    {
+        CoraDevice.SetThreads(p.GetValue(Threads));
+        return (p.GetValue(Device)!, p.GetValue(Dtype)!);
+    }
 }

@@ -58,6 +58,8 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         /// <summary>dtype of the frozen LLM: "auto" (default: bf16 on CUDA, fp32 on the CPU), "bf16", "fp16" or "fp32". The query
         /// generator, the collaborative weights and the loss always compute in fp32.</summary>
         public string LlmDtype { get; set; } = CoraDefaults.LlmDtype;
+        /// <summary>CPU threads for libtorch (0 = one per core). Lower it when several processes share the machine. Applies to the process.</summary>
+        public int Threads { get; set; }
         /// <summary>Store the frozen LLM's files inside the saved model (default: referenced by path and SHA-256).</summary>
         public bool EmbedLlm { get; set; }
 
@@ -125,6 +127,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             foreach (var (n, v) in new[] { (nameof(UserIdColumnName), UserIdColumnName), (nameof(ItemIdColumnName), ItemIdColumnName), (nameof(LabelColumnName), LabelColumnName), (nameof(HistoryColumnName), HistoryColumnName) })
                 if (string.IsNullOrWhiteSpace(v)) e = e.Append(new OptionError(n, "is empty; name the column."));
             if (CoraDevice.DeviceError(Device) is { } de) e = e.Append(new OptionError(nameof(Device), de + "."));
+            e = e.Concat(OptionChecks.Between(nameof(Threads), Threads, 0, 1024));
             if (CoraDevice.DtypeError(LlmDtype) is { } te) e = e.Append(new OptionError(nameof(LlmDtype), te + "."));
             bool llm = Model?.Method is not CoraMethod.Mf;
             if (llm && ItemTitles is null && Items is null && PromptColumnName is null && TitleColumnName is null)
@@ -148,6 +151,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         OptionChecks.ThrowIfAny(options.Validate(), nameof(options));
         // Resolving the device here (not after the MF stage has trained) reports a missing GPU before any work starts.
         _device = CoraDevice.Resolve(options.Device);
+        CoraDevice.SetThreads(options.Threads);
     }
 
     internal CoraColumns Columns => new(_options.UserIdColumnName, _options.ItemIdColumnName, _options.HistoryColumnName, _options.PromptColumnName, _options.LabelColumnName, _options.TitleColumnName);

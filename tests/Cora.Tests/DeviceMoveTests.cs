@@ -4,7 +4,6 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Collaborative;
-using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Evaluation;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Runtime;
@@ -229,5 +228,22 @@ public class DeviceMoveTests
         var (rc3, output3) = Run(dir["nowhere"]);
         Assert.AreEqual(1, rc3);
         StringAssert.Contains(output3, "is not a folder");
+    }
+
+    [TestMethod]
+    public void ThreadsOptionSetsLibtorchThreadsAndIsChecked()
+    {
+        int before = torch.get_num_threads();
+        try
+        {
+            CoraDevice.SetThreads(1);
+            Assert.AreEqual(1, torch.get_num_threads());
+            var (code, _, err) = CliTests.Cli("bench", "forward", "--shape", "tiny", "--batch", "1", "--tokens", "8", "--repeats", "1", "--threads", "-1");
+            Assert.AreEqual(2, code);
+            StringAssert.Contains(err, "--threads must be at least 0");
+            var e = Assert.ThrowsExactly<ArgumentException>(() => new Microsoft.ML.MLContext().Recommendation().Trainers.Cora(new CoraTrainer.Options { Threads = -2, ItemTitles = new Dictionary<int, string>(), LlmPath = Synthetic.LlmPath }));
+            StringAssert.Contains(e.Message, "Threads: -2 is out of range");
+        }
+        finally { torch.set_num_threads(before); }
     }
 }

@@ -3,7 +3,6 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Collaborative;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Data;
-using Microsoft.ML.Cora.Estimators;
 
 namespace Cora.Tests;
 

@@ -56,6 +56,18 @@ public static class CoraDevice
         };
     }
 
+    /// <summary>
+    /// Intra-op threads libtorch uses on the CPU (0 = libtorch's default, one per core). Set it below the core count when several
+    /// Cora processes share a machine: two processes each using every core slowed each other 2-4x on 2 cores.
+    /// </summary>
+    public static void SetThreads(int threads)
+    {
+        if (threads < 0) throw new ArgumentOutOfRangeException(nameof(threads), threads, "threads must be 0 (default) or more.");
+        if (threads == 0) return;
+        LibTorchRuntime.EnsureLoaded();
+        torch.set_num_threads(threads);
+    }
+
     /// <summary>Short name of a dtype as the options spell it.</summary>
     public static string DtypeName(ScalarType t) => t switch
     {
