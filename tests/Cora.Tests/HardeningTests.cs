@@ -64,6 +64,16 @@ public class HardeningTests
             StringAssert.Contains(e.Message, "is a device, not a regular file");
             Assert.IsTrue(sw.Elapsed.TotalSeconds < 10);
         }
+        // A FIFO (a reader would block for ever) is refused the same way.
+        string fifo = dir["llm.fifo"];
+        using (var mk = Process.Start("mkfifo", fifo)) mk.WaitForExit();
+        var fz = Copy("fifo.zip");
+        EditManifest(fz, j => j["LlmPath"] = fifo);
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(fz)).Message, "is a fifo, not a regular file");
+        // CORA_LLM_ROOTS limits where a model may point (an explicit llmPath is the user's own choice).
+        Environment.SetEnvironmentVariable("CORA_LLM_ROOTS", dir["elsewhere"]);
+        try { StringAssert.Contains(Assert.ThrowsExactly<UnauthorizedAccessException>(() => CoraModel.Load(model)).Message, "outside CORA_LLM_ROOTS"); }
+        finally { Environment.SetEnvironmentVariable("CORA_LLM_ROOTS", null); }
         // Options only the manifest carries are bounded before any allocation.
         var big = Copy("big.zip");
         EditManifest(big, j => j["Options"]!["QueryGenerator"]!["NumLayers"] = 60);
