@@ -23,15 +23,20 @@ step() { local limit=$1; shift; echo; echo "\$ cora $*"; local t0; t0=$(date +%s
          timeout "$limit" "$DOTNET_ROOT/dotnet" "$here/app/cora.dll" "$@"; local rc=$?;
          echo "(exit $rc, $(( ($(date +%s%N) - t0) / 1000000 )) ms)"; }
 d="$work/shared/data/ml-1m-collm"; llm="$work/shared/models/stories260K/stories260K.bin"
-if [ "$quick" = 1 ]; then rows="--max-rows 400"; vrows=200; shapes_b=2; big=tiny; else rows=""; vrows=1000; shapes_b=0; big=vicuna-7b; fi
+valid="$d/valid.tsv"
+if [ "$quick" = 1 ]; then
+  # QUICK: the same steps, small enough for a CPU (400 training rows, 200 validation rows, tiny shapes).
+  rows="--max-rows 400"; vrows=200; shapes_b=2; big=tiny
+  head -n 201 "$d/valid.tsv" > "$work/valid-small.tsv"; valid="$work/valid-small.tsv"
+else rows=""; vrows=1000; shapes_b=0; big=vicuna-7b; fi
 
 step 60 doctor
 step 60 bench golden --llm "$llm" --device "$device" --llm-dtype bf16
-step 300 train --train "$d/train.tsv" --valid "$d/valid.tsv" --items "$d/items.tsv" --llm "$llm" --method cora \
+step 300 train --train "$d/train.tsv" --valid "$valid" --items "$d/items.tsv" --llm "$llm" --method cora \
   --batch-size 16 --epochs 1 --validate-every 100000 --max-valid-rows "$vrows" $rows --device "$device" \
   --out "$work/cora.zip" --json "$results/train.json"
-step 120 evaluate --model "$work/cora.zip" --data "$d/valid.tsv" --batch-size 256 --device "$device" --json "$results/evaluate.json"
-step 120 evaluate --model "$work/cora.zip" --data "$d/valid.tsv" --batch-size 256 --device "$device" --llm-dtype fp32 --json "$results/evaluate-fp32.json"
+step 120 evaluate --model "$work/cora.zip" --data "$valid" --batch-size 256 --device "$device" --json "$results/evaluate.json"
+step 120 evaluate --model "$work/cora.zip" --data "$valid" --batch-size 256 --device "$device" --llm-dtype fp32 --json "$results/evaluate-fp32.json"
 for shape in smollm2-135m tinyllama-1.1b; do
   b=$([ "$shape" = smollm2-135m ] && echo 64 || echo 16); [ "$shapes_b" != 0 ] && b=$shapes_b
   [ "$quick" = 1 ] && shape=tiny
