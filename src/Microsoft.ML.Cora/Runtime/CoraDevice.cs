@@ -77,22 +77,33 @@ public static class CoraDevice
     /// <summary>
     /// While alive, new tensors and modules are created on <paramref name="device"/> in <paramref name="dtype"/>: modules are
     /// built where they will run, in the dtype they will keep (a 7B model in bf16 on a GPU never exists in fp32 on the host).
+    /// The defaults are process-wide, so scopes on different threads run one at a time; dispose on the thread that created it.
     /// </summary>
     public static IDisposable BuildScope(Device? device, ScalarType? dtype) => new DefaultsScope(device, dtype);
 
+    // libtorch's defaults are process-wide: scopes on different threads take turns (a scope is re-entrant on its own thread).
+    private static readonly object BuildGate = new();
+
     private sealed class DefaultsScope : IDisposable
     {
-        private readonly ScalarType _dtype = torch.get_default_dtype();
-        private readonly Device _device = torch.get_default_device();
+        private readonly ScalarType _dtype;
+        private readonly Device _device;
+        private bool _disposed;
         public DefaultsScope(Device? device, ScalarType? dtype)
         {
+            Monitor.Enter(BuildGate);
+            _dtype = torch.get_default_dtype();
+            _device = torch.get_default_device();
             if (dtype is { } t) torch.set_default_dtype(t);
             if (device is not null) torch.set_default_device(device);
         }
         public void Dispose()
         {
+            if (_disposed) return;
+            _disposed = true;
             torch.set_default_dtype(_dtype);
             torch.set_default_device(_device);
+            Monitor.Exit(BuildGate);
         }
     }
 }
