@@ -77,6 +77,23 @@ public class CoraModelTests
     }
 
     [TestMethod]
+    public void GeneratorHeadAfterTheMeanEqualsTheHeadOnEveryQuery()
+    {
+        // The generator applies its linear d*r head once, after the mean over queries; the paper's code applies it to every
+        // query and then takes the mean. Linear, so equal up to float rounding.
+        using var qg = new QueryGenerator(new QueryGeneratorOptions { NumLayers = 2, Hidden = 64, Heads = 4, FeedForward = 128 }, cfWidth: 32, dModel: 64, rank: 8, seed: 3);
+        qg.eval();
+        using var _ = torch.no_grad();
+        using var cf = torch.randn(5, 32, generator: new torch.Generator(9));
+        using var fast = qg.Forward(cf);
+        using var q = qg.query_norm.call(qg.query_tokens.expand(5, -1, -1));
+        var h = q;
+        foreach (var layer in qg.layers) h = layer.Forward(h, cf.unsqueeze(1));
+        using var paper = nn.functional.normalize(qg.head.call(h).mean(new long[] { 1 }), p: 2, dim: 1).view(5, 64, 8);
+        TensorAssert.Close(paper, fast, 1e-6, "head after the mean");
+    }
+
+    [TestMethod]
     public void ZeroPLeavesTheLlmOutputUnchanged()
     {
         using var m = Slice.Model(CoraMethod.Cora);

@@ -159,7 +159,8 @@ public sealed class QueryGenerator : nn.Module
         var q = query_norm.call(query_tokens.expand(b, -1, -1));                       // [B, Q, H]
         q = nn.functional.dropout(q, _dropout, training);
         foreach (var layer in layers) q = layer.Forward(q, source);
-        var v = head.call(q).mean(new long[] { 1 });                                   // [B, d*r]
+        // mean_q(head(q)) = head(mean_q(q)) exactly (the head is linear): the d*r-wide head runs once per sample, not per query.
+        var v = head.call(q.mean(new long[] { 1 }));                                   // [B, d*r]
         v = nn.functional.normalize(v, p: 2, dim: 1);
         return v.view(b, _dModel, _rank).MoveToOuterDisposeScope();                    // [B, d, r]
     }

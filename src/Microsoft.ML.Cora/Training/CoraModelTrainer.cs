@@ -160,7 +160,7 @@ public static class CoraModelTrainer
                 {
                     int start = (s * o.GradientAccumulation + a) * o.BatchSize;
                     if (start >= order.Length) break;
-                    var batch = order.Skip(start).Take(o.BatchSize).Select(i => rows[i]).ToList();
+                    var batch = order.AsSpan(start, Math.Min(o.BatchSize, order.Length - start)).ToArray().Select(i => rows[i]).ToList();
                     using var scope = torch.NewDisposeScope();
                     var logits = model.Logits(batch);
                     var y = torch.tensor(batch.Select(r => r.Label ? 1f : 0f).ToArray(), device: logits.device);
