@@ -2,7 +2,6 @@ using Microsoft.ML.Cora.Formats;
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.ML.Cora.Collaborative;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
@@ -44,8 +43,8 @@ internal static class BenchCommand
             c.Out.WriteLine($"{r.What} on {r.Device} in {r.Dtype}: median {r.MedianSeconds * 1000:F1} ms (min {r.MinSeconds * 1000:F1}, max {r.MaxSeconds * 1000:F1}, n={r.Repeats}), {r.ItemsPerSecond:F0} {r.ItemUnit}, {r.TflopsPerSecond:F2} TFLOP/s, peak device memory {r.PeakDeviceMiB:F0} MiB, peak host working set {r.PeakHostMiB:F0} MiB");
             if (name == "train-step")
             {
-                long trainable = new QueryGeneratorOptions() is var g ? EstimateTrainable(config, g) : 0;
-                c.Out.WriteLine($"  on paper (bf16/fp16 weights + fp32 generator with AdamW + saved activations): {Bench.PaperPeakMiB(config, dtype, b, t, trainable):F0} MiB; measured / paper = {(r.PeakDeviceMiB > 0 ? (r.PeakDeviceMiB / Bench.PaperPeakMiB(config, dtype, b, t, trainable)).ToString("F2") : "n/a (no CUDA)")}");
+                double paper = Bench.PaperPeakMiB(config, dtype, b, t, r.TrainableParams);
+                c.Out.WriteLine($"  on paper (bf16/fp16 weights + fp32 generator with AdamW + saved activations): {paper:F0} MiB; measured / paper = {(r.PeakDeviceMiB > 0 ? (r.PeakDeviceMiB / paper).ToString("F2") : "n/a (no CUDA)")}");
             }
             if (p.GetValue(json) is { } j)
             {
@@ -57,12 +56,6 @@ internal static class BenchCommand
         return cmd;
     }
 
-    private static long EstimateTrainable(LlamaConfig c, QueryGeneratorOptions g)
-    {
-        using var _ = CoraDevice.BuildScope(new torch.Device("meta"), torch.ScalarType.Float32);
-        using var qg = new QueryGenerator(g, 512, c.HiddenSize, 16, 1);
-        return qg.parameters().Sum(p => p.numel()) + 4L * c.NumHiddenLayers * 16 * c.HiddenSize;
-    }
 
     private static Command Golden(CliContext c)
     {

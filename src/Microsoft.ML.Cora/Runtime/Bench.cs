@@ -31,8 +31,10 @@ public static class LlmShapes
 }
 
 /// <summary>The result of one benchmark: median and spread over repeats, and what they mean.</summary>
+/// <param name="TrainableParams">Parameters the step trains (generator and P maps); 0 for a forward.</param>
 public sealed record BenchResult(string What, double MedianSeconds, double MinSeconds, double MaxSeconds, int Repeats,
-    double ItemsPerSecond, string ItemUnit, double TflopsPerSecond, double PeakDeviceMiB, double PeakHostMiB, string Device, string Dtype);
+    double ItemsPerSecond, string ItemUnit, double TflopsPerSecond, double PeakDeviceMiB, double PeakHostMiB, string Device, string Dtype,
+    long TrainableParams = 0);
 
 /// <summary>Forward and CoRA training-step benchmarks on random LLaMA shapes, built directly on the device in the dtype.</summary>
 public static class Bench
@@ -80,8 +82,9 @@ public static class Bench
         }
         using var qgd = qg; using var cwd = cw;
         qg.train(); cw.train();
+        // Cora's own AdamW (two moments), as training uses it: TorchSharp's keeps an AMSGrad buffer too and would inflate the peak.
         var parameters = qg.parameters().Concat(cw.parameters()).ToList();
-        using var opt = torch.optim.AdamW(parameters, 1e-4);
+        using var opt = new Training.AdamW(new[] { new Training.AdamW.Group(parameters, 0.0) }, 1e-4);
         var ids = torch.randint(0, config.VocabSize, new long[] { batch, tokens }, dtype: ScalarType.Int64, device: device);
         var cf = torch.randn(batch, 2 * cfDim, device: device);
         var y = torch.ones(batch, device: device);
@@ -91,15 +94,15 @@ public static class Bench
             var a = qg.Forward(cf);                                                          // [B, D, r]
             var logit = llm.LastTokenLogits(llm.Embed(ids), null, cw.Bind(a), new long[] { 1 }).squeeze(1).to(ScalarType.Float32);
             var loss = nn.functional.binary_cross_entropy_with_logits(logit, y);
-            opt.zero_grad();
+            opt.ZeroGrad();
             loss.backward();
-            opt.step();
+            opt.Step();
         });
         double med = Median(times);
         long genParams = qg.parameters().Sum(p => p.numel());
         double flops = 2 * LlmShapes.ForwardFlops(config, batch, tokens) + 6.0 * genParams * batch * generator.NumQueries;
         return new BenchResult($"cora train-step {shapeName} {batch}x{tokens}", med, times.Min(), times.Max(), repeats, batch * tokens / med, "tokens/s",
-            flops / med / 1e12, GpuMemory.PeakMiB, HostPeakMiB(), device.ToString(), CoraDevice.DtypeName(dtype));
+            flops / med / 1e12, GpuMemory.PeakMiB, HostPeakMiB(), device.ToString(), CoraDevice.DtypeName(dtype), parameters.Sum(p => p.numel()));
     }
 
     /// <summary>
