@@ -101,6 +101,10 @@ internal static class Cli
         return null;
     }
 
+    /// <summary>The error for a user the model's CF stage never saw (predict and recommend refuse them).</summary>
+    public static ArgumentException UnknownUser(int user) =>
+        new($"user {user} is unknown to the model's CF stage (never seen in training); its scores would come from the cold-start fallback only.");
+
     public static Option<string?> HistoryOption() => new("--data") { Description = "Interactions (TSV) from which the user's liked history is taken (default: what the model remembers from training)." };
 
     /// <summary>The user's liked history from a data file (the last row's history plus its item when liked), or null.</summary>

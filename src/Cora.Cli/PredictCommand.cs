@@ -23,9 +23,9 @@ internal static class PredictCommand
             var (ml, t) = Cli.Load(p.GetValue(model)!, dev.Get(p));
             int u = p.GetValue(user);
             if (!t.Model.Cf.KnowsUser(u))
-                throw new ArgumentException($"user {u} is unknown to the model's CF stage (never seen in training); its scores would come from the cold-start fallback only.");
+                throw Cli.UnknownUser(u);
             foreach (var i in ids) if (t.Model.UsesLlm && !t.Model.Items.Contains(i)) throw new ArgumentException($"item {i} is not in the model's item catalog.");
-            var history = Cli.History(p.GetValue(data), u) ?? (t.Model.Users.TryGet(u, out var prof) ? prof.Liked : Array.Empty<int>());
+            var history = Cli.History(p.GetValue(data), u) ?? t.Model.Users.Liked(u);
             var view = ml.Data.LoadFromEnumerable(ids.Select(i => new CoraInput { UserId = u, ItemId = i, History = history }));
             var probs = t.Transform(view).GetColumn<float>("Probability").ToArray();
             c.Out.WriteLine($"user {u} ({history.Length} history items)");

@@ -21,7 +21,7 @@ internal static class RecommendCommand
             int cand = Math.Max(k, p.GetValue(candidates));
             var (_, t) = Cli.Load(p.GetValue(model)!, dev.Get(p));
             if (!t.Model.Cf.KnowsUser(u) && !t.Model.Users.TryGet(u, out _))
-                throw new ArgumentException($"user {u} is unknown to the model's CF stage (never seen in training); its scores would come from the cold-start fallback only.");
+                throw Cli.UnknownUser(u);
             var history = Cli.History(p.GetValue(data), u);
             var sw = System.Diagnostics.Stopwatch.StartNew();
             var ranked = t.Recommend(u, k, history, cand, excludeSeen: !p.GetValue(includeSeen));

@@ -22,7 +22,7 @@ internal static class CoraRecommender
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be at least 1.");
         if (candidates < k) throw new ArgumentOutOfRangeException(nameof(candidates), candidates, $"candidates must be at least k ({k}).");
         model.Users.TryGet(userId, out var profile);
-        var liked = history?.Where(i => i != 0).ToArray() ?? profile?.Liked ?? Array.Empty<int>();
+        var liked = history?.Where(i => i != 0).ToArray() ?? model.Users.Liked(userId);
         var seen = new HashSet<int>(liked);
         if (excludeSeen && profile is not null) seen.UnionWith(profile.Seen);
         var cf = model.Cf;
@@ -45,7 +45,7 @@ internal static class CoraRecommender
             .Select((x, r) => new CoraRecommendation
             {
                 UserId = userId, Rank = r + 1, ItemId = x.item, Title = model.Items.Title(x.item), Score = x.score,
-                Probability = 1f / (1f + MathF.Exp(-x.score)), CfScore = x.cfScore,
+                Probability = CoraTransformer.Sigmoid(x.score), CfScore = x.cfScore,
             }).ToList();
     }
 }

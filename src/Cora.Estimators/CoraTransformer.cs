@@ -301,7 +301,7 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         return d as ValueGetter<TValue> ?? throw new InvalidOperationException($"Column '{column.Name}' is {column.Type}, not {typeof(TValue).Name}.");
     }
 
-    private static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
+    internal static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
 
     // ------------------------------------------------------------------ row mapper (PredictionEngine)
 

@@ -187,9 +187,8 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
     public Device Device => user_embedding.weight!.device;
     public void MoveTo(Device device, ScalarType dtype) => this.to(device, dtype);
     public IEnumerable<Parameter> Weights => parameters();
-    private Device Dev => Device;
-    public Tensor UserEmbeddings(long[] userIds) => user_embedding.call(torch.tensor(Users.Map(userIds), device: Dev));
-    public Tensor ItemEmbeddings(long[] itemIds) => item_embedding.call(torch.tensor(Items.Map(itemIds), device: Dev));
+    public Tensor UserEmbeddings(long[] userIds) => user_embedding.call(torch.tensor(Users.Map(userIds), device: Device));
+    public Tensor ItemEmbeddings(long[] itemIds) => item_embedding.call(torch.tensor(Items.Map(itemIds), device: Device));
 
     public Tensor Score(long[] userIds, long[] itemIds)
     {

@@ -21,6 +21,9 @@ public sealed class UserProfiles
     private Dictionary<int, int>? _popularity;
     public bool TryGet(int user, out Profile profile) => _users.TryGetValue(user, out profile!);
 
+    /// <summary>The user's liked items, oldest first (empty for a user the model does not remember).</summary>
+    public int[] Liked(int user) => _users.TryGetValue(user, out var p) ? p.Liked : Array.Empty<int>();
+
     /// <summary>
     /// From rows in data order: a user's liked list is the history of their last row followed by the items they liked in later
     /// rows of the data (once each); seen = every item of their rows and histories.
@@ -28,9 +31,8 @@ public sealed class UserProfiles
     public static UserProfiles FromRows(IEnumerable<Interaction> rows)
     {
         var last = new Dictionary<int, Interaction>();
-        var positives = new Dictionary<int, List<(int index, int item)>>();
+        var positives = new Dictionary<int, List<int>>();
         var seen = new Dictionary<int, HashSet<int>>();
-        int n = 0;
         foreach (var r in rows)
         {
             last[r.UserId] = r;
@@ -40,16 +42,15 @@ public sealed class UserProfiles
             if (r.Label)
             {
                 if (!positives.TryGetValue(r.UserId, out var p)) positives[r.UserId] = p = new();
-                p.Add((n, r.ItemId));
+                p.Add(r.ItemId);
             }
-            n++;
         }
         var users = new Dictionary<int, Profile>();
         foreach (var (u, r) in last)
         {
             var liked = r.History.Where(i => i != 0).ToList();
             var set = liked.ToHashSet();
-            foreach (var (_, item) in positives.GetValueOrDefault(u) ?? new())
+            foreach (var item in positives.GetValueOrDefault(u) ?? new())
                 if (set.Add(item)) liked.Add(item);
             users[u] = new Profile(liked.ToArray(), seen[u]);
         }

@@ -31,15 +31,21 @@ public static class LlmFiles
     public static string Checksum(IReadOnlyList<string> files)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buf = new byte[1 << 20];
         foreach (var f in files)
         {
-            FileChecks.RequireRegularFile(f, "LLM file");
-            using var s = File.OpenRead(f);
-            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{Path.GetFileName(f)}\n{s.Length}\n"));
-            int n;
-            while ((n = s.Read(buf, 0, buf.Length)) > 0) sha.AppendData(buf, 0, n);
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{Path.GetFileName(f)}\n{new FileInfo(f).Length}\n"));
+            AppendFile(sha, f);
         }
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+    }
+
+    /// <summary>Streams a regular file's bytes into <paramref name="sha"/> (no device or FIFO is ever read).</summary>
+    internal static void AppendFile(IncrementalHash sha, string path)
+    {
+        FileChecks.RequireRegularFile(path, "LLM file");
+        using var s = File.OpenRead(path);
+        var buf = new byte[1 << 20];
+        int n;
+        while ((n = s.Read(buf, 0, buf.Length)) > 0) sha.AppendData(buf, 0, n);
     }
 }

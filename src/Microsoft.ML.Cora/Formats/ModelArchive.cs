@@ -234,12 +234,8 @@ public static class ModelArchive
         bool single = File.Exists(path);
         foreach (var f in files)
         {
-            FileChecks.RequireRegularFile(f, "LLM file");
             if (!single) sha.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(f) + "\n"));
-            using var s = File.OpenRead(f);
-            var buf = new byte[1 << 20];
-            int n;
-            while ((n = s.Read(buf, 0, buf.Length)) > 0) sha.AppendData(buf, 0, n);
+            LlmFiles.AppendFile(sha, f);
         }
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }

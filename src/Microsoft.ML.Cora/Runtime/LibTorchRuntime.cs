@@ -31,7 +31,7 @@ public static class LibTorchRuntime
         string hint = $"Set {EnvironmentVariable} to the folder that holds libtorch_cpu.so, e.g. the output of: python3 -c \"import torch, os; print(os.path.dirname(torch.__file__) + '/lib')\"";
         if (string.IsNullOrWhiteSpace(folder))
         {
-            var places = new[] { appDirectory, Path.Combine(appDirectory, "runtimes", "linux-x64", "native") }
+            var places = BundledFolders(appDirectory)
                 .Concat((ldLibraryPath ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries));
             bool found = !OperatingSystem.IsLinux() || places.Any(d => File.Exists(Path.Combine(d, "libtorch_cpu.so")));
             return new(Array.Empty<string>(), found ? null
@@ -44,11 +44,14 @@ public static class LibTorchRuntime
         var missing = wanted.Where(f => !File.Exists(f)).Select(Path.GetFileName).ToList();
         if (missing.Count > 0)
             return new(Array.Empty<string>(), $"{EnvironmentVariable}='{folder}' has no {string.Join(", ", missing)}. {hint}", cuda);
-        foreach (var bundled in new[] { appDirectory, Path.Combine(appDirectory, "runtimes", "linux-x64", "native") })
+        foreach (var bundled in BundledFolders(appDirectory))
             if (File.Exists(Path.Combine(bundled, "libtorch_cpu.so")) && !SameFile(Path.Combine(bundled, "libtorch_cpu.so"), Path.Combine(folder, "libtorch_cpu.so")))
                 return new(Array.Empty<string>(), $"{EnvironmentVariable} is set, but this build also bundles libtorch ({Path.Combine(bundled, "libtorch_cpu.so")}); two copies cannot share a process. Rebuild or publish with -p:CoraLibTorchPackage=none, or unset {EnvironmentVariable}.", cuda);
         return new(wanted, null, cuda);
     }
+
+    /// <summary>Where a build's own libtorch sits: the app folder, or runtimes/linux-x64/native below it.</summary>
+    private static string[] BundledFolders(string appDirectory) => new[] { appDirectory, Path.Combine(appDirectory, "runtimes", "linux-x64", "native") };
 
     private static bool SameFile(string a, string b) => Path.GetFullPath(a) == Path.GetFullPath(b);
 

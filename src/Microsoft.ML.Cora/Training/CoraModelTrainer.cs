@@ -256,13 +256,17 @@ public static class CoraModelTrainer
             var json = JsonSerializer.Serialize(new
             {
                 version = 2, fingerprint = _fingerprint, s.Step, optimizerSteps = opt.Steps,
-                BestAuc = double.IsFinite(s.BestAuc) ? s.BestAuc : (double?)null, s.BestStep, s.SinceBest,
-                loss = s.LossCurve.Select(x => new double?[] { x.step, double.IsFinite(x.loss) ? x.loss : null }),
-                valid = s.ValidationCurve.Select(x => new double?[] { x.step, double.IsFinite(x.auc) ? x.auc : null }),   // NaN AUC (one class): null
+                BestAuc = JsonNumber(s.BestAuc), s.BestStep, s.SinceBest,
+                loss = s.LossCurve.Select(x => new[] { x.step, JsonNumber(x.loss) }),
+                valid = s.ValidationCurve.Select(x => new[] { x.step, JsonNumber(x.auc) }),   // NaN AUC (one class): null
             });
             // state.json is written last: a checkpoint is complete only when it names the step.
             AtomicFile.Write(P("state.json"), st => st.Write(System.Text.Encoding.UTF8.GetBytes(json)));
         }
+
+        // JSON has no NaN or infinity: such values are written as null and read back as the given stand-in.
+        private static double? JsonNumber(double v) => double.IsFinite(v) ? v : null;
+        private static double FromJson(JsonElement e, double whenNull) => e.ValueKind == JsonValueKind.Number ? e.GetDouble() : whenNull;
 
         public bool TryLoad(nn.Module trainable, AdamW opt, out RunState? s)
         {
@@ -278,10 +282,10 @@ public static class CoraModelTrainer
                 throw new CheckpointMismatchException($"{_dir}: the checkpoint belongs to another run (different {string.Join(", ", differs)}); resuming would continue that run. Use another folder, or start afresh (delete the folder; CLI: --restart).");
             s = new RunState
             {
-                Step = r.GetProperty("Step").GetInt32(), BestAuc = r.GetProperty("BestAuc").ValueKind == JsonValueKind.Number ? r.GetProperty("BestAuc").GetDouble() : double.NegativeInfinity,
+                Step = r.GetProperty("Step").GetInt32(), BestAuc = FromJson(r.GetProperty("BestAuc"), double.NegativeInfinity),
                 BestStep = r.GetProperty("BestStep").GetInt32(), SinceBest = r.GetProperty("SinceBest").GetInt32(),
-                LossCurve = r.GetProperty("loss").EnumerateArray().Select(a => ((int)a[0].GetDouble(), a[1].ValueKind == JsonValueKind.Number ? a[1].GetDouble() : double.NaN)).ToList(),
-                ValidationCurve = r.GetProperty("valid").EnumerateArray().Select(a => ((int)a[0].GetDouble(), a[1].ValueKind == JsonValueKind.Number ? a[1].GetDouble() : double.NaN)).ToList(),
+                LossCurve = r.GetProperty("loss").EnumerateArray().Select(a => ((int)a[0].GetDouble(), FromJson(a[1], double.NaN))).ToList(),
+                ValidationCurve = r.GetProperty("valid").EnumerateArray().Select(a => ((int)a[0].GetDouble(), FromJson(a[1], double.NaN))).ToList(),
             };
             var cur = SafetensorsFile.Open(P("current.safetensors"));
             using (torch.no_grad())
