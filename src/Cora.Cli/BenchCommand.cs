@@ -26,7 +26,7 @@ internal static class BenchCommand
         shape.Validators.Add(r => { if (!LlmShapes.ByName.ContainsKey(r.GetValueOrDefault<string>() ?? "")) r.AddError($"--shape: use {string.Join(", ", LlmShapes.ByName.Keys)}."); });
         var batch = Positive("--batch", name == "forward" ? 8 : 8, "Rows per step.");
         var tokens = Positive("--tokens", name == "forward" ? 256 : 200, "Tokens per row.");
-        var repeats = Positive("--repeats", 5, "Timed repeats (after one warm-up).");
+        var repeats = Positive("--repeats", Microsoft.ML.Cora.CoraDefaults.BenchRepeats, "Timed repeats (after one warm-up).");
         var json = new Option<string?>("--json") { Description = "Also write the result as one JSON object." };
         var cmd = new Command(name, description) { shape, batch, tokens, repeats, json };
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);

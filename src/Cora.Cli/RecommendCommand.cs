@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Microsoft.ML.Cora;
 
 namespace Cora.Cli;
 
@@ -9,8 +10,8 @@ internal static class RecommendCommand
     {
         var model = Cli.Req("--model", "A model zip written by 'cora train'.");
         var user = new Option<int>("--user") { Description = "User id.", Required = true };
-        var top = Cli.Int("--top", 10, "How many items to print.", 1);
-        var candidates = Cli.Int("--candidates", 50, "Candidates retrieved with the CF stage before re-ranking.", 1);
+        var top = Cli.Int("--top", CoraDefaults.RecommendTop, "How many items to print.", 1);
+        var candidates = Cli.Int("--candidates", CoraDefaults.RecommendCandidates, "Candidates retrieved with the CF stage before re-ranking.", 1);
         var includeSeen = new Option<bool>("--include-seen") { Description = "Also recommend items the user was seen with in training." };
         var data = Cli.HistoryOption();
         var cmd = new Command("recommend", "Retrieve candidates with the CF stage, re-rank them with the model, print titles and probabilities.") { model, user, top, candidates, includeSeen, data };

@@ -138,7 +138,7 @@ internal static class TrainCommand
         "Model.Rank" => "--rank", "Model.Alpha" => "--alpha", "Model.QueryGenerator.NumLayers" => "--generator-layers",
         "Model.QueryGenerator.Hidden" => "--generator-hidden", "Model.QueryGenerator.Heads" => "--generator-heads",
         "Model.QueryGenerator.FeedForward" => "--generator-ffn", "MatrixFactorization.EmbeddingDim" => "--mf-dim",
-        "MatrixFactorization.MaxEpochs" => "--mf-epochs", "MatrixFactorization.Patience" => "--mf-patience", "Device" => "--device", "LlmDtype" => "--llm-dtype",
+        "MatrixFactorization.MaxEpochs" => "--mf-epochs", "Training.CheckpointDirectory" => "--checkpoint-dir", "MatrixFactorization.Patience" => "--mf-patience", "Device" => "--device", "LlmDtype" => "--llm-dtype",
         _ => option,
     };
 }

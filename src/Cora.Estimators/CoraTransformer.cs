@@ -73,14 +73,14 @@ public sealed class CoraTransformer : ITransformer, IDisposable
     /// from the training data the model remembers, or from <paramref name="history"/> (oldest first). Items the user was seen with
     /// in training (and the history) are left out unless <paramref name="excludeSeen"/> is false.
     /// </summary>
-    public IReadOnlyList<CoraRecommendation> Recommend(int userId, int k = 10, IReadOnlyList<int>? history = null, int candidates = 100, bool excludeSeen = true) =>
+    public IReadOnlyList<CoraRecommendation> Recommend(int userId, int k = CoraDefaults.RecommendTop, IReadOnlyList<int>? history = null, int candidates = CoraDefaults.RecommendCandidates, bool excludeSeen = true) =>
         CoraRecommender.Recommend(Model, ScoringBatchSize, userId, k, history, candidates, excludeSeen);
 
     /// <summary>
     /// Recommendations for every user id in <paramref name="users"/> (column <paramref name="userIdColumnName"/>), as an IDataView of
     /// <see cref="CoraRecommendation"/> rows (UserId, Rank, ItemId, Title, Score, Probability, CfScore).
     /// </summary>
-    public IDataView Recommend(IDataView users, int k = 10, string userIdColumnName = CoraTrainer.Defaults.UserIdColumnName, int candidates = 100, bool excludeSeen = true)
+    public IDataView Recommend(IDataView users, int k = CoraDefaults.RecommendTop, string userIdColumnName = CoraTrainer.Defaults.UserIdColumnName, int candidates = CoraDefaults.RecommendCandidates, bool excludeSeen = true)
     {
         var col = users.Schema.GetColumnOrNull(userIdColumnName) ?? throw new ArgumentOutOfRangeException(nameof(users), $"Cora: the users data has no column '{userIdColumnName}'.");
         var ids = new List<int>();

@@ -46,6 +46,14 @@ public static class CoraDefaults
     public const int MfMaxEpochs = 200;
     public const int MfPatience = 10;
 
+    // Recommendations: how many items, and how many CF candidates the model re-ranks
+    public const int RecommendTop = 10;
+    public const int RecommendCandidates = 100;
+
+    // Benchmarks and doctor
+    public const int BenchRepeats = 5;
+    public const double DoctorMatmulSeconds = 1.0;
+
     // Where and how
     public const string Device = "cpu";
     public const string LlmDtype = "auto";

@@ -254,6 +254,7 @@ public class HardeningTests
             (Args("--out", dir["m.zip"], "--mf-dim", "0"), "--mf-dim must be at least 1"),
             (Args("--out", dir["m.zip"], "--max-rows", "-1"), "--max-rows must be at least 0"),
             (Args("--out", dir["m.zip"], "--epochs", "0"), "--epochs must be at least 1"),
+            (Args("--out", dir["m.zip"], "--checkpoint-dir", p.Train), "--checkpoint-dir: '" + p.Train + "' is a file"),
         };
         foreach (var (args, expect) in cases)
         {

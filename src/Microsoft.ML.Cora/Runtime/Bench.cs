@@ -46,7 +46,7 @@ public static class Bench
         return LlamaForCausalLM.CreateRandom(config, seed);
     }
 
-    public static BenchResult Forward(LlamaConfig config, string shapeName, Device device, ScalarType dtype, int batch, int tokens, int repeats = 5)
+    public static BenchResult Forward(LlamaConfig config, string shapeName, Device device, ScalarType dtype, int batch, int tokens, int repeats = CoraDefaults.BenchRepeats)
     {
         using var llm = RandomLlm(config, device, dtype);
         llm.eval();
@@ -68,7 +68,7 @@ public static class Bench
     /// forward and its input-gradient backward (2x forward; weights are frozen) plus the generator's forward and backward (3x).
     /// </summary>
     public static BenchResult CoraTrainStep(LlamaConfig config, string shapeName, Device device, ScalarType dtype, int batch, int tokens,
-        QueryGeneratorOptions? generator = null, int rank = 16, int cfDim = 256, int repeats = 5)
+        QueryGeneratorOptions? generator = null, int rank = CoraDefaults.Rank, int cfDim = CoraDefaults.MfEmbeddingDim, int repeats = CoraDefaults.BenchRepeats)
     {
         generator ??= new QueryGeneratorOptions();
         using var llm = RandomLlm(config, device, dtype);
@@ -78,7 +78,7 @@ public static class Bench
         using (CoraDevice.BuildScope(device, ScalarType.Float32))
         {
             qg = new QueryGenerator(generator, 2 * cfDim, config.HiddenSize, rank, seed: 1);
-            cw = new CollaborativeWeights(llm.Sites(new[] { ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V, ProjectionKind.O }), config.HiddenSize, rank, 2.0 * rank, 0.05);
+            cw = new CollaborativeWeights(llm.Sites(new[] { ProjectionKind.Q, ProjectionKind.K, ProjectionKind.V, ProjectionKind.O }), config.HiddenSize, rank, CoraDefaults.Alpha * rank / CoraDefaults.Rank, CoraDefaults.Dropout);   // alpha / r as the defaults
         }
         using var qgd = qg; using var cwd = cw;
         qg.train(); cw.train();

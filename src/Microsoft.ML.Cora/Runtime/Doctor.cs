@@ -14,7 +14,7 @@ public static class Doctor
     public sealed record Check(string Name, string Value);
 
     /// <param name="matmulSeconds">Time spent measuring each device's matmul rate (0 skips the measurement).</param>
-    public static IReadOnlyList<Check> Run(double matmulSeconds = 1.0)
+    public static IReadOnlyList<Check> Run(double matmulSeconds = CoraDefaults.DoctorMatmulSeconds)
     {
         var list = new List<Check>
         {

@@ -55,7 +55,10 @@ public sealed record TrainingOptions
             .Concat(OptionChecks.AtLeast(prefix + nameof(Patience), Patience, 0))
             .Concat(OptionChecks.AtLeast(prefix + nameof(MaxTrainRows), MaxTrainRows, 0))
             .Concat(OptionChecks.AtLeast(prefix + nameof(MaxSteps), MaxSteps, 0))
-            .Concat(OptionChecks.Between(prefix + nameof(ScoringBatchSize), ScoringBatchSize, 1, 1 << 16));
+            .Concat(OptionChecks.Between(prefix + nameof(ScoringBatchSize), ScoringBatchSize, 1, 1 << 16))
+            .Concat(CheckpointDirectory is { } d && (File.Exists(d) || d.Trim().Length == 0)
+                ? new[] { new OptionError(prefix + nameof(CheckpointDirectory), $"'{Data.ErrorText.Elide(d)}' is a file (or empty), not a folder for checkpoints.") }
+                : Array.Empty<OptionError>());
     }
 }
 
