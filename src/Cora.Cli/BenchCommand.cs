@@ -5,6 +5,8 @@ using System.Text.Json.Nodes;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
+using Microsoft.ML.Cora.Collaborative;
+using static TorchSharp.torch;
 
 namespace Cora.Cli;
 
@@ -13,21 +15,22 @@ internal static class BenchCommand
 {
     public static Command Create(CliContext c)
     {
-        var cmd = new Command("bench", "Measure forward throughput, a CoRA training step, or CPU-vs-device logits of an LLM.");
+        var cmd = new Command("bench", "Measure a CoRA training step, scoring, a forward, or CPU-vs-device logits: median, spread, rows/s, peak memory; side by side with the paper's way.");
         cmd.Subcommands.Add(Forward(c, "forward", "Forward of a random LLaMA of a published shape: median time, tokens/s, TFLOP/s."));
-        cmd.Subcommands.Add(Forward(c, "train-step", "A CoRA training step (generator + collaborative weights on a frozen random LLaMA): time, tokens/s, TFLOP/s, peak memory."));
+        cmd.Subcommands.Add(Workload(c, "train-step", "A CoRA training step as training runs it (prompts, CF lookup, generator, frozen LLM, BCE, backward, AdamW) on a real LLM (--llm; default the shared stories260K) and real rows; with --shape, on a random LLaMA of a published shape instead."));
+        cmd.Subcommands.Add(Workload(c, "score", "Batch scoring as CoraModel.Score runs it (rows/s), on a real LLM and real rows."));
+        cmd.Subcommands.Add(Workload(c, "transform", "Batch scoring through ML.NET (CoraTransformer.Transform and a cursor over Score), on the same rows as score."));
         cmd.Subcommands.Add(Golden(c));
         return cmd;
     }
 
     private static Command Forward(CliContext c, string name, string description)
     {
-        var shape = new Option<string>("--shape") { Description = $"LLM shape: {string.Join(", ", LlmShapes.ByName.Keys)}.", DefaultValueFactory = _ => "tiny" };
-        shape.Validators.Add(r => { if (!LlmShapes.ByName.ContainsKey(r.GetValueOrDefault<string>() ?? "")) r.AddError($"--shape: use {string.Join(", ", LlmShapes.ByName.Keys)}."); });
-        var batch = Positive("--batch", name == "forward" ? 8 : 8, "Rows per step.");
-        var tokens = Positive("--tokens", name == "forward" ? 256 : 200, "Tokens per row.");
+        var shape = ShapeOption("tiny");
+        var batch = Positive("--batch", 8, "Rows per step.");
+        var tokens = Positive("--tokens", 256, "Tokens per row.");
         var repeats = Positive("--repeats", Microsoft.ML.Cora.CoraDefaults.BenchRepeats, "Timed repeats (after one warm-up).");
-        var json = new Option<string?>("--json") { Description = "Also write the result as one JSON object." };
+        var json = JsonOption();
         var cmd = new Command(name, description) { shape, batch, tokens, repeats, json };
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
@@ -35,27 +38,133 @@ internal static class BenchCommand
             var (deviceSpec, dtypeSpec) = dev.Get(p);
             var device = CoraDevice.Resolve(deviceSpec);
             var dtype = CoraDevice.ResolveDtype(dtypeSpec, device);
-            var config = LlmShapes.Get(p.GetValue(shape)!);
-            int b = p.GetValue(batch), t = p.GetValue(tokens);
-            var r = name == "forward"
-                ? Bench.Forward(config, p.GetValue(shape)!, device, dtype, b, t, p.GetValue(repeats))
-                : Bench.CoraTrainStep(config, p.GetValue(shape)!, device, dtype, b, t, repeats: p.GetValue(repeats));
-            c.Out.WriteLine($"{r.What} on {r.Device} in {r.Dtype}: median {r.MedianSeconds * 1000:F1} ms (min {r.MinSeconds * 1000:F1}, max {r.MaxSeconds * 1000:F1}, n={r.Repeats}), {r.ItemsPerSecond:F0} {r.ItemUnit}, {r.TflopsPerSecond:F2} TFLOP/s, peak device memory {r.PeakDeviceMiB:F0} MiB, peak host working set {r.PeakHostMiB:F0} MiB");
-            if (name == "train-step")
+            RunShape(c, name, p.GetValue(shape)!, device, dtype, p.GetValue(batch), p.GetValue(tokens), p.GetValue(repeats), p.GetValue(json));
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void RunShape(CliContext c, string name, string shapeName, Device device, ScalarType dtype, int b, int t, int repeats, string? json)
+    {
+        var config = LlmShapes.Get(shapeName);
+        var r = name == "forward"
+            ? Bench.Forward(config, shapeName, device, dtype, b, t, repeats)
+            : Bench.CoraTrainStep(config, shapeName, device, dtype, b, t, repeats: repeats);
+        c.Out.WriteLine($"{r.What} on {r.Device} in {r.Dtype}: median {r.MedianSeconds * 1000:F1} ms (min {r.MinSeconds * 1000:F1}, max {r.MaxSeconds * 1000:F1}, n={r.Repeats}), {r.ItemsPerSecond:F0} {r.ItemUnit}, {r.TflopsPerSecond:F2} TFLOP/s, peak device memory {r.PeakDeviceMiB:F0} MiB, peak host working set {r.PeakHostMiB:F0} MiB");
+        if (name == "train-step")
+        {
+            double paper = Bench.PaperPeakMiB(config, dtype, b, t, r.TrainableParams);
+            c.Out.WriteLine($"  on paper (bf16/fp16 weights + fp32 generator with AdamW + saved activations): {paper:F0} MiB; measured / paper = {(r.PeakDeviceMiB > 0 ? (r.PeakDeviceMiB / paper).ToString("F2") : "n/a (no CUDA)")}");
+        }
+        if (json is null) return;
+        var o = JsonSerializer.SerializeToNode(r)!.AsObject();
+        o["what"] = r.What; o["median_s"] = r.MedianSeconds; o["rows_per_s"] = b / r.MedianSeconds; o["peak_mb"] = r.PeakHostMiB; o["threads"] = torch.get_num_threads();
+        WriteJson(json, o);
+    }
+
+    private static Command Workload(CliContext c, string name, string description)
+    {
+        var shape = ShapeOption(null);
+        var llm = new Option<string?>("--llm") { Description = "Hugging Face folder or llama2.c .bin (default: the shared stories260K; without ../shared, a generated random LLaMA, labelled)." };
+        var data = new Option<string?>("--data") { Description = "Folder with train.tsv and items.tsv (default: the shared ml-1m-collm; without ../shared, generated synthetic rows, labelled)." };
+        var generator = new Option<string>("--generator") { Description = "Query generator size: paper (CoRA's, the default) or compact.", DefaultValueFactory = _ => "paper" };
+        generator.AcceptOnlyFromAmong("paper", "compact");
+        var method = new Option<string>("--method") { Description = "cora, collm or llm-lora.", DefaultValueFactory = _ => "cora" };
+        method.AcceptOnlyFromAmong("cora", "collm", "llm-lora");
+        var batch = Positive("--batch", name == "train-step" ? 16 : Microsoft.ML.Cora.CoraDefaults.ScoringBatchSize, "Rows per step (train-step) or per forward (score, transform).");
+        var rowsPer = Positive("--rows", 256, "Rows scored per repeat (score, transform).");
+        var tokens = Positive("--tokens", 200, "Tokens per row (with --shape only).");
+        var repeats = Positive("--repeats", Microsoft.ML.Cora.CoraDefaults.BenchRepeats, "Timed repeats (after one warm-up).");
+        var profile = new Option<bool>("--profile") { Description = "Also split the time by phase (prompts, CF lookup + generator, LLM forward, loss, backward, optimizer step)." };
+        var baseline = new Option<string?>("--baseline") { Description = "paper: also run the same work the way CoRA's public code does it, in the same process, and print the ratio." };
+        baseline.AcceptOnlyFromAmong("paper");
+        var json = JsonOption();
+        var cmd = new Command(name, description) { llm, data, generator, method, batch, repeats, profile, baseline, json };
+        if (name == "train-step") { cmd.Options.Add(shape); cmd.Options.Add(tokens); }
+        else cmd.Options.Add(rowsPer);
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
+        cmd.SetAction(p =>
+        {
+            var (deviceSpec, dtypeSpec) = dev.Get(p);
+            var device = CoraDevice.Resolve(deviceSpec);
+            var dtype = CoraDevice.ResolveDtype(dtypeSpec, device);
+            if (name == "train-step" && p.GetValue(shape) is { } sh)
             {
-                double paper = Bench.PaperPeakMiB(config, dtype, b, t, r.TrainableParams);
-                c.Out.WriteLine($"  on paper (bf16/fp16 weights + fp32 generator with AdamW + saved activations): {paper:F0} MiB; measured / paper = {(r.PeakDeviceMiB > 0 ? (r.PeakDeviceMiB / paper).ToString("F2") : "n/a (no CUDA)")}");
+                RunShape(c, name, sh, device, dtype, p.GetValue(batch), p.GetValue(tokens), p.GetValue(repeats), p.GetValue(json));
+                return 0;
+            }
+            using var setup = BenchSetup.Create(c, p.GetValue(llm), p.GetValue(data), Cli.ParseMethod(p.GetValue(method)!),
+                p.GetValue(generator) == "compact" ? QueryGeneratorOptions.Compact : QueryGeneratorOptions.Paper, deviceSpec, dtypeSpec);
+            int b = p.GetValue(batch), n = p.GetValue(repeats), per = p.GetValue(rowsPer);
+            WorkloadFigures Run(ComputePlan plan)
+            {
+                setup.Model.Plan = plan;
+                return name switch
+                {
+                    "train-step" => ModelBench.TrainStep(setup.Model, setup.Rows, b, n, p.GetValue(profile)),
+                    "score" => ModelBench.Score(setup.Model, setup.Rows, b, per, n, p.GetValue(profile)),
+                    _ => ModelBench.Measure(setup.Model, setup.Rows, b, per, n, p.GetValue(profile), "transform", setup.Transform(b)),
+                };
+            }
+            var fast = Run(ComputePlan.Fast);
+            var paper = p.GetValue(baseline) is null ? null : Run(ComputePlan.Paper);
+            double peak = ModelBench.MatmulPeakGflops(device);
+            Print(c.Out, "cora", fast, peak);
+            if (paper is not null)
+            {
+                Print(c.Out, "paper's way", paper, peak);
+                c.Out.WriteLine($"  ratio cora / paper's way: {fast.MedianSeconds / paper.MedianSeconds:F2} of the time ({paper.MedianSeconds / fast.MedianSeconds:F2}x faster)");
             }
             if (p.GetValue(json) is { } j)
             {
-                var o = JsonSerializer.SerializeToNode(r)!.AsObject();
-                AtomicFile.Write(j, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));
+                var o = Json(fast, peak);
+                if (paper is not null) o["baseline"] = Json(paper, peak);
+                o["model"] = setup.Label; o["device"] = device.ToString(); o["llm_dtype"] = CoraDevice.DtypeName(dtype);
+                WriteJson(j, o);
             }
             return 0;
         });
         return cmd;
     }
 
+    private static void Print(TextWriter o, string label, WorkloadFigures f, double peakGflops)
+    {
+        double floor = f.FlopsPerRepeat / (peakGflops * 1e9);
+        o.WriteLine($"{label,-12} {f.What}: median {f.MedianSeconds * 1000:F1} ms (min {f.MinSeconds * 1000:F1}, max {f.MaxSeconds * 1000:F1}, n={f.Repeats}), {f.RowsPerSecond:F1} rows/s, " +
+                    $"{f.Gflops:F1} GFLOP/s = {100 * f.Gflops / peakGflops:F0}% of the {peakGflops:F0} GFLOP/s mm peak (floor {floor * 1000:F0} ms, {f.MedianSeconds / floor:F2}x it), threads {f.Threads}, peak host {f.PeakHostMiB:F0} MiB");
+        foreach (var (phase, sec) in f.Phases)
+            o.WriteLine($"    {phase,-32} {sec * 1000,8:F1} ms  {100 * sec / f.MedianSeconds,5:F1}%");
+    }
+
+    private static JsonObject Json(WorkloadFigures f, double peakGflops)
+    {
+        var o = new JsonObject
+        {
+            ["what"] = f.What, ["median_s"] = f.MedianSeconds, ["rows_per_s"] = f.RowsPerSecond, ["peak_mb"] = f.PeakHostMiB, ["threads"] = f.Threads,
+            ["min_s"] = f.MinSeconds, ["max_s"] = f.MaxSeconds, ["repeats"] = f.Repeats, ["rows_per_repeat"] = f.RowsPerRepeat,
+            ["gflop_per_repeat"] = f.FlopsPerRepeat / 1e9, ["gflops"] = f.Gflops, ["mm_peak_gflops"] = peakGflops, ["floor_s"] = f.FlopsPerRepeat / (peakGflops * 1e9),
+        };
+        if (f.Phases.Count > 0)
+        {
+            var ph = new JsonObject();
+            foreach (var (phase, sec) in f.Phases) ph[phase] = sec;
+            o["phases_s"] = ph;
+        }
+        return o;
+    }
+
+    private static void WriteJson(string path, JsonObject o) =>
+        AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));
+
+    private static Option<string?> ShapeOption(string? dflt)
+    {
+        var shape = new Option<string?>("--shape") { Description = $"Random LLM of a published shape: {string.Join(", ", LlmShapes.ByName.Keys)}." };
+        if (dflt is not null) shape.DefaultValueFactory = _ => dflt;
+        shape.Validators.Add(r => { if (r.GetValueOrDefault<string?>() is { } v && !LlmShapes.ByName.ContainsKey(v)) r.AddError($"--shape: use {string.Join(", ", LlmShapes.ByName.Keys)}."); });
+        return shape;
+    }
+
+    private static Option<string?> JsonOption() => new("--json") { Description = "Also write the result as one JSON object {what, median_s, rows_per_s, peak_mb, threads, ...}." };
 
     private static Command Golden(CliContext c)
     {

@@ -161,6 +161,18 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         return new CoraTransformer(env, model, columns, batch, embedLlm: false);
     }
 
+    /// <summary>
+    /// Wraps a <see cref="CoraModel"/> built or trained outside ML.NET (e.g. with <c>CoraModelTrainer</c>) as a transformer that reads
+    /// <see cref="CoraInput"/>'s columns (UserId, ItemId, History). The transformer shares the model; dispose one of them, not both.
+    /// </summary>
+    public static CoraTransformer Create(MLContext mlContext, CoraModel model, int scoringBatchSize = CoraDefaults.ScoringBatchSize)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext); ArgumentNullException.ThrowIfNull(model);
+        if (scoringBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(scoringBatchSize), scoringBatchSize, "scoringBatchSize must be at least 1.");
+        var o = new CoraTrainer.Options();
+        return new CoraTransformer(mlContext, model, new CoraColumns(o.UserIdColumnName, o.ItemIdColumnName, o.HistoryColumnName, null, null), scoringBatchSize, embedLlm: false);
+    }
+
     // Set by Model.LoadCora(..., device, llmDtype) for the duration of one load on this thread (ML.NET's loader takes no arguments).
     [ThreadStatic] internal static (string? device, string? dtype)? PendingLoad;
 

@@ -4,6 +4,7 @@ using Microsoft.ML.Cora.Formats;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Prompting;
+using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -44,6 +45,23 @@ public sealed class CoraModel : IDisposable
     /// <summary>The vocabulary id whose logit is the score (first token of "Yes").</summary>
     public int YesTokenId { get; }
     private readonly object _itemsGate = new();
+
+    /// <summary>How the model computes (<see cref="ComputePlan.Fast"/>; <see cref="ComputePlan.Paper"/> for side-by-side benchmarks).
+    /// Scores are the same either way.</summary>
+    public ComputePlan Plan
+    {
+        get => _plan;
+        set
+        {
+            _plan = value ?? throw new ArgumentNullException(nameof(value));
+            Trainable.query_generator?.Apply(value);
+            if (Trainable.collaborative_weights is { } cw) cw.ShareInputProduct = value.ShareInputProduct;
+        }
+    }
+    private ComputePlan _plan = ComputePlan.Fast;
+
+    /// <summary>When set, the model's work is timed by phase into it (<c>cora bench --profile</c>).</summary>
+    public PhaseProfile? Profile { get; set; }
 
     public CoraModel(CoraModelOptions options, LanguageModel? llm, ICollaborativeModel cf, ItemCatalog items)
     {
@@ -103,15 +121,22 @@ public sealed class CoraModel : IDisposable
     // Prompts are re-used across epochs and validations; the cache lives as long as the rows do.
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Interaction, TokenizedPrompt> _promptCache = new();
 
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Interaction, string> _readyText = new();
+
     private TokenizedPrompt TokenizeUncached(Interaction row)
     {
+        if (_readyText.TryGetValue(row, out var text)) return TokenizeText(text);
         var items = Items;
         var hist = row.History.Where(items.Contains).Select(items.Title).ToList();
         return Prompts.Tokenize(hist, items.Title(row.ItemId), Llm!.Tokenizer, Llm.Config.MaxPositionEmbeddings);
     }
 
     /// <summary>Uses ready prompt text for this row (training and scoring) instead of the template.</summary>
-    public void SetPrompt(Interaction row, string text) => _promptCache.AddOrUpdate(row, TokenizeText(text));
+    public void SetPrompt(Interaction row, string text)
+    {
+        _promptCache.AddOrUpdate(row, TokenizeText(text));
+        _readyText.AddOrUpdate(row, text);
+    }
 
     /// <summary>Tokenises ready prompt text; errors if it exceeds the LLM's context.</summary>
     public TokenizedPrompt TokenizeText(string text)
@@ -129,11 +154,79 @@ public sealed class CoraModel : IDisposable
         var items = rows.Select(r => (long)r.ItemId).ToArray();
         if (!UsesLlm) { using var cf = Cf.Score(users, items); return cf.to(ScalarType.Float32); }
         using var scope = torch.NewDisposeScope();
-        prompts ??= rows.Select(Tokenize).ToList();
-        var (ids, mask) = Llm!.Pad(prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList());
-        var (embeds, hook) = Method.Prepare(Trainable, Cf, Llm.Model.Embed(ids), users, items, prompts);       // [B, T, D]
-        var logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId });                 // [B, 1]
-        return logits.squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();                            // [B], fp32 whatever the LLM dtype
+        var plan = _plan;
+        Tensor ids, mask;
+        using (PhaseProfile.Time(Profile, "prompts (tokenise, pad, copy)"))
+        {
+            prompts ??= rows.Select(plan.CachePrompts ? Tokenize : (Func<Interaction, TokenizedPrompt>)TokenizeUncached).ToList();
+            (ids, mask) = Llm!.Pad(prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList(), left: !plan.RightPadding);
+            if (!plan.RightPadding)
+            {
+                // Left padding shifts every position (the soft-token slots of CoLLM too) by the row's padding.
+                long t = ids.shape[1];
+                prompts = prompts.Select(p => p with { Slots = p.Slots.Select(sl => (sl.position + (int)(t - p.Ids.Length), sl.slot)).ToArray() }).ToList();
+            }
+        }
+        Tensor embeds; IProjectionHook? hook;
+        using (PhaseProfile.Time(Profile, "CF lookup + query generator"))
+            (embeds, hook) = Method.Prepare(Trainable, Cf, Llm.Model.Embed(ids), users, items, prompts);        // [B, T, D]
+        using (PhaseProfile.Time(Profile, "LLM forward"))
+        {
+            Tensor logits;
+            var groups = plan.LengthGroups && plan.RightPadding && plan.LastTokenOnly ? LengthGroups(prompts, plan.LengthGroupRows) : null;
+            if (groups is not null)
+            {
+                // Each group padded to its own longest prompt; the logits are put back in the batch's order.
+                var parts = new List<Tensor>(groups.Count);
+                foreach (var g in groups)
+                {
+                    var idx = torch.tensor(g, device: embeds.device);
+                    long len = g.Max(i => prompts[(int)i].Ids.Length);
+                    var e = embeds.index_select(0, idx).narrow(1, 0, len);                                        // [G, Tg, D]
+                    var m = mask.index_select(0, idx).narrow(1, 0, len);                                          // [G, Tg]
+                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }));      // [G, 1]
+                }
+                var order = groups.SelectMany(g => g).ToArray();
+                var inverse = new long[order.Length];
+                for (int i = 0; i < order.Length; i++) inverse[order[i]] = i;
+                logits = torch.cat(parts, 0).index_select(0, torch.tensor(inverse, device: embeds.device));      // [B, 1]
+            }
+            else if (plan.LastTokenOnly)
+                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId });                // [B, 1]
+            else
+            {
+                // The paper's way: logits over the whole vocabulary at every position, then one value read.
+                var all = Llm.Model.Logits(embeds, mask, hook, fromEmbeddings: true);                                                   // [B, T, V]
+                var last = mask.mul(torch.arange(mask.shape[1], device: mask.device)).argmax(1);                  // [B]
+                logits = all[torch.arange(all.shape[0], device: all.device), last].narrow(1, YesTokenId, 1);      // [B, 1]
+            }
+            return logits.squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();                          // [B], fp32 whatever the LLM dtype
+        }
+    }
+
+    /// <summary>
+    /// Rows of a batch grouped by prompt length (each group at least <paramref name="minRows"/> rows, contiguous in length order),
+    /// or null when one group pads little: a split is kept only if it saves at least a quarter of the padded attention work
+    /// (sum over groups of rows x longest^2).
+    /// </summary>
+    internal static List<long[]>? LengthGroups(IReadOnlyList<TokenizedPrompt> prompts, int minRows)
+    {
+        int b = prompts.Count;
+        if (b < 2 * minRows) return null;
+        var order = Enumerable.Range(0, b).OrderBy(i => prompts[i].Ids.Length).ToArray();
+        int count = b / minRows;
+        var groups = new List<long[]>(count);
+        double split = 0;
+        for (int g = 0; g < count; g++)
+        {
+            int start = g * b / count, end = (g + 1) * b / count;
+            var rows = order[start..end].Select(i => (long)i).ToArray();
+            double longest = prompts[order[end - 1]].Ids.Length;
+            split += rows.Length * longest * longest;
+            groups.Add(rows);
+        }
+        double whole = b * Math.Pow(prompts[order[^1]].Ids.Length, 2);
+        return split <= 0.75 * whole ? groups : null;
     }
 
     /// <summary>Scores rows in batches without gradients (safe to call from several threads).</summary>
@@ -142,15 +235,28 @@ public sealed class CoraModel : IDisposable
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batchSize must be at least 1.");
         var result = new float[rows.Count];
-        using var _ = torch.no_grad();
+        if (rows.Count == 0) return result;
+        var plan = _plan;
+        using var grad = plan.InferenceMode ? torch.inference_mode() : torch.no_grad();
+        // Prompts first (cached per row), then batches of similar length, so that little of each batch is padding.
+        List<TokenizedPrompt>? prompts = null;
+        if (UsesLlm)
+            using (PhaseProfile.Time(Profile, "prompts (tokenise, pad, copy)"))
+                prompts = promptTexts is not null ? promptTexts.Select(TokenizeText).ToList()
+                        : rows.Select(plan.CachePrompts ? Tokenize : (Func<Interaction, TokenizedPrompt>)TokenizeUncached).ToList();
+        int[] order = Enumerable.Range(0, rows.Count).ToArray();
+        if (prompts is not null && plan.BucketByLength) order = order.OrderBy(i => prompts[i].Ids.Length).ToArray();
+        var batchRows = new List<Interaction>(batchSize);
+        var batchPrompts = new List<TokenizedPrompt>(batchSize);
         for (int s = 0; s < rows.Count; s += batchSize)
         {
             ct.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
-            var batch = rows.Skip(s).Take(batchSize).ToList();
-            var prompts = promptTexts is null || !UsesLlm ? null : promptTexts.Skip(s).Take(batchSize).Select(TokenizeText).ToList();
-            var l = Logits(batch, prompts).cpu().data<float>().ToArray();
-            Array.Copy(l, 0, result, s, l.Length);
+            int n = Math.Min(batchSize, rows.Count - s);
+            batchRows.Clear(); batchPrompts.Clear();
+            for (int j = 0; j < n; j++) { batchRows.Add(rows[order[s + j]]); if (prompts is not null) batchPrompts.Add(prompts[order[s + j]]); }
+            var l = Logits(batchRows, prompts is null ? null : batchPrompts).cpu().data<float>().ToArray();   // one host copy per batch
+            for (int j = 0; j < n; j++) result[order[s + j]] = l[j];
         }
         return result;
     }

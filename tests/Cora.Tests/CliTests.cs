@@ -150,6 +150,35 @@ public class CliTests
     }
 
     [TestMethod]
+    public void BenchMeasuresRealWorkloadsSideBySideWithThePapersWay()
+    {
+        using var dir = TestPaths.Temp();
+        string[] common = { "--llm", Slice.LlmPath, "--data", Path.GetDirectoryName(Slice.TrainPath)!, "--generator", "compact", "--repeats", "1", "--baseline", "paper", "--threads", "1" };
+        foreach (var what in new[] { "train-step", "score", "transform" })
+        {
+            var args = new[] { "bench", what, "--batch", "2", "--json", dir[what + ".json"] }.Concat(common).Concat(what == "train-step" ? new[] { "--profile" } : new[] { "--rows", "4" }).ToArray();
+            var (code, stdout, err) = Cli(args);
+            Assert.AreEqual(0, code, err);
+            StringAssert.Contains(stdout, "paper's way");
+            StringAssert.Contains(stdout, "ratio cora / paper's way");
+            var j = JsonNode.Parse(File.ReadAllText(dir[what + ".json"]))!;
+            foreach (var o in new[] { j, j["baseline"]! })
+            {
+                foreach (var key in new[] { "what", "median_s", "rows_per_s", "peak_mb", "threads" }) Assert.IsNotNull(o[key], $"{what}: {key}");
+                Assert.IsTrue((double)o["median_s"]! > 0 && (double)o["rows_per_s"]! > 0 && (double)o["peak_mb"]! > 0, what);
+                Assert.AreEqual(1, (int)o["threads"]!, "--threads 1 reaches libtorch");
+                Assert.IsTrue((double)o["gflop_per_repeat"]! > 0 && (double)o["mm_peak_gflops"]! > 0, what);
+            }
+            StringAssert.StartsWith((string)j["what"]!, what);
+            if (what == "train-step")
+            {
+                var phases = j["phases_s"]!.AsObject().Select(p => p.Key).ToList();
+                CollectionAssert.IsSubsetOf(new[] { "prompts (tokenise, pad, copy)", "CF lookup + query generator", "LLM forward", "backward", "optimizer step" }, phases);
+            }
+        }
+    }
+
+    [TestMethod]
     public void DoctorAndBenchPrintMeasuredFigures()
     {
         var (code, stdout, err) = Cli("doctor", "--seconds", "0.05");

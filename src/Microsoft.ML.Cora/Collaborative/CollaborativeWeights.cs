@@ -17,6 +17,8 @@ public sealed class CollaborativeWeights : nn.Module
 #pragma warning restore IDE1006
     public double Scale { get; }
     public double Dropout { get; }
+    /// <summary>x·A_b once for the projections that share an input (see <see cref="Runtime.ComputePlan.ShareInputProduct"/>).</summary>
+    public bool ShareInputProduct { get; set; } = true;
 
     public CollaborativeWeights(IReadOnlyList<ProjectionSite> sites, int dModel, int rank, double alpha, double dropout) : base("collaborative_weights")
     {
@@ -41,9 +43,25 @@ public sealed class CollaborativeWeights : nn.Module
     private sealed class Hook : IProjectionHook
     {
         private readonly CollaborativeWeights _w; private readonly Tensor _a;
+        // q, k and v (gate and up) receive the same input object within a layer: its product with A_b is computed once
+        // when no dropout mask separates them. The product lives in the caller's dispose scope (the layer's forward).
+        private Tensor? _lastInput, _lastProduct;
         public Hook(CollaborativeWeights w, Tensor a) { _w = w; _a = a; }
-        public Tensor? Delta(ProjectionSite site, Tensor x) =>
-            _w.p.TryGetValue(Key(site), out var lin) ? LowRank.PerSample(x, _a, lin, _w.Scale, _w.Dropout, _w.training) : null;
+
+        public IProjectionHook Rows(Tensor rows) => new Hook(_w, _a.index_select(0, rows));
+
+        public Tensor? Delta(ProjectionSite site, Tensor x)
+        {
+            if (!_w.p.TryGetValue(Key(site), out var lin)) return null;
+            bool dropout = _w.Dropout > 0 && _w.training;
+            if (!_w.ShareInputProduct || dropout) return LowRank.PerSample(x, _a, lin, _w.Scale, _w.Dropout, _w.training);
+            if (!ReferenceEquals(x, _lastInput) || _lastProduct is null || _lastProduct.IsInvalid)
+            {
+                _lastProduct = LowRank.InputProduct(x, _a, 0, false);                // [B, T, r]
+                _lastInput = x;
+            }
+            return LowRank.Output(_lastProduct, lin, _w.Scale, x.dtype);
+        }
     }
 }
 

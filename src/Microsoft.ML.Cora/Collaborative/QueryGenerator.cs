@@ -51,6 +51,8 @@ public sealed class BertAttention : nn.Module
 #pragma warning restore IDE1006
     private readonly int _heads;
     private readonly double _dropout;
+    /// <summary>With a single source token, skip the query and key projections (see <see cref="Runtime.ComputePlan.SingleKeyShortcut"/>).</summary>
+    public bool SingleKeyShortcut { get; set; } = true;
 
     public BertAttention(string name, int hidden, int sourceWidth, int heads, double dropout) : base(name)
     {
@@ -62,17 +64,41 @@ public sealed class BertAttention : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>The heads' attention outputs, merged: [B, Q, H] (before the output projection).</summary>
+    internal Tensor Attend(Tensor x, Tensor source)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], q = x.shape[1], s = source.shape[1], h = x.shape[2], hd = h / _heads;
+        Tensor merged;
+        if (s == 1 && SingleKeyShortcut)
+        {
+            // softmax over one key is exactly 1: every query reads the source's value. Attention dropout drops that weight
+            // (keeps it scaled by 1 / (1 - p)) independently per batch row, head and query, as SDPA's dropout would.
+            var v = value.call(source);                                                        // [B, 1, H]
+            if (training && _dropout > 0)
+            {
+                var keep = nn.functional.dropout(torch.ones(b, q, _heads, 1, dtype: v.dtype, device: v.device), _dropout, true);  // [B, Q, h, 1]
+                merged = keep.mul(v.view(b, 1, _heads, hd)).reshape(b, q, h);                  // [B, Q, H]
+            }
+            else merged = v.expand(b, q, h);                                                   // [B, Q, H]
+        }
+        else
+        {
+            var qh = query.call(x).view(b, q, _heads, hd).transpose(1, 2);        // [B, h, Q, hd]
+            var kh = key.call(source).view(b, s, _heads, hd).transpose(1, 2);     // [B, h, S, hd]
+            var vh = value.call(source).view(b, s, _heads, hd).transpose(1, 2);   // [B, h, S, hd]
+            var att = nn.functional.scaled_dot_product_attention(qh, kh, vh, p: training ? _dropout : 0.0);
+            merged = att.transpose(1, 2).reshape(b, q, h);
+        }
+        return merged.MoveToOuterDisposeScope();
+    }
+
     /// <param name="x">[B, Q, H]</param><param name="source">[B, S, W]</param>
     /// <returns>LayerNorm(x + attention) [B, Q, H] (post-norm, as BERT)</returns>
     public Tensor Forward(Tensor x, Tensor source)
     {
         using var scope = torch.NewDisposeScope();
-        long b = x.shape[0], q = x.shape[1], s = source.shape[1], h = x.shape[2], hd = h / _heads;
-        var qh = query.call(x).view(b, q, _heads, hd).transpose(1, 2);        // [B, h, Q, hd]
-        var kh = key.call(source).view(b, s, _heads, hd).transpose(1, 2);     // [B, h, S, hd]
-        var vh = value.call(source).view(b, s, _heads, hd).transpose(1, 2);   // [B, h, S, hd]
-        var att = nn.functional.scaled_dot_product_attention(qh, kh, vh, p: training ? _dropout : 0.0);
-        var merged = att.transpose(1, 2).reshape(b, q, h);
+        var merged = Attend(x, source);                                           // [B, Q, H]
         var o = nn.functional.dropout(output.call(merged), _dropout, training);
         return layer_norm.call(x.add(o)).MoveToOuterDisposeScope();
     }
@@ -125,6 +151,16 @@ public sealed class QueryGenerator : nn.Module
     private readonly int _dModel, _rank;
     private readonly double _dropout;
 
+    /// <summary>The d·r head after the mean over queries (exact; <see cref="Runtime.ComputePlan.HeadAfterMean"/>).</summary>
+    public bool HeadAfterMean { get; set; } = true;
+
+    /// <summary>Applies a compute plan's generator switches.</summary>
+    public void Apply(Runtime.ComputePlan plan)
+    {
+        HeadAfterMean = plan.HeadAfterMean;
+        foreach (var layer in layers) layer.cross_attention.SingleKeyShortcut = plan.SingleKeyShortcut;
+    }
+
     /// <param name="cfWidth">Width of the CF token (2 x CF embedding size).</param>
     /// <param name="dModel">The LLM's hidden size.</param>
     /// <param name="rank">r of the collaborative weights.</param>
@@ -160,7 +196,8 @@ public sealed class QueryGenerator : nn.Module
         q = nn.functional.dropout(q, _dropout, training);
         foreach (var layer in layers) q = layer.Forward(q, source);
         // mean_q(head(q)) = head(mean_q(q)) exactly (the head is linear): the d*r-wide head runs once per sample, not per query.
-        var v = head.call(q.mean(new long[] { 1 }));                                   // [B, d*r]
+        var v = HeadAfterMean ? head.call(q.mean(new long[] { 1 }))                   // [B, d*r]
+                              : head.call(q).mean(new long[] { 1 });                  // [B, Q, d*r] -> [B, d*r] (the paper's way)
         v = nn.functional.normalize(v, p: 2, dim: 1);
         return v.view(b, _dModel, _rank).MoveToOuterDisposeScope();                    // [B, d, r]
     }

@@ -69,14 +69,18 @@ public sealed class LanguageModel : IDisposable
     /// <summary>SHA-256 over the LLM's files (names, lengths, contents): identifies the exact frozen LLM and its tokenizer.</summary>
     public string Checksum() => Formats.LlmFiles.Checksum(Files);
 
-    /// <summary>Right-pads token id rows into (ids [B, T], mask [B, T]) on the model's device.</summary>
-    public (Tensor ids, Tensor mask) Pad(IReadOnlyList<IReadOnlyList<int>> rows, int padId = 0)
+    /// <summary>Pads token id rows into (ids [B, T], mask [B, T]) on the model's device, on the right (default: the causal
+    /// fast path of attention) or on the left (the paper's code; needs an explicit mask).</summary>
+    public (Tensor ids, Tensor mask) Pad(IReadOnlyList<IReadOnlyList<int>> rows, int padId = 0, bool left = false)
     {
         int b = rows.Count, t = Math.Max(1, rows.Max(r => r.Count));
         var ids = new long[b * t];
         var mask = new long[b * t];
         for (int i = 0; i < b; i++)
-            for (int j = 0; j < rows[i].Count; j++) { ids[i * t + j] = rows[i][j]; mask[i * t + j] = 1; }
+        {
+            int offset = left ? t - rows[i].Count : 0;
+            for (int j = 0; j < rows[i].Count; j++) { ids[i * t + offset + j] = rows[i][j]; mask[i * t + offset + j] = 1; }
+        }
         return (torch.tensor(ids, new long[] { b, t }, device: Device), torch.tensor(mask, new long[] { b, t }, device: Device));
     }
 

@@ -291,7 +291,16 @@ public sealed class LlamaForCausalLM : nn.Module
     public Tensor Logits(Tensor inputIds, Tensor? attentionMask = null, IProjectionHook? hook = null)
     {
         using var scope = torch.NewDisposeScope();
-        var h = model.Forward(Embed(inputIds), attentionMask, hook);
+        return Logits(Embed(inputIds), attentionMask, hook, fromEmbeddings: true).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Logits at every position from input embeddings, [B, T, V] fp32 (the paper's way of scoring; see <see cref="LastTokenLogits"/>).</summary>
+#pragma warning disable IDE0060 // the flag only tells the overloads apart
+    public Tensor Logits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, bool fromEmbeddings)
+#pragma warning restore IDE0060
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = model.Forward(inputsEmbeds, attentionMask, hook);
         return nn.functional.linear(model.norm.call(h), HeadWeight).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 

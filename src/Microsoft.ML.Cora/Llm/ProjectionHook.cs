@@ -44,6 +44,10 @@ public interface IProjectionHook
     /// <param name="x">Its input, [batch, tokens, in].</param>
     /// <returns>[batch, tokens, out] or null.</returns>
     Tensor? Delta(ProjectionSite site, Tensor x);
+
+    /// <summary>The same hook for a subset of the batch's rows (per-sample hooks select their state; shared ones return themselves).</summary>
+    /// <param name="rows">int64 row indices into the batch</param>
+    IProjectionHook Rows(Tensor rows) => this;
 }
 
 /// <summary>
@@ -57,14 +61,25 @@ public static class LowRank
     /// <param name="p">Linear r -> out (no bias)</param>
     public static Tensor PerSample(Tensor x, Tensor a, nn.Module<Tensor, Tensor> p, double scale, double dropout, bool training)
     {
-        // The trainable term computes in the dtype of A and P (fp32 by default) even when the frozen LLM runs in
-        // bf16/fp16; only its result is cast back to the activations' dtype.
+        using var scope = torch.NewDisposeScope();
+        return Output(InputProduct(x, a, dropout, training), p, scale, x.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>dropout(x) @ A_b, [B, T, r], computed in A's dtype (fp32 by default) even when the frozen LLM runs in bf16/fp16.</summary>
+    public static Tensor InputProduct(Tensor x, Tensor a, double dropout, bool training)
+    {
         using var scope = torch.NewDisposeScope();
         var h = x.dtype == a.dtype ? x : x.to(a.dtype);
         if (dropout > 0 && training) h = nn.functional.dropout(h, dropout, true);
-        var xa = torch.bmm(h, a);                      // [B, T, r]
-        var y = p.call(xa).mul(scale);                 // [B, T, out]
-        return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
+        return torch.bmm(h, a).MoveToOuterDisposeScope();                    // [B, T, r]
+    }
+
+    /// <summary>scale * P(xa), [B, T, out], cast back to the activations' dtype.</summary>
+    public static Tensor Output(Tensor xa, nn.Module<Tensor, Tensor> p, double scale, ScalarType outDtype)
+    {
+        using var scope = torch.NewDisposeScope();
+        var y = p.call(xa).mul(scale);                                        // [B, T, out]
+        return (y.dtype == outDtype ? y : y.to(outDtype)).MoveToOuterDisposeScope();
     }
 }
 

@@ -1,0 +1,85 @@
+using System.Diagnostics;
+
+namespace Microsoft.ML.Cora.Runtime;
+
+/// <summary>
+/// How a <see cref="CoraModel"/> computes. <see cref="Fast"/> (the default) takes every exact saving the model allows;
+/// <see cref="Paper"/> does the same work the way CoRA's public code does, for side-by-side benchmarks
+/// (<c>cora bench --baseline paper</c>). Both give the same scores (logits within 1e-5; tests check it); only the time differs.
+/// </summary>
+public sealed record ComputePlan
+{
+    /// <summary>Every saving on (the default).</summary>
+    public static ComputePlan Fast { get; } = new();
+
+    /// <summary>The paper's way: full-vocabulary logits at every position, x·A per projection, the generator's head on every query,
+    /// full cross-attention to the single CF token, left padding with an explicit mask, prompts re-tokenised, no length buckets.</summary>
+    public static ComputePlan Paper { get; } = new()
+    {
+        LastTokenOnly = false, ShareInputProduct = false, HeadAfterMean = false, SingleKeyShortcut = false,
+        RightPadding = false, CachePrompts = false, BucketByLength = false, InferenceMode = false, LengthGroups = false,
+    };
+
+    /// <summary>Only the last real token's logits of the answer ids (not [B, T, V]).</summary>
+    public bool LastTokenOnly { get; init; } = true;
+    /// <summary>x·A once per layer for the projections that share their input (q, k, v; gate, up). Exact when the low-rank
+    /// dropout is off (scoring, or dropout 0); with dropout in training each projection keeps its own mask, as in the paper.</summary>
+    public bool ShareInputProduct { get; init; } = true;
+    /// <summary>The generator's linear d·r head after the mean over the queries (mean(head(q)) = head(mean(q))).</summary>
+    public bool HeadAfterMean { get; init; } = true;
+    /// <summary>Cross-attention to the single CF token: softmax over one key is 1, so the output is that token's value
+    /// projection (query and key projections skipped; attention dropout keeps its distribution).</summary>
+    public bool SingleKeyShortcut { get; init; } = true;
+    /// <summary>Right padding (causal fast path of scaled-dot-product attention) instead of left padding with an explicit mask.</summary>
+    public bool RightPadding { get; init; } = true;
+    /// <summary>Prompts tokenised once per row and kept as long as the row.</summary>
+    public bool CachePrompts { get; init; } = true;
+    /// <summary>Scoring batches rows of similar prompt length (less padding); scores are returned in the input order.</summary>
+    public bool BucketByLength { get; init; } = true;
+    /// <summary>Within a batch, rows of similar prompt length run through the LLM together, each group padded only to its own
+    /// longest prompt (attention costs grow with the square of the padded length). The batch, its loss and its gradient are the
+    /// same (the loss is a mean over all rows); only padding is saved. Needs right padding.</summary>
+    public bool LengthGroups { get; init; } = true;
+    /// <summary>Rows per length group (at least); smaller groups save more padding but use the matrix units less.</summary>
+    public int LengthGroupRows { get; init; } = 4;
+    /// <summary>Scoring under libtorch's inference mode (no autograd bookkeeping at all) instead of no_grad.</summary>
+    public bool InferenceMode { get; init; } = true;
+}
+
+/// <summary>
+/// Wall time by phase of the model's work, accumulated while attached to a model (<see cref="CoraModel.Profile"/>); used by
+/// <c>cora bench --profile</c>. On the CPU libtorch runs synchronously, so the split is exact; on CUDA call with synchronisation.
+/// </summary>
+public sealed class PhaseProfile
+{
+    private readonly Dictionary<string, double> _seconds = new();
+    private readonly List<string> _order = new();
+    private readonly object _gate = new();
+
+    /// <summary>Seconds per phase in first-seen order.</summary>
+    public IReadOnlyList<(string phase, double seconds)> Phases
+    {
+        get { lock (_gate) return _order.Select(p => (p, _seconds[p])).ToList(); }
+    }
+
+    public void Add(string phase, double seconds)
+    {
+        lock (_gate)
+        {
+            if (!_seconds.ContainsKey(phase)) { _seconds[phase] = 0; _order.Add(phase); }
+            _seconds[phase] += seconds;
+        }
+    }
+
+    public void Clear() { lock (_gate) { _seconds.Clear(); _order.Clear(); } }
+
+    /// <summary>Times the enclosed work as <paramref name="phase"/> (a null profile costs nothing).</summary>
+    public static Timer Time(PhaseProfile? profile, string phase) => new(profile, phase);
+
+    public readonly struct Timer : IDisposable
+    {
+        private readonly PhaseProfile? _p; private readonly string _phase; private readonly long _start;
+        public Timer(PhaseProfile? p, string phase) { _p = p; _phase = phase; _start = p is null ? 0 : Stopwatch.GetTimestamp(); }
+        public void Dispose() { if (_p is not null) _p.Add(_phase, Stopwatch.GetElapsedTime(_start).TotalSeconds); }
+    }
+}

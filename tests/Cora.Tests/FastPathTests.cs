@@ -1,0 +1,139 @@
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Prompting;
+using Microsoft.ML.Cora.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cora.Tests;
+
+/// <summary>
+/// Every saving of <see cref="ComputePlan.Fast"/> gives the numbers of the plain way (<see cref="ComputePlan.Paper"/> and each switch
+/// alone): logits within 1e-5, the same AUC, the same gradients; the one saving that touches randomness (attention dropout against
+/// the single CF token) keeps its distribution.
+/// </summary>
+[TestClass]
+public class FastPathTests
+{
+    private static List<Interaction> Rows => Slice.Valid.Take(40).ToList();
+
+    [TestMethod]
+    public void FastAndPaperPlansScoreTheSame()
+    {
+        foreach (var method in new[] { CoraMethod.Cora, CoraMethod.Collm, CoraMethod.LlmLora })
+        {
+            using var model = Slice.Model(method);
+            Randomise(model);
+            var rows = Rows;
+            model.Plan = ComputePlan.Paper;
+            var paper = model.Score(rows, batchSize: 7);
+            foreach (var plan in Switches())
+            {
+                model.Plan = plan;
+                var fast = model.Score(rows, batchSize: 7);
+                for (int i = 0; i < rows.Count; i++)
+                    Assert.AreEqual(paper[i], fast[i], 1e-5 * Math.Max(1, Math.Abs(paper[i])), $"{method}, row {i}, plan {plan}");   // float rounding only
+            }
+            var labels = rows.Select(r => r.Label).ToArray();
+            Assert.AreEqual(Microsoft.ML.Cora.Evaluation.Metrics.Auc(paper, labels), Microsoft.ML.Cora.Evaluation.Metrics.Auc(model.Score(rows), labels), 1e-9, method.ToString());
+        }
+    }
+
+    [TestMethod]
+    public void LengthGroupsGiveTheSameLossAndGradients()
+    {
+        using var model = new CoraModel(Slice.SmallOptions(CoraMethod.Cora) with { Dropout = 0, QueryGenerator = Slice.SmallOptions(CoraMethod.Cora).QueryGenerator with { Dropout = 0 } },
+            Microsoft.ML.Cora.Llm.LanguageModel.Load(Slice.LlmPath), Slice.SmallMf(), Slice.Items);
+        Randomise(model);
+        // A batch with a wide spread of prompt lengths, so that the split is taken.
+        var rows = Slice.Train.Take(400).OrderBy(r => r.History.Length).Where((_, i) => i % 25 == 0).ToList();
+        Assert.IsNotNull(CoraModel.LengthGroups(rows.Select(model.Tokenize).ToList(), 4), "the test batch must be split into length groups");
+        var grads = new List<Tensor[]>();
+        var losses = new List<float>();
+        foreach (var plan in new[] { ComputePlan.Fast with { LengthGroups = false }, ComputePlan.Fast })
+        {
+            model.Plan = plan;
+            model.Trainable.train();
+            model.Trainable.zero_grad();
+            using var scope = torch.NewDisposeScope();
+            var logits = model.Logits(rows);
+            var loss = nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor(rows.Select(r => r.Label ? 1f : 0f).ToArray()));
+            loss.backward();
+            losses.Add(loss.item<float>());
+            grads.Add(model.Trainable.parameters().Select(p => (p.grad?.detach().clone() ?? torch.zeros_like(p)).MoveToOuterDisposeScope()).ToArray());
+        }
+        Assert.AreEqual(losses[0], losses[1], 1e-6);
+        double largest = grads[0].Max(g => (double)g.abs().max().item<float>());
+        for (int i = 0; i < grads[0].Length; i++)
+        {
+            double scale = grads[0][i].abs().max().item<float>() + 1e-8;
+            double diff = grads[0][i].sub(grads[1][i]).abs().max().item<float>();
+            Assert.IsTrue(diff <= 1e-4 * scale + 1e-6 * largest, $"gradient {i} ({model.Trainable.named_parameters().ElementAt(i).name}) differs by {diff:E2} (largest entry {scale:E2})");
+        }
+        Assert.IsTrue(grads[0].Any(g => g.abs().max().item<float>() > 0), "the gradients must not all be zero");
+        model.Trainable.eval();
+    }
+
+    [TestMethod]
+    public void LengthGroupsAreTakenOnlyWhenTheySavePadding()
+    {
+        static TokenizedPrompt P(int n) => new(Enumerable.Repeat(5, n).ToArray(), Array.Empty<(int, string)>(), 0);
+        Assert.IsNull(CoraModel.LengthGroups(Enumerable.Range(0, 16).Select(i => P(200 + i)).ToList(), 4), "near-equal lengths: one group");
+        var groups = CoraModel.LengthGroups(Enumerable.Range(0, 16).Select(i => P(i % 2 == 0 ? 100 : 400)).ToList(), 4)!;
+        Assert.AreEqual(4, groups.Count);
+        CollectionAssert.AreEquivalent(Enumerable.Range(0, 16).Select(i => (long)i).ToArray(), groups.SelectMany(g => g).ToArray());
+        Assert.IsTrue(groups[0].All(i => i % 2 == 0) && groups[1].All(i => i % 2 == 0), "the short rows go together");
+        Assert.IsNull(CoraModel.LengthGroups(new[] { P(10), P(400) }, 4), "too few rows to split");
+    }
+
+    [TestMethod]
+    public void SingleKeyShortcutMatchesAttentionAndKeepsTheDropoutDistribution()
+    {
+        var a = new BertAttention("cross_attention", 32, 12, 4, 0.25);
+        var x = torch.randn(64, 4, 32);
+        var source = torch.randn(64, 1, 12);
+        a.eval();
+        a.SingleKeyShortcut = false;
+        var full = a.Forward(x, source);
+        a.SingleKeyShortcut = true;
+        var fast = a.Forward(x, source);
+        Assert.IsTrue(full.allclose(fast, rtol: 1e-5, atol: 1e-5), "eval: the shortcut equals softmax attention over one key");
+
+        // Training: every (row, query, head) keeps the value with probability 1 - p, scaled by 1 / (1 - p), else reads zero,
+        // as SDPA's dropout of the single attention weight does.
+        a.train();
+        using var _ = torch.no_grad();
+        var v = a.value.call(source).view(64, 1, 4, 8);                                     // [B, 1, h, hd]
+        var ratio = a.Attend(x, source).view(64, 4, 4, 8).div(v);                          // [B, Q, h, hd]: 0 or 1 / (1 - p)
+        var kept = ratio.gt(0.5);
+        Assert.IsTrue(ratio.masked_fill(kept.logical_not(), 1 / 0.75).sub(1 / 0.75).abs().max().item<float>() < 1e-4, "kept values are scaled by 1 / (1 - p)");
+        Assert.IsTrue(ratio.masked_fill(kept, 0).abs().max().item<float>() < 1e-6, "dropped values are zero");
+        var perHead = kept.all(-1).to(ScalarType.Float32).mean().item<float>();
+        Assert.AreEqual(kept.to(ScalarType.Float32).mean().item<float>(), perHead, 1e-6, "a head's weight is dropped as a whole");
+        Assert.AreEqual(0.75, perHead, 0.06, "keep rate 1 - p");
+    }
+
+    private static IEnumerable<ComputePlan> Switches()
+    {
+        var fast = ComputePlan.Fast;
+        yield return fast;
+        yield return fast with { LastTokenOnly = false };
+        yield return fast with { ShareInputProduct = false };
+        yield return fast with { HeadAfterMean = false };
+        yield return fast with { SingleKeyShortcut = false };
+        yield return fast with { RightPadding = false };
+        yield return fast with { CachePrompts = false };
+        yield return fast with { BucketByLength = false };
+        yield return fast with { InferenceMode = false };
+        yield return fast with { LengthGroups = false };
+    }
+
+    /// <summary>Non-zero trainable weights (P and LoRA B start at zero, which would hide any difference in the low-rank path).</summary>
+    private static void Randomise(CoraModel model)
+    {
+        using var _ = torch.no_grad();
+        var g = new torch.Generator(7);
+        foreach (var p in model.Trainable.parameters()) p.add_(torch.randn(p.shape, generator: g).mul(0.05));
+    }
+}
