@@ -45,6 +45,8 @@ internal static class TrainCommand
         var genHidden = new Option<int?>("--generator-hidden") { Description = $"Q-Former width (paper: {CoraDefaults.GeneratorHidden}); must be divisible by the heads." };
         var genHeads = new Option<int?>("--generator-heads") { Description = $"Q-Former attention heads (paper: {CoraDefaults.GeneratorHeads})." };
         var genFfn = new Option<int?>("--generator-ffn") { Description = $"Q-Former feed-forward width (paper: {CoraDefaults.GeneratorFeedForward})." };
+        var cfKind = new Option<string>("--cf") { Description = "The CF stage: mf (default), lightgcn or sasrec (the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS); --mf-* options apply to each.", DefaultValueFactory = _ => "mf" };
+        cfKind.Validators.Add(r => { var v = r.GetValueOrDefault<string>() ?? ""; if (!CollaborativeModels.Kinds.Contains(v)) r.AddError($"--cf: unknown CF model '{Microsoft.ML.Cora.Data.ErrorText.Elide(v, 40)}'; use {string.Join(", ", CollaborativeModels.Kinds)}."); });
         var mfDim = Cli.Int("--mf-dim", CoraDefaults.MfEmbeddingDim, "CF embedding size.", 1);
         var mfEpochs = Cli.Int("--mf-epochs", CoraDefaults.MfMaxEpochs, "Maximum MF epochs (early stopping on validation AUC).", 1);
         var mfPatience = Cli.Int("--mf-patience", CoraDefaults.MfPatience, "MF epochs without a better validation AUC before stopping.", 1);
@@ -56,7 +58,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train the CF stage and a method, save the model, report validation metrics.")
         {
             train, valid, items, llm, method, output, epochs, batch, accum, lr, wd, warmup, maxRows, maxSteps, validateEvery, maxValid, patience,
-            scoringBatch, seed, rank, alpha, generator, genLayers, genHidden, genHeads, genFfn, mfDim, mfEpochs, mfPatience, ckpt, restart, json, plot, warmFromData,
+            scoringBatch, seed, rank, alpha, generator, genLayers, genHidden, genHeads, genFfn, cfKind, mfDim, mfEpochs, mfPatience, ckpt, restart, json, plot, warmFromData,
         };
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
@@ -86,6 +88,7 @@ internal static class TrainCommand
                     ScoringBatchSize = p.GetValue(scoringBatch), CheckpointDirectory = p.GetValue(ckpt), Seed = s,
                 },
                 MatrixFactorization = new MatrixFactorizationOptions { EmbeddingDim = p.GetValue(mfDim), MaxEpochs = p.GetValue(mfEpochs), Patience = p.GetValue(mfPatience), Seed = s },
+                CollaborativeFilter = CollaborativeModels.Parse(p.GetValue(cfKind)!),
             };
             // Everything is checked before any data is read or any model is built: option values, device, output paths.
             var problems = options.Validate().Where(e => e.Option is not ("ItemTitles" or "LlmPath")).Select(e => Flag(e.Option) + ": " + e.Problem)

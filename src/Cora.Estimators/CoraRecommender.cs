@@ -29,8 +29,8 @@ internal static class CoraRecommender
         var pool = cf.ItemIds.Select(i => (int)i).Where(i => model.Items.Contains(i) && !(excludeSeen && seen.Contains(i))).ToArray();
         if (pool.Length == 0) return new();
         float[] cfScores;
-        if (cf.KnowsUser(userId))
-            cfScores = cf.ScoreRows(pool.Select(i => new Interaction(userId, i, false, 0, true, Array.Empty<int>())).ToList());
+        if (cf.KnowsUser(userId) || (cf is Collaborative.SasRec && liked.Length > 0))   // SASRec reads any user's history
+            cfScores = cf.ScoreRows(pool.Select(i => new Interaction(userId, i, false, 0, true, liked)).ToList());   // SASRec reads the history
         else
         {
             // A user the CF stage never saw has no embedding: retrieve by popularity among the training users instead.

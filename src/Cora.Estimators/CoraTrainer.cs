@@ -74,8 +74,11 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         public CoraModelOptions Model { get; set; } = new();
         /// <summary>Optimisation of the LLM-based methods.</summary>
         public TrainingOptions Training { get; set; } = new();
-        /// <summary>Settings of the MF stage trained by Fit.</summary>
+        /// <summary>Settings of the CF stage trained by Fit (shared by MF, LightGCN and SASRec; each model's own values are marked).</summary>
         public MatrixFactorizationOptions MatrixFactorization { get; set; } = new();
+        /// <summary>The CF stage Fit trains: <see cref="CollaborativeKind.Mf"/> (default), <see cref="CollaborativeKind.LightGcn"/> or
+        /// <see cref="CollaborativeKind.SasRec"/> (the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS). Ignored when <see cref="CollaborativeModel"/> is set.</summary>
+        public CollaborativeKind CollaborativeFilter { get; set; } = CollaborativeKind.Mf;
 
         /// <summary>cora (default) or one of the baselines: mf, llm-lora (TALLRec), collm. (= Model.Method)</summary>
         public CoraMethod Method { get => Model.Method; set => Model = Model with { Method = value }; }
@@ -209,8 +212,8 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         if (o.CollaborativeModel is not null) cf = o.CollaborativeModel;
         else
         {
-            ch.Info(MessageSensitivity.None, $"Cora: training the MF stage on {train.Count} rows.");
-            cf = Collaborative.MatrixFactorization.Train(train, valid, o.MatrixFactorization, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
+            ch.Info(MessageSensitivity.None, $"Cora: training the {CollaborativeModels.DisplayName(o.CollaborativeFilter)} stage on {train.Count} rows.");
+            cf = CollaborativeModels.Train(o.CollaborativeFilter, train, valid, o.MatrixFactorization, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
         }
         TrainingResult? trainingResult = null;
         LanguageModel? llm = usesLlm ? LanguageModel.Load(o.LlmPath!, device: o.Device, dtype: o.LlmDtype) : null;

@@ -45,6 +45,12 @@ public static class CoraDefaults
     public const int MfBatchSize = 2048;
     public const int MfMaxEpochs = 200;
     public const int MfPatience = 10;
+    // The other CF stages (the paper's CoRA-LGCN and CoRA-SAS) train with the MF stage's settings above plus these.
+    public const int LightGcnLayers = 2;
+    public const int SasRecBlocks = 2;
+    public const int SasRecMaxLength = 50;
+    public const int SasRecHeads = 1;
+    public const double SasRecDropout = 0.2;
 
     // Recommendations: how many items, and how many CF candidates the model re-ranks
     public const int RecommendTop = 10;

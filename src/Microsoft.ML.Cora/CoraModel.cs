@@ -150,9 +150,8 @@ public sealed class CoraModel : IDisposable
     /// <summary>Logits [B] (fp32) for a batch (graph kept when the trainable parts are in training mode).</summary>
     public Tensor Logits(IReadOnlyList<Interaction> rows, IReadOnlyList<TokenizedPrompt>? prompts = null)
     {
-        var users = rows.Select(r => (long)r.UserId).ToArray();
         var items = rows.Select(r => (long)r.ItemId).ToArray();
-        if (!UsesLlm) { using var cf = Cf.Score(users, items); return cf.to(ScalarType.Float32); }
+        if (!UsesLlm) { using var cf = Cf.Score(rows); return cf.to(ScalarType.Float32); }
         using var scope = torch.NewDisposeScope();
         var plan = _plan;
         Tensor ids, mask;
@@ -169,7 +168,7 @@ public sealed class CoraModel : IDisposable
         }
         Tensor embeds; IProjectionHook? hook;
         using (PhaseProfile.Time(Profile, "CF lookup + query generator"))
-            (embeds, hook) = Method.Prepare(Trainable, Cf, Llm.Model.Embed(ids), users, items, prompts);        // [B, T, D]
+            (embeds, hook) = Method.Prepare(Trainable, Cf, Llm.Model.Embed(ids), rows, items, prompts);        // [B, T, D]
         using (PhaseProfile.Time(Profile, "LLM forward"))
         {
             Tensor logits;

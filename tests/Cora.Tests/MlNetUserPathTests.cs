@@ -211,7 +211,7 @@ public class MlNetUserPathTests
         var itemKeys = items.OrderBy(i => (i * 7919) % 101).ToArray();
         float[] Factors(IEnumerable<long> ids, bool user) => ids.SelectMany(id =>
         {
-            using var e = user ? mf.UserEmbeddings(new[] { id }) : mf.ItemEmbeddings(new[] { id });
+            using var e = user ? mf.UserEmbeddings(new[] { new Interaction((int)id, 0, false, 0, true, Array.Empty<int>()) }) : mf.ItemEmbeddings(new[] { id });
             return e.data<float>().ToArray();
         }).ToArray();
         var (left, leftKeys, right, rightKeys) = usersAreRows

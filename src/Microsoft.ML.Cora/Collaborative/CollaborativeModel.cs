@@ -22,12 +22,13 @@ public interface ICollaborativeModel : IDisposable
     bool KnowsItem(int itemId);
     /// <summary>The item ids the model has embeddings for (candidate retrieval scores these).</summary>
     IReadOnlyList<long> ItemIds { get; }
-    /// <summary>[B, d]. Unknown ids get the zero vector (documented cold-start fallback).</summary>
-    Tensor UserEmbeddings(long[] userIds);
+    /// <summary>[B, d] user embeddings of the rows: by user id (MF, LightGCN) or from the row's liked history (SASRec). Cold users
+    /// get the zero vector (documented cold-start fallback of each model).</summary>
+    Tensor UserEmbeddings(IReadOnlyList<Interaction> rows);
     /// <summary>[B, d]. Unknown ids get the zero vector.</summary>
     Tensor ItemEmbeddings(long[] itemIds);
-    /// <summary>CF logits, [B].</summary>
-    Tensor Score(long[] userIds, long[] itemIds);
+    /// <summary>CF logits of the rows, [B] (graph kept in training mode).</summary>
+    Tensor Score(IReadOnlyList<Interaction> rows);
     /// <summary>CF logits of rows, without gradients.</summary>
     float[] ScoreRows(IReadOnlyList<Interaction> rows);
     /// <summary>Where its weights live.</summary>
@@ -46,8 +47,51 @@ public static class CollaborativeModels
     public static ICollaborativeModel Import(string kind, Func<string, Tensor> read) => kind switch
     {
         "mf" => MatrixFactorization.ImportState(read),
-        _ => throw new InvalidDataException($"unknown CF model kind '{ErrorText.Elide(kind, 40)}'; this Cora knows: mf."),
+        "lightgcn" => LightGcn.ImportState(read),
+        "sasrec" => SasRec.ImportState(read),
+        _ => throw new InvalidDataException($"unknown CF model kind '{ErrorText.Elide(kind, 40)}'; this Cora knows: {string.Join(", ", Kinds)}."),
     };
+
+    /// <summary>The CF models Cora has, by <see cref="ICollaborativeModel.Kind"/>.</summary>
+    public static IReadOnlyList<string> Kinds { get; } = new[] { "mf", "lightgcn", "sasrec" };
+
+    /// <summary>Trains the CF stage of a kind on the training rows (early stopping on <paramref name="valid"/>'s AUC).</summary>
+    public static ICollaborativeModel Train(CollaborativeKind kind, IReadOnlyList<Interaction> train, IReadOnlyList<Interaction> valid,
+        MatrixFactorizationOptions? options = null, Action<string>? log = null, CancellationToken ct = default) => kind switch
+    {
+        CollaborativeKind.Mf => MatrixFactorization.Train(train, valid, options, log, ct),
+        CollaborativeKind.LightGcn => LightGcn.Train(train, valid, options, log, ct),
+        CollaborativeKind.SasRec => SasRec.Train(train, valid, options, log, ct),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown CF model"),
+    };
+
+    public static string Name(CollaborativeKind kind) => kind switch
+    {
+        CollaborativeKind.LightGcn => "lightgcn", CollaborativeKind.SasRec => "sasrec", _ => "mf",
+    };
+
+    /// <summary>MF, LightGCN or SASRec (for messages).</summary>
+    public static string DisplayName(CollaborativeKind kind) => kind switch
+    {
+        CollaborativeKind.LightGcn => "LightGCN", CollaborativeKind.SasRec => "SASRec", _ => "MF",
+    };
+
+    public static CollaborativeKind Parse(string s) => s.Trim().ToLowerInvariant() switch
+    {
+        "mf" => CollaborativeKind.Mf, "lightgcn" or "lgcn" => CollaborativeKind.LightGcn, "sasrec" or "sas" => CollaborativeKind.SasRec,
+        _ => throw new ArgumentException($"unknown CF model '{ErrorText.Elide(s, 40)}'; use mf, lightgcn or sasrec."),
+    };
+}
+
+/// <summary>The CF stage under the LLM methods (the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS).</summary>
+public enum CollaborativeKind
+{
+    /// <summary>Matrix factorisation (the default): one embedding per user and item.</summary>
+    Mf,
+    /// <summary>LightGCN: embeddings propagated over the user-item graph of the training positives.</summary>
+    LightGcn,
+    /// <summary>SASRec: the user embedding is a causal self-attention encoding of the row's liked history.</summary>
+    SasRec,
 }
 
 /// <summary>Maps raw ids to embedding rows; row 0 is reserved for unknown ids and stays zero.</summary>
@@ -83,13 +127,34 @@ public sealed record MatrixFactorizationOptions
     /// <summary>Seed of the initialisation and shuffling (2023).</summary>
     public long Seed { get; init; } = CoraDefaults.Seed;
 
-    public IEnumerable<OptionError> Validate(string prefix = "") =>
-        OptionChecks.Between(prefix + nameof(EmbeddingDim), EmbeddingDim, 1, 8192)
+    /// <summary>LightGCN: propagation layers over the user-item graph (2). More layers smooth more; 2-3 is LightGCN's range.</summary>
+    public int GraphLayers { get; init; } = CoraDefaults.LightGcnLayers;
+    /// <summary>SASRec: self-attention blocks (2).</summary>
+    public int SequenceBlocks { get; init; } = CoraDefaults.SasRecBlocks;
+    /// <summary>SASRec: the most recent liked items read (50); older ones are dropped.</summary>
+    public int SequenceLength { get; init; } = CoraDefaults.SasRecMaxLength;
+    /// <summary>SASRec: attention heads (1, SASRec's); must divide <see cref="EmbeddingDim"/>.</summary>
+    public int SequenceHeads { get; init; } = CoraDefaults.SasRecHeads;
+    /// <summary>SASRec: dropout in the blocks (0.2, SASRec's for MovieLens).</summary>
+    public double SequenceDropout { get; init; } = CoraDefaults.SasRecDropout;
+
+    public IEnumerable<OptionError> Validate(string prefix = "")
+    {
+        var e = OptionChecks.Between(prefix + nameof(EmbeddingDim), EmbeddingDim, 1, 8192)
             .Concat(OptionChecks.Finite(prefix + nameof(LearningRate), LearningRate, 0, 10, minExclusive: true))
             .Concat(OptionChecks.Finite(prefix + nameof(WeightDecay), WeightDecay, 0, 10))
             .Concat(OptionChecks.Between(prefix + nameof(BatchSize), BatchSize, 1, 1 << 24))
             .Concat(OptionChecks.Between(prefix + nameof(MaxEpochs), MaxEpochs, 1, 100_000))
-            .Concat(OptionChecks.AtLeast(prefix + nameof(Patience), Patience, 1));
+            .Concat(OptionChecks.AtLeast(prefix + nameof(Patience), Patience, 1))
+            .Concat(OptionChecks.Between(prefix + nameof(GraphLayers), GraphLayers, 0, 16))
+            .Concat(OptionChecks.Between(prefix + nameof(SequenceBlocks), SequenceBlocks, 1, 16))
+            .Concat(OptionChecks.Between(prefix + nameof(SequenceLength), SequenceLength, 1, 4096))
+            .Concat(OptionChecks.Between(prefix + nameof(SequenceHeads), SequenceHeads, 1, 64))
+            .Concat(OptionChecks.Finite(prefix + nameof(SequenceDropout), SequenceDropout, 0, 0.99));
+        if (SequenceHeads >= 1 && EmbeddingDim >= 1 && EmbeddingDim % SequenceHeads != 0)
+            e = e.Append(new OptionError(prefix + nameof(SequenceHeads), $"{SequenceHeads} must divide {prefix}{nameof(EmbeddingDim)} ({EmbeddingDim})."));
+        return e;
+    }
 }
 
 /// <summary>
@@ -187,22 +252,12 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
     public Device Device => user_embedding.weight!.device;
     public void MoveTo(Device device, ScalarType dtype) => this.to(device, dtype);
     public IEnumerable<Parameter> Weights => parameters();
-    public Tensor UserEmbeddings(long[] userIds) => user_embedding.call(torch.tensor(Users.Map(userIds), device: Device));
+    /// <summary>By user id; a user unseen in training gets the zero vector (MF score 0, probability 0.5).</summary>
+    public Tensor UserEmbeddings(IReadOnlyList<Interaction> rows) => user_embedding.call(torch.tensor(Users.Map(rows.Select(r => (long)r.UserId).ToArray()), device: Device));
+    /// <summary>By item id; an item unseen in training gets the zero vector.</summary>
     public Tensor ItemEmbeddings(long[] itemIds) => item_embedding.call(torch.tensor(Items.Map(itemIds), device: Device));
-
-    public Tensor Score(long[] userIds, long[] itemIds)
-    {
-        using var scope = torch.NewDisposeScope();
-        return UserEmbeddings(userIds).mul(ItemEmbeddings(itemIds)).sum(1).MoveToOuterDisposeScope();  // [B]
-    }
-
-    public float[] ScoreRows(IReadOnlyList<Interaction> rows)
-    {
-        using var _ = torch.no_grad();
-        using var s = Score(rows.Select(r => (long)r.UserId).ToArray(), rows.Select(r => (long)r.ItemId).ToArray());
-        using var f = s.to(ScalarType.Float32).cpu();
-        return f.data<float>().ToArray();
-    }
+    public Tensor Score(IReadOnlyList<Interaction> rows) => CollaborativeTraining.Dot(this, rows);
+    public float[] ScoreRows(IReadOnlyList<Interaction> rows) => CollaborativeTraining.ScoreRows(this, rows);
 
     /// <summary>Trains MF with Adam and BCE, early stopping on validation AUC (the best epoch's weights are kept).</summary>
     public static MatrixFactorization Train(IReadOnlyList<Interaction> train, IReadOnlyList<Interaction> valid, MatrixFactorizationOptions? options = null,
@@ -212,42 +267,7 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         OptionChecks.ThrowIfAny(o.Validate("MatrixFactorization."), nameof(options));
         torch.manual_seed(o.Seed);
         var mf = new MatrixFactorization(new IdMap(train.Select(r => (long)r.UserId)), new IdMap(train.Select(r => (long)r.ItemId)), o.EmbeddingDim, o.Seed);
-        var opt = torch.optim.Adam(mf.parameters(), o.LearningRate, weight_decay: o.WeightDecay);
-        using var best = new Training.BestSnapshot();
-        int sinceBest = 0;
-        var order = Enumerable.Range(0, train.Count).ToArray();
-        for (int epoch = 1; epoch <= o.MaxEpochs; epoch++)
-        {
-            ct.ThrowIfCancellationRequested();
-            Data.Seeded.Random(o.Seed, "mf-epoch", epoch).Shuffle(order);
-            mf.train();
-            double lossSum = 0; int batches = 0;
-            for (int s = 0; s < order.Length; s += o.BatchSize)
-            {
-                using var scope = torch.NewDisposeScope();
-                var idx = order.AsSpan(s, Math.Min(o.BatchSize, order.Length - s)).ToArray().Select(i => train[i]).ToArray();   // O(batch), not O(rows) per batch
-                var logits = mf.Score(idx.Select(r => (long)r.UserId).ToArray(), idx.Select(r => (long)r.ItemId).ToArray());
-                var y = torch.tensor(idx.Select(r => r.Label ? 1f : 0f).ToArray());
-                var loss = nn.functional.binary_cross_entropy_with_logits(logits, y);
-                opt.zero_grad();
-                loss.backward();
-                opt.step();
-                mf.ZeroUnknownRows();
-                float lossValue = loss.item<float>();
-                if (!float.IsFinite(lossValue))
-                    throw new Training.TrainingDivergedException($"MF stage stopped in epoch {epoch}: the loss is {lossValue} (not finite). Lower MatrixFactorization.LearningRate (now {o.LearningRate:G3}).");
-                lossSum += lossValue; batches++;
-            }
-            mf.eval();
-            var scores = mf.ScoreRows(valid);
-            double auc = Metrics.Auc(scores, valid.Select(r => r.Label).ToArray());
-            log?.Invoke($"mf epoch {epoch}: loss {lossSum / batches:F4}, valid AUC {auc:F4}");
-            if (best.Offer(auc, mf, epoch)) sinceBest = 0;
-            else if (++sinceBest >= o.Patience) break;
-        }
-        best.Restore(mf);
-        foreach (var p in mf.parameters()) p.requires_grad = false;
-        mf.eval();
+        CollaborativeTraining.Run(mf, mf, train, valid, o, "mf", log, ct, afterStep: mf.ZeroUnknownRows);
         return mf;
     }
 

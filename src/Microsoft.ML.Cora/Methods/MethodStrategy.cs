@@ -1,4 +1,5 @@
 using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Prompting;
 using TorchSharp;
@@ -33,7 +34,7 @@ public abstract class MethodStrategy
     /// <summary>The LLM's input embeddings (with soft tokens where the method has them) and the projection hook.</summary>
     /// <param name="embeds">[B, T, D] token embeddings of the prompts</param>
     public abstract (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds,
-        long[] users, long[] items, IReadOnlyList<TokenizedPrompt> prompts);
+        IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts);
 }
 
 /// <summary>The CF model alone (MF): nothing to train beyond the CF stage, no LLM.</summary>
@@ -42,7 +43,7 @@ public sealed class MfMethod : MethodStrategy
     public static readonly MfMethod Instance = new();
     public override bool UsesLlm => false;
     public override void Build(TrainableParts parts, CoraModelOptions options, LanguageModel llm, int cfDim) { }
-    public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, long[] users, long[] items, IReadOnlyList<TokenizedPrompt> prompts) =>
+    public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts) =>
         throw new InvalidOperationException("MF scores with the CF model alone.");
 }
 
@@ -52,7 +53,7 @@ public sealed class LlmLoraMethod : MethodStrategy
     public static readonly LlmLoraMethod Instance = new();
     public override void Build(TrainableParts parts, CoraModelOptions o, LanguageModel llm, int cfDim) =>
         parts.lora = new LoraWeights(llm.Model.Sites(o.LoraTargetModules.Select(ProjectionSite.ParseKind)), o.LoraRank, o.LoraAlpha, o.Dropout, o.Seed);
-    public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, long[] users, long[] items, IReadOnlyList<TokenizedPrompt> prompts) =>
+    public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts) =>
         (embeds, parts.lora);
 }
 
@@ -70,9 +71,9 @@ public sealed class CollmMethod : MethodStrategy
         parts.cf_token_mapper = new CfTokenMapper(cfDim, llm.Config.HiddenSize);
     }
 
-    public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, long[] users, long[] items, IReadOnlyList<TokenizedPrompt> prompts)
+    public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts)
     {
-        var u = parts.cf_token_mapper!.call(cf.UserEmbeddings(users));              // [B, D]
+        var u = parts.cf_token_mapper!.call(cf.UserEmbeddings(rows));              // [B, D]
         var it = parts.cf_token_mapper!.call(cf.ItemEmbeddings(items));             // [B, D]
         var rowsIdx = new List<long>(); var posIdx = new List<long>(); var src = new List<Tensor>();
         for (int b = 0; b < prompts.Count; b++)
@@ -99,9 +100,9 @@ public sealed class CoraCollaborativeLora : MethodStrategy
         parts.collaborative_weights = new CollaborativeWeights(llm.Model.Sites(o.TargetModules.Select(ProjectionSite.ParseKind)), d, o.Rank, o.Alpha, o.Dropout);
     }
 
-    public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, long[] users, long[] items, IReadOnlyList<TokenizedPrompt> prompts)
+    public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts)
     {
-        var cfToken = torch.cat(new[] { cf.UserEmbeddings(users), cf.ItemEmbeddings(items) }, 1);   // [B, 2k]
+        var cfToken = torch.cat(new[] { cf.UserEmbeddings(rows), cf.ItemEmbeddings(items) }, 1);   // [B, 2k]
         var a = parts.query_generator!.Forward(cfToken);                                         // [B, D, r]
         return (embeds, parts.collaborative_weights!.Bind(a));
     }
