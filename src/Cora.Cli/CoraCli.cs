@@ -9,13 +9,7 @@ public static class CoraCli
     /// <summary>Runs the tool; returns the exit code (0 ok, 1 failure, 2 usage error, 130 cancelled).</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)
     {
-        var verbose = new Option<bool>("--verbose") { Description = "Show stack traces on errors.", Recursive = true };
-        var root = new RootCommand("cora: CoRA (Collaborative LoRA) recommenders on a frozen LLaMA-family LLM.") { verbose };
-        var ctx = new CliContext(stdout, stderr, ct);
-        foreach (var c in new[] { TrainCommand.Create(ctx), EvaluateCommand.Create(ctx), PredictCommand.Create(ctx), RecommendCommand.Create(ctx),
-                                  QuickstartCommand.Create(ctx), DataCommand.Create(ctx), DoctorCommand.Create(ctx), BenchCommand.Create(ctx) })
-            root.Subcommands.Add(c);
-        var parse = root.Parse(args);
+        var (parse, verbose) = Parse(args, new CliContext(stdout, stderr, ct));
         if (parse.Errors.Count > 0)
         {
             foreach (var e in parse.Errors) stderr.WriteLine($"error: {ErrorLine(e.Message)}");
@@ -34,6 +28,17 @@ public static class CoraCli
             stderr.WriteLine(parse.GetValue(verbose) ? $"error: {e}" : $"error: {ErrorLine(inner.Message)}");
             return inner switch { OperationCanceledException => 130, UsageException => 2, _ => 1 };
         }
+    }
+
+    /// <summary>Parses without running (e.g. to check the arguments a deployment file passes).</summary>
+    internal static (ParseResult parse, Option<bool> verbose) Parse(string[] args, CliContext ctx)
+    {
+        var verbose = new Option<bool>("--verbose") { Description = "Show stack traces on errors.", Recursive = true };
+        var root = new RootCommand("cora: CoRA (Collaborative LoRA) recommenders on a frozen LLaMA-family LLM.") { verbose };
+        foreach (var c in new[] { TrainCommand.Create(ctx), EvaluateCommand.Create(ctx), PredictCommand.Create(ctx), RecommendCommand.Create(ctx),
+                                  QuickstartCommand.Create(ctx), DataCommand.Create(ctx), DoctorCommand.Create(ctx), BenchCommand.Create(ctx), ScoreCommand.Create(ctx) })
+            root.Subcommands.Add(c);
+        return (root.Parse(args), verbose);
     }
 
     /// <summary>One line, at most 400 characters (long values elided in the middle).</summary>

@@ -120,7 +120,7 @@ internal static class TrainCommand
             Cli.Print(c.Out, metrics);
             long peak = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
             c.Out.WriteLine($"wall time {sw.Elapsed:hh\\:mm\\:ss}, peak working set {peak} MiB, model {p.GetValue(output)}");
-            if (p.GetValue(json) is { } j) Cli.WriteJson(j, metrics, new JsonObject { ["method"] = p.GetValue(method), ["wall_seconds"] = sw.Elapsed.TotalSeconds, ["peak_mib"] = peak });
+            if (p.GetValue(json) is { } j) Cli.WriteJson(j, metrics, new JsonObject { ["method"] = p.GetValue(method), ["cf"] = p.GetValue(cfKind), ["wall_seconds"] = sw.Elapsed.TotalSeconds, ["peak_mib"] = peak });
             if (p.GetValue(plot) is { } png)
             {
                 TrainingPlot.Save(model.TrainingResult ?? new TrainingResult(0, double.NaN, 0, new(), new(), false, false), png, $"cora train --method {p.GetValue(method)}");

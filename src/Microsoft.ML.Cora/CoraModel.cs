@@ -40,6 +40,9 @@ public sealed class CoraModel : IDisposable
     public ItemCatalog Items { get; private set; }
     /// <summary>Each training user's liked items and seen items (for recommendations); empty for models saved before format 2.</summary>
     public UserProfiles Users { get; set; } = UserProfiles.Empty;
+    /// <summary>The SHA-256 of the frozen LLM's files recorded in the model file and checked when it was loaded (null for a model
+    /// built in this process or without an LLM).</summary>
+    public string? LlmChecksum { get; internal set; }
     public PromptBuilder Prompts { get; }
     public TrainableParts Trainable { get; }
     /// <summary>The vocabulary id whose logit is the score (first token of "Yes").</summary>

@@ -145,7 +145,7 @@ public static class ModelArchive
             if (m.Options.Method != CoraMethod.Mf) llm = LoadLlm(m, name, llmPath, device, llmDtype, zip, Extract);
             var trainableFile = SafetensorsFile.Open(Extract("trainable.safetensors"));
             CheckShapes(m.Options, llm, cf.EmbeddingDim, trainableFile, name);
-            var model = new CoraModel(m.Options, llm, cf, items) { Users = users };
+            var model = new CoraModel(m.Options, llm, cf, items) { Users = users, LlmChecksum = m.LlmChecksum };
             using (torch.no_grad())
                 foreach (var (k, t) in model.Trainable.state_dict())
                 {
