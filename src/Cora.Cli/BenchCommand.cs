@@ -21,8 +21,52 @@ internal static class BenchCommand
         cmd.Subcommands.Add(Workload(c, "score", "Batch scoring as CoraModel.Score runs it (rows/s), on a real LLM and real rows."));
         cmd.Subcommands.Add(Workload(c, "transform", "Batch scoring through ML.NET (CoraTransformer.Transform and a cursor over Score), on the same rows as score."));
         cmd.Subcommands.Add(Golden(c));
+#if CORA_SERVE
+        cmd.Subcommands.Add(ServeLoadCommand(c));
+#endif
         return cmd;
     }
+
+#if CORA_SERVE
+    private static Command ServeLoadCommand(CliContext c)
+    {
+        var model = Cli.Req("--model", "The model (.zip) to serve.");
+        var requests = Positive("--requests", 200, "Requests per concurrency level (a bounded run: it stops by itself).");
+        var pairs = Positive("--pairs", 4, "User-item pairs per request.");
+        var levels = new Option<string>("--concurrency") { Description = "Comma-separated concurrency levels.", DefaultValueFactory = _ => "1,8,32" };
+        levels.Validators.Add(r => { if ((r.GetValueOrDefault<string>() ?? "").Split(',').Any(x => !int.TryParse(x, out int n) || n < 1 || n > 1024)) r.AddError("--concurrency: comma-separated integers from 1 to 1024, e.g. 1,8,32."); });
+        var json = JsonOption();
+        var cmd = new Command("serve", "Start cora serve in-process on 127.0.0.1 (a free port), run a bounded /score load at each concurrency, print p50/p95/p99 latency and rows/s, stop.")
+            { model, requests, pairs, levels, json };
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
+        cmd.SetAction(p =>
+        {
+            var on = dev.Get(p);
+            var (_, t) = Cli.Load(p.GetValue(model)!, on);
+            using var _ = t;
+            var app = CoraService.Build(t, new BatcherOptions(), new[] { "http://127.0.0.1:0" });
+            app.StartAsync().GetAwaiter().GetResult();
+            var url = app.Urls.First();
+            using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(5) };
+            var rows = new JsonArray();
+            c.Out.WriteLine($"load on {url}: {p.GetValue(requests)} requests x {p.GetValue(pairs)} pairs per concurrency level, threads {torch.get_num_threads()}");
+            c.Out.WriteLine("concurrency  p50 ms   p95 ms   p99 ms   rows/s   answered  failed  wrong  cf-fallback");
+            int offset = 0;
+            ServeLoad.RunAsync(http, t.Model, 1, 4, p.GetValue(pairs), offset: 1_000_000).GetAwaiter().GetResult();   // warm-up
+            foreach (int level in p.GetValue(levels)!.Split(',').Select(int.Parse))
+            {
+                var f = ServeLoad.RunAsync(http, t.Model, level, p.GetValue(requests), p.GetValue(pairs), offset).GetAwaiter().GetResult();
+                offset += p.GetValue(requests);
+                c.Out.WriteLine($"{f.Concurrency,11}  {f.P50Ms,7:F1}  {f.P95Ms,7:F1}  {f.P99Ms,7:F1}  {f.RowsPerSecond,7:F1}  {f.Answered,8}  {f.Failed,6}  {f.Mismatched,5}  {f.FromCf,11}");
+                rows.Add(JsonSerializer.SerializeToNode(f));
+            }
+            app.StopAsync().GetAwaiter().GetResult();
+            if (p.GetValue(json) is { } j) WriteJson(j, new JsonObject { ["what"] = "serve /score load", ["levels"] = rows, ["threads"] = torch.get_num_threads() });
+            return 0;
+        });
+        return cmd;
+    }
+#endif
 
     private static Command Forward(CliContext c, string name, string description)
     {

@@ -38,6 +38,9 @@ public static class CoraCli
         foreach (var c in new[] { TrainCommand.Create(ctx), EvaluateCommand.Create(ctx), PredictCommand.Create(ctx), RecommendCommand.Create(ctx),
                                   QuickstartCommand.Create(ctx), DataCommand.Create(ctx), DoctorCommand.Create(ctx), BenchCommand.Create(ctx), ScoreCommand.Create(ctx) })
             root.Subcommands.Add(c);
+#if CORA_SERVE
+        root.Subcommands.Add(ServeCommand.Create(ctx));
+#endif
         return (root.Parse(args), verbose);
     }
 

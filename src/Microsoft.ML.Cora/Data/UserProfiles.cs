@@ -15,6 +15,8 @@ public sealed class UserProfiles
     public static UserProfiles Empty { get; } = new(new());
 
     public int Count => _users.Count;
+    /// <summary>The users with a profile, in ascending order.</summary>
+    public IEnumerable<int> UserIds => _users.Keys.OrderBy(u => u);
 
     /// <summary>How many training users liked each item (the retrieval fallback for users the CF stage does not know).</summary>
     public Dictionary<int, int> Popularity() => _popularity ??= _users.Values.SelectMany(p => p.Liked.Distinct()).GroupBy(i => i).ToDictionary(g => g.Key, g => g.Count());

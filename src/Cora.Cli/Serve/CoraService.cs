@@ -1,0 +1,125 @@
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Estimators;
+
+namespace Cora.Cli;
+
+/// <summary>One user-item pair to score; <c>history</c> (liked item ids, oldest first) defaults to what the model remembers.</summary>
+public sealed record ScorePair(int? User, int? Item, int[]? History);
+/// <summary>POST /score body: the pairs and an optional deadline in milliseconds.</summary>
+public sealed record ScoreRequest(List<ScorePair>? Pairs, int? DeadlineMs);
+/// <summary>A scored pair; <c>source</c> is "cora" (the model) or "cf" (the CF score, after the deadline passed).</summary>
+public sealed record ScoredPair(int User, int Item, float Score, float Probability, string Source);
+public sealed record ScoreResponse(List<ScoredPair> Scores);
+public sealed record RankedItem(int Rank, int Item, string Title, float Score, float Probability, float CfScore);
+public sealed record TitledItem(int Item, string Title);
+/// <summary>GET /recommend/{user}: the liked history, the top-K by the CF stage alone and after the model re-ranks its candidates.</summary>
+public sealed record RecommendResponse(int User, bool KnownUser, List<TitledItem> History, List<RankedItem> Cf, List<RankedItem> Cora);
+
+/// <summary>
+/// <c>cora serve</c>: one loaded model shared by every request; POST /score merges concurrent requests into batches
+/// (<see cref="ScoreBatcher"/>); GET /recommend/{user} retrieves with the CF stage and re-ranks; GET /healthz; the OpenAPI document at
+/// /openapi/v1.json; the page at /. Bad requests get 400 with a problem-details body naming the field.
+/// </summary>
+public static class CoraService
+{
+    public const int MaxPairs = 10_000, MaxK = 100;
+
+    /// <summary>Builds the app (not started). <paramref name="configure"/> may change the host (e.g. a test server).</summary>
+    public static WebApplication Build(CoraTransformer model, BatcherOptions options, string[]? urls = null, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        if (urls is not null) builder.WebHost.UseUrls(urls);
+        builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi();
+        builder.Services.ConfigureHttpJsonOptions(j => { j.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower; });
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        configure?.Invoke(builder);
+        var app = builder.Build();
+        var batcher = new ScoreBatcher(model.Model, model.ScoringBatchSize, options);
+        // Graceful shutdown: the server stops accepting, in-flight requests finish, then the queue is drained.
+        app.Lifetime.ApplicationStopped.Register(() => batcher.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        app.UseExceptionHandler();
+        app.MapOpenApi();
+
+        app.MapGet("/healthz", () => Results.Ok(new
+        {
+            status = "ok", method = model.Model.Options.Method.ToString(), cf = model.Model.Cf.Kind, batches = Interlocked.Read(ref batcher.Batches), rows = Interlocked.Read(ref batcher.Rows),
+        }));
+
+        app.MapPost("/score", async (ScoreRequest? request, CancellationToken ct) =>
+        {
+            var errors = Validate(model.Model, request);
+            if (errors.Count > 0) return Results.ValidationProblem(errors, title: "Bad /score request");
+            var rows = request!.Pairs!.Select(p => new Interaction(p.User!.Value, p.Item!.Value, false, 0, true,
+                p.History?.Where(h => h != 0).ToArray() ?? model.Model.Users.Liked(p.User.Value))).ToList();
+            if (!batcher.TryEnqueue(rows, out var scored))
+                return Results.Problem("The scoring queue is full or the service is stopping; retry later.", statusCode: StatusCodes.Status503ServiceUnavailable);
+            var deadline = TimeSpan.FromMilliseconds(request.DeadlineMs ?? options.Deadline.TotalMilliseconds);
+            string source = "cora";
+            float[] scores;
+            if (await Task.WhenAny(scored, Task.Delay(deadline, ct)) == scored) scores = await scored;
+            else { scores = model.Model.Cf.ScoreRows(rows); source = "cf"; }   // documented fallback: the CF stage's score
+            return Results.Ok(new ScoreResponse(rows.Select((r, i) => new ScoredPair(r.UserId, r.ItemId, scores[i], 1f / (1f + MathF.Exp(-scores[i])), source)).ToList()));
+        });
+
+        app.MapGet("/recommend/{user:int}", (int user, int? k) =>
+        {
+            int top = k ?? CoraDefaults.RecommendTop;
+            if (top < 1 || top > MaxK) return Results.ValidationProblem(new Dictionary<string, string[]> { ["k"] = new[] { $"k must be from 1 to {MaxK} (got {top})." } });
+            int pool = Math.Max(top, CoraDefaults.RecommendCandidates);
+            var all = model.Recommend(user, pool, candidates: pool);
+            var items = model.Model.Items;
+            var cora = all.Take(top).Select(r => new RankedItem(r.Rank, r.ItemId, r.Title, r.Score, r.Probability, r.CfScore)).ToList();
+            var cf = all.OrderByDescending(r => r.CfScore).ThenBy(r => r.ItemId).Take(top)
+                .Select((r, i) => new RankedItem(i + 1, r.ItemId, r.Title, r.CfScore, 1f / (1f + MathF.Exp(-r.CfScore)), r.CfScore)).ToList();
+            var history = model.Model.Users.Liked(user).Where(items.Contains).Select(i => new TitledItem(i, items.Title(i))).ToList();
+            return Results.Ok(new RecommendResponse(user, model.Model.Cf.KnowsUser(user), history, cf, cora));
+        });
+
+        app.MapGet("/users", (int? limit) => Results.Ok(model.Model.Users.UserIds.Take(Math.Clamp(limit ?? 100, 1, 10_000)).ToList()));
+
+        app.MapGet("/items", (string? q, int? limit) =>
+        {
+            var items = model.Model.Items;
+            var hits = items.Titles.Where(kv => string.IsNullOrWhiteSpace(q) || kv.Value.Contains(q, StringComparison.OrdinalIgnoreCase))
+                .OrderBy(kv => kv.Key).Take(Math.Clamp(limit ?? 20, 1, 1000)).Select(kv => new TitledItem(kv.Key, kv.Value)).ToList();
+            return Results.Ok(hits);
+        });
+
+        app.MapGet("/", () => Results.Content(Page.Value, "text/html; charset=utf-8"));
+        return app;
+    }
+
+    private static readonly Lazy<string> Page = new(() =>
+    {
+        using var s = typeof(CoraService).Assembly.GetManifestResourceStream("Cora.Cli.Serve.page.html")!;
+        return new StreamReader(s).ReadToEnd();
+    });
+
+    /// <summary>Every problem of a /score body, by field ("pairs[3].item").</summary>
+    internal static Dictionary<string, string[]> Validate(CoraModel model, ScoreRequest? request)
+    {
+        var e = new Dictionary<string, string[]>();
+        if (request?.Pairs is not { Count: > 0 } pairs) { e["pairs"] = new[] { "Give at least one {\"user\": id, \"item\": id} pair." }; return e; }
+        if (pairs.Count > MaxPairs) { e["pairs"] = new[] { $"At most {MaxPairs} pairs per request (got {pairs.Count}); split the request." }; return e; }
+        if (request.DeadlineMs is { } d && (d < 1 || d > 600_000)) e["deadline_ms"] = new[] { $"deadline_ms must be from 1 to 600000 (got {d})." };
+        for (int i = 0; i < pairs.Count && e.Count < 20; i++)
+        {
+            var p = pairs[i];
+            if (p is null) { e[$"pairs[{i}]"] = new[] { "A pair is null." }; continue; }
+            if (p.User is null) e[$"pairs[{i}].user"] = new[] { "The user id is missing." };
+            if (p.Item is null) e[$"pairs[{i}].item"] = new[] { "The item id is missing." };
+            else if (model.UsesLlm && !model.Items.Contains(p.Item.Value)) e[$"pairs[{i}].item"] = new[] { $"Item {p.Item} has no title in the model's catalog; the LLM cannot score it." };
+        }
+        return e;
+    }
+}

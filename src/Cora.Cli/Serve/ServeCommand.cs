@@ -1,0 +1,43 @@
+using System.CommandLine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Hosting;
+
+namespace Cora.Cli;
+
+/// <summary><c>cora serve</c>: the HTTP service and the page, on loopback by default.</summary>
+internal static class ServeCommand
+{
+    public static Command Create(CliContext c)
+    {
+        var model = Cli.Req("--model", "The model (.zip) from cora train.");
+        var host = new Option<string>("--host") { Description = "Address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = Cli.Int("--port", 5080, "TCP port (0 = any free port).", 0);
+        var maxBatch = Cli.Int("--max-batch", BatcherOptions.DefaultMaxBatch, "Most rows merged into one model call.", 1);
+        var maxWait = Cli.Int("--max-wait-ms", BatcherOptions.DefaultMaxWaitMs, "How long a request may wait for others to join its batch.", 0);
+        var queue = Cli.Int("--queue", BatcherOptions.DefaultQueue, "Requests waiting at most (more get 503).", 1);
+        var deadline = Cli.Int("--deadline-ms", BatcherOptions.DefaultDeadlineMs, "Per-request deadline; past it /score answers with the CF score (source \"cf\").", 1);
+        var batch = Cli.Int("--batch", Microsoft.ML.Cora.CoraDefaults.ScoringBatchSize, "Rows per LLM forward inside a merged batch.", 1);
+        var cmd = new Command("serve", "HTTP service: POST /score, GET /recommend/{user}?k=10, GET /healthz, /openapi/v1.json and a page at /.")
+            { model, host, port, maxBatch, maxWait, queue, deadline, batch };
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
+        cmd.SetAction(p =>
+        {
+            var on = dev.Get(p);
+            var (_, t) = Cli.Load(p.GetValue(model)!, on, p.GetValue(batch));
+            using var _ = t;
+            var options = Options(p.GetValue(maxBatch), p.GetValue(maxWait), p.GetValue(queue), p.GetValue(deadline));
+            var app = CoraService.Build(t, options, new[] { $"http://{p.GetValue(host)}:{p.GetValue(port)}" });
+            app.Start();
+            foreach (var url in app.Urls) c.Out.WriteLine($"listening on {url} (page: {url}/, OpenAPI: {url}/openapi/v1.json); Ctrl+C stops after in-flight requests");
+            // Ctrl+C / SIGTERM stop the host (ASP.NET Core's console lifetime), which drains in-flight requests.
+            app.WaitForShutdown();
+            return 0;
+        });
+        return cmd;
+    }
+
+    internal static BatcherOptions Options(int maxBatch, int maxWaitMs, int queue, int deadlineMs) => new()
+    {
+        MaxBatch = maxBatch, MaxWait = TimeSpan.FromMilliseconds(maxWaitMs), Queue = queue, Deadline = TimeSpan.FromMilliseconds(deadlineMs),
+    };
+}

@@ -1,0 +1,158 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Cora.Cli;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.ML;
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Estimators;
+
+namespace Cora.Tests;
+
+/// <summary><c>cora serve</c> in-process (ASP.NET Core TestServer) and on loopback (Kestrel).</summary>
+[TestClass]
+public class ServeTests
+{
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    internal static CoraTransformer SmallModel()
+    {
+        var model = Slice.Model(CoraMethod.Cora);
+        model.Users = UserProfiles.FromRows(Slice.Train.Take(4000));
+        return CoraTransformer.Create(new MLContext(1), model);
+    }
+
+    private static async Task<(WebApplication app, HttpClient client)> StartInProcess(CoraTransformer t, BatcherOptions? o = null)
+    {
+        var app = CoraService.Build(t, o ?? new BatcherOptions(), configure: b => b.WebHost.UseTestServer());
+        await app.StartAsync();
+        return (app, ((TestServer)app.Services.GetRequiredService<IServer>()).CreateClient());
+    }
+
+    [TestMethod]
+    public async Task ScoreRecommendHealthAndOpenApiAnswerAsTheModelDoes()
+    {
+        using var t = SmallModel();
+        var (app, client) = await StartInProcess(t);
+        await using var _ = app;
+        var health = await client.GetFromJsonAsync<JsonObject>("/healthz");
+        Assert.AreEqual("ok", (string)health!["status"]!);
+
+        var rows = Slice.Valid.Where(r => t.Model.Items.Contains(r.ItemId)).Take(20).ToList();
+        var direct = t.Model.Score(rows.Select(r => r with { History = t.Model.Users.Liked(r.UserId) }).ToList());
+        var resp = await client.PostAsJsonAsync("/score", new ScoreRequest(rows.Select(r => new ScorePair(r.UserId, r.ItemId, null)).ToList(), null), Json);
+        Assert.AreEqual(HttpStatusCode.OK, resp.StatusCode, await resp.Content.ReadAsStringAsync());
+        var body = (await resp.Content.ReadFromJsonAsync<ScoreResponse>(Json))!;
+        Assert.AreEqual(rows.Count, body.Scores.Count);
+        for (int i = 0; i < rows.Count; i++)
+        {
+            Assert.AreEqual(rows[i].ItemId, body.Scores[i].Item);
+            Assert.AreEqual(direct[i], body.Scores[i].Score, 1e-5 * Math.Max(1, Math.Abs(direct[i])), "the service scores as the model does (history from the model)");
+            Assert.AreEqual("cora", body.Scores[i].Source);
+        }
+
+        int user = t.Model.Users.UserIds.First(t.Model.Cf.KnowsUser);
+        var rec = (await client.GetFromJsonAsync<RecommendResponse>($"/recommend/{user}?k=5", Json))!;
+        var expected = t.Recommend(user, 5);
+        CollectionAssert.AreEqual(expected.Select(r => r.ItemId).ToArray(), rec.Cora.Select(r => r.Item).ToArray(), "CF retrieval then re-rank, as Recommend");
+        Assert.AreEqual(5, rec.Cf.Count);
+        Assert.IsTrue(rec.Cf.Zip(rec.Cf.Skip(1)).All(p => p.First.Score >= p.Second.Score), "CF list ordered by CF score");
+        Assert.IsTrue(rec.History.Count > 0 && rec.History.All(h => h.Title.Length > 0), "liked history with titles");
+
+        var openapi = await client.GetStringAsync("/openapi/v1.json");
+        StringAssert.Contains(openapi, "\"/score\"");
+        StringAssert.Contains(openapi, "\"/recommend/{user}\"");
+        StringAssert.Contains(await client.GetStringAsync("/"), "<title>Cora");
+    }
+
+    [TestMethod]
+    public async Task BadRequestsGet400ProblemDetailsNamingTheField()
+    {
+        using var t = SmallModel();
+        var (app, client) = await StartInProcess(t);
+        await using var _ = app;
+        async Task<JsonObject> Bad(HttpResponseMessage r)
+        {
+            Assert.AreEqual(HttpStatusCode.BadRequest, r.StatusCode);
+            StringAssert.StartsWith(r.Content.Headers.ContentType!.MediaType, "application/problem+json");
+            return (await r.Content.ReadFromJsonAsync<JsonObject>())!;
+        }
+        var e = await Bad(await client.PostAsJsonAsync("/score", new { pairs = Array.Empty<object>() }));
+        Assert.IsNotNull(e["errors"]!["pairs"]);
+        int item = t.Model.Items.Titles.Keys.First();
+        e = await Bad(await client.PostAsJsonAsync("/score", new { pairs = new object[] { new { user = 1, item }, new { user = 1, item = 987654 }, new { item } }, deadline_ms = 0 }));
+        Assert.IsNotNull(e["errors"]!["pairs[1].item"], e.ToJsonString());
+        Assert.IsNotNull(e["errors"]!["pairs[2].user"], e.ToJsonString());
+        Assert.IsNotNull(e["errors"]!["deadline_ms"], e.ToJsonString());
+        var raw = await client.PostAsync("/score", new StringContent("{not json", System.Text.Encoding.UTF8, "application/json"));
+        Assert.AreEqual(HttpStatusCode.BadRequest, raw.StatusCode);
+        e = await Bad(await client.GetAsync("/recommend/1?k=0"));
+        Assert.IsNotNull(e["errors"]!["k"]);
+    }
+
+    [TestMethod]
+    public async Task ConcurrentRequestsAreMergedAndPastTheDeadlineTheCfScoreAnswers()
+    {
+        using var t = SmallModel();
+        var (app, client) = await StartInProcess(t, new BatcherOptions { MaxWait = TimeSpan.FromMilliseconds(50), MaxBatch = 64 });
+        await using (app)
+        {
+            var f = await ServeLoad.RunAsync(client, t.Model, concurrency: 16, requests: 48, pairsPerRequest: 2);
+            Assert.AreEqual(48, f.Answered, "every request answered once");
+            Assert.AreEqual(0, f.Failed + f.Mismatched, "nothing dropped, duplicated or mixed up");
+            var health = await client.GetFromJsonAsync<JsonObject>("/healthz");
+            Assert.IsTrue((long)health!["batches"]! < 48, $"requests were merged into fewer model calls ({health["batches"]})");
+        }
+        // A deadline shorter than the batch wait: the answer is the CF stage's score, marked as such.
+        var (app2, client2) = await StartInProcess(t, new BatcherOptions { MaxWait = TimeSpan.FromMilliseconds(400), Deadline = TimeSpan.FromMilliseconds(1) });
+        await using (app2)
+        {
+            var pairs = ServeLoad.Pairs(t.Model, 0, 3);
+            var body = (await (await client2.PostAsJsonAsync("/score", new ScoreRequest(pairs, null), Json)).Content.ReadFromJsonAsync<ScoreResponse>(Json))!;
+            var cf = t.Model.Cf.ScoreRows(pairs.Select(p => new Interaction(p.User!.Value, p.Item!.Value, false, 0, true, t.Model.Users.Liked(p.User.Value))).ToList());
+            Assert.IsTrue(body.Scores.All(s => s.Source == "cf"));
+            CollectionAssert.AreEqual(cf, body.Scores.Select(s => s.Score).ToArray());
+        }
+    }
+
+    [TestMethod]
+    [Timeout(300_000)]
+    public async Task OnLoopbackShutdownDrainsInFlightRequestsAndTheLoadRunReportsFigures()
+    {
+        using var t = SmallModel();
+        var app = CoraService.Build(t, new BatcherOptions { MaxWait = TimeSpan.FromMilliseconds(100) }, new[] { "http://127.0.0.1:0" });
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        var inFlight = Enumerable.Range(0, 6).Select(i => http.PostAsJsonAsync("/score", new ScoreRequest(ServeLoad.Pairs(t.Model, i, 2), null), Json)).ToList();
+        await Task.Delay(30);
+        await app.StopAsync();                      // graceful: the requests already received are answered
+        foreach (var r in inFlight)
+        {
+            var resp = await r;
+            Assert.AreEqual(HttpStatusCode.OK, resp.StatusCode);
+        }
+        await app.DisposeAsync();
+
+        using var dir = TestPaths.Temp();
+        var mlPath = dir["m.zip"];
+        var ml = new MLContext(1);
+        ml.Model.Save(t, ml.Data.LoadFromEnumerable(CoraInput.From(Slice.Train.Take(4))).Schema, mlPath);
+        var (code, stdout, err) = CliTests.Cli("bench", "serve", "--model", mlPath, "--requests", "12", "--pairs", "2", "--concurrency", "1,4", "--json", dir["load.json"]);
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "p50 ms");
+        var levels = JsonNode.Parse(File.ReadAllText(dir["load.json"]))!["levels"]!.AsArray();
+        Assert.AreEqual(2, levels.Count);
+        foreach (var l in levels)
+        {
+            Assert.AreEqual(12, (int)l!["Answered"]!);
+            Assert.AreEqual(0, (int)l["Failed"]! + (int)l["Mismatched"]!);
+            Assert.IsTrue((double)l["P99Ms"]! >= (double)l["P50Ms"]! && (double)l["RowsPerSecond"]! > 0);
+        }
+    }
+}
