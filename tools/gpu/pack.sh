@@ -11,7 +11,7 @@ out="$root/out/gpu"
 dotnet_root="$(dirname "$(readlink -f "$(command -v dotnet)")")"
 [ -d "$shared/data/ml-1m-collm" ] || { echo "pack.sh: no $shared/data/ml-1m-collm; pass the shared folder as the first argument" >&2; exit 2; }
 rm -rf "$out.tmp"; mkdir -p "$out.tmp"
-dotnet publish "$root/src/Cora.Cli" -c Release -r linux-x64 --self-contained false -p:CoraLibTorchPackage=none \
+dotnet publish "$root/src/Cora.Cli" -c Release -r linux-x64 --self-contained false -p:CoraLibTorchPackage=none -p:CoraServe=false \
   -p:DebugType=none -o "$out.tmp/app" -v quiet -nologo
 rm -f "$out.tmp"/app/*.dbg "$out.tmp"/app/*.pdb "$out.tmp"/app/*.xml
 tar -cJf "$out.tmp/runtime.tar.xz" -C "$dotnet_root" dotnet host shared/Microsoft.NETCore.App

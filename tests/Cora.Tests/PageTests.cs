@@ -1,0 +1,60 @@
+using Cora.Cli;
+using Microsoft.Playwright;
+
+namespace Cora.Tests;
+
+/// <summary>The page of <c>cora serve</c> in a real browser: Debian's chromium, headless, driven by Playwright (installed by .ci/run).</summary>
+[TestClass]
+public class PageTests
+{
+    public TestContext TestContext { get; set; } = null!;
+
+    /// <summary>The installed chromium (CORA_CHROMIUM, else Debian's), or null.</summary>
+    internal static string? Chromium() =>
+        new[] { Environment.GetEnvironmentVariable("CORA_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser" }.FirstOrDefault(p => !string.IsNullOrEmpty(p) && File.Exists(p));
+
+    [TestMethod]
+    [Timeout(300_000)]
+    public async Task ThePageShowsAUsersRecommendationsAndScoresATitle()
+    {
+        var chromium = Chromium();
+        if (chromium is null) Assert.Inconclusive("No chromium found (/usr/bin/chromium; set CORA_CHROMIUM): `apt-get install chromium` (.ci/run does) to run the browser test.");
+        using var t = ServeTests.SmallModel();
+        var app = CoraService.Build(t, new BatcherOptions(), new[] { "http://127.0.0.1:0" });
+        await app.StartAsync();
+        await using var _ = app;
+        string url = app.Urls.First();
+
+        using var pw = await Playwright.CreateAsync();
+        await using var browser = await pw.Chromium.LaunchAsync(new() { ExecutablePath = chromium, Headless = true, Args = new[] { "--no-sandbox" } });
+        var page = await browser.NewPageAsync();
+        var failed = new List<string>();
+        page.RequestFailed += (_, r) => failed.Add(r.Url);
+        await page.GotoAsync(url + "/");
+        await page.WaitForFunctionAsync("document.body.dataset.loaded !== undefined", null, new() { Timeout = 120_000 });
+        int user = int.Parse(await page.EvalOnSelectorAsync<string>("#user", "e => e.value"));
+        var expected = t.Recommend(user, 10).Select(r => r.Title).ToArray();
+        var shown = (await page.Locator("#cora tbody tr td:nth-child(2)").AllTextContentsAsync()).ToArray();
+        CollectionAssert.AreEqual(expected, shown, "the page lists the model's top 10 for the selected user");
+        Assert.AreEqual(10, await page.Locator("#cf tbody tr").CountAsync(), "CF alone side by side");
+        Assert.IsTrue(await page.Locator("#history li").CountAsync() > 0, "the liked history");
+
+        // Score a title: search, pick, score.
+        string title = t.Model.Items.Titles.First().Value;
+        await page.FillAsync("#q", title[..Math.Min(6, title.Length)]);
+        await page.WaitForFunctionAsync("document.querySelectorAll('#titles option').length > 0");
+        await page.FillAsync("#q", title);
+        await page.ClickAsync("#score");
+        await page.WaitForFunctionAsync("document.getElementById('result').textContent.startsWith('p(Yes)')");
+        StringAssert.Contains(await page.TextContentAsync("#result"), "cora");
+
+        // A test artifact kept after the run: artifacts/ (git-ignored) at the repository root, or CORA_ARTIFACTS.
+        string shot = Path.Combine(Environment.GetEnvironmentVariable("CORA_ARTIFACTS") ?? Path.Combine(TestPaths.RepoRoot, "artifacts"), "cora-page.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(shot)!);
+        await page.ScreenshotAsync(new() { Path = shot, FullPage = true });
+        TestContext.AddResultFile(shot);
+        TestContext.WriteLine($"screenshot: {shot}");
+        Assert.IsTrue(new FileInfo(shot).Length > 10_000, "a real screenshot");
+        Assert.AreEqual(0, failed.Count, "no failed requests (no external assets): " + string.Join(", ", failed));
+    }
+}
