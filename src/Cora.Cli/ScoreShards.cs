@@ -85,7 +85,14 @@ internal static class ScoreShards
         {
             using var rg = r.OpenRowGroupReader(g);
             int n = checked((int)rg.RowCount);
-            async Task<T[]> Col<T>(DataField<T> f) where T : struct { var a = new T[n]; await rg.ReadAsync<T>(f, a); return a; }
+            // Read with the file's own fields (a field must belong to the schema it is read through).
+            async Task<T[]> Col<T>(DataField<T> f) where T : struct
+            {
+                var field = r.Schema.DataFields.FirstOrDefault(x => x.Name == f.Name) ?? throw new InvalidDataException($"{path}: no column '{f.Name}'; not a cora score part.");
+                var a = new T[n];
+                await rg.ReadAsync<T>(field, a);
+                return a;
+            }
             var row = await Col(RowField); var user = await Col(UserField); var item = await Col(ItemField);
             var score = await Col(ScoreField); var prob = await Col(ProbabilityField); var rank = await Col(RankField);
             for (int i = 0; i < n; i++) all.Add(new ScoredRow(row[i], user[i], item[i], score[i], prob[i], rank[i]));
