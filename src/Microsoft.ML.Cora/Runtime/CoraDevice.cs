@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -57,15 +58,24 @@ public static class CoraDevice
     }
 
     /// <summary>
-    /// Intra-op threads libtorch uses on the CPU (0 = libtorch's default, one per core). Set it below the core count when several
+    /// Intra-op (and, once per process, inter-op) threads libtorch uses on the CPU (0 = libtorch's default, one per core). Set it below the core count when several
     /// Cora processes share a machine: two processes each using every core slowed each other 2-4x on 2 cores.
     /// </summary>
+    private static bool _interopSet;
+
     public static void SetThreads(int threads)
     {
         if (threads < 0) throw new ArgumentOutOfRangeException(nameof(threads), threads, "threads must be 0 (default) or more.");
         if (threads == 0) return;
         LibTorchRuntime.EnsureLoaded();
         torch.set_num_threads(threads);
+        // Inter-op threads (independent ops run side by side) can be set once per process, before any inter-op work.
+        if (!_interopSet)
+        {
+            _interopSet = true;
+            try { torch.set_num_interop_threads(threads); }
+            catch (Exception e) when (e is ExternalException or InvalidOperationException) { }
+        }
     }
 
     /// <summary>Short name of a dtype as the options spell it.</summary>
