@@ -8,7 +8,8 @@ namespace Microsoft.ML.Cora.Estimators;
 /// <summary>
 /// Scores interactions with a trained <see cref="CoraModel"/>: adds <c>Score</c> (the "Yes" logit, or the MF logit),
 /// <c>Probability</c> (sigmoid of Score) and <c>PredictedLabel</c> (Probability &gt; 0.5).
-/// <see cref="Transform"/> is lazy; its cursor scores rows in batches of <see cref="ScoringBatchSize"/> through the LLM,
+/// <see cref="Transform"/> is lazy; its cursor reads <see cref="CoraDefaults.ScoringReadAheadBatches"/> batches ahead and scores them in batches of
+/// <see cref="ScoringBatchSize"/> grouped by prompt length,
 /// so memory stays bounded for any data size. Thread safety: the frozen LLM, CF model and trainable weights are
 /// shared read-only; each cursor, row mapper or PredictionEngine owns its buffers, so several threads may score at once.
 /// </summary>
@@ -270,10 +271,12 @@ public sealed class CoraTransformer : ITransformer, IDisposable
 
         private void FillBatch()
         {
-            var rows = new List<Interaction>(_t.ScoringBatchSize);
-            var prompts = _t.Columns.Prompt is null ? null : new List<string>(_t.ScoringBatchSize);
+            // A window of several batches is scored at once: Model.Score groups its rows by prompt length into batches.
+            int window = _t.ScoringBatchSize * CoraDefaults.ScoringReadAheadBatches;
+            var rows = new List<Interaction>(window);
+            var prompts = _t.Columns.Prompt is null ? null : new List<string>(window);
             var titles = _t.Columns.Title is null ? null : new Dictionary<int, string>();
-            while (rows.Count < _t.ScoringBatchSize && _ahead!.MoveNext())
+            while (rows.Count < window && _ahead!.MoveNext())
             {
                 var (r, p) = _reader!.Read();
                 rows.Add(r);

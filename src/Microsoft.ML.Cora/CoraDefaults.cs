@@ -21,6 +21,9 @@ public static class CoraDefaults
     public const int ValidateEvery = 200;
     public const int Patience = 5;
     public const int ScoringBatchSize = 16;
+    /// <summary>Batches a Transform cursor reads ahead and scores together, so that rows are grouped by prompt length across them
+    /// (less padding; the memory held is this many batches of rows and scores).</summary>
+    public const int ScoringReadAheadBatches = 8;
     public const double ValidationFraction = 0.1;
 
     // Collaborative weights and baselines
