@@ -47,6 +47,7 @@ internal static class TrainCommand
         var genFfn = new Option<int?>("--generator-ffn") { Description = $"Q-Former feed-forward width (paper: {CoraDefaults.GeneratorFeedForward})." };
         var cfKind = new Option<string>("--cf") { Description = "The CF stage: mf (default), lightgcn or sasrec (the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS); --mf-* options apply to each.", DefaultValueFactory = _ => "mf" };
         cfKind.Validators.Add(r => { var v = r.GetValueOrDefault<string>() ?? ""; if (!CollaborativeModels.Kinds.Contains(v)) r.AddError($"--cf: unknown CF model '{Microsoft.ML.Cora.Data.ErrorText.Elide(v, 40)}'; use {string.Join(", ", CollaborativeModels.Kinds)}."); });
+        var cfFrom = new Option<string?>("--cf-from") { Description = "Reuse the CF stage of a saved model (.zip from cora train) instead of training one: train it once, compare methods on it." };
         var mfDim = Cli.Int("--mf-dim", CoraDefaults.MfEmbeddingDim, "CF embedding size.", 1);
         var mfEpochs = Cli.Int("--mf-epochs", CoraDefaults.MfMaxEpochs, "Maximum MF epochs (early stopping on validation AUC).", 1);
         var mfPatience = Cli.Int("--mf-patience", CoraDefaults.MfPatience, "MF epochs without a better validation AUC before stopping.", 1);
@@ -58,7 +59,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train the CF stage and a method, save the model, report validation metrics.")
         {
             train, valid, items, llm, method, output, epochs, batch, accum, lr, wd, warmup, maxRows, maxSteps, validateEvery, maxValid, patience,
-            scoringBatch, seed, rank, alpha, generator, genLayers, genHidden, genHeads, genFfn, cfKind, mfDim, mfEpochs, mfPatience, ckpt, restart, json, plot, warmFromData,
+            scoringBatch, seed, rank, alpha, generator, genLayers, genHidden, genHeads, genFfn, cfKind, cfFrom, mfDim, mfEpochs, mfPatience, ckpt, restart, json, plot, warmFromData,
         };
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
@@ -101,6 +102,15 @@ internal static class TrainCommand
                     File.Delete(Path.Combine(ck, f));
             if (llmPath is not null && !File.Exists(llmPath) && !Directory.Exists(llmPath)) throw new FileNotFoundException($"LLM not found: '{llmPath}'.");
 
+            CoraTransformer? cfSource = null;
+            if (p.GetValue(cfFrom) is { } from)
+            {
+                if (!File.Exists(from)) throw new UsageException($"--cf-from: '{ErrorText.Elide(from)}' not found.");
+                cfSource = Cli.Load(from, (device, dtype)).model;
+                options.CollaborativeModel = cfSource.Model.Cf;
+                c.Out.WriteLine($"CF stage: {cfSource.Model.Cf.Kind} from {from} (not retrained)");
+            }
+            using var cfOwner = cfSource;
             var trainRows = InteractionTsv.Read(p.GetValue(train)!);
             var validRows = InteractionTsv.Read(p.GetValue(valid)!);
             var catalog = ItemCatalog.Read(p.GetValue(items)!);
@@ -120,7 +130,7 @@ internal static class TrainCommand
             Cli.Print(c.Out, metrics);
             long peak = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
             c.Out.WriteLine($"wall time {sw.Elapsed:hh\\:mm\\:ss}, peak working set {peak} MiB, model {p.GetValue(output)}");
-            if (p.GetValue(json) is { } j) Cli.WriteJson(j, metrics, new JsonObject { ["method"] = p.GetValue(method), ["cf"] = p.GetValue(cfKind), ["wall_seconds"] = sw.Elapsed.TotalSeconds, ["peak_mib"] = peak });
+            if (p.GetValue(json) is { } j) Cli.WriteJson(j, metrics, new JsonObject { ["method"] = p.GetValue(method), ["cf"] = options.CollaborativeModel?.Kind ?? p.GetValue(cfKind), ["wall_seconds"] = sw.Elapsed.TotalSeconds, ["peak_mib"] = peak });
             if (p.GetValue(plot) is { } png)
             {
                 TrainingPlot.Save(model.TrainingResult ?? new TrainingResult(0, double.NaN, 0, new(), new(), false, false), png, $"cora train --method {p.GetValue(method)}");

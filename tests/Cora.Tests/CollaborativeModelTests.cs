@@ -138,7 +138,16 @@ public class CollaborativeModelTests
         Assert.AreEqual(0, code, err);
         var loaded = CoraTransformer.Find(new MLContext().Model.LoadCora(dir["s.zip"], out _));
         Assert.AreEqual("sasrec", loaded.Model.Cf.Kind);
+        var sasrecScores = loaded.Model.Cf.ScoreRows(Valid);
         loaded.Dispose();
+        // --cf-from: the CF stage of a saved model, reused as it is (not retrained).
+        (code, stdout, err) = CliTests.Cli("train", "--train", Slice.TrainPath, "--valid", Slice.ValidPath, "--items", Slice.ItemsPath, "--method", "mf",
+            "--cf-from", dir["s.zip"], "--out", dir["r.zip"]);
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "CF stage: sasrec from");
+        var reused = CoraTransformer.Find(new MLContext().Model.LoadCora(dir["r.zip"], out _));
+        CollectionAssert.AreEqual(sasrecScores, reused.Model.Cf.ScoreRows(Valid));
+        reused.Dispose();
         (code, _, err) = CliTests.Cli("train", "--train", Slice.TrainPath, "--valid", Slice.ValidPath, "--items", Slice.ItemsPath, "--method", "mf", "--cf", "bpr", "--out", dir["x.zip"]);
         Assert.AreEqual(2, code);
         StringAssert.Contains(err, "--cf");
