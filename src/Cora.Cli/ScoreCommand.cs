@@ -77,16 +77,16 @@ internal static class ScoreCommand
                 for (int j = 0; j < mine.Count; j++)
                 {
                     var r = rows[mine[j]];
-                    scored.Add(new ScoredRow(mine[j], r.UserId, r.ItemId, scores[j], 1f / (1f + MathF.Exp(-scores[j])), rank[j]));
+                    scored.Add(new ScoredRow(mine[j], r.UserId, r.ItemId, scores[j], CoraTransformer.Sigmoid(scores[j]), rank[j]));
                 }
             }
             string part = Path.Combine(dir, ScoreShards.PartName(index));
             ScoreShards.WritePart(part, scored);
             ScoreShards.WriteManifest(Path.Combine(dir, ScoreShards.ManifestName(index)), new ShardManifest
             {
-                Shard = index, Shards = count, Part = ScoreShards.PartName(index), PartSha256 = ScoreShards.Sha256(part), Rows = scored.Count,
-                InputRows = rows.Count, CoveredInputRows = mine.Count, InputSha256 = ScoreShards.Sha256(p.GetValue(data)!),
-                ModelSha256 = ScoreShards.Sha256(p.GetValue(model)!), LlmSha256 = t.Model.LlmChecksum, Candidates = k,
+                Shard = index, Shards = count, Part = ScoreShards.PartName(index), PartSha256 = LlmFiles.FileSha256(part), Rows = scored.Count,
+                InputRows = rows.Count, CoveredInputRows = mine.Count, InputSha256 = LlmFiles.FileSha256(p.GetValue(data)!),
+                ModelSha256 = LlmFiles.FileSha256(p.GetValue(model)!), LlmSha256 = t.Model.LlmChecksum, Candidates = k,
                 CoraVersion = typeof(CoraModel).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
             });
             c.Out.WriteLine($"wrote {part} ({scored.Count} rows)");

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.ML.Cora.Formats;
 using Parquet;
@@ -100,12 +99,6 @@ internal static class ScoreShards
         return all;
     }
 
-    public static string Sha256(string path)
-    {
-        using var fs = File.OpenRead(path);
-        return Convert.ToHexString(SHA256.HashData(fs)).ToLowerInvariant();
-    }
-
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     public static void WriteManifest(string path, ShardManifest m) =>
@@ -143,7 +136,7 @@ internal static class ScoreShards
             string part = Path.Combine(dir, PartName(shard));
             if (m is null) { problems.Add($"shard {shard}/{first.Shards}: {ManifestName(shard)} is missing (not run, or not finished); rerun it with --shard {shard}/{first.Shards}."); continue; }
             if (!File.Exists(part)) { problems.Add($"shard {shard}: {PartName(shard)} is missing; rerun it."); continue; }
-            if (Sha256(part) != m.PartSha256) { problems.Add($"shard {shard}: {PartName(shard)} does not match its manifest (changed or partly written); rerun it."); continue; }
+            if (LlmFiles.FileSha256(part) != m.PartSha256) { problems.Add($"shard {shard}: {PartName(shard)} does not match its manifest (changed or partly written); rerun it."); continue; }
             var data = ReadPart(part);
             if (data.Count != m.Rows) problems.Add($"shard {shard}: {data.Count} rows, the manifest says {m.Rows}.");
             rows += data.Count;

@@ -316,7 +316,8 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         return d as ValueGetter<TValue> ?? throw new InvalidOperationException($"Column '{column.Name}' is {column.Type}, not {typeof(TValue).Name}.");
     }
 
-    internal static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
+    /// <summary>The probability of a score (logit): 1 / (1 + e^-x).</summary>
+    public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
 
     // ------------------------------------------------------------------ row mapper (PredictionEngine)
 

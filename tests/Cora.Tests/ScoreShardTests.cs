@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.CommandLine;
 using Cora.Cli;
 using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Formats;
 
 namespace Cora.Tests;
 
@@ -80,9 +81,9 @@ public class ScoreShardTests
         CollectionAssert.AreEqual(Enumerable.Range(1, users.Count()).ToArray(), users.OrderByDescending(r => r.Score).Select(r => r.Rank).ToArray(), "rank within the user by score");
 
         // Idempotent: rerunning a shard rewrites the same bytes.
-        string sha = ScoreShards.Sha256(Path.Combine(multi, ScoreShards.PartName(0)));
+        string sha = LlmFiles.FileSha256(Path.Combine(multi, ScoreShards.PartName(0)));
         Run("score", "--model", model, "--data", input, "--out", multi, "--shard", "0/3", "--threads", "2");
-        Assert.AreEqual(sha, ScoreShards.Sha256(Path.Combine(multi, ScoreShards.PartName(0))));
+        Assert.AreEqual(sha, LlmFiles.FileSha256(Path.Combine(multi, ScoreShards.PartName(0))));
 
         // A changed part no longer verifies.
         File.AppendAllText(Path.Combine(multi, ScoreShards.PartName(2)), "x");

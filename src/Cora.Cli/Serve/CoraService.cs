@@ -68,7 +68,7 @@ public static class CoraService
             float[] scores;
             if (await Task.WhenAny(scored, Task.Delay(deadline, ct)) == scored) scores = await scored;
             else { scores = model.Model.Cf.ScoreRows(rows); source = "cf"; }   // documented fallback: the CF stage's score
-            return Results.Ok(new ScoreResponse(rows.Select((r, i) => new ScoredPair(r.UserId, r.ItemId, scores[i], 1f / (1f + MathF.Exp(-scores[i])), source)).ToList()));
+            return Results.Ok(new ScoreResponse(rows.Select((r, i) => new ScoredPair(r.UserId, r.ItemId, scores[i], CoraTransformer.Sigmoid(scores[i]), source)).ToList()));
         });
 
         app.MapGet("/recommend/{user:int}", (int user, int? k) =>
@@ -80,7 +80,7 @@ public static class CoraService
             var items = model.Model.Items;
             var cora = all.Take(top).Select(r => new RankedItem(r.Rank, r.ItemId, r.Title, r.Score, r.Probability, r.CfScore)).ToList();
             var cf = all.OrderByDescending(r => r.CfScore).ThenBy(r => r.ItemId).Take(top)
-                .Select((r, i) => new RankedItem(i + 1, r.ItemId, r.Title, r.CfScore, 1f / (1f + MathF.Exp(-r.CfScore)), r.CfScore)).ToList();
+                .Select((r, i) => new RankedItem(i + 1, r.ItemId, r.Title, r.CfScore, CoraTransformer.Sigmoid(r.CfScore), r.CfScore)).ToList();
             var history = model.Model.Users.Liked(user).Where(items.Contains).Select(i => new TitledItem(i, items.Title(i))).ToList();
             return Results.Ok(new RecommendResponse(user, model.Model.Cf.KnowsUser(user), history, cf, cora));
         });

@@ -53,7 +53,7 @@ public static class CollaborativeModels
     };
 
     /// <summary>The CF models Cora has, by <see cref="ICollaborativeModel.Kind"/>.</summary>
-    public static IReadOnlyList<string> Kinds { get; } = new[] { "mf", "lightgcn", "sasrec" };
+    public static IReadOnlyList<string> Kinds { get; } = Enum.GetValues<CollaborativeKind>().Select(Name).ToArray();
 
     /// <summary>Trains the CF stage of a kind on the training rows (early stopping on <paramref name="valid"/>'s AUC).</summary>
     public static ICollaborativeModel Train(CollaborativeKind kind, IReadOnlyList<Interaction> train, IReadOnlyList<Interaction> valid,

@@ -50,7 +50,7 @@ public static class CollaborativeTraining
         for (int epoch = 1; epoch <= o.MaxEpochs; epoch++)
         {
             ct.ThrowIfCancellationRequested();
-            Seeded.Random(o.Seed, name == "mf" ? "mf-epoch" : name + "-epoch", epoch).Shuffle(order);
+            Seeded.Random(o.Seed, name + "-epoch", epoch).Shuffle(order);
             module.train();
             double lossSum = 0; int batches = 0;
             for (int s = 0; s < order.Length; s += o.BatchSize)

@@ -98,13 +98,17 @@ public sealed class LightGcn : nn.Module, ICollaborativeModel
         u.Dispose(); i.Dispose();
     }
 
-    private (Tensor users, Tensor items) Tables(out bool owned)
+    /// <summary>The tables to read: propagated now in training (in the caller's dispose scope), else the cached propagated ones.</summary>
+    private (Tensor users, Tensor items) Tables()
     {
-        if (training && _graph is not null) { owned = true; return Propagate(); }
+        if (training && _graph is not null) return Propagate();
         if (_userFinal is null) Freeze();
-        owned = false;
         return (_userFinal!, _itemFinal!);
     }
+
+    private Tensor UserRows(Tensor table, IReadOnlyList<Interaction> rows) =>
+        table.index_select(0, torch.tensor(Users.Map(rows.Select(r => (long)r.UserId).ToArray()), device: Device));
+    private Tensor ItemRows(Tensor table, long[] itemIds) => table.index_select(0, torch.tensor(Items.Map(itemIds), device: Device));
 
     public bool KnowsUser(int userId) => Users.Contains(userId);
     public bool KnowsItem(int itemId) => Items.Contains(itemId);
@@ -121,28 +125,22 @@ public sealed class LightGcn : nn.Module, ICollaborativeModel
 
     public Tensor UserEmbeddings(IReadOnlyList<Interaction> rows)
     {
-        var (u, i) = Tables(out bool owned);
-        var e = u.index_select(0, torch.tensor(Users.Map(rows.Select(r => (long)r.UserId).ToArray()), device: Device));
-        if (owned) { u.Dispose(); i.Dispose(); }
-        return e;
+        using var scope = torch.NewDisposeScope();
+        return UserRows(Tables().users, rows).MoveToOuterDisposeScope();
     }
 
     public Tensor ItemEmbeddings(long[] itemIds)
     {
-        var (u, i) = Tables(out bool owned);
-        var e = i.index_select(0, torch.tensor(Items.Map(itemIds), device: Device));
-        if (owned) { u.Dispose(); i.Dispose(); }
-        return e;
+        using var scope = torch.NewDisposeScope();
+        return ItemRows(Tables().items, itemIds).MoveToOuterDisposeScope();
     }
 
+    /// <summary>&lt;u, i&gt; per row, [B]; in training the graph is propagated once for the batch.</summary>
     public Tensor Score(IReadOnlyList<Interaction> rows)
     {
-        if (!(training && _graph is not null)) return CollaborativeTraining.Dot(this, rows);
         using var scope = torch.NewDisposeScope();
-        var (u, i) = Propagate();                                                              // once per batch in training
-        var ue = u.index_select(0, torch.tensor(Users.Map(rows.Select(r => (long)r.UserId).ToArray()), device: Device));
-        var ie = i.index_select(0, torch.tensor(Items.Map(rows.Select(r => (long)r.ItemId).ToArray()), device: Device));
-        return ue.mul(ie).sum(1).MoveToOuterDisposeScope();                                   // [B]
+        var (u, i) = Tables();
+        return UserRows(u, rows).mul(ItemRows(i, rows.Select(r => (long)r.ItemId).ToArray())).sum(1).MoveToOuterDisposeScope();   // [B]
     }
 
     public float[] ScoreRows(IReadOnlyList<Interaction> rows) => CollaborativeTraining.ScoreRows(this, rows);

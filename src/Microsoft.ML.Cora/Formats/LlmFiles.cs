@@ -39,6 +39,14 @@ public static class LlmFiles
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }
 
+    /// <summary>The plain SHA-256 of one regular file, streamed (lower-case hex).</summary>
+    public static string FileSha256(string path)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        AppendFile(sha, path);
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+    }
+
     /// <summary>Streams a regular file's bytes into <paramref name="sha"/> (no device or FIFO is ever read).</summary>
     internal static void AppendFile(IncrementalHash sha, string path)
     {

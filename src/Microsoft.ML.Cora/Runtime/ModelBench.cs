@@ -28,11 +28,11 @@ public static class ModelBench
     public static WorkloadFigures TrainStep(CoraModel model, IReadOnlyList<Interaction> rows, int batch, int repeats, bool profile = false)
     {
         if (!model.UsesLlm) throw new ArgumentException("mf has no LLM training step; benchmark the cora, collm or llm-lora method.", nameof(model));
-        Require(rows, batch * (repeats + 1), "train-step");
+        Require(rows, "train-step");
         var parameters = model.Trainable.parameters().ToList();
         using var opt = new Training.AdamW(new[] { new Training.AdamW.Group(parameters, CoraDefaults.WeightDecay) }, CoraDefaults.LearningRate);
         var phases = profile ? new PhaseProfile() : null;
-        int next = 0;
+        int next = 0, calls = 0;
         double flops = 0;
         model.Trainable.train();
         try
@@ -41,23 +41,23 @@ public static class ModelBench
             {
                 var slice = Enumerable.Range(next, batch).Select(i => rows[i % rows.Count]).ToList();
                 next += batch;
-                if (next > batch) flops += TrainFlops(model, slice);       // the warm-up step is not counted
-                bool timed = next > batch;
-                model.Profile = timed ? phases : null;
+                var timing = calls++ > 0 ? phases : null;                   // the warm-up step is neither timed nor counted
+                if (calls > 1) flops += TrainFlops(model, slice);
+                model.Profile = timing;
                 using var scope = torch.NewDisposeScope();
                 var logits = model.Logits(slice);
                 Tensor loss;
-                using (PhaseProfile.Time(timed ? phases : null, "loss"))
+                using (PhaseProfile.Time(timing, "loss"))
                 {
                     var y = torch.tensor(slice.Select(r => r.Label ? 1f : 0f).ToArray(), device: logits.device);
                     loss = nn.functional.binary_cross_entropy_with_logits(logits, y);
                 }
-                using (PhaseProfile.Time(timed ? phases : null, "backward"))
+                using (PhaseProfile.Time(timing, "backward"))
                 {
                     opt.ZeroGrad();
                     loss.backward();
                 }
-                using (PhaseProfile.Time(timed ? phases : null, "optimizer step"))
+                using (PhaseProfile.Time(timing, "optimizer step"))
                     opt.Step();
             });
             return Figures($"train-step batch {batch}", times, batch, flops / repeats, phases, repeats);
@@ -78,7 +78,7 @@ public static class ModelBench
     public static WorkloadFigures Measure(CoraModel model, IReadOnlyList<Interaction> rows, int batch, int rowsPerRepeat, int repeats, bool profile,
         string what, Func<IReadOnlyList<Interaction>, float[]> score)
     {
-        Require(rows, rowsPerRepeat, what);
+        Require(rows, what);
         var phases = profile ? new PhaseProfile() : null;
         int next = 0, calls = 0;
         double flops = 0;
@@ -89,9 +89,8 @@ public static class ModelBench
                 // Each repeat scores other rows (a fresh prompt cache), as a first pass over data does.
                 var slice = Enumerable.Range(next, rowsPerRepeat).Select(i => CopyOf(rows[i % rows.Count])).ToList();
                 next += rowsPerRepeat;
-                bool timed = calls++ > 0;
-                if (timed) flops += ScoreFlops(model, slice);
-                model.Profile = timed ? phases : null;
+                model.Profile = calls++ > 0 ? phases : null;               // the warm-up pass is neither timed nor counted
+                if (calls > 1) flops += ScoreFlops(model, slice);
                 score(slice);
             });
             return Figures($"{what} batch {batch}", times, rowsPerRepeat, flops / repeats, phases, repeats);
@@ -101,7 +100,7 @@ public static class ModelBench
 
     private static Interaction CopyOf(Interaction r) => r with { };
 
-    private static void Require(IReadOnlyList<Interaction> rows, int n, string what)
+    private static void Require(IReadOnlyList<Interaction> rows, string what)
     {
         if (rows.Count == 0) throw new ArgumentException($"{what}: no rows to benchmark.", nameof(rows));
     }
@@ -131,9 +130,10 @@ public static class ModelBench
         double attention = 2.0 * c.NumHiddenLayers * (double)tokens * (tokens + 1) / 2 * c.AttentionDim;   // causal QK^T and AV: 2 x (T(T+1)/2) x d x 2 FLOPs
         double lowRank = 0;
         if (model.Trainable.collaborative_weights is { } cw)
+        {
             foreach (var lin in cw.p.values()) lowRank += 2.0 * tokens * lin.weight!.numel();                // P: r -> out per token
-        if (model.Trainable.collaborative_weights is not null)
             lowRank += 2.0 * tokens * c.HiddenSize * model.Options.Rank * c.NumHiddenLayers * 2;           // x·A: shared by q,k,v and for o
+        }
         if (model.Trainable.lora is { } lora)
             foreach (var (_, p) in lora.named_parameters()) lowRank += 2.0 * tokens * p.numel();
         return dense + attention + lowRank;
