@@ -94,7 +94,7 @@ internal static class TrainCommand
             // Everything is checked before any data is read or any model is built: option values, device, output paths.
             var problems = options.Validate().Where(e => e.Option is not ("ItemTitles" or "LlmPath")).Select(e => Flag(e.Option) + ": " + e.Problem)
                 .Concat(FileChecks.CheckOutputs(new[] { ("--out", p.GetValue(output)), ("--json", p.GetValue(json)), ("--plot", p.GetValue(plot)) },
-                    new[] { p.GetValue(train), p.GetValue(valid), p.GetValue(items), llmPath }).Select(x => $"{x.name}: {x.problem}")).ToList();
+                    new[] { p.GetValue(train), p.GetValue(valid), p.GetValue(items), llmPath, p.GetValue(cfFrom) }).Select(x => $"{x.name}: {x.problem}")).ToList();
             if (problems.Count > 0) throw new UsageException(string.Join(" ", problems));
             CoraDevice.Resolve(device);
             if (p.GetValue(restart) && p.GetValue(ckpt) is { } ck && Directory.Exists(ck))

@@ -131,6 +131,8 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
                 if (string.IsNullOrWhiteSpace(v)) e = e.Append(new OptionError(n, "is empty; name the column."));
             if (CoraDevice.DeviceError(Device) is { } de) e = e.Append(new OptionError(nameof(Device), de + "."));
             e = e.Concat(OptionChecks.Between(nameof(Threads), Threads, 0, 1024));
+            if (!Enum.IsDefined(CollaborativeFilter))
+                e = e.Append(new OptionError(nameof(CollaborativeFilter), $"{(int)CollaborativeFilter} is not a CF model; use Mf, LightGcn or SasRec."));
             if (CoraDevice.DtypeError(LlmDtype) is { } te) e = e.Append(new OptionError(nameof(LlmDtype), te + "."));
             bool llm = Model?.Method is not CoraMethod.Mf;
             if (llm && ItemTitles is null && Items is null && PromptColumnName is null && TitleColumnName is null)

@@ -145,6 +145,11 @@ public class CollaborativeModelTests
             "--cf-from", dir["s.zip"], "--out", dir["r.zip"]);
         Assert.AreEqual(0, code, err);
         StringAssert.Contains(stdout, "CF stage: sasrec from");
+        (code, _, err) = CliTests.Cli("train", "--train", Slice.TrainPath, "--valid", Slice.ValidPath, "--items", Slice.ItemsPath, "--method", "mf",
+            "--cf-from", dir["s.zip"], "--out", dir["s.zip"]);
+        Assert.AreEqual(2, code, "the output may not replace the model the CF stage comes from");
+        StringAssert.Contains(err, "--out");
+        Assert.ThrowsExactly<ArgumentException>(() => ml.Recommendation().Trainers.Cora(new CoraTrainer.Options { Method = CoraMethod.Mf, CollaborativeFilter = (CollaborativeKind)7 }));
         var reused = CoraTransformer.Find(new MLContext().Model.LoadCora(dir["r.zip"], out _));
         CollectionAssert.AreEqual(sasrecScores, reused.Model.Cf.ScoreRows(Valid));
         reused.Dispose();

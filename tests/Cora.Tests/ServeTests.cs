@@ -94,6 +94,12 @@ public class ServeTests
         Assert.AreEqual(HttpStatusCode.BadRequest, raw.StatusCode);
         e = await Bad(await client.GetAsync("/recommend/1?k=0"));
         Assert.IsNotNull(e["errors"]!["k"]);
+        foreach (var (flag, value) in new[] { ("--port", "70000"), ("--host", "my host") })
+        {
+            var (code, _, err) = CliTests.Cli("serve", "--model", "m.zip", flag, value);
+            Assert.AreEqual(2, code, flag);
+            StringAssert.Contains(err, flag);
+        }
     }
 
     [TestMethod]
