@@ -115,7 +115,7 @@ internal static class BenchCommand
         generator.AcceptOnlyFromAmong("paper", "compact");
         var method = new Option<string>("--method") { Description = "cora, collm or llm-lora.", DefaultValueFactory = _ => "cora" };
         method.AcceptOnlyFromAmong("cora", "collm", "llm-lora");
-        var batch = Positive("--batch", name == "train-step" ? 16 : Microsoft.ML.Cora.CoraDefaults.ScoringBatchSize, "Rows per step (train-step) or per forward (score, transform).");
+        var batch = Positive("--batch", name == "train-step" ? Microsoft.ML.Cora.CoraDefaults.ReferenceBatchSize : Microsoft.ML.Cora.CoraDefaults.ScoringBatchSize, "Rows per step (train-step) or per forward (score, transform).");
         var rowsPer = Positive("--rows", 256, "Rows scored per repeat (score, transform).");
         var tokens = Positive("--tokens", 200, "Tokens per row (with --shape only).");
         var repeats = Positive("--repeats", Microsoft.ML.Cora.CoraDefaults.BenchRepeats, "Timed repeats (after one warm-up).");

@@ -15,7 +15,7 @@ internal static class QuickstartCommand
     public static Command Create(CliContext c)
     {
         var shared = new Option<string?>("--shared") { Description = "The shared folder (default: ../shared from the repository, or CORA_SHARED)." };
-        var rows = Cli.Int("--max-rows", 4000, "Training rows for the CoRA run (a seeded random sample; batch 16).", 1);
+        var rows = Cli.Int("--max-rows", 4000, $"Training rows for the CoRA run (a seeded random sample; batch {CoraDefaults.ReferenceBatchSize}).", 1);
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the self-generated synthetic data and random LLaMA even when ../shared exists." };
         var cmd = new Command("quickstart", "Train MF and CoRA and print the metric table: MovieLens-1M (CoLLM split) with stories260K when ../shared is present, else a labelled synthetic stand-in.") { shared, rows, synthetic };
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
@@ -56,7 +56,7 @@ internal static class QuickstartCommand
             {
                 ItemTitles = titles, LlmPath = llmPath, ValidationData = validView, Device = device, LlmDtype = dtype, CollaborativeModel = mf.Model.Cf, CancellationToken = c.Ct,
             };
-            coraOptions.MaxTrainRows = p.GetValue(rows); coraOptions.BatchSize = 16; coraOptions.ValidateEvery = 125; coraOptions.MaxValidationRows = 400;
+            coraOptions.MaxTrainRows = p.GetValue(rows); coraOptions.BatchSize = CoraDefaults.ReferenceBatchSize; coraOptions.ValidateEvery = 125; coraOptions.MaxValidationRows = 400;
             // The synthetic stand-in uses the compact generator to stay within a few minutes; the real run uses CoRA's.
             if (dir is null) coraOptions.Generator = QueryGeneratorOptions.Compact;
             coraOptions.Progress = new Progress(progress);

@@ -21,6 +21,9 @@ public static class CoraDefaults
     public const int ValidateEvery = 200;
     public const int Patience = 5;
     public const int ScoringBatchSize = 16;
+    /// <summary>Rows per step of the quickstart's CoRA run and of <c>cora bench train-step</c> on a real model (the and the
+    /// README table's setting; the trainer's own default stays <see cref="BatchSize"/>).</summary>
+    public const int ReferenceBatchSize = 16;
     /// <summary>Batches a Transform cursor reads ahead and scores together, so that rows are grouped by prompt length across them
     /// (less padding; the memory held is this many batches of rows and scores).</summary>
     public const int ScoringReadAheadBatches = 8;
