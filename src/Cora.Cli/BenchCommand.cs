@@ -120,8 +120,13 @@ internal static class BenchCommand
         var tokens = Positive("--tokens", 200, "Tokens per row (with --shape only).");
         var repeats = Positive("--repeats", Microsoft.ML.Cora.CoraDefaults.BenchRepeats, "Timed repeats (after one warm-up).");
         var profile = new Option<bool>("--profile") { Description = "Also split the time by phase (prompts, CF lookup + generator, LLM forward, loss, backward, optimizer step)." };
-        var baseline = new Option<string?>("--baseline") { Description = "paper: also run the same work the way CoRA's public code does it, in the same process, and print the ratio." };
-        baseline.AcceptOnlyFromAmong("paper");
+        var baseline = new Option<string?>("--baseline")
+        {
+            Description = "paper: also run the same work the way CoRA's public code does it, in the same process, and print the ratio; " +
+                          $"or the name of one saving ({string.Join(", ", ComputePlan.SwitchNames)}): the same with only that saving off" +
+                          (name == "transform" ? "; or direct: the same rows scored by the model directly (what Transform adds)." : "."),
+        };
+        baseline.AcceptOnlyFromAmong(ComputePlan.SwitchNames.Prepend("paper").Concat(name == "transform" ? new[] { "direct" } : Array.Empty<string>()).ToArray());
         var json = JsonOption();
         var cmd = new Command(name, description) { llm, data, generator, method, batch, repeats, profile, baseline, json };
         if (name == "train-step") { cmd.Options.Add(shape); cmd.Options.Add(tokens); }
@@ -140,9 +145,10 @@ internal static class BenchCommand
             using var setup = BenchSetup.Create(c, p.GetValue(llm), p.GetValue(data), Cli.ParseMethod(p.GetValue(method)!),
                 p.GetValue(generator) == "compact" ? QueryGeneratorOptions.Compact : QueryGeneratorOptions.Paper, deviceSpec, dtypeSpec);
             int b = p.GetValue(batch), n = p.GetValue(repeats), per = p.GetValue(rowsPer);
-            WorkloadFigures Run(ComputePlan plan)
+            WorkloadFigures Run(ComputePlan plan, bool direct = false)
             {
                 setup.Model.Plan = plan;
+                if (direct) return ModelBench.Score(setup.Model, setup.Rows, b, per, n, p.GetValue(profile));
                 return name switch
                 {
                     "train-step" => ModelBench.TrainStep(setup.Model, setup.Rows, b, n, p.GetValue(profile)),
@@ -151,18 +157,26 @@ internal static class BenchCommand
                 };
             }
             var fast = Run(ComputePlan.Fast);
-            var paper = p.GetValue(baseline) is null ? null : Run(ComputePlan.Paper);
+            var baselineName = p.GetValue(baseline);
+            var paper = baselineName switch
+            {
+                null => null,
+                "paper" => Run(ComputePlan.Paper),
+                "direct" => Run(ComputePlan.Fast, direct: true),
+                _ => Run(ComputePlan.Fast.Without(baselineName)),
+            };
+            string baselineLabel = baselineName switch { null or "paper" => "paper's way", "direct" => "direct", _ => $"no {baselineName}" };
             double peak = ModelBench.MatmulPeakGflops(device);
             Print(c.Out, "cora", fast, peak);
             if (paper is not null)
             {
-                Print(c.Out, "paper's way", paper, peak);
-                c.Out.WriteLine($"  ratio cora / paper's way: {fast.MedianSeconds / paper.MedianSeconds:F2} of the time ({paper.MedianSeconds / fast.MedianSeconds:F2}x faster)");
+                Print(c.Out, baselineLabel, paper, peak);
+                c.Out.WriteLine($"  ratio cora / {baselineLabel}: {fast.MedianSeconds / paper.MedianSeconds:F2} of the time ({paper.MedianSeconds / fast.MedianSeconds:F2}x faster)");
             }
             if (p.GetValue(json) is { } j)
             {
                 var o = Json(fast, peak);
-                if (paper is not null) o["baseline"] = Json(paper, peak);
+                if (paper is not null) { o["baseline"] = Json(paper, peak); o["baseline"]!["plan"] = baselineName; }
                 o["model"] = setup.Label; o["device"] = device.ToString(); o["llm_dtype"] = CoraDevice.DtypeName(dtype);
                 WriteJson(j, o);
             }

@@ -8,7 +8,7 @@ namespace Microsoft.ML.Cora.Estimators;
 /// <summary>
 /// Scores interactions with a trained <see cref="CoraModel"/>: adds <c>Score</c> (the "Yes" logit, or the MF logit),
 /// <c>Probability</c> (sigmoid of Score) and <c>PredictedLabel</c> (Probability &gt; 0.5).
-/// <see cref="Transform"/> is lazy; its cursor reads <see cref="CoraDefaults.ScoringReadAheadBatches"/> batches ahead and scores them in batches of
+/// <see cref="Transform"/> is lazy; its cursor reads <see cref="CoraDefaults.ScoringReadAheadRows"/> rows ahead and scores them in batches of
 /// <see cref="ScoringBatchSize"/> grouped by prompt length,
 /// so memory stays bounded for any data size. Thread safety: the frozen LLM, CF model and trainable weights are
 /// shared read-only; each cursor, row mapper or PredictionEngine owns its buffers, so several threads may score at once.
@@ -272,7 +272,8 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         private void FillBatch()
         {
             // A window of several batches is scored at once: Model.Score groups its rows by prompt length into batches.
-            int window = _t.ScoringBatchSize * CoraDefaults.ScoringReadAheadBatches;
+            int batch = _t.ScoringBatchSize;
+            int window = (CoraDefaults.ScoringReadAheadRows + batch - 1) / batch * batch;
             var rows = new List<Interaction>(window);
             var prompts = _t.Columns.Prompt is null ? null : new List<string>(window);
             var titles = _t.Columns.Title is null ? null : new Dictionary<int, string>();

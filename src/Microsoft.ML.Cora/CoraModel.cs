@@ -151,7 +151,11 @@ public sealed class CoraModel : IDisposable
     }
 
     /// <summary>Logits [B] (fp32) for a batch (graph kept when the trainable parts are in training mode).</summary>
-    public Tensor Logits(IReadOnlyList<Interaction> rows, IReadOnlyList<TokenizedPrompt>? prompts = null)
+    public Tensor Logits(IReadOnlyList<Interaction> rows, IReadOnlyList<TokenizedPrompt>? prompts = null) => Logits(rows, prompts, null);
+
+    /// <param name="llmRows">when set (and the plan pads right and reads the last token only), the LLM runs over groups of this many rows
+    /// in prompt-length order, each padded to its own longest prompt, while the CF lookup and generator see all the rows at once</param>
+    private Tensor Logits(IReadOnlyList<Interaction> rows, IReadOnlyList<TokenizedPrompt>? prompts, int? llmRows)
     {
         var items = rows.Select(r => (long)r.ItemId).ToArray();
         if (!UsesLlm) { using var cf = Cf.Score(rows); return cf.to(ScalarType.Float32); }
@@ -175,7 +179,10 @@ public sealed class CoraModel : IDisposable
         using (PhaseProfile.Time(Profile, "LLM forward"))
         {
             Tensor logits;
-            var groups = plan.LengthGroups && plan.RightPadding && plan.LastTokenOnly ? LengthGroups(prompts, plan.LengthGroupRows) : null;
+            bool canGroup = plan.RightPadding && plan.LastTokenOnly;
+            var groups = !canGroup ? null
+                : llmRows is { } g0 && g0 < rows.Count ? ConsecutiveGroups(prompts, g0)
+                : plan.LengthGroups ? LengthGroups(prompts, plan.LengthGroupRows) : null;
             if (groups is not null)
             {
                 // Each group padded to its own longest prompt; the logits are put back in the batch's order.
@@ -186,7 +193,7 @@ public sealed class CoraModel : IDisposable
                     long len = g.Max(i => prompts[(int)i].Ids.Length);
                     var e = embeds.index_select(0, idx).narrow(1, 0, len);                                        // [G, Tg, D]
                     var m = mask.index_select(0, idx).narrow(1, 0, len);                                          // [G, Tg]
-                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }));      // [G, 1]
+                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, plan.FinalLayerAtLastToken));   // [G, 1]
                 }
                 var order = groups.SelectMany(g => g).ToArray();
                 var inverse = new long[order.Length];
@@ -194,7 +201,7 @@ public sealed class CoraModel : IDisposable
                 logits = torch.cat(parts, 0).index_select(0, torch.tensor(inverse, device: embeds.device));      // [B, 1]
             }
             else if (plan.LastTokenOnly)
-                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId });                // [B, 1]
+                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, plan.FinalLayerAtLastToken);   // [B, 1]
             else
             {
                 // The paper's way: logits over the whole vocabulary at every position, then one value read.
@@ -204,6 +211,13 @@ public sealed class CoraModel : IDisposable
             }
             return logits.squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();                          // [B], fp32 whatever the LLM dtype
         }
+    }
+
+    /// <summary>Rows in prompt-length order cut into groups of <paramref name="rows"/> (the last may be smaller).</summary>
+    internal static List<long[]> ConsecutiveGroups(IReadOnlyList<TokenizedPrompt> prompts, int rows)
+    {
+        var order = Enumerable.Range(0, prompts.Count).OrderBy(i => prompts[i].Ids.Length).Select(i => (long)i).ToArray();
+        return order.Chunk(rows).ToList();
     }
 
     /// <summary>
@@ -248,16 +262,18 @@ public sealed class CoraModel : IDisposable
                         : rows.Select(plan.CachePrompts ? Tokenize : (Func<Interaction, TokenizedPrompt>)TokenizeUncached).ToList();
         int[] order = Enumerable.Range(0, rows.Count).ToArray();
         if (prompts is not null && plan.BucketByLength) order = order.OrderBy(i => prompts[i].Ids.Length).ToArray();
-        var batchRows = new List<Interaction>(batchSize);
-        var batchPrompts = new List<TokenizedPrompt>(batchSize);
-        for (int s = 0; s < rows.Count; s += batchSize)
+        // The CF lookup and generator run over chunks of several batches (their matrices are used better), the LLM over batches.
+        int chunk = UsesLlm && plan.GeneratorChunks ? Math.Max(1, plan.GeneratorChunkRows / batchSize) * batchSize : batchSize;
+        var batchRows = new List<Interaction>(chunk);
+        var batchPrompts = new List<TokenizedPrompt>(chunk);
+        for (int s = 0; s < rows.Count; s += chunk)
         {
             ct.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
-            int n = Math.Min(batchSize, rows.Count - s);
+            int n = Math.Min(chunk, rows.Count - s);
             batchRows.Clear(); batchPrompts.Clear();
             for (int j = 0; j < n; j++) { batchRows.Add(rows[order[s + j]]); if (prompts is not null) batchPrompts.Add(prompts[order[s + j]]); }
-            var l = Logits(batchRows, prompts is null ? null : batchPrompts).cpu().data<float>().ToArray();   // one host copy per batch
+            var l = Logits(batchRows, prompts is null ? null : batchPrompts, chunk > batchSize ? batchSize : null).cpu().data<float>().ToArray();   // one host copy per chunk
             for (int j = 0; j < n; j++) result[order[s + j]] = l[j];
         }
         return result;

@@ -41,17 +41,23 @@ public class FastPathTests
     }
 
     [TestMethod]
-    public void LengthGroupsGiveTheSameLossAndGradients()
+    public void LengthGroupsGiveTheSameLossAndGradients() => SameLossAndGradients(ComputePlan.Fast with { LengthGroups = false }, ComputePlan.Fast, split: true);
+
+    [TestMethod]
+    public void FinalLayerAtLastTokenGivesTheSameLossAndGradients() =>
+        SameLossAndGradients(ComputePlan.Fast with { FinalLayerAtLastToken = false }, ComputePlan.Fast with { FinalLayerAtLastToken = true }, split: false);
+
+    private static void SameLossAndGradients(ComputePlan plain, ComputePlan fast, bool split)
     {
         using var model = new CoraModel(Slice.SmallOptions(CoraMethod.Cora) with { Dropout = 0, QueryGenerator = Slice.SmallOptions(CoraMethod.Cora).QueryGenerator with { Dropout = 0 } },
             Microsoft.ML.Cora.Llm.LanguageModel.Load(Slice.LlmPath), Slice.SmallMf(), Slice.Items);
         Randomise(model);
         // A batch with a wide spread of prompt lengths, so that the split is taken.
         var rows = Slice.Train.Take(400).OrderBy(r => r.History.Length).Where((_, i) => i % 25 == 0).ToList();
-        Assert.IsNotNull(CoraModel.LengthGroups(rows.Select(model.Tokenize).ToList(), 4), "the test batch must be split into length groups");
+        if (split) Assert.IsNotNull(CoraModel.LengthGroups(rows.Select(model.Tokenize).ToList(), 4), "the test batch must be split into length groups");
         var grads = new List<Tensor[]>();
         var losses = new List<float>();
-        foreach (var plan in new[] { ComputePlan.Fast with { LengthGroups = false }, ComputePlan.Fast })
+        foreach (var plan in new[] { plain, fast })
         {
             model.Plan = plan;
             model.Trainable.train();
@@ -73,6 +79,23 @@ public class FastPathTests
         }
         Assert.IsTrue(grads[0].Any(g => g.abs().max().item<float>() > 0), "the gradients must not all be zero");
         model.Trainable.eval();
+    }
+
+    [TestMethod]
+    public void APlanWithoutOneSavingTurnsOffThatSavingOnly()
+    {
+        CollectionAssert.IsSubsetOf(new[] { "LastTokenOnly", "FinalLayerAtLastToken", "LengthGroups", "InferenceMode" }, ComputePlan.SwitchNames.ToArray());
+        Assert.IsFalse(ComputePlan.SwitchNames.Contains("LengthGroupRows"), "only on/off savings are switches");
+        foreach (var name in ComputePlan.SwitchNames)
+        {
+            var plan = ComputePlan.Fast.Without(name.ToLowerInvariant());
+            foreach (var other in ComputePlan.SwitchNames)
+                Assert.AreEqual(other != name, (bool)typeof(ComputePlan).GetProperty(other)!.GetValue(plan)!, $"without {name}: {other}");
+        }
+        Assert.IsTrue(ComputePlan.Fast.FinalLayerAtLastToken, "Without returns a copy");
+        var e = Assert.ThrowsExactly<ArgumentException>(() => ComputePlan.Fast.Without("Bogus"));
+        StringAssert.Contains(e.Message, "'Bogus'");
+        StringAssert.Contains(e.Message, "FinalLayerAtLastToken");
     }
 
     [TestMethod]
@@ -127,6 +150,9 @@ public class FastPathTests
         yield return fast with { BucketByLength = false };
         yield return fast with { InferenceMode = false };
         yield return fast with { LengthGroups = false };
+        yield return fast with { FinalLayerAtLastToken = false };
+        yield return fast with { GeneratorChunks = false };
+        yield return fast with { GeneratorChunkRows = 14 };      // chunks of two batches of 7: 40 rows in three chunks
     }
 
     /// <summary>Non-zero trainable weights (P and LoRA B start at zero, which would hide any difference in the low-rank path).</summary>

@@ -93,6 +93,8 @@ public class LlmModelTests
             }
             using var batched = m.LastTokenLogits(m.Embed(ids), mask, null, vocab);      // [3, 3]
             using var full = m.LastTokenLogits(m.Embed(ids), mask, null);                 // [3, V]
+            using var everyPosition = m.LastTokenLogits(m.Embed(ids), mask, null, vocab, finalLayerAtLastToken: false);
+            TensorAssert.Close(everyPosition, batched, 1e-5, $"left={left}: the final layer at the last token only");
             for (int i = 0; i < 3; i++)
             {
                 using var single = m.Logits(rows[i])[0, -1];                               // [V]

@@ -137,6 +137,36 @@ public sealed class LlamaAttention : nn.Module
         var merged = attn.transpose(1, 2).reshape(b, t, _heads * _headDim);          // [B, T, H*hd]
         return o_proj.Forward(merged, hook).MoveToOuterDisposeScope();                // [B, T, D]
     }
+
+    /// <summary>Attention output at one position per row only: keys and values from every token, the query from <paramref name="last"/>.</summary>
+    /// <param name="x">[B, T, D]</param>
+    /// <param name="last">[B] int64, the position whose output is needed (each row's last real token)</param>
+    /// <param name="keys">null when every token is real, else bool [B, 1, 1, T] (true = real token)</param>
+    /// <returns>[B, 1, D]</returns>
+    public Tensor ForwardAt(Tensor x, Tensor cos, Tensor sin, Tensor last, Tensor? keys, IProjectionHook? hook)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        var k = k_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim).transpose(1, 2);  // [B, KV, T, hd]
+        var v = v_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim).transpose(1, 2);  // [B, KV, T, hd]
+        var xq = x.gather(1, last.view(b, 1, 1).expand(b, 1, x.shape[2]));                // [B, 1, D]
+        var q = q_proj.Forward(xq, hook).view(b, 1, _heads, _headDim).transpose(1, 2);    // [B, H, 1, hd]
+        var at = last.view(b, 1, 1, 1).expand(b, 1, 1, cos.shape[3]);
+        q = RotaryEmbedding.Apply(q, cos.gather(2, at), sin.gather(2, at));               // cos, sin at the query's position
+        k = RotaryEmbedding.Apply(k, cos, sin);
+        if (_kvHeads != _heads)
+        {
+            int rep = _heads / _kvHeads;
+            k = k.repeat_interleave(rep, 1);                // [B, H, T, hd]
+            v = v.repeat_interleave(rep, 1);
+        }
+        // The last real token sees every real token (causality adds nothing), so only padded keys are masked.
+        var attn = keys is null
+            ? nn.functional.scaled_dot_product_attention(q, k, v)
+            : nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: keys);      // [B, H, 1, hd]
+        var merged = attn.transpose(1, 2).reshape(b, 1, _heads * _headDim);          // [B, 1, H*hd]
+        return o_proj.Forward(merged, hook).MoveToOuterDisposeScope();                // [B, 1, D]
+    }
 }
 
 /// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)).</summary>
@@ -186,6 +216,16 @@ public sealed class LlamaDecoderLayer : nn.Module
         var h = x.add(self_attn.Forward(input_layernorm.call(x), cos, sin, mask, hook));
         return h.add(mlp.Forward(post_attention_layernorm.call(h), hook)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>The layer's output at one position per row, [B, 1, D] (see <see cref="LlamaAttention.ForwardAt"/>).</summary>
+    public Tensor ForwardAt(Tensor x, Tensor cos, Tensor sin, Tensor last, Tensor? keys, IProjectionHook? hook)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0];
+        var xLast = x.gather(1, last.view(b, 1, 1).expand(b, 1, x.shape[2]));                               // [B, 1, D]
+        var h = xLast.add(self_attn.ForwardAt(input_layernorm.call(x), cos, sin, last, keys, hook));       // [B, 1, D]
+        return h.add(mlp.Forward(post_attention_layernorm.call(h), hook)).MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>Embedding, decoder stack and final norm (Hugging Face's <c>model.*</c> keys).</summary>
@@ -210,7 +250,9 @@ public sealed class LlamaModel : nn.Module
     /// <summary>Hidden states before the final norm, [B, T, D].</summary>
     /// <param name="inputsEmbeds">[B, T, D] token embeddings (e.g. with inserted soft tokens)</param>
     /// <param name="attentionMask">[B, T], 1 for real tokens, 0 for padding (left or right); null = all real</param>
-    public Tensor Forward(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook)
+    /// <param name="last">null for every position; else [B] int64, each row's last real token: the final layer then computes
+    /// only that position (its keys and values still come from every token) and the result is [B, 1, D]</param>
+    public Tensor Forward(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, Tensor? last = null)
     {
         using var scope = torch.NewDisposeScope();
         long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
@@ -241,7 +283,16 @@ public sealed class LlamaModel : nn.Module
         var computeDtype = embed_tokens.weight!.dtype;
         var (cos, sin) = _rotary.Tables(positions, computeDtype);
         var h = computeDtype is ScalarType.BFloat16 or ScalarType.Float16 ? inputsEmbeds.to(ScalarType.Float32) : inputsEmbeds;
-        foreach (var layer in layers) h = layer.Forward(h, cos, sin, mask, hook);
+        int n = layers.Count;
+        for (int i = 0; i < n; i++)
+        {
+            if (last is not null && i == n - 1)
+            {
+                var keys = attentionMask?.to(ScalarType.Bool, device).view(b, 1, 1, t);              // [B, 1, 1, T]
+                h = layers[i].ForwardAt(h, cos, sin, last, keys, hook);                                // [B, 1, D]
+            }
+            else h = layers[i].Forward(h, cos, sin, mask, hook);                                       // [B, T, D]
+        }
         return h.MoveToOuterDisposeScope();
     }
 }
@@ -311,22 +362,30 @@ public sealed class LlamaForCausalLM : nn.Module
     /// <param name="inputsEmbeds">[B, T, D]</param>
     /// <param name="attentionMask">[B, T] (1 = real token) or null</param>
     /// <param name="vocabIds">ids to score (e.g. "Yes", "No"), or null for the whole vocabulary</param>
+    /// <param name="finalLayerAtLastToken">the final decoder layer computes only the last token's query, attention output and
+    /// MLP (keys and values from every token): the same logits, one layer's position-wise work saved</param>
     /// <returns>[B, K] with K = vocabIds.Length or vocab size</returns>
-    public Tensor LastTokenLogits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, long[]? vocabIds = null)
+    public Tensor LastTokenLogits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, long[]? vocabIds = null, bool finalLayerAtLastToken = true)
     {
         using var scope = torch.NewDisposeScope();
         long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
-        var h = model.Forward(inputsEmbeds, attentionMask, hook);                          // [B, T, D]
+        var device = inputsEmbeds.device;
         Tensor last;
-        if (attentionMask is null) last = torch.full(b, t - 1, dtype: ScalarType.Int64, device: h.device);
+        if (attentionMask is null) last = torch.full(b, t - 1, dtype: ScalarType.Int64, device: device);
         else
         {
-            var m = attentionMask.to(ScalarType.Int64, h.device);
-            last = m.mul(torch.arange(t, device: h.device)).argmax(1);                     // [B] last real index
+            var m = attentionMask.to(ScalarType.Int64, device);
+            last = m.mul(torch.arange(t, device: device)).argmax(1);                       // [B] last real index
         }
-        var idx = last.view(b, 1, 1).expand(b, 1, h.shape[2]);
+        Tensor hLast;
+        if (finalLayerAtLastToken) hLast = model.Forward(inputsEmbeds, attentionMask, hook, last).squeeze(1);   // [B, D]
+        else
+        {
+            var h = model.Forward(inputsEmbeds, attentionMask, hook);                      // [B, T, D]
+            hLast = h.gather(1, last.view(b, 1, 1).expand(b, 1, h.shape[2])).squeeze(1);   // [B, D]
+        }
         // The final norm and the (few) head rows run in fp32 whatever the weights' dtype: one rounding fewer on the score.
-        var hLast = model.norm.Forward(h.gather(1, idx).squeeze(1), ScalarType.Float32);    // [B, D] fp32
+        hLast = model.norm.Forward(hLast, ScalarType.Float32);                             // [B, D] fp32
         var w = HeadWeight;
         if (vocabIds is not null) w = w.index_select(0, torch.tensor(vocabIds, device: w.device));  // [K, D]
         return nn.functional.linear(hLast, w.to(ScalarType.Float32)).MoveToOuterDisposeScope();   // [B, K] fp32

@@ -18,10 +18,29 @@ public sealed record ComputePlan
     {
         LastTokenOnly = false, ShareInputProduct = false, HeadAfterMean = false, SingleKeyShortcut = false,
         RightPadding = false, CachePrompts = false, BucketByLength = false, InferenceMode = false, LengthGroups = false,
+        FinalLayerAtLastToken = false, GeneratorChunks = false,
     };
+
+    /// <summary>The names of the on/off savings (the bool properties), for <see cref="Without"/> and <c>cora bench --baseline</c>.</summary>
+    public static IReadOnlyList<string> SwitchNames { get; } = typeof(ComputePlan).GetProperties()
+        .Where(p => p.PropertyType == typeof(bool) && p.CanWrite).Select(p => p.Name).ToArray();
+
+    /// <summary>This plan with one saving turned off (measures that saving alone: <c>cora bench --baseline NAME</c>).</summary>
+    /// <param name="switchName">one of <see cref="SwitchNames"/> (case-insensitive)</param>
+    public ComputePlan Without(string switchName)
+    {
+        var name = SwitchNames.FirstOrDefault(n => string.Equals(n, switchName, StringComparison.OrdinalIgnoreCase))
+            ?? throw new ArgumentException($"'{switchName}' is not a saving of the compute plan. Use one of: {string.Join(", ", SwitchNames)}.", nameof(switchName));
+        var copy = this with { };
+        typeof(ComputePlan).GetProperty(name)!.SetValue(copy, false);
+        return copy;
+    }
 
     /// <summary>Only the last real token's logits of the answer ids (not [B, T, V]).</summary>
     public bool LastTokenOnly { get; init; } = true;
+    /// <summary>The final decoder layer computes keys and values for every token but the query, attention output and MLP only at the
+    /// last real token (the only position whose output is read). Needs <see cref="LastTokenOnly"/>.</summary>
+    public bool FinalLayerAtLastToken { get; init; } = true;
     /// <summary>x·A once per layer for the projections that share their input (q, k, v; gate, up). Exact when the low-rank
     /// dropout is off (scoring, or dropout 0); with dropout in training each projection keeps its own mask, as in the paper.</summary>
     public bool ShareInputProduct { get; init; } = true;
@@ -42,6 +61,12 @@ public sealed record ComputePlan
     public bool LengthGroups { get; init; } = true;
     /// <summary>Rows per length group (at least); smaller groups save more padding but use the matrix units less.</summary>
     public int LengthGroupRows { get; init; } = 4;
+    /// <summary>Scoring runs the CF lookup and query generator over <see cref="GeneratorChunkRows"/> rows at once and the LLM over
+    /// batches of the scoring batch size: the generator's small matrices (a few query tokens per row) use the matrix units better in
+    /// wide batches, the LLM's activations stay in cache in narrow ones. Needs right padding.</summary>
+    public bool GeneratorChunks { get; init; } = true;
+    /// <summary>Rows the generator sees at once when scoring (rounded down to whole scoring batches, at least one).</summary>
+    public int GeneratorChunkRows { get; init; } = 128;
     /// <summary>Scoring under libtorch's inference mode (no autograd bookkeeping at all) instead of no_grad.</summary>
     public bool InferenceMode { get; init; } = true;
 }
