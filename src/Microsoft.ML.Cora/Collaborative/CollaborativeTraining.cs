@@ -37,6 +37,14 @@ public static class CollaborativeTraining
     }
 
     /// <summary>Trains <paramref name="module"/> (which is <paramref name="cf"/>) with Adam and BCE; keeps the best epoch by validation AUC.</summary>
+    /// <param name="module">The CF model as a module (its parameters are trained, then frozen).</param>
+    /// <param name="cf">The same model as a CF model (scores batches and validation rows).</param>
+    /// <param name="train">Training rows (shuffled per epoch with the seed).</param>
+    /// <param name="valid">Validation rows (AUC per epoch chooses the best epoch).</param>
+    /// <param name="o">Learning rate, weight decay, batch size, epochs, patience and seed.</param>
+    /// <param name="name">The stage's name in log lines, errors and seed purposes.</param>
+    /// <param name="log">Receives one line per epoch.</param>
+    /// <param name="ct">Checked before each batch.</param>
     /// <param name="afterStep">Run after each optimiser step (e.g. keep the unknown-id rows at zero).</param>
     /// <param name="afterEpoch">Run before each validation (e.g. LightGCN's propagated tables).</param>
     internal static void Run(nn.Module module, ICollaborativeModel cf, IReadOnlyList<Interaction> train, IReadOnlyList<Interaction> valid,

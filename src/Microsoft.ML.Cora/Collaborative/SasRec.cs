@@ -25,17 +25,19 @@ public sealed class SasRecBlock : nn.Module
         RegisterComponents();
     }
 
-    /// <param name="x">[B, L, d]</param><param name="mask">bool [B, 1, L, L], true = attend (causal and not padding)</param>
-    public Tensor Forward(Tensor x, Tensor mask)
+    /// <param name="x">[B, L, d]</param>
+    /// <param name="mask">bool, true = attend: [B, 1, L, L] (causal and not padding), or [B, 1, 1, L] (real keys) with <paramref name="lastOnly"/></param>
+    /// <param name="lastOnly">compute the last position only (its keys and values from every position): [B, 1, d]</param>
+    public Tensor Forward(Tensor x, Tensor mask, bool lastOnly = false)
     {
         using var scope = torch.NewDisposeScope();
-        long b = x.shape[0], l = x.shape[1], d = x.shape[2], hd = d / _heads;
-        var qn = attention_norm.call(x);
-        var q = query.call(qn).view(b, l, _heads, hd).transpose(1, 2);                     // [B, h, L, hd]
-        var k = key.call(x).view(b, l, _heads, hd).transpose(1, 2);
+        long b = x.shape[0], l = x.shape[1], d = x.shape[2], hd = d / _heads, lq = lastOnly ? 1 : l;
+        var qn = attention_norm.call(lastOnly ? x.narrow(1, l - 1, 1) : x);                // [B, Lq, d]
+        var q = query.call(qn).view(b, lq, _heads, hd).transpose(1, 2);                    // [B, h, Lq, hd]
+        var k = key.call(x).view(b, l, _heads, hd).transpose(1, 2);                        // [B, h, L, hd]
         var v = value.call(x).view(b, l, _heads, hd).transpose(1, 2);
         var att = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, p: training ? _dropout : 0.0);
-        var h = qn.add(nn.functional.dropout(output.call(att.transpose(1, 2).reshape(b, l, d)), _dropout, training));
+        var h = qn.add(nn.functional.dropout(output.call(att.transpose(1, 2).reshape(b, lq, d)), _dropout, training));
         var f = ffn_norm.call(h);
         var y = ffn2.call(nn.functional.dropout(nn.functional.relu(ffn1.call(f)), _dropout, training));
         return f.add(nn.functional.dropout(y, _dropout, training)).MoveToOuterDisposeScope();    // [B, L, d]
@@ -101,20 +103,35 @@ public sealed class SasRec : nn.Module, ICollaborativeModel
     }
 
     /// <summary>Hidden states of item-row sequences, [B, L, d] (zero at padded positions).</summary>
-    /// <param name="seq">[B, L] int64 item rows, left-padded with 0</param>
-    internal Tensor Encode(Tensor seq)
+    /// <param name="seq">[B, L] int64 item rows, left-padded with 0; L &lt;= MaxLength, the last column is position MaxLength - 1
+    /// (a batch of short histories may drop its all-padding columns on the left: the real positions' states do not change)</param>
+    /// <param name="lastOnly">the last position only, [B, 1, d]: the final block computes only its query, attention and
+    /// feed-forward (the same values as the full computation; the user embedding reads nothing else)</param>
+    internal Tensor Encode(Tensor seq, bool lastOnly = false)
     {
         using var scope = torch.NewDisposeScope();
         long b = seq.shape[0], l = seq.shape[1];
         var real = seq.ne(0);                                                                  // [B, L]
         var x = item_embedding.call(seq).mul(Math.Sqrt(EmbeddingDim))
-            .add(position_embedding.call(torch.arange(l, device: seq.device)).unsqueeze(0));  // [B, L, d]
+            .add(position_embedding.call(torch.arange(MaxLength - l, MaxLength, device: seq.device)).unsqueeze(0));  // [B, L, d]
         x = nn.functional.dropout(x, _dropout, training).mul(real.unsqueeze(-1));
         var causal = torch.ones(l, l, dtype: ScalarType.Bool, device: seq.device).tril();     // [L, L]
         var eye = torch.eye(l, dtype: ScalarType.Bool, device: seq.device);                   // padded queries see themselves (no NaN)
-        var mask = causal.logical_and(real.unsqueeze(1).unsqueeze(1)).logical_or(eye);         // [B, 1, L, L]
-        foreach (var block in blocks) x = block.Forward(x, mask).mul(real.unsqueeze(-1));
-        return final_norm.call(x).mul(real.unsqueeze(-1)).MoveToOuterDisposeScope();
+        var keys = real.unsqueeze(1).unsqueeze(1);                                             // [B, 1, 1, L]
+        var mask = causal.logical_and(keys).logical_or(eye);                                   // [B, 1, L, L]
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            if (lastOnly && i == blocks.Count - 1)
+            {
+                // The last position sees every real key (causality adds nothing); a row with no real item sees itself, as above.
+                var lastKeys = keys.logical_or(torch.arange(l, device: seq.device).eq(l - 1).view(1, 1, 1, l));
+                x = blocks[i].Forward(x, lastKeys, lastOnly: true).mul(real.narrow(1, l - 1, 1).unsqueeze(-1));   // [B, 1, d]
+                return final_norm.call(x).mul(real.narrow(1, l - 1, 1).unsqueeze(-1)).MoveToOuterDisposeScope();
+            }
+            x = blocks[i].Forward(x, mask).mul(real.unsqueeze(-1));
+        }
+        if (lastOnly) x = x.narrow(1, l - 1, 1);
+        return final_norm.call(x).mul(real.narrow(1, l - x.shape[1], x.shape[1]).unsqueeze(-1)).MoveToOuterDisposeScope();
     }
 
     public bool KnowsUser(int userId) => Users.Contains(userId);
@@ -125,11 +142,42 @@ public sealed class SasRec : nn.Module, ICollaborativeModel
     public IEnumerable<Parameter> Weights => parameters();
 
     /// <summary>The last position's hidden state of each row's history (zero for an empty history).</summary>
+    /// <remarks>Rows run in groups of similar history length, each without the padding columns its rows all share, and the final
+    /// block computes the last position only: the same values as one padded batch of <see cref="MaxLength"/> columns, less work
+    /// (ML-1M's histories have a median of 22 items against a window of 50).</remarks>
     public Tensor UserEmbeddings(IReadOnlyList<Interaction> rows)
     {
         using var scope = torch.NewDisposeScope();
-        var seq = torch.tensor(Sequences(rows), new long[] { rows.Count, MaxLength }, device: Device);
-        return Encode(seq).select(1, MaxLength - 1).MoveToOuterDisposeScope();                // [B, d]
+        var seq = Sequences(rows);
+        int n = rows.Count, l = MaxLength;
+        var lengths = new int[n];
+        for (int b = 0; b < n; b++) { int k = 0; while (k < l && seq[b * l + l - 1 - k] != 0) k++; lengths[b] = k; }
+        var result = torch.zeros(n, EmbeddingDim, dtype: item_embedding.weight!.dtype, device: Device);   // empty histories stay zero
+        var order = Enumerable.Range(0, n).Where(b => lengths[b] > 0).OrderBy(b => lengths[b]).ToArray();
+        foreach (var group in LengthGroups(order, lengths))
+        {
+            int width = lengths[group[^1]];
+            var part = new long[group.Length * width];
+            for (int g = 0; g < group.Length; g++) Array.Copy(seq, group[g] * l + l - width, part, g * width, width);
+            var idx = torch.tensor(group.Select(b => (long)b).ToArray(), device: Device);
+            var h = Encode(torch.tensor(part, new long[] { group.Length, width }, device: Device), lastOnly: true).squeeze(1);  // [G, d]
+            result = result.index_copy(0, idx, h);
+        }
+        return result.MoveToOuterDisposeScope();                                               // [B, d]
+    }
+
+    /// <summary>Rows (sorted by history length) cut where a group's padded size (rows x longest) would exceed the size of one group
+    /// per length doubling: at most log2(MaxLength) + 1 groups, each at least half full.</summary>
+    private static IEnumerable<int[]> LengthGroups(int[] sortedRows, int[] lengths)
+    {
+        int start = 0;
+        while (start < sortedRows.Length)
+        {
+            int limit = 2 * lengths[sortedRows[start]], end = start;
+            while (end < sortedRows.Length && lengths[sortedRows[end]] <= limit) end++;
+            yield return sortedRows[start..end];
+            start = end;
+        }
     }
 
     public Tensor ItemEmbeddings(long[] itemIds) => item_embedding.call(torch.tensor(Items.Map(itemIds), device: Device));
