@@ -136,7 +136,13 @@ public class ServeTests
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
         var inFlight = Enumerable.Range(0, 6).Select(i => http.PostAsJsonAsync("/score", new ScoreRequest(ServeLoad.Pairs(t.Model, i, 2), null), Json)).ToList();
-        await Task.Delay(30);
+        // Stop once the service holds all six (on a loaded machine a request may still be connecting after a fixed delay).
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while ((int)(await http.GetFromJsonAsync<JsonNode>("/healthz"))!["received"]! < 6)
+        {
+            Assert.IsTrue(waited.Elapsed < TimeSpan.FromSeconds(60), "the six requests did not reach the service");
+            await Task.Delay(5);
+        }
         await app.StopAsync();                      // graceful: the requests already received are answered
         foreach (var r in inFlight)
         {

@@ -53,6 +53,7 @@ public static class CoraService
         app.MapGet("/healthz", () => Results.Ok(new
         {
             status = "ok", method = model.Model.Options.Method.ToString(), cf = model.Model.Cf.Kind, batches = Interlocked.Read(ref batcher.Batches), rows = Interlocked.Read(ref batcher.Rows),
+            received = Interlocked.Read(ref batcher.Received),
         }));
 
         app.MapPost("/score", async (ScoreRequest? request, CancellationToken ct) =>

@@ -31,7 +31,8 @@ internal sealed class ScoreBatcher : IAsyncDisposable
     private readonly BatcherOptions _o;
     private readonly Channel<Work> _queue;
     private readonly Task _loop;
-    public long Batches, Rows;
+    /// <summary>Model calls made, rows scored, requests taken into the queue.</summary>
+    public long Batches, Rows, Received;
 
     public ScoreBatcher(CoraModel model, int scoringBatch, BatcherOptions options)
     {
@@ -45,7 +46,9 @@ internal sealed class ScoreBatcher : IAsyncDisposable
     {
         var tcs = new TaskCompletionSource<float[]>(TaskCreationOptions.RunContinuationsAsynchronously);
         scores = tcs.Task;
-        return _queue.Writer.TryWrite(new Work(rows, tcs));
+        if (!_queue.Writer.TryWrite(new Work(rows, tcs))) return false;
+        Interlocked.Increment(ref Received);
+        return true;
     }
 
     private async Task LoopAsync()
