@@ -76,6 +76,7 @@ internal sealed record CoraColumns(string UserId, string ItemId, string History,
         w.Write(Title is not null); if (Title is not null) w.Write(Title);
     }
 
+    /// <param name="r">The reader positioned at the columns.</param>
     /// <param name="withTitle">False for models written before the title column existed (format 1.1).</param>
     public static CoraColumns Read(BinaryReader r, bool withTitle)
     {

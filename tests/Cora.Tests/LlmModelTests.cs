@@ -115,7 +115,7 @@ public class LlmModelTests
         Assert.AreEqual(cfg.RopeScaling, back.RopeScaling);
         // The scaling changes positions beyond the original context: logits must differ from the unscaled model.
         using var plain = new LlamaForCausalLM(cfg with { RopeScaling = null });
-        using (torch.no_grad()) foreach (var (n, p) in plain.named_parameters()) p.copy_(m.get_parameter(n));
+        using (torch.no_grad()) foreach (var (n, p) in plain.named_parameters()) p.copy_(m.get_parameter(n)!);
         using var ids = Ids(1, 40, 40, 9);
         using var __ = torch.no_grad();
         Assert.IsTrue(TensorAssert.MaxAbsDiff(m.Logits(ids), plain.Logits(ids)) > 1e-4);
@@ -158,7 +158,7 @@ public class LlmModelTests
         for (int b = 0; b < B; b++)
         {
             using var merged = LlamaForCausalLM.CreateRandom(m.Config, 0);
-            foreach (var (n, p) in merged.named_parameters()) p.copy_(m.get_parameter(n));
+            foreach (var (n, p) in merged.named_parameters()) p.copy_(m.get_parameter(n)!);
             foreach (var layer in merged.model.layers)
                 foreach (var proj in new[] { layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj })
                 {
