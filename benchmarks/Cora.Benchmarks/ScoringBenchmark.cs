@@ -4,7 +4,6 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Collaborative;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
-using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Data;
 
 namespace Cora.Benchmarks;

@@ -100,8 +100,15 @@ public sealed class CoraTrainers
     /// <summary>Cora with the settings people change most; everything else from <see cref="CoraDefaults"/>.</summary>
     /// <param name="llmPath">Hugging Face model folder or llama2.c .bin (tokenizer beside it).</param>
     /// <param name="itemTitles">Item catalog: id -> title.</param>
-    /// <param name="generator">The query generator's size: null = <see cref="QueryGeneratorOptions.Paper"/> (CoRA's, 8 x 512, about
-    /// 1.1 GB to train on a CPU); <see cref="QueryGeneratorOptions.Compact"/> trains several times faster in a third of the memory.</param>
+    /// <param name="userIdColumnName">The user id column (a key or integer).</param>
+    /// <param name="itemIdColumnName">The item id column (a key or integer); each id needs a title in <paramref name="itemTitles"/>.</param>
+    /// <param name="labelColumnName">The Boolean label column (the user liked the item).</param>
+    /// <param name="historyColumnName">The user's liked items before this row, oldest first: a vector of item ids or text of space-separated ids.</param>
+    /// <param name="method">Cora (default), Collm, LlmLora or Mf.</param>
+    /// <param name="epochs">Passes over the training rows.</param>
+    /// <param name="generator">The query generator's size: null = <see cref="Collaborative.QueryGeneratorOptions.Paper"/> (CoRA's, 8 x 512,
+    /// about 1.1 GB to train on a CPU); <see cref="Collaborative.QueryGeneratorOptions.Compact"/> trains several times faster in a third
+    /// of the memory.</param>
     /// <param name="device">cpu (default), cuda, cuda:N or auto.</param>
     public CoraTrainer Cora(string llmPath, IDictionary<int, string> itemTitles,
         string userIdColumnName = CoraTrainer.Defaults.UserIdColumnName, string itemIdColumnName = CoraTrainer.Defaults.ItemIdColumnName,

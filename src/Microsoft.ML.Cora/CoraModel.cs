@@ -153,6 +153,8 @@ public sealed class CoraModel : IDisposable
     /// <summary>Logits [B] (fp32) for a batch (graph kept when the trainable parts are in training mode).</summary>
     public Tensor Logits(IReadOnlyList<Interaction> rows, IReadOnlyList<TokenizedPrompt>? prompts = null) => Logits(rows, prompts, null);
 
+    /// <param name="rows">the batch's rows</param>
+    /// <param name="prompts">their tokenised prompts, or null to tokenise them here</param>
     /// <param name="llmRows">when set (and the plan pads right and reads the last token only), the LLM runs over groups of this many rows
     /// in prompt-length order, each padded to its own longest prompt, while the CF lookup and generator see all the rows at once</param>
     private Tensor Logits(IReadOnlyList<Interaction> rows, IReadOnlyList<TokenizedPrompt>? prompts, int? llmRows)
@@ -246,6 +248,9 @@ public sealed class CoraModel : IDisposable
     }
 
     /// <summary>Scores rows in batches without gradients (safe to call from several threads).</summary>
+    /// <param name="rows">The rows to score (their History is the user's liked items before the row).</param>
+    /// <param name="batchSize">Rows per LLM forward (the CF lookup and generator see <see cref="Runtime.ComputePlan.GeneratorChunkRows"/> at once).</param>
+    /// <param name="ct">Checked before each chunk.</param>
     /// <param name="promptTexts">Ready prompt text per row (used instead of the template), or null.</param>
     public float[] Score(IReadOnlyList<Interaction> rows, int batchSize = CoraDefaults.ScoringBatchSize, CancellationToken ct = default, IReadOnlyList<string>? promptTexts = null)
     {
@@ -285,6 +290,8 @@ public sealed class CoraModel : IDisposable
     public void Save(Stream stream, bool embedLlm = false) => ModelArchive.Save(this, stream, embedLlm);
 
     /// <summary>Loads a model zip (<see cref="ModelArchive.Load(Stream, string, string?, string?, string?)"/>).</summary>
+    /// <param name="path">The model file.</param>
+    /// <param name="llmPath">The frozen LLM (folder or .bin), when the file does not embed it; its checksum must match the recorded one.</param>
     /// <param name="device">Where to score: cpu, cuda, cuda:N or auto, whatever device the model was trained on.</param>
     /// <param name="llmDtype">The frozen LLM's dtype: auto (bf16 on CUDA, fp32 on the CPU), bf16, fp16 or fp32.</param>
     public static CoraModel Load(string path, string? llmPath = null, string? device = null, string? llmDtype = null)

@@ -161,9 +161,11 @@ public sealed class QueryGenerator : nn.Module
         foreach (var layer in layers) layer.cross_attention.SingleKeyShortcut = plan.SingleKeyShortcut;
     }
 
+    /// <param name="o">Size: layers, hidden width, heads, queries, dropout.</param>
     /// <param name="cfWidth">Width of the CF token (2 x CF embedding size).</param>
     /// <param name="dModel">The LLM's hidden size.</param>
     /// <param name="rank">r of the collaborative weights.</param>
+    /// <param name="seed">Seeds the initial weights.</param>
     public QueryGenerator(QueryGeneratorOptions o, int cfWidth, int dModel, int rank, long seed) : base("query_generator")
     {
         _dModel = dModel; _rank = rank; _dropout = o.Dropout;
