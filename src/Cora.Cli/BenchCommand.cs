@@ -211,8 +211,7 @@ internal static class BenchCommand
         return o;
     }
 
-    private static void WriteJson(string path, JsonObject o) =>
-        AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));
+    private static void WriteJson(string path, JsonObject o) => Cli.WriteJson(path, o);
 
     private static Option<string?> ShapeOption(string? dflt)
     {

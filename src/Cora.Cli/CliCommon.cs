@@ -84,8 +84,12 @@ internal static class Cli
         o["warm"] = Set(m.Warm);
         o["cold"] = Set(m.Cold);
         if (extra is not null) foreach (var (k, v) in extra) o[k] = v?.DeepClone();
-        Microsoft.ML.Cora.Formats.AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));
+        WriteJson(path, o);
     }
+
+    /// <summary>Writes an indented JSON object atomically.</summary>
+    public static void WriteJson(string path, JsonObject o) =>
+        Microsoft.ML.Cora.Formats.AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));
 
     public static string? FindShared()
     {

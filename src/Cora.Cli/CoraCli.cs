@@ -36,7 +36,7 @@ public static class CoraCli
         var verbose = new Option<bool>("--verbose") { Description = "Show stack traces on errors.", Recursive = true };
         var root = new RootCommand("cora: CoRA (Collaborative LoRA) recommenders on a frozen LLaMA-family LLM.") { verbose };
         foreach (var c in new[] { TrainCommand.Create(ctx), EvaluateCommand.Create(ctx), PredictCommand.Create(ctx), RecommendCommand.Create(ctx),
-                                  QuickstartCommand.Create(ctx), DataCommand.Create(ctx), DoctorCommand.Create(ctx), BenchCommand.Create(ctx), ScoreCommand.Create(ctx) })
+                                  QuickstartCommand.Create(ctx), DataCommand.Create(ctx), DoctorCommand.Create(ctx), BenchCommand.Create(ctx), ScoreCommand.Create(ctx), InspectCommand.Create(ctx) })
             root.Subcommands.Add(c);
 #if CORA_SERVE
         root.Subcommands.Add(ServeCommand.Create(ctx));

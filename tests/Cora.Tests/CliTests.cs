@@ -68,6 +68,17 @@ public class CliTests
         Assert.AreEqual((double)j["auc"]!, (double)e["auc"]!, 1e-12, "evaluate reproduces the training run's numbers");
         foreach (var k in new[] { "auc", "uauc", "logloss", "rows", "warm", "cold" }) Assert.IsNotNull(e[k], k);
 
+        string probeJson = Path.Combine(dir, "probe.json");
+        (code, stdout, err) = Cli("inspect", "--model", model, "--data", v, "--rows", "50", "--json", probeJson);
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "generator probe on 50 rows");
+        var probe = JsonNode.Parse(File.ReadAllText(probeJson))!;
+        Assert.AreEqual(50, (int)probe["rows"]!);
+        foreach (var k in new[] { "spread", "user_shuffled", "items_zeroed" }) Assert.IsTrue((double)probe[k]! is > 0 and <= 2, k);
+        (code, _, err) = Cli("inspect", "--model", MfModel.Value, "--data", v);
+        Assert.AreEqual(2, code, err);
+        StringAssert.Contains(err, "only cora models have a query generator");
+
         (code, stdout, err) = Cli("predict", "--model", model, "--user", "7", "--items", "1,2,3", "--data", v);
         Assert.AreEqual(0, code, err);
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1).ToList();

@@ -93,6 +93,10 @@ public sealed class CoraCollaborativeLora : MethodStrategy
 {
     public static readonly CoraCollaborativeLora Instance = new();
 
+    /// <summary>The generator's input: concat(user embedding, item embedding), [B, 2k].</summary>
+    public static Tensor CfToken(ICollaborativeModel cf, IReadOnlyList<Interaction> rows, long[] items) =>
+        torch.cat(new[] { cf.UserEmbeddings(rows), cf.ItemEmbeddings(items) }, 1);
+
     public override void Build(TrainableParts parts, CoraModelOptions o, LanguageModel llm, int cfDim)
     {
         int d = llm.Config.HiddenSize;
@@ -102,8 +106,7 @@ public sealed class CoraCollaborativeLora : MethodStrategy
 
     public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts)
     {
-        var cfToken = torch.cat(new[] { cf.UserEmbeddings(rows), cf.ItemEmbeddings(items) }, 1);   // [B, 2k]
-        var a = parts.query_generator!.Forward(cfToken);                                         // [B, D, r]
+        var a = parts.query_generator!.Forward(CfToken(cf, rows, items));                       // [B, D, r]
         return (embeds, parts.collaborative_weights!.Bind(a));
     }
 }
