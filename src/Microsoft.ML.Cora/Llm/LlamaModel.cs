@@ -121,21 +121,25 @@ public sealed class LlamaAttention : nn.Module
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
         var q = q_proj.Forward(x, hook).view(b, t, _heads, _headDim).transpose(1, 2);    // [B, H, T, hd]
-        var k = k_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim).transpose(1, 2);  // [B, KV, T, hd]
-        var v = v_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim).transpose(1, 2);  // [B, KV, T, hd]
         q = RotaryEmbedding.Apply(q, cos, sin);
-        k = RotaryEmbedding.Apply(k, cos, sin);
-        if (_kvHeads != _heads)
-        {
-            int rep = _heads / _kvHeads;                    // query head h reads kv head h / rep
-            k = k.repeat_interleave(rep, 1);                // [B, H, T, hd]
-            v = v.repeat_interleave(rep, 1);
-        }
+        var (k, v) = KeysValues(x, cos, sin, hook);                                       // [B, H, T, hd] each
         var attn = mask is null
             ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
             : nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);   // [B, H, T, hd]
         var merged = attn.transpose(1, 2).reshape(b, t, _heads * _headDim);          // [B, T, H*hd]
         return o_proj.Forward(merged, hook).MoveToOuterDisposeScope();                // [B, T, D]
+    }
+
+    /// <summary>Rotated keys and values of every token, repeated to the query heads (grouped-query attention): [B, H, T, hd] each.</summary>
+    private (Tensor k, Tensor v) KeysValues(Tensor x, Tensor cos, Tensor sin, IProjectionHook? hook)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        var k = k_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim).transpose(1, 2);  // [B, KV, T, hd]
+        var v = v_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim).transpose(1, 2);  // [B, KV, T, hd]
+        k = RotaryEmbedding.Apply(k, cos, sin);
+        if (_kvHeads == _heads) return (k, v);
+        int rep = _heads / _kvHeads;                        // query head h reads kv head h / rep
+        return (k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1));
     }
 
     /// <summary>Attention output at one position per row only: keys and values from every token, the query from <paramref name="last"/>.</summary>
@@ -146,20 +150,12 @@ public sealed class LlamaAttention : nn.Module
     public Tensor ForwardAt(Tensor x, Tensor cos, Tensor sin, Tensor last, Tensor? keys, IProjectionHook? hook)
     {
         using var scope = torch.NewDisposeScope();
-        long b = x.shape[0], t = x.shape[1];
-        var k = k_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim).transpose(1, 2);  // [B, KV, T, hd]
-        var v = v_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim).transpose(1, 2);  // [B, KV, T, hd]
+        long b = x.shape[0];
+        var (k, v) = KeysValues(x, cos, sin, hook);                                       // [B, H, T, hd] each
         var xq = x.gather(1, last.view(b, 1, 1).expand(b, 1, x.shape[2]));                // [B, 1, D]
         var q = q_proj.Forward(xq, hook).view(b, 1, _heads, _headDim).transpose(1, 2);    // [B, H, 1, hd]
         var at = last.view(b, 1, 1, 1).expand(b, 1, 1, cos.shape[3]);
         q = RotaryEmbedding.Apply(q, cos.gather(2, at), sin.gather(2, at));               // cos, sin at the query's position
-        k = RotaryEmbedding.Apply(k, cos, sin);
-        if (_kvHeads != _heads)
-        {
-            int rep = _heads / _kvHeads;
-            k = k.repeat_interleave(rep, 1);                // [B, H, T, hd]
-            v = v.repeat_interleave(rep, 1);
-        }
         // The last real token sees every real token (causality adds nothing), so only padded keys are masked.
         var attn = keys is null
             ? nn.functional.scaled_dot_product_attention(q, k, v)
