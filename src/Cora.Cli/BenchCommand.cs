@@ -158,7 +158,7 @@ internal static class BenchCommand
             }
             var fast = Run(ComputePlan.Fast);
             var baselineName = p.GetValue(baseline);
-            var paper = baselineName switch
+            var other = baselineName switch
             {
                 null => null,
                 "paper" => Run(ComputePlan.Paper),
@@ -168,15 +168,15 @@ internal static class BenchCommand
             string baselineLabel = baselineName switch { null or "paper" => "paper's way", "direct" => "direct", _ => $"no {baselineName}" };
             double peak = ModelBench.MatmulPeakGflops(device);
             Print(c.Out, "cora", fast, peak);
-            if (paper is not null)
+            if (other is not null)
             {
-                Print(c.Out, baselineLabel, paper, peak);
-                c.Out.WriteLine($"  ratio cora / {baselineLabel}: {fast.MedianSeconds / paper.MedianSeconds:F2} of the time ({paper.MedianSeconds / fast.MedianSeconds:F2}x faster)");
+                Print(c.Out, baselineLabel, other, peak);
+                c.Out.WriteLine($"  ratio cora / {baselineLabel}: {fast.MedianSeconds / other.MedianSeconds:F2} of the time ({other.MedianSeconds / fast.MedianSeconds:F2}x faster)");
             }
             if (p.GetValue(json) is { } j)
             {
                 var o = Json(fast, peak);
-                if (paper is not null) { o["baseline"] = Json(paper, peak); o["baseline"]!["plan"] = baselineName; }
+                if (other is not null) { o["baseline"] = Json(other, peak); o["baseline"]!["plan"] = baselineName; }
                 o["model"] = setup.Label; o["device"] = device.ToString(); o["llm_dtype"] = CoraDevice.DtypeName(dtype);
                 WriteJson(j, o);
             }
