@@ -48,7 +48,9 @@ internal static class TrainCommand
         var cfKind = new Option<string>("--cf") { Description = "The CF stage: mf (default), lightgcn or sasrec (the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS); --mf-* options apply to each.", DefaultValueFactory = _ => "mf" };
         cfKind.Validators.Add(r => { var v = r.GetValueOrDefault<string>() ?? ""; if (!CollaborativeModels.Kinds.Contains(v)) r.AddError($"--cf: unknown CF model '{Microsoft.ML.Cora.Data.ErrorText.Elide(v, 40)}'; use {string.Join(", ", CollaborativeModels.Kinds)}."); });
         var cfFrom = new Option<string?>("--cf-from") { Description = "Reuse the CF stage of a saved model (.zip from cora train) instead of training one: train it once, compare methods on it." };
-        var mfDim = Cli.Int("--mf-dim", CoraDefaults.MfEmbeddingDim, "CF embedding size.", 1);
+        var mfDim = new Option<int?>("--mf-dim") { Description = $"CF embedding size (default: mf and lightgcn {CoraDefaults.MfEmbeddingDim}, sasrec {CoraDefaults.SasRecEmbeddingDim})." };
+        var mfLr = new Option<double?>("--mf-lr") { Description = $"CF stage's Adam learning rate (default: mf and lightgcn {CoraDefaults.MfLearningRate:G3}, sasrec {CoraDefaults.SasRecLearningRate:G3})." };
+        var mfWd = new Option<double?>("--mf-wd") { Description = $"CF stage's weight decay, L2 (default: mf and lightgcn {CoraDefaults.MfWeightDecay:G3}, sasrec {CoraDefaults.SasRecWeightDecay:G3}); raise it when validation AUC stalls while the loss falls." };
         var mfEpochs = Cli.Int("--mf-epochs", CoraDefaults.MfMaxEpochs, "Maximum MF epochs (early stopping on validation AUC).", 1);
         var mfPatience = Cli.Int("--mf-patience", CoraDefaults.MfPatience, "MF epochs without a better validation AUC before stopping.", 1);
         var ckpt = new Option<string?>("--checkpoint-dir") { Description = "Resumable checkpoints; a rerun with the same folder and the same data and options resumes." };
@@ -59,7 +61,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train the CF stage and a method, save the model, report validation metrics.")
         {
             train, valid, items, llm, method, output, epochs, batch, accum, lr, wd, warmup, maxRows, maxSteps, validateEvery, maxValid, patience,
-            scoringBatch, seed, rank, alpha, generator, genLayers, genHidden, genHeads, genFfn, cfKind, cfFrom, mfDim, mfEpochs, mfPatience, ckpt, restart, json, plot, warmFromData,
+            scoringBatch, seed, rank, alpha, generator, genLayers, genHidden, genHeads, genFfn, cfKind, cfFrom, mfDim, mfLr, mfWd, mfEpochs, mfPatience, ckpt, restart, json, plot, warmFromData,
         };
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
@@ -88,7 +90,7 @@ internal static class TrainCommand
                     ValidateEvery = p.GetValue(validateEvery), MaxValidationRows = p.GetValue(maxValid), Patience = p.GetValue(patience),
                     ScoringBatchSize = p.GetValue(scoringBatch), CheckpointDirectory = p.GetValue(ckpt), Seed = s,
                 },
-                MatrixFactorization = new MatrixFactorizationOptions { EmbeddingDim = p.GetValue(mfDim), MaxEpochs = p.GetValue(mfEpochs), Patience = p.GetValue(mfPatience), Seed = s },
+                MatrixFactorization = new MatrixFactorizationOptions { EmbeddingDim = p.GetValue(mfDim), LearningRate = p.GetValue(mfLr), WeightDecay = p.GetValue(mfWd), MaxEpochs = p.GetValue(mfEpochs), Patience = p.GetValue(mfPatience), Seed = s },
                 CollaborativeFilter = CollaborativeModels.Parse(p.GetValue(cfKind)!),
             };
             // Everything is checked before any data is read or any model is built: option values, device, output paths.
@@ -150,7 +152,7 @@ internal static class TrainCommand
         "Training.MaxTrainRows" => "--max-rows", "Training.MaxSteps" => "--max-steps", "Training.ScoringBatchSize" => "--scoring-batch-size",
         "Model.Rank" => "--rank", "Model.Alpha" => "--alpha", "Model.QueryGenerator.NumLayers" => "--generator-layers",
         "Model.QueryGenerator.Hidden" => "--generator-hidden", "Model.QueryGenerator.Heads" => "--generator-heads",
-        "Model.QueryGenerator.FeedForward" => "--generator-ffn", "MatrixFactorization.EmbeddingDim" => "--mf-dim",
+        "Model.QueryGenerator.FeedForward" => "--generator-ffn", "MatrixFactorization.EmbeddingDim" => "--mf-dim", "MatrixFactorization.LearningRate" => "--mf-lr", "MatrixFactorization.WeightDecay" => "--mf-wd",
         "MatrixFactorization.MaxEpochs" => "--mf-epochs", "Training.CheckpointDirectory" => "--checkpoint-dir", "MatrixFactorization.Patience" => "--mf-patience", "Device" => "--device", "LlmDtype" => "--llm-dtype",
         _ => option,
     };

@@ -157,9 +157,13 @@ public class CollaborativeModelTests
         var train = ml.Data.LoadFromEnumerable(CoraInput.From(Train));
         foreach (var kind in new[] { CollaborativeKind.LightGcn, CollaborativeKind.SasRec })
         {
-            var t = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options { Method = CoraMethod.Mf, CollaborativeFilter = kind, MatrixFactorization = Small, ItemTitles = Slice.Items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value) });
+            // LightGCN gets an explicit size; SASRec none, so it takes its own default (not MF's).
+            var mfOptions = kind == CollaborativeKind.SasRec ? Small with { EmbeddingDim = null, SequenceLength = CoraDefaults.SasRecMaxLength } : Small;
+            var t = ml.Recommendation().Trainers.Cora(new CoraTrainer.Options { Method = CoraMethod.Mf, CollaborativeFilter = kind, MatrixFactorization = mfOptions, ItemTitles = Slice.Items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value) });
             var model = t.Fit(train);
             Assert.AreEqual(CollaborativeModels.Name(kind), model.Model.Cf.Kind);
+            Assert.AreEqual(kind == CollaborativeKind.SasRec ? CoraDefaults.SasRecEmbeddingDim : Small.EmbeddingDim, model.Model.Cf.EmbeddingDim, $"{kind}: embedding size");
+            Assert.AreNotEqual(CoraDefaults.MfEmbeddingDim, CoraDefaults.SasRecEmbeddingDim, "the check above tells SASRec's default from MF's");
             var top = model.Recommend(Train[0].UserId, 3);
             Assert.AreEqual(3, top.Count, $"{kind}: candidate retrieval works");
         }
@@ -169,6 +173,8 @@ public class CollaborativeModelTests
         Assert.AreEqual(0, code, err);
         var loaded = CoraTransformer.Find(new MLContext().Model.LoadCora(dir["s.zip"], out _));
         Assert.AreEqual("sasrec", loaded.Model.Cf.Kind);
+        Assert.AreEqual(8, loaded.Model.Cf.EmbeddingDim, "--mf-dim reaches SASRec");
+        Assert.AreEqual(CoraDefaults.SasRecMaxLength, ((SasRec)loaded.Model.Cf).MaxLength);
         var sasrecScores = loaded.Model.Cf.ScoreRows(Valid);
         loaded.Dispose();
         // --cf-from: the CF stage of a saved model, reused as it is (not retrained).
@@ -187,5 +193,12 @@ public class CollaborativeModelTests
         (code, _, err) = CliTests.Cli("train", "--train", Slice.TrainPath, "--valid", Slice.ValidPath, "--items", Slice.ItemsPath, "--method", "mf", "--cf", "bpr", "--out", dir["x.zip"]);
         Assert.AreEqual(2, code);
         StringAssert.Contains(err, "--cf");
+        foreach (var (flag, value) in new[] { ("--mf-lr", "0"), ("--mf-wd", "-1"), ("--mf-dim", "0") })
+        {
+            (code, _, err) = CliTests.Cli("train", "--train", Slice.TrainPath, "--valid", Slice.ValidPath, "--items", Slice.ItemsPath, "--method", "mf", "--cf", "sasrec", flag, value, "--out", dir["x.zip"]);
+            Assert.AreEqual(2, code, $"{flag} {value}");
+            StringAssert.Contains(err, flag);
+            Assert.IsFalse(File.Exists(dir["x.zip"]));
+        }
     }
 }

@@ -109,15 +109,18 @@ public sealed class IdMap
     public long[] Map(long[] ids) => ids.Select(i => _rows.TryGetValue(i, out var r) ? r : 0L).ToArray();
 }
 
-/// <summary>Options of the MF CF stage (CoLLM/CoRA's values, in <see cref="CoraDefaults"/>).</summary>
+/// <summary>Options of the CF stage: MF, LightGCN or SASRec (CoLLM/CoRA's values, in <see cref="CoraDefaults"/>). The size, learning
+/// rate and weight decay left null take the chosen model's own default (<see cref="EmbeddingDimFor"/> and the two after it).</summary>
 public sealed record MatrixFactorizationOptions
 {
-    /// <summary>Embedding size of users and items (256, CoRA's). The concat [u; i] (2x) feeds the query generator.</summary>
-    public int EmbeddingDim { get; init; } = CoraDefaults.MfEmbeddingDim;
-    /// <summary>Adam learning rate (1e-3). Lower it if validation AUC oscillates.</summary>
-    public double LearningRate { get; init; } = CoraDefaults.MfLearningRate;
-    /// <summary>Adam weight decay (1e-4): the main guard against over-fitting the sparse matrix.</summary>
-    public double WeightDecay { get; init; } = CoraDefaults.MfWeightDecay;
+    /// <summary>Embedding size of users and items; null = the model's default: MF and LightGCN 256 (CoRA's), SASRec 64 (CoLLM's).
+    /// The concat [u; i] (2x) feeds the query generator.</summary>
+    public int? EmbeddingDim { get; init; }
+    /// <summary>Adam learning rate; null = the model's default: MF and LightGCN 1e-3, SASRec 1e-2. Lower it if validation AUC oscillates.</summary>
+    public double? LearningRate { get; init; }
+    /// <summary>Adam weight decay (L2 on every weight); null = the model's default: MF and LightGCN 1e-4, SASRec 1e-2. The main guard
+    /// against over-fitting: raise it when the training loss keeps falling while validation AUC stalls after a few epochs.</summary>
+    public double? WeightDecay { get; init; }
     /// <summary>Rows per step (2048).</summary>
     public int BatchSize { get; init; } = CoraDefaults.MfBatchSize;
     /// <summary>Upper bound on epochs (200); early stopping usually ends sooner.</summary>
@@ -131,18 +134,25 @@ public sealed record MatrixFactorizationOptions
     public int GraphLayers { get; init; } = CoraDefaults.LightGcnLayers;
     /// <summary>SASRec: self-attention blocks (2).</summary>
     public int SequenceBlocks { get; init; } = CoraDefaults.SasRecBlocks;
-    /// <summary>SASRec: the most recent liked items read (50); older ones are dropped.</summary>
+    /// <summary>SASRec: the most recent liked items read (25, CoLLM's); older ones are dropped.</summary>
     public int SequenceLength { get; init; } = CoraDefaults.SasRecMaxLength;
     /// <summary>SASRec: attention heads (1, SASRec's); must divide <see cref="EmbeddingDim"/>.</summary>
     public int SequenceHeads { get; init; } = CoraDefaults.SasRecHeads;
     /// <summary>SASRec: dropout in the blocks (0.2, SASRec's for MovieLens).</summary>
     public double SequenceDropout { get; init; } = CoraDefaults.SasRecDropout;
 
+    /// <summary><see cref="EmbeddingDim"/>, or <paramref name="kind"/>'s default when it is null.</summary>
+    public int EmbeddingDimFor(CollaborativeKind kind) => EmbeddingDim ?? (kind == CollaborativeKind.SasRec ? CoraDefaults.SasRecEmbeddingDim : CoraDefaults.MfEmbeddingDim);
+    /// <summary><see cref="LearningRate"/>, or <paramref name="kind"/>'s default when it is null.</summary>
+    public double LearningRateFor(CollaborativeKind kind) => LearningRate ?? (kind == CollaborativeKind.SasRec ? CoraDefaults.SasRecLearningRate : CoraDefaults.MfLearningRate);
+    /// <summary><see cref="WeightDecay"/>, or <paramref name="kind"/>'s default when it is null.</summary>
+    public double WeightDecayFor(CollaborativeKind kind) => WeightDecay ?? (kind == CollaborativeKind.SasRec ? CoraDefaults.SasRecWeightDecay : CoraDefaults.MfWeightDecay);
+
     public IEnumerable<OptionError> Validate(string prefix = "")
     {
-        var e = OptionChecks.Between(prefix + nameof(EmbeddingDim), EmbeddingDim, 1, 8192)
-            .Concat(OptionChecks.Finite(prefix + nameof(LearningRate), LearningRate, 0, 10, minExclusive: true))
-            .Concat(OptionChecks.Finite(prefix + nameof(WeightDecay), WeightDecay, 0, 10))
+        var e = OptionChecks.Between(prefix + nameof(EmbeddingDim), EmbeddingDimFor(CollaborativeKind.Mf), 1, 8192)
+            .Concat(OptionChecks.Finite(prefix + nameof(LearningRate), LearningRateFor(CollaborativeKind.Mf), 0, 10, minExclusive: true))
+            .Concat(OptionChecks.Finite(prefix + nameof(WeightDecay), WeightDecayFor(CollaborativeKind.Mf), 0, 10))
             .Concat(OptionChecks.Between(prefix + nameof(BatchSize), BatchSize, 1, 1 << 24))
             .Concat(OptionChecks.Between(prefix + nameof(MaxEpochs), MaxEpochs, 1, 100_000))
             .Concat(OptionChecks.AtLeast(prefix + nameof(Patience), Patience, 1))
@@ -151,8 +161,9 @@ public sealed record MatrixFactorizationOptions
             .Concat(OptionChecks.Between(prefix + nameof(SequenceLength), SequenceLength, 1, 4096))
             .Concat(OptionChecks.Between(prefix + nameof(SequenceHeads), SequenceHeads, 1, 64))
             .Concat(OptionChecks.Finite(prefix + nameof(SequenceDropout), SequenceDropout, 0, 0.99));
-        if (SequenceHeads >= 1 && EmbeddingDim >= 1 && EmbeddingDim % SequenceHeads != 0)
-            e = e.Append(new OptionError(prefix + nameof(SequenceHeads), $"{SequenceHeads} must divide {prefix}{nameof(EmbeddingDim)} ({EmbeddingDim})."));
+        int sasDim = EmbeddingDimFor(CollaborativeKind.SasRec);
+        if (SequenceHeads >= 1 && sasDim >= 1 && sasDim % SequenceHeads != 0)
+            e = e.Append(new OptionError(prefix + nameof(SequenceHeads), $"{SequenceHeads} must divide SASRec's {prefix}{nameof(EmbeddingDim)} ({sasDim})."));
         return e;
     }
 }
@@ -266,8 +277,8 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         var o = options ?? new MatrixFactorizationOptions();
         OptionChecks.ThrowIfAny(o.Validate("MatrixFactorization."), nameof(options));
         torch.manual_seed(o.Seed);
-        var mf = new MatrixFactorization(new IdMap(train.Select(r => (long)r.UserId)), new IdMap(train.Select(r => (long)r.ItemId)), o.EmbeddingDim, o.Seed);
-        CollaborativeTraining.Run(mf, mf, train, valid, o, "mf", log, ct, afterStep: mf.ZeroUnknownRows);
+        var mf = new MatrixFactorization(new IdMap(train.Select(r => (long)r.UserId)), new IdMap(train.Select(r => (long)r.ItemId)), o.EmbeddingDimFor(CollaborativeKind.Mf), o.Seed);
+        CollaborativeTraining.Run(mf, mf, train, valid, o, CollaborativeKind.Mf, log, ct, afterStep: mf.ZeroUnknownRows);
         return mf;
     }
 

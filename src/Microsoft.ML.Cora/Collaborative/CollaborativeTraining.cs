@@ -42,15 +42,17 @@ public static class CollaborativeTraining
     /// <param name="train">Training rows (shuffled per epoch with the seed).</param>
     /// <param name="valid">Validation rows (AUC per epoch chooses the best epoch).</param>
     /// <param name="o">Learning rate, weight decay, batch size, epochs, patience and seed.</param>
-    /// <param name="name">The stage's name in log lines, errors and seed purposes.</param>
+    /// <param name="kind">The stage: its defaults for unset options, and its name in log lines, errors and seed purposes.</param>
     /// <param name="log">Receives one line per epoch.</param>
     /// <param name="ct">Checked before each batch.</param>
     /// <param name="afterStep">Run after each optimiser step (e.g. keep the unknown-id rows at zero).</param>
     /// <param name="afterEpoch">Run before each validation (e.g. LightGCN's propagated tables).</param>
     internal static void Run(nn.Module module, ICollaborativeModel cf, IReadOnlyList<Interaction> train, IReadOnlyList<Interaction> valid,
-        MatrixFactorizationOptions o, string name, Action<string>? log, CancellationToken ct, Action? afterStep = null, Action? afterEpoch = null)
+        MatrixFactorizationOptions o, CollaborativeKind kind, Action<string>? log, CancellationToken ct, Action? afterStep = null, Action? afterEpoch = null)
     {
-        var opt = torch.optim.Adam(module.parameters(), o.LearningRate, weight_decay: o.WeightDecay);
+        string name = CollaborativeModels.Name(kind);
+        double lr = o.LearningRateFor(kind);
+        var opt = torch.optim.Adam(module.parameters(), lr, weight_decay: o.WeightDecayFor(kind));
         using var best = new Training.BestSnapshot();
         int sinceBest = 0;
         var order = Enumerable.Range(0, train.Count).ToArray();
@@ -75,7 +77,7 @@ public static class CollaborativeTraining
                 afterStep?.Invoke();
                 float lossValue = loss.item<float>();
                 if (!float.IsFinite(lossValue))
-                    throw new Training.TrainingDivergedException($"{name} stage stopped in epoch {epoch}: the loss is {lossValue} (not finite). Lower MatrixFactorization.LearningRate (now {o.LearningRate:G3}).");
+                    throw new Training.TrainingDivergedException($"{name} stage stopped in epoch {epoch}: the loss is {lossValue} (not finite). Lower MatrixFactorization.LearningRate (now {lr:G3}).");
                 lossSum += lossValue; batches++;
             }
             module.eval();

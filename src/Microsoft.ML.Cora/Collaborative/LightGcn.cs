@@ -152,9 +152,9 @@ public sealed class LightGcn : nn.Module, ICollaborativeModel
         var o = options ?? new MatrixFactorizationOptions();
         OptionChecks.ThrowIfAny(o.Validate("MatrixFactorization."), nameof(options));
         torch.manual_seed(o.Seed);
-        var m = new LightGcn(new IdMap(train.Select(r => (long)r.UserId)), new IdMap(train.Select(r => (long)r.ItemId)), o.EmbeddingDim, o.GraphLayers,
+        var m = new LightGcn(new IdMap(train.Select(r => (long)r.UserId)), new IdMap(train.Select(r => (long)r.ItemId)), o.EmbeddingDimFor(CollaborativeKind.LightGcn), o.GraphLayers,
             train.Where(r => r.Label).Select(r => (r.UserId, r.ItemId)), o.Seed);
-        CollaborativeTraining.Run(m, m, train, valid, o, "lightgcn", log, ct, afterStep: m.ZeroUnknownRows, afterEpoch: m.Freeze);
+        CollaborativeTraining.Run(m, m, train, valid, o, CollaborativeKind.LightGcn, log, ct, afterStep: m.ZeroUnknownRows, afterEpoch: m.Freeze);
         return m;
     }
 

@@ -190,9 +190,9 @@ public sealed class SasRec : nn.Module, ICollaborativeModel
         var o = options ?? new MatrixFactorizationOptions();
         OptionChecks.ThrowIfAny(o.Validate("MatrixFactorization."), nameof(options));
         torch.manual_seed(o.Seed);
-        var m = new SasRec(new IdMap(train.Select(r => (long)r.UserId)), new IdMap(train.Select(r => (long)r.ItemId)), o.EmbeddingDim,
+        var m = new SasRec(new IdMap(train.Select(r => (long)r.UserId)), new IdMap(train.Select(r => (long)r.ItemId)), o.EmbeddingDimFor(CollaborativeKind.SasRec),
             o.SequenceBlocks, o.SequenceHeads, o.SequenceLength, o.SequenceDropout, o.Seed);
-        CollaborativeTraining.Run(m, m, train, valid, o, "sasrec", log, ct, afterStep: m.ZeroUnknownRows);
+        CollaborativeTraining.Run(m, m, train, valid, o, CollaborativeKind.SasRec, log, ct, afterStep: m.ZeroUnknownRows);
         return m;
     }
 
