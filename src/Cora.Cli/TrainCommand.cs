@@ -45,6 +45,7 @@ internal static class TrainCommand
         var genHidden = new Option<int?>("--generator-hidden") { Description = $"Q-Former width (paper: {CoraDefaults.GeneratorHidden}); must be divisible by the heads." };
         var genHeads = new Option<int?>("--generator-heads") { Description = $"Q-Former attention heads (paper: {CoraDefaults.GeneratorHeads})." };
         var genFfn = new Option<int?>("--generator-ffn") { Description = $"Q-Former feed-forward width (paper: {CoraDefaults.GeneratorFeedForward})." };
+        var tokenRms = new Option<double?>("--cf-token-rms") { Description = $"RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows (default {CoraDefaults.CfTokenRms}; 0 = the raw token, as CoRA's code)." };
         var cfKind = new Option<string>("--cf") { Description = "The CF stage: mf (default), lightgcn or sasrec (the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS); --mf-* options apply to each.", DefaultValueFactory = _ => "mf" };
         cfKind.Validators.Add(r => { var v = r.GetValueOrDefault<string>() ?? ""; if (!CollaborativeModels.Kinds.Contains(v)) r.AddError($"--cf: unknown CF model '{Microsoft.ML.Cora.Data.ErrorText.Elide(v, 40)}'; use {string.Join(", ", CollaborativeModels.Kinds)}."); });
         var cfFrom = new Option<string?>("--cf-from") { Description = "Reuse the CF stage of a saved model (.zip from cora train) instead of training one: train it once, compare methods on it." };
@@ -61,7 +62,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train the CF stage and a method, save the model, report validation metrics.")
         {
             train, valid, items, llm, method, output, epochs, batch, accum, lr, wd, warmup, maxRows, maxSteps, validateEvery, maxValid, patience,
-            scoringBatch, seed, rank, alpha, generator, genLayers, genHidden, genHeads, genFfn, cfKind, cfFrom, mfDim, mfLr, mfWd, mfEpochs, mfPatience, ckpt, restart, json, plot, warmFromData,
+            scoringBatch, seed, rank, alpha, generator, genLayers, genHidden, genHeads, genFfn, tokenRms, cfKind, cfFrom, mfDim, mfLr, mfWd, mfEpochs, mfPatience, ckpt, restart, json, plot, warmFromData,
         };
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
@@ -76,7 +77,7 @@ internal static class TrainCommand
             {
                 NumLayers = p.GetValue(genLayers) ?? preset.NumLayers, Hidden = p.GetValue(genHidden) ?? preset.Hidden,
                 Heads = p.GetValue(genHeads) ?? (p.GetValue(genHidden) is { } h ? Math.Clamp(h / 64, 1, preset.Heads) : preset.Heads),
-                FeedForward = p.GetValue(genFfn) ?? preset.FeedForward,
+                FeedForward = p.GetValue(genFfn) ?? preset.FeedForward, CfTokenRms = p.GetValue(tokenRms) ?? preset.CfTokenRms,
             };
             long s = p.GetValue(seed);
             var options = new CoraTrainer.Options
@@ -152,7 +153,7 @@ internal static class TrainCommand
         "Training.MaxTrainRows" => "--max-rows", "Training.MaxSteps" => "--max-steps", "Training.ScoringBatchSize" => "--scoring-batch-size",
         "Model.Rank" => "--rank", "Model.Alpha" => "--alpha", "Model.QueryGenerator.NumLayers" => "--generator-layers",
         "Model.QueryGenerator.Hidden" => "--generator-hidden", "Model.QueryGenerator.Heads" => "--generator-heads",
-        "Model.QueryGenerator.FeedForward" => "--generator-ffn", "MatrixFactorization.EmbeddingDim" => "--mf-dim", "MatrixFactorization.LearningRate" => "--mf-lr", "MatrixFactorization.WeightDecay" => "--mf-wd",
+        "Model.QueryGenerator.FeedForward" => "--generator-ffn", "Model.QueryGenerator.CfTokenRms" => "--cf-token-rms", "MatrixFactorization.EmbeddingDim" => "--mf-dim", "MatrixFactorization.LearningRate" => "--mf-lr", "MatrixFactorization.WeightDecay" => "--mf-wd",
         "MatrixFactorization.MaxEpochs" => "--mf-epochs", "Training.CheckpointDirectory" => "--checkpoint-dir", "MatrixFactorization.Patience" => "--mf-patience", "Device" => "--device", "LlmDtype" => "--llm-dtype",
         _ => option,
     };

@@ -46,6 +46,10 @@ public static class CoraDefaults
     public const int GeneratorHeads = 8;
     public const int GeneratorFeedForward = 3072;
     public const double GeneratorDropout = 0.1;
+    /// <summary>The RMS of each half of the CF token as the generator reads it (QueryGeneratorOptions.CfTokenRms; 0 = raw).</summary>
+    public const double CfTokenRms = 0.4;
+    /// <summary>Training rows sampled to set the scale of the CF token's halves (QueryGeneratorOptions.CfTokenRms).</summary>
+    public const int CfTokenCalibrationRows = 4096;
 
     // MF stage (CoLLM/CoRA)
     public const int MfEmbeddingDim = 256;

@@ -94,6 +94,21 @@ public sealed class CoraModel : IDisposable
 
     public bool UsesLlm => Method.UsesLlm;
 
+    /// <summary>
+    /// CoRA: sets the generator's CF-token scale (<see cref="QueryGeneratorOptions.CfTokenRms"/>) from a seeded sample of at most
+    /// <see cref="CoraDefaults.CfTokenCalibrationRows"/> training rows; the trainer calls it once before the first step. Does nothing
+    /// for the other methods or when the option is 0.
+    /// </summary>
+    public void CalibrateCfToken(IReadOnlyList<Interaction> rows, long seed)
+    {
+        if (Trainable.query_generator is not { } generator || Options.QueryGenerator.CfTokenRms <= 0 || rows.Count == 0) return;
+        var sample = rows.Count > CoraDefaults.CfTokenCalibrationRows ? Training.CoraModelTrainer.Sample(rows, CoraDefaults.CfTokenCalibrationRows, seed) : rows;
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var tokens = sample.Chunk(1024).Select(c => CoraCollaborativeLora.CfToken(Cf, c, c.Select(r => (long)r.ItemId).ToArray())).ToList();
+        generator.Calibrate(torch.cat(tokens, 0), Options.QueryGenerator.CfTokenRms);                                                  // [N, 2k]
+    }
+
     /// <summary>The device every part lives on (the LLM's; the CF model's for MF alone).</summary>
     public Device Device => Llm?.Device ?? Cf.Device;
 

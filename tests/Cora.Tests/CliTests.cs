@@ -42,10 +42,15 @@ public class CliTests
         string model = Path.Combine(dir, "cora.zip"), json = Path.Combine(dir, "train.json"), png = Path.Combine(dir, "curves.png");
         var (code, stdout, err) = Cli("train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--llm", Slice.LlmPath,
             "--method", "cora", "--out", model, "--max-steps", "2", "--mf-dim", "16", "--mf-epochs", "2", "--json", json, "--plot", png,
-            "--generator-layers", "1", "--generator-hidden", "32", "--generator-ffn", "64");
+            "--generator-layers", "1", "--generator-hidden", "32", "--generator-ffn", "64", "--cf-token-rms", "0.25");
         Assert.AreEqual(0, code, err);
         StringAssert.Contains(stdout, "overall  200");
         Assert.IsTrue(File.Exists(model));
+        using (var saved = Microsoft.ML.Cora.Estimators.CoraTransformer.Find(Microsoft.ML.Cora.CoraMLContextExtensions.LoadCora(new Microsoft.ML.MLContext().Model, model, out _)).Model)
+        {
+            Assert.AreEqual(0.25, saved.Options.QueryGenerator.CfTokenRms, "--cf-token-rms reaches the model");
+            Assert.IsTrue(saved.Trainable.query_generator!.token_scale.data<float>().ToArray().All(x => x != 1f), "and its scale was set from the training rows");
+        }
         var j = JsonNode.Parse(File.ReadAllText(json))!;
         Assert.AreEqual(200, (int)j["rows"]!);
         Assert.AreEqual(200, (int)j["warm"]!["rows"]! + (int)j["cold"]!["rows"]!);

@@ -21,8 +21,11 @@ namespace Microsoft.ML.Cora.Formats;
 /// </summary>
 public static class ModelArchive
 {
-    /// <summary>2: users.tsv, CF kind, entry sizes, LLM file set (weights + tokenizer). Format 1 files still load.</summary>
-    public const int FormatVersion = 2;
+    /// <summary>3: CoRA's CF-token scale (query_generator.token_scale). 2: users.tsv, CF kind, entry sizes, LLM file set (weights +
+    /// tokenizer). Format 1 and 2 files still load (a CoRA model of format 2 reads its CF token unscaled, as it was trained).</summary>
+    public const int FormatVersion = 3;
+    /// <summary>The trainable tensor that files before format 3 lack.</summary>
+    private const string TokenScaleKey = "query_generator.token_scale";
     public const long MaxManifestBytes = 1 << 20;
     /// <summary>Entries larger than this may not expand more than <see cref="MaxCompressionRatio"/> times their stored size.</summary>
     public const long RatioCheckFromBytes = 16L << 20;
@@ -104,6 +107,7 @@ public static class ModelArchive
             // Options from a file are bounded before anything is allocated.
             var problems = m.Options.Validate("Options.").ToList();
             if (problems.Count > 0) throw new InvalidDataException($"{name}: manifest.json has invalid options ({string.Join(" ", problems.Take(3))}); the file is corrupt or crafted.");
+            if (m.FormatVersion < 3) m = m with { Options = m.Options with { QueryGenerator = m.Options.QueryGenerator with { CfTokenRms = 0 } } };
 
             Stream OpenVerified(string entry)
             {
@@ -144,11 +148,13 @@ public static class ModelArchive
             LanguageModel? llm = null;
             if (m.Options.Method != CoraMethod.Mf) llm = LoadLlm(m, name, llmPath, device, llmDtype, zip, Extract);
             var trainableFile = SafetensorsFile.Open(Extract("trainable.safetensors"));
-            CheckShapes(m.Options, llm, cf.EmbeddingDim, trainableFile, name);
+            bool scaleAbsent = m.FormatVersion < 3;                                     // such a file has no token_scale: ones
+            CheckShapes(m.Options, llm, cf.EmbeddingDim, trainableFile, name, scaleAbsent);
             var model = new CoraModel(m.Options, llm, cf, items) { Users = users, LlmChecksum = m.LlmChecksum };
             using (torch.no_grad())
                 foreach (var (k, t) in model.Trainable.state_dict())
                 {
+                    if (scaleAbsent && k == TokenScaleKey) continue;
                     using var v = trainableFile.Read(k);
                     t.copy_(v);
                 }
@@ -164,12 +170,12 @@ public static class ModelArchive
     }
 
     /// <summary>The stored trainable tensors must be exactly those the options imply (compared on "meta" tensors: no allocation).</summary>
-    private static void CheckShapes(CoraModelOptions options, LanguageModel? llm, int cfDim, SafetensorsFile stored, string name)
+    private static void CheckShapes(CoraModelOptions options, LanguageModel? llm, int cfDim, SafetensorsFile stored, string name, bool scaleAbsent)
     {
         Dictionary<string, long[]> expected;
         using (CoraDevice.BuildScope(new Device("meta"), ScalarType.Float32))
         using (var meta = CoraModel.BuildTrainable(options, llm, cfDim))
-            expected = meta.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+            expected = meta.state_dict().Where(kv => !(scaleAbsent && kv.Key == TokenScaleKey)).ToDictionary(kv => kv.Key, kv => kv.Value.shape);
         var missing = expected.Keys.Where(k => !stored.Entries.ContainsKey(k)).ToList();
         var extra = stored.Entries.Keys.Where(k => !expected.ContainsKey(k)).ToList();
         if (missing.Count > 0 || extra.Count > 0)

@@ -125,6 +125,8 @@ public static class CoraModelTrainer
             resumed = true;
             log?.Invoke($"resumed from {o.CheckpointDirectory} at step {state.Step} (best valid AUC {state.BestAuc:F4})");
         }
+        // A resumed run restores the CF-token scale with the other trainable tensors; a fresh one sets it from its training rows.
+        if (!resumed) model.CalibrateCfToken(rows, o.Seed);
         var sw = Stopwatch.StartNew();
         int rowsDone = 0;
         double? lastAuc = state.ValidationCurve.Count > 0 ? state.ValidationCurve[^1].auc : null;
