@@ -96,12 +96,14 @@ public sealed class CoraModel : IDisposable
 
     /// <summary>
     /// CoRA: sets the generator's CF-token scale (<see cref="QueryGeneratorOptions.CfTokenRms"/>) from a seeded sample of at most
-    /// <see cref="CoraDefaults.CfTokenCalibrationRows"/> training rows; the trainer calls it once before the first step. Does nothing
-    /// for the other methods or when the option is 0.
+    /// <see cref="CoraDefaults.CfTokenCalibrationRows"/> training rows; the trainer calls it before the first step. Sets it once: a
+    /// model whose scale is already set (trained before, or loaded) keeps it, so training it further does not move the generator's
+    /// input. Does nothing for the other methods or when the option is 0.
     /// </summary>
     public void CalibrateCfToken(IReadOnlyList<Interaction> rows, long seed)
     {
         if (Trainable.query_generator is not { } generator || Options.QueryGenerator.CfTokenRms <= 0 || rows.Count == 0) return;
+        if (generator.token_scale.ne(1).any().item<bool>()) return;
         var sample = rows.Count > CoraDefaults.CfTokenCalibrationRows ? Training.CoraModelTrainer.Sample(rows, CoraDefaults.CfTokenCalibrationRows, seed) : rows;
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();

@@ -56,7 +56,10 @@ public class CfTokenScaleTests
         using (var m = Model())
         {
             CoraModelTrainer.Train(m, rows, Slice.Valid.Take(8).ToList(), new TrainingOptions { BatchSize = 8, MaxSteps = 1, ValidateEvery = 1000 });
-            Assert.IsTrue(Scale(m).All(x => x != 1f && float.IsFinite(x) && x > 0), "set from the training rows before the first step");
+            var set = Scale(m);
+            Assert.IsTrue(set.All(x => x != 1f && float.IsFinite(x) && x > 0), "set from the training rows before the first step");
+            CoraModelTrainer.Train(m, Slice.Train.Skip(500).Take(16).ToList(), Slice.Valid.Take(8).ToList(), new TrainingOptions { BatchSize = 8, MaxSteps = 1, ValidateEvery = 1000 });
+            CollectionAssert.AreEqual(set, Scale(m), "training further (other rows) keeps the scale the generator was trained with");
         }
         using var fresh = Model();
         fresh.Trainable.eval();
