@@ -142,11 +142,16 @@ public sealed record MatrixFactorizationOptions
     public double SequenceDropout { get; init; } = CoraDefaults.SasRecDropout;
 
     /// <summary><see cref="EmbeddingDim"/>, or <paramref name="kind"/>'s default when it is null.</summary>
-    public int EmbeddingDimFor(CollaborativeKind kind) => EmbeddingDim ?? (kind == CollaborativeKind.SasRec ? CoraDefaults.SasRecEmbeddingDim : CoraDefaults.MfEmbeddingDim);
+    public int EmbeddingDimFor(CollaborativeKind kind) => EmbeddingDim ?? DefaultsFor(kind).Dim;
     /// <summary><see cref="LearningRate"/>, or <paramref name="kind"/>'s default when it is null.</summary>
-    public double LearningRateFor(CollaborativeKind kind) => LearningRate ?? (kind == CollaborativeKind.SasRec ? CoraDefaults.SasRecLearningRate : CoraDefaults.MfLearningRate);
+    public double LearningRateFor(CollaborativeKind kind) => LearningRate ?? DefaultsFor(kind).LearningRate;
     /// <summary><see cref="WeightDecay"/>, or <paramref name="kind"/>'s default when it is null.</summary>
-    public double WeightDecayFor(CollaborativeKind kind) => WeightDecay ?? (kind == CollaborativeKind.SasRec ? CoraDefaults.SasRecWeightDecay : CoraDefaults.MfWeightDecay);
+    public double WeightDecayFor(CollaborativeKind kind) => WeightDecay ?? DefaultsFor(kind).WeightDecay;
+
+    /// <summary>Which of <see cref="CoraDefaults"/>' sets a CF model takes: SASRec its own, MF and LightGCN the MF stage's.</summary>
+    private static (int Dim, double LearningRate, double WeightDecay) DefaultsFor(CollaborativeKind kind) => kind == CollaborativeKind.SasRec
+        ? (CoraDefaults.SasRecEmbeddingDim, CoraDefaults.SasRecLearningRate, CoraDefaults.SasRecWeightDecay)
+        : (CoraDefaults.MfEmbeddingDim, CoraDefaults.MfLearningRate, CoraDefaults.MfWeightDecay);
 
     public IEnumerable<OptionError> Validate(string prefix = "")
     {
