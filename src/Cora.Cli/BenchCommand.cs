@@ -61,7 +61,7 @@ internal static class BenchCommand
                 rows.Add(JsonSerializer.SerializeToNode(f));
             }
             app.StopAsync().GetAwaiter().GetResult();
-            if (p.GetValue(json) is { } j) WriteJson(j, new JsonObject { ["what"] = "serve /score load", ["levels"] = rows, ["threads"] = torch.get_num_threads() });
+            if (p.GetValue(json) is { } j) Cli.WriteJson(j, new JsonObject { ["what"] = "serve /score load", ["levels"] = rows, ["threads"] = torch.get_num_threads() });
             return 0;
         });
         return cmd;
@@ -103,7 +103,7 @@ internal static class BenchCommand
         if (json is null) return;
         var o = JsonSerializer.SerializeToNode(r)!.AsObject();
         o["what"] = r.What; o["median_s"] = r.MedianSeconds; o["rows_per_s"] = b / r.MedianSeconds; o["peak_mb"] = r.PeakHostMiB; o["threads"] = torch.get_num_threads();
-        WriteJson(json, o);
+        Cli.WriteJson(json, o);
     }
 
     private static Command Workload(CliContext c, string name, string description)
@@ -178,7 +178,7 @@ internal static class BenchCommand
                 var o = Json(fast, peak);
                 if (other is not null) { o["baseline"] = Json(other, peak); o["baseline"]!["plan"] = baselineName; }
                 o["model"] = setup.Label; o["device"] = device.ToString(); o["llm_dtype"] = CoraDevice.DtypeName(dtype);
-                WriteJson(j, o);
+                Cli.WriteJson(j, o);
             }
             return 0;
         });
@@ -210,8 +210,6 @@ internal static class BenchCommand
         }
         return o;
     }
-
-    private static void WriteJson(string path, JsonObject o) => Cli.WriteJson(path, o);
 
     private static Option<string?> ShapeOption(string? dflt)
     {
