@@ -212,7 +212,7 @@ public sealed class CoraModel : IDisposable
                     long len = g.Max(i => prompts[(int)i].Ids.Length);
                     var e = embeds.index_select(0, idx).narrow(1, 0, len);                                        // [G, Tg, D]
                     var m = mask.index_select(0, idx).narrow(1, 0, len);                                          // [G, Tg]
-                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, plan.FinalLayerAtLastToken));   // [G, 1]
+                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, plan.FinalLayerAtLastToken, plan.NarrowHeadKernel));   // [G, 1]
                 }
                 var order = groups.SelectMany(g => g).ToArray();
                 var inverse = new long[order.Length];
@@ -220,7 +220,7 @@ public sealed class CoraModel : IDisposable
                 logits = torch.cat(parts, 0).index_select(0, torch.tensor(inverse, device: embeds.device));      // [B, 1]
             }
             else if (plan.LastTokenOnly)
-                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, plan.FinalLayerAtLastToken);   // [B, 1]
+                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, plan.FinalLayerAtLastToken, plan.NarrowHeadKernel);   // [B, 1]
             else
             {
                 // The paper's way: logits over the whole vocabulary at every position, then one value read.

@@ -47,6 +47,10 @@ public class FastPathTests
     public void FinalLayerAtLastTokenGivesTheSameLossAndGradients() =>
         SameLossAndGradients(ComputePlan.Fast with { FinalLayerAtLastToken = false }, ComputePlan.Fast with { FinalLayerAtLastToken = true }, split: false);
 
+    [TestMethod]
+    public void NarrowHeadKernelGivesTheSameLossAndGradients() =>
+        SameLossAndGradients(ComputePlan.Fast with { NarrowHeadKernel = false }, ComputePlan.Fast, split: true);
+
     private static void SameLossAndGradients(ComputePlan plain, ComputePlan fast, bool split)
     {
         using var model = new CoraModel(Slice.SmallOptions(CoraMethod.Cora) with { Dropout = 0, QueryGenerator = Slice.SmallOptions(CoraMethod.Cora).QueryGenerator with { Dropout = 0 } },

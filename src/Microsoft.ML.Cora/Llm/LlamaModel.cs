@@ -116,18 +116,33 @@ public sealed class LlamaAttention : nn.Module
 
     /// <param name="x">[B, T, D]</param>
     /// <param name="mask">null for plain causal attention, else bool [B, 1, T, T] (true = attend)</param>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook)
+    /// <param name="narrowHeadKernel">plain causal attention of narrow float32 heads on the CPU goes to <see cref="NarrowHeadAttention"/>
+    /// (the same output; see <see cref="Runtime.ComputePlan.NarrowHeadKernel"/>)</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, bool narrowHeadKernel = true)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        var q = q_proj.Forward(x, hook).view(b, t, _heads, _headDim).transpose(1, 2);    // [B, H, T, hd]
-        q = RotaryEmbedding.Apply(q, cos, sin);
-        var (k, v) = KeysValues(x, cos, sin, hook);                                       // [B, H, T, hd] each
-        var attn = mask is null
-            ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
-            : nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);   // [B, H, T, hd]
-        var merged = attn.transpose(1, 2).reshape(b, t, _heads * _headDim);          // [B, T, H*hd]
-        return o_proj.Forward(merged, hook).MoveToOuterDisposeScope();                // [B, T, D]
+        var qx = q_proj.Forward(x, hook).view(b, t, _heads, _headDim);                                  // [B, T, H, hd]
+        Tensor merged;
+        if (mask is null && narrowHeadKernel && NarrowHeadAttention.Supports(qx))
+        {
+            // Token-major layout throughout: no transposes, and grouped-query heads read their key-value head directly.
+            var cosT = cos.transpose(1, 2); var sinT = sin.transpose(1, 2);                             // [B, T, 1, hd]
+            var q = RotaryEmbedding.Apply(qx, cosT, sinT);                                              // [B, T, H, hd]
+            var k = RotaryEmbedding.Apply(k_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim), cosT, sinT);  // [B, T, KV, hd]
+            var v = v_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim);                             // [B, T, KV, hd]
+            merged = NarrowHeadAttention.Causal(q, k, v).view(b, t, _heads * _headDim);                 // [B, T, H*hd]
+        }
+        else
+        {
+            var q = RotaryEmbedding.Apply(qx.transpose(1, 2), cos, sin);                               // [B, H, T, hd]
+            var (k, v) = KeysValues(x, cos, sin, hook);                                                 // [B, H, T, hd] each
+            var attn = mask is null
+                ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
+                : nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);                // [B, H, T, hd]
+            merged = attn.transpose(1, 2).reshape(b, t, _heads * _headDim);                             // [B, T, H*hd]
+        }
+        return o_proj.Forward(merged, hook).MoveToOuterDisposeScope();                                  // [B, T, D]
     }
 
     /// <summary>Rotated keys and values of every token, repeated to the query heads (grouped-query attention): [B, H, T, hd] each.</summary>
@@ -206,10 +221,10 @@ public sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, bool narrowHeadKernel = true)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x.add(self_attn.Forward(input_layernorm.call(x), cos, sin, mask, hook));
+        var h = x.add(self_attn.Forward(input_layernorm.call(x), cos, sin, mask, hook, narrowHeadKernel));
         return h.add(mlp.Forward(post_attention_layernorm.call(h), hook)).MoveToOuterDisposeScope();
     }
 
@@ -248,7 +263,8 @@ public sealed class LlamaModel : nn.Module
     /// <param name="attentionMask">[B, T], 1 for real tokens, 0 for padding (left or right); null = all real</param>
     /// <param name="last">null for every position; else [B] int64, each row's last real token: the final layer then computes
     /// only that position (its keys and values still come from every token) and the result is [B, 1, D]</param>
-    public Tensor Forward(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, Tensor? last = null)
+    /// <param name="narrowHeadKernel">see <see cref="LlamaAttention.Forward"/></param>
+    public Tensor Forward(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, Tensor? last = null, bool narrowHeadKernel = true)
     {
         using var scope = torch.NewDisposeScope();
         long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
@@ -287,7 +303,7 @@ public sealed class LlamaModel : nn.Module
                 var keys = attentionMask?.to(ScalarType.Bool, device).view(b, 1, 1, t);              // [B, 1, 1, T]
                 h = layers[i].ForwardAt(h, cos, sin, last, keys, hook);                                // [B, 1, D]
             }
-            else h = layers[i].Forward(h, cos, sin, mask, hook);                                       // [B, T, D]
+            else h = layers[i].Forward(h, cos, sin, mask, hook, narrowHeadKernel);                                    // [B, T, D]
         }
         return h.MoveToOuterDisposeScope();
     }
@@ -360,8 +376,10 @@ public sealed class LlamaForCausalLM : nn.Module
     /// <param name="vocabIds">ids to score (e.g. "Yes", "No"), or null for the whole vocabulary</param>
     /// <param name="finalLayerAtLastToken">the final decoder layer computes only the last token's query, attention output and
     /// MLP (keys and values from every token): the same logits, one layer's position-wise work saved</param>
+    /// <param name="narrowHeadKernel">see <see cref="LlamaAttention.Forward"/></param>
     /// <returns>[B, K] with K = vocabIds.Length or vocab size</returns>
-    public Tensor LastTokenLogits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, long[]? vocabIds = null, bool finalLayerAtLastToken = true)
+    public Tensor LastTokenLogits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, long[]? vocabIds = null, bool finalLayerAtLastToken = true,
+        bool narrowHeadKernel = true)
     {
         using var scope = torch.NewDisposeScope();
         long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
@@ -374,10 +392,10 @@ public sealed class LlamaForCausalLM : nn.Module
             last = m.mul(torch.arange(t, device: device)).argmax(1);                       // [B] last real index
         }
         Tensor hLast;
-        if (finalLayerAtLastToken) hLast = model.Forward(inputsEmbeds, attentionMask, hook, last).squeeze(1);   // [B, D]
+        if (finalLayerAtLastToken) hLast = model.Forward(inputsEmbeds, attentionMask, hook, last, narrowHeadKernel).squeeze(1);   // [B, D]
         else
         {
-            var h = model.Forward(inputsEmbeds, attentionMask, hook);                      // [B, T, D]
+            var h = model.Forward(inputsEmbeds, attentionMask, hook, null, narrowHeadKernel);   // [B, T, D]
             hLast = h.gather(1, last.view(b, 1, 1).expand(b, 1, h.shape[2])).squeeze(1);   // [B, D]
         }
         // The final norm and the (few) head rows run in fp32 whatever the weights' dtype: one rounding fewer on the score.

@@ -18,7 +18,7 @@ public sealed record ComputePlan
     {
         LastTokenOnly = false, ShareInputProduct = false, HeadAfterMean = false, SingleKeyShortcut = false,
         RightPadding = false, CachePrompts = false, BucketByLength = false, InferenceMode = false, LengthGroups = false,
-        FinalLayerAtLastToken = false, GeneratorChunks = false,
+        FinalLayerAtLastToken = false, GeneratorChunks = false, NarrowHeadKernel = false,
     };
 
     /// <summary>The names of the on/off savings (the bool properties), for <see cref="Without"/> and <c>cora bench --baseline</c>.</summary>
@@ -67,6 +67,10 @@ public sealed record ComputePlan
     public bool GeneratorChunks { get; init; } = true;
     /// <summary>Rows the generator sees at once when scoring (rounded down to whole scoring batches, at least one).</summary>
     public int GeneratorChunkRows { get; init; } = 128;
+    /// <summary>Causal attention of narrow float32 heads on the CPU through <see cref="Llm.NarrowHeadAttention"/> (one fused SIMD pass
+    /// per row and key-value head, forward and backward) instead of libtorch's scaled-dot-product attention, whose CPU kernel is
+    /// built for wide heads. Needs right padding (no explicit mask); other devices, dtypes and head widths use libtorch anyway.</summary>
+    public bool NarrowHeadKernel { get; init; } = true;
     /// <summary>Scoring under libtorch's inference mode (no autograd bookkeeping at all) instead of no_grad.</summary>
     public bool InferenceMode { get; init; } = true;
 }

@@ -1,0 +1,326 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Llm;
+
+/// <summary>
+/// Causal self-attention for narrow heads (head width up to <see cref="MaxHeadDim"/>) on the CPU in float32, forward and
+/// backward, as one fused pass per (row, key-value head) in SIMD C#.
+/// </summary>
+/// <remarks>
+/// Why: libtorch's CPU scaled-dot-product attention is built for wide heads. With stories260K's 8-wide heads over ~300 tokens
+/// its cost is bookkeeping around tiny matrix blocks, not arithmetic: 12.7 ms forward and 47.5 ms forward + backward per layer
+/// at a training batch of 16 (<c>AttentionBenchmark</c>), a third of a CoRA training step. Here each query row's scores,
+/// softmax and weighted sum run over keys laid out column-wise (8 keys per vector), so the work is the arithmetic itself:
+/// per (query, key) pair 2·hd multiply-adds and one exponential forward, 5·hd and one exponential backward.
+/// <para>Exactly what <c>scaled_dot_product_attention(q, k, v, is_causal: true)</c> computes (scale 1/sqrt(hd), keys 0..i for
+/// query i, grouped-query heads read key-value head h / (H / KV)), up to float32 rounding (tests: outputs and gradients within
+/// 1e-5 of it). The backward recomputes the probabilities from the saved log-sum-exp of each query row (as flash attention
+/// does), so nothing of size T x T is ever stored.</para>
+/// </remarks>
+public static class NarrowHeadAttention
+{
+    /// <summary>The widest head the kernel takes; wider heads go to libtorch (whose blocked kernels suit them).</summary>
+    public const int MaxHeadDim = 32;
+
+    private const int W = 8;   // floats per Vector256
+
+    /// <summary>Whether the kernel can compute this attention: CPU, float32, head width at most <see cref="MaxHeadDim"/>.</summary>
+    /// <param name="q">[B, T, H, hd]</param>
+    public static bool Supports(Tensor q) =>
+        q.device_type == DeviceType.CPU && q.dtype == ScalarType.Float32 && q.dim() == 4 && q.shape[3] <= MaxHeadDim && Vector256.IsHardwareAccelerated;
+
+    /// <summary>Causal attention output, with autograd when any input requires a gradient.</summary>
+    /// <param name="q">[B, T, H, hd] float32 on the CPU (positions already rotated)</param>
+    /// <param name="k">[B, T, KV, hd], H a multiple of KV</param>
+    /// <param name="v">[B, T, KV, hd]</param>
+    /// <returns>[B, T, H, hd]</returns>
+    public static Tensor Causal(Tensor q, Tensor k, Tensor v)
+    {
+        Check(q, k, v);
+        bool grad = torch.is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad);
+        if (grad) return CausalFunction.apply(q, k, v);
+        using var qc = q.contiguous(); using var kc = k.contiguous(); using var vc = v.contiguous();
+        return Forward(qc, kc, vc, saveLse: false).output;
+    }
+
+    private static void Check(Tensor q, Tensor k, Tensor v)
+    {
+        if (!Supports(q)) throw new ArgumentException($"NarrowHeadAttention takes float32 CPU tensors [B, T, H, hd <= {MaxHeadDim}]; got {q.dtype} on {q.device} with shape [{string.Join(", ", q.shape)}].", nameof(q));
+        if (k.dim() != 4 || v.dim() != 4 || !k.shape.SequenceEqual(v.shape) || k.shape[0] != q.shape[0] || k.shape[1] != q.shape[1]
+            || k.shape[3] != q.shape[3] || q.shape[2] % k.shape[2] != 0 || k.dtype != q.dtype || v.dtype != q.dtype
+            || k.device_type != DeviceType.CPU || v.device_type != DeviceType.CPU)
+            throw new ArgumentException($"NarrowHeadAttention: keys and values must be [B, T, KV, hd] float32 CPU tensors with KV dividing H; got q [{string.Join(", ", q.shape)}], k [{string.Join(", ", k.shape)}], v [{string.Join(", ", v.shape)}].");
+    }
+
+    private sealed class CausalFunction : autograd.SingleTensorFunction<CausalFunction>
+    {
+        public override string Name => "NarrowHeadCausalAttention";
+
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var q = ((Tensor)vars[0]).contiguous(); var k = ((Tensor)vars[1]).contiguous(); var v = ((Tensor)vars[2]).contiguous();
+            var (output, lse) = Forward(q, k, v, saveLse: true);
+            // The output is saved detached: its autograd history points back at this node, which would otherwise hold itself.
+            ctx.save_for_backward(new List<Tensor> { q, k, v, output.detach(), lse! });
+            return output;
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+        {
+            var saved = ctx.get_saved_variables();
+            using var q = saved[0]; using var k = saved[1]; using var v = saved[2]; using var o = saved[3]; using var lse = saved[4];
+            using var dO = gradOutput.contiguous();
+            var (dq, dk, dv) = Backward(q, k, v, o, lse, dO);
+            return new List<Tensor> { dq, dk, dv };
+        }
+    }
+
+    private static ParallelOptions Parallelism() => new() { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) };
+
+    /// <returns>output [B, T, H, hd]; lse [B, H, T] (log-sum-exp of each query's scaled scores) when asked</returns>
+    private static unsafe (Tensor output, Tensor? lse) Forward(Tensor q, Tensor k, Tensor v, bool saveLse)
+    {
+        int b = (int)q.shape[0], t = (int)q.shape[1], h = (int)q.shape[2], hd = (int)q.shape[3], kv = (int)k.shape[2];
+        var output = torch.empty(q.shape, ScalarType.Float32);
+        var lse = saveLse ? torch.empty(new long[] { b, h, t }, ScalarType.Float32) : null;
+        if (t == 0 || b == 0) return (output, lse);
+        float* qp = Ptr(q), kp = Ptr(k), vp = Ptr(v), op = Ptr(output), lp = lse is null ? null : Ptr(lse);
+        int rep = h / kv, tp = (t + W - 1) / W * W;
+        float scale = 1f / MathF.Sqrt(hd);
+        Parallel.For(0, b * kv, Parallelism(), item =>
+        {
+            int bi = item / kv, g = item % kv;
+            var buffer = new float[3 * hd * tp + tp + W];
+            fixed (float* buf0 = buffer)
+            {
+                float* buf = Align(buf0);
+                float* kt = buf, vt = buf + hd * tp, s = buf + 2 * hd * tp;     // kt, vt: [hd][tp]; s: [tp]
+                Transpose(kp, kt, bi, g, t, kv, hd, tp);
+                Transpose(vp, vt, bi, g, t, kv, hd, tp);
+                float* qi = s + tp;                                              // [hd] (scaled query)
+                for (int r = 0; r < rep; r++)
+                {
+                    int head = g * rep + r;
+                    for (int i = 0; i < t; i++)
+                    {
+                        float* qrow = qp + (((long)bi * t + i) * h + head) * hd;
+                        for (int d = 0; d < hd; d++) qi[d] = qrow[d] * scale;
+                        int nv = i / W + 1;                                      // vectors covering keys 0..i
+                        float max = Scores(qi, kt, s, hd, tp, nv, i);
+                        float* orow = op + (((long)bi * t + i) * h + head) * hd;
+                        float sum = hd == 8 ? Weighted8(s, vt, tp, nv, max, orow) : Weighted(s, vt, hd, tp, nv, max, orow);
+                        if (lp is not null) lp[((long)bi * h + head) * t + i] = max + MathF.Log(sum);
+                    }
+                }
+            }
+        });
+        GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v);
+        return (output, lse);
+    }
+
+    private static unsafe (Tensor dq, Tensor dk, Tensor dv) Backward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO)
+    {
+        int b = (int)q.shape[0], t = (int)q.shape[1], h = (int)q.shape[2], hd = (int)q.shape[3], kv = (int)k.shape[2];
+        var dq = torch.empty(q.shape, ScalarType.Float32);
+        var dk = torch.empty(k.shape, ScalarType.Float32);
+        var dv = torch.empty(v.shape, ScalarType.Float32);
+        if (t == 0 || b == 0) return (dq, dk, dv);
+        float* qp = Ptr(q), kp = Ptr(k), vp = Ptr(v), op = Ptr(o), lp = Ptr(lse), gp = Ptr(dO);
+        float* dqp = Ptr(dq), dkp = Ptr(dk), dvp = Ptr(dv);
+        int rep = h / kv, tp = (t + W - 1) / W * W;
+        float scale = 1f / MathF.Sqrt(hd);
+        Parallel.For(0, b * kv, Parallelism(), item =>
+        {
+            int bi = item / kv, g = item % kv;
+            var buffer = new float[4 * hd * tp + 3 * tp + 2 * hd + W];
+            Array.Clear(buffer);
+            fixed (float* buf0 = buffer)
+            {
+                float* buf = Align(buf0);
+                float* kt = buf, vt = kt + hd * tp, dkt = vt + hd * tp, dvt = dkt + hd * tp;   // [hd][tp] each
+                float* p = dvt + hd * tp, dp = p + tp, ds = dp + tp, qi = ds + tp, gi = qi + hd;
+                Transpose(kp, kt, bi, g, t, kv, hd, tp);
+                Transpose(vp, vt, bi, g, t, kv, hd, tp);
+                for (int r = 0; r < rep; r++)
+                {
+                    int head = g * rep + r;
+                    for (int i = 0; i < t; i++)
+                    {
+                        long row = (((long)bi * t + i) * h + head) * hd;
+                        float delta = 0;                                          // D_i = dO_i . O_i
+                        for (int d = 0; d < hd; d++) { qi[d] = qp[row + d] * scale; gi[d] = gp[row + d]; delta += gi[d] * op[row + d]; }
+                        int nv = i / W + 1;
+                        float* dqrow = dqp + row;
+                        if (hd == 8)
+                        {
+                            Backward8(qi, gi, kt, vt, dkt, dvt, tp, nv, i, lp[((long)bi * h + head) * t + i], delta, scale, dqrow);
+                            continue;
+                        }
+                        Scores(qi, kt, p, hd, tp, nv, i);
+                        var vl = Vector256.Create(lp[((long)bi * h + head) * t + i]);
+                        for (int jv = 0; jv < nv; jv++) Vector256.Exp(Vector256.Load(p + jv * W) - vl).Store(p + jv * W);   // P_ij
+                        // dP_ij = dO_i . v_j
+                        for (int jv = 0; jv < nv; jv++) Vector256<float>.Zero.Store(dp + jv * W);
+                        for (int d = 0; d < hd; d++) Axpy(gi[d], vt + d * tp, dp, nv);
+                        var vd = Vector256.Create(delta);
+                        for (int jv = 0; jv < nv; jv++)
+                        {
+                            var pv = Vector256.Load(p + jv * W);
+                            (pv * (Vector256.Load(dp + jv * W) - vd)).Store(ds + jv * W);   // dS_ij = P_ij (dP_ij - D_i)
+                        }
+                        for (int d = 0; d < hd; d++)
+                        {
+                            dqrow[d] = Dot(ds, kt + d * tp, nv) * scale;                 // dq_i = scale · Σ_j dS_ij k_j
+                            Axpy(qi[d], ds, dkt + d * tp, nv);                          // dk_j += dS_ij · (scale · q_i)
+                            Axpy(gi[d], p, dvt + d * tp, nv);                           // dv_j += P_ij · dO_i
+                        }
+                    }
+                }
+                for (int j = 0; j < t; j++)
+                {
+                    long krow = (((long)bi * t + j) * kv + g) * hd;
+                    for (int d = 0; d < hd; d++) { dkp[krow + d] = dkt[d * tp + j]; dvp[krow + d] = dvt[d * tp + j]; }
+                }
+            }
+        });
+        GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v); GC.KeepAlive(o); GC.KeepAlive(lse); GC.KeepAlive(dO);
+        return (dq, dk, dv);
+    }
+
+    /// <summary>s_j = qi · k_j for the first <paramref name="nv"/> vectors of keys; keys after <paramref name="last"/> get -inf.</summary>
+    /// <returns>max over keys 0..last</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe float Scores(float* qi, float* kt, float* s, int hd, int tp, int nv, int last)
+    {
+        for (int jv = 0; jv < nv; jv++)
+        {
+            var acc = Vector256<float>.Zero;
+            for (int d = 0; d < hd; d++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(qi[d]), Vector256.Load(kt + d * tp + jv * W), acc);
+            acc.Store(s + jv * W);
+        }
+        for (int j = last + 1; j < nv * W; j++) s[j] = float.NegativeInfinity;
+        var vmax = Vector256.Create(float.NegativeInfinity);
+        for (int jv = 0; jv < nv; jv++) vmax = Vector256.Max(vmax, Vector256.Load(s + jv * W));
+        float max = float.NegativeInfinity;
+        for (int l = 0; l < W; l++) max = MathF.Max(max, vmax.GetElement(l));
+        return max;
+    }
+
+
+    /// <summary>p_j = exp(s_j - max) in place, o = Σ_j p_j v_j / Σ_j p_j; returns Σ_j p_j.</summary>
+    private static unsafe float Weighted(float* s, float* vt, int hd, int tp, int nv, float max, float* o)
+    {
+        var vmax = Vector256.Create(max);
+        var vsum = Vector256<float>.Zero;
+        for (int jv = 0; jv < nv; jv++)
+        {
+            var p = Vector256.Exp(Vector256.Load(s + jv * W) - vmax);   // masked keys: exp(-inf) = 0
+            p.Store(s + jv * W);
+            vsum += p;
+        }
+        float sum = Vector256.Sum(vsum), inv = 1f / sum;
+        for (int d = 0; d < hd; d++) o[d] = Dot(s, vt + d * tp, nv) * inv;
+        return sum;
+    }
+
+    /// <summary><see cref="Weighted"/> for 8-wide heads: one pass, the eight output sums held in registers.</summary>
+    private static unsafe float Weighted8(float* s, float* vt, int tp, int nv, float max, float* o)
+    {
+        var vmax = Vector256.Create(max);
+        Vector256<float> vsum = default, a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        float* v0 = vt, v1 = vt + tp, v2 = vt + 2 * tp, v3 = vt + 3 * tp, v4 = vt + 4 * tp, v5 = vt + 5 * tp, v6 = vt + 6 * tp, v7 = vt + 7 * tp;
+        for (int o8 = 0; o8 < nv * W; o8 += W)
+        {
+            var p = Vector256.Exp(Vector256.Load(s + o8) - vmax);       // masked keys: exp(-inf) = 0
+            vsum += p;
+            a0 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v0 + o8), a0);
+            a1 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v1 + o8), a1);
+            a2 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v2 + o8), a2);
+            a3 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v3 + o8), a3);
+            a4 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v4 + o8), a4);
+            a5 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v5 + o8), a5);
+            a6 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v6 + o8), a6);
+            a7 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v7 + o8), a7);
+        }
+        float sum = Vector256.Sum(vsum), inv = 1f / sum;
+        o[0] = Vector256.Sum(a0) * inv; o[1] = Vector256.Sum(a1) * inv; o[2] = Vector256.Sum(a2) * inv; o[3] = Vector256.Sum(a3) * inv;
+        o[4] = Vector256.Sum(a4) * inv; o[5] = Vector256.Sum(a5) * inv; o[6] = Vector256.Sum(a6) * inv; o[7] = Vector256.Sum(a7) * inv;
+        return sum;
+    }
+
+    /// <summary>The backward of one query row for 8-wide heads in one pass over its keys: P and dS recomputed per 8 keys and
+    /// used at once (dq summed in registers, dK and dV accumulated in place).</summary>
+    private static unsafe void Backward8(float* qi, float* gi, float* kt, float* vt, float* dkt, float* dvt, int tp, int nv, int last,
+        float lse, float delta, float scale, float* dq)
+    {
+        Vector256<float> q0 = Vector256.Create(qi[0]), q1 = Vector256.Create(qi[1]), q2 = Vector256.Create(qi[2]), q3 = Vector256.Create(qi[3]),
+            q4 = Vector256.Create(qi[4]), q5 = Vector256.Create(qi[5]), q6 = Vector256.Create(qi[6]), q7 = Vector256.Create(qi[7]);
+        Vector256<float> g0 = Vector256.Create(gi[0]), g1 = Vector256.Create(gi[1]), g2 = Vector256.Create(gi[2]), g3 = Vector256.Create(gi[3]),
+            g4 = Vector256.Create(gi[4]), g5 = Vector256.Create(gi[5]), g6 = Vector256.Create(gi[6]), g7 = Vector256.Create(gi[7]);
+        Vector256<float> d0 = default, d1 = default, d2 = default, d3 = default, d4 = default, d5 = default, d6 = default, d7 = default;
+        var vl = Vector256.Create(lse); var vd = Vector256.Create(delta);
+        var lane = Vector256.Create(0f, 1, 2, 3, 4, 5, 6, 7);
+        for (int o8 = 0; o8 < nv * W; o8 += W)
+        {
+            var k0 = Vector256.Load(kt + o8); var k1 = Vector256.Load(kt + tp + o8); var k2 = Vector256.Load(kt + 2 * tp + o8); var k3 = Vector256.Load(kt + 3 * tp + o8);
+            var k4 = Vector256.Load(kt + 4 * tp + o8); var k5 = Vector256.Load(kt + 5 * tp + o8); var k6 = Vector256.Load(kt + 6 * tp + o8); var k7 = Vector256.Load(kt + 7 * tp + o8);
+            var sc = q0 * k0;
+            sc = Vector256.FusedMultiplyAdd(q1, k1, sc); sc = Vector256.FusedMultiplyAdd(q2, k2, sc); sc = Vector256.FusedMultiplyAdd(q3, k3, sc);
+            sc = Vector256.FusedMultiplyAdd(q4, k4, sc); sc = Vector256.FusedMultiplyAdd(q5, k5, sc); sc = Vector256.FusedMultiplyAdd(q6, k6, sc);
+            sc = Vector256.FusedMultiplyAdd(q7, k7, sc);
+            var p = Vector256.Exp(sc - vl);                                                       // P_ij
+            if (o8 + W > last + 1) p = Vector256.ConditionalSelect(Vector256.LessThanOrEqual(lane + Vector256.Create((float)o8), Vector256.Create((float)last)), p, Vector256<float>.Zero);
+            var dpv = g0 * Vector256.Load(vt + o8);                                               // dP_ij = dO_i . v_j
+            dpv = Vector256.FusedMultiplyAdd(g1, Vector256.Load(vt + tp + o8), dpv); dpv = Vector256.FusedMultiplyAdd(g2, Vector256.Load(vt + 2 * tp + o8), dpv);
+            dpv = Vector256.FusedMultiplyAdd(g3, Vector256.Load(vt + 3 * tp + o8), dpv); dpv = Vector256.FusedMultiplyAdd(g4, Vector256.Load(vt + 4 * tp + o8), dpv);
+            dpv = Vector256.FusedMultiplyAdd(g5, Vector256.Load(vt + 5 * tp + o8), dpv); dpv = Vector256.FusedMultiplyAdd(g6, Vector256.Load(vt + 6 * tp + o8), dpv);
+            dpv = Vector256.FusedMultiplyAdd(g7, Vector256.Load(vt + 7 * tp + o8), dpv);
+            var ds = p * (dpv - vd);                                                              // dS_ij
+            d0 = Vector256.FusedMultiplyAdd(ds, k0, d0); d1 = Vector256.FusedMultiplyAdd(ds, k1, d1); d2 = Vector256.FusedMultiplyAdd(ds, k2, d2); d3 = Vector256.FusedMultiplyAdd(ds, k3, d3);
+            d4 = Vector256.FusedMultiplyAdd(ds, k4, d4); d5 = Vector256.FusedMultiplyAdd(ds, k5, d5); d6 = Vector256.FusedMultiplyAdd(ds, k6, d6); d7 = Vector256.FusedMultiplyAdd(ds, k7, d7);
+            for (int d = 0; d < 8; d++)
+            {
+                float* dk = dkt + d * tp + o8, dv = dvt + d * tp + o8;
+                Vector256.FusedMultiplyAdd(Vector256.Create(qi[d]), ds, Vector256.Load(dk)).Store(dk);   // dk_j += dS_ij · (scale · q_i)
+                Vector256.FusedMultiplyAdd(Vector256.Create(gi[d]), p, Vector256.Load(dv)).Store(dv);    // dv_j += P_ij · dO_i
+            }
+        }
+        dq[0] = Vector256.Sum(d0) * scale; dq[1] = Vector256.Sum(d1) * scale; dq[2] = Vector256.Sum(d2) * scale; dq[3] = Vector256.Sum(d3) * scale;
+        dq[4] = Vector256.Sum(d4) * scale; dq[5] = Vector256.Sum(d5) * scale; dq[6] = Vector256.Sum(d6) * scale; dq[7] = Vector256.Sum(d7) * scale;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe float Dot(float* a, float* b, int nv)
+    {
+        var acc = Vector256<float>.Zero;
+        for (int jv = 0; jv < nv; jv++) acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + jv * W), Vector256.Load(b + jv * W), acc);
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>y += alpha · x over <paramref name="nv"/> vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Axpy(float alpha, float* x, float* y, int nv)
+    {
+        var va = Vector256.Create(alpha);
+        for (int jv = 0; jv < nv; jv++) Vector256.FusedMultiplyAdd(va, Vector256.Load(x + jv * W), Vector256.Load(y + jv * W)).Store(y + jv * W);
+    }
+
+    /// <summary>Keys (or values) of one row and key-value head, [T] x [hd] strided, into [hd][tp] (zeros after T).</summary>
+    private static unsafe void Transpose(float* src, float* dst, int bi, int g, int t, int kv, int hd, int tp)
+    {
+        for (int j = 0; j < t; j++)
+        {
+            float* row = src + (((long)bi * t + j) * kv + g) * hd;
+            for (int d = 0; d < hd; d++) dst[d * tp + j] = row[d];
+        }
+        for (int d = 0; d < hd; d++) for (int j = t; j < tp; j++) dst[d * tp + j] = 0;
+    }
+
+    private static unsafe float* Align(float* p) => (float*)(((nint)p + 31) & ~(nint)31);
+
+    private static unsafe float* Ptr(Tensor x) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(x.bytes)));
+}
