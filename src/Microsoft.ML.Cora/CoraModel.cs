@@ -58,7 +58,8 @@ public sealed class CoraModel : IDisposable
         {
             _plan = value ?? throw new ArgumentNullException(nameof(value));
             Trainable.query_generator?.Apply(value);
-            if (Trainable.collaborative_weights is { } cw) cw.ShareInputProduct = value.ShareInputProduct;
+            if (Trainable.collaborative_weights is { } cw) { cw.ShareInputProduct = value.ShareInputProduct; cw.FastDropout = value.FastDropout; }
+            if (Trainable.lora is { } lora) lora.FastDropout = value.FastDropout;
         }
     }
     private ComputePlan _plan = ComputePlan.Fast;

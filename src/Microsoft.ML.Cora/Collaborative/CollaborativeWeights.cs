@@ -19,6 +19,8 @@ public sealed class CollaborativeWeights : nn.Module
     public double Dropout { get; }
     /// <summary>x·A_b once for the projections that share an input (see <see cref="Runtime.ComputePlan.ShareInputProduct"/>).</summary>
     public bool ShareInputProduct { get; set; } = true;
+    /// <summary>Dropout masks from <see cref="FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
+    public bool FastDropout { get; set; } = true;
 
     public CollaborativeWeights(IReadOnlyList<ProjectionSite> sites, int dModel, int rank, double alpha, double dropout) : base("collaborative_weights")
     {
@@ -54,7 +56,7 @@ public sealed class CollaborativeWeights : nn.Module
         {
             if (!_w.p.TryGetValue(Key(site), out var lin)) return null;
             bool dropout = _w.Dropout > 0 && _w.training;
-            if (!_w.ShareInputProduct || dropout) return LowRank.PerSample(x, _a, lin, _w.Scale, _w.Dropout, _w.training);
+            if (!_w.ShareInputProduct || dropout) return LowRank.PerSample(x, _a, lin, _w.Scale, _w.Dropout, _w.training, _w.FastDropout);
             if (!ReferenceEquals(x, _lastInput) || _lastProduct is null || _lastProduct.IsInvalid)
             {
                 _lastProduct = LowRank.InputProduct(x, _a, 0, false);                // [B, T, r]
@@ -75,6 +77,8 @@ public sealed class LoraWeights : nn.Module, IProjectionHook
     public LinearMap lora_a, lora_b;
 #pragma warning restore IDE1006
     private readonly double _scale, _dropout;
+    /// <summary>Dropout masks from <see cref="Llm.FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
+    public bool FastDropout { get; set; } = true;
 
     public LoraWeights(IReadOnlyList<ProjectionSite> sites, int rank, double alpha, double dropout, long seed) : base("lora")
     {
@@ -99,7 +103,7 @@ public sealed class LoraWeights : nn.Module, IProjectionHook
         using var scope = torch.NewDisposeScope();
         var w = a.weight!.dtype;                                       // LoRA computes in its own dtype (fp32), cast back after
         var h = x.dtype == w ? x : x.to(w);
-        if (_dropout > 0 && training) h = nn.functional.dropout(h, _dropout, true);
+        if (_dropout > 0 && training) h = FastDropout ? Llm.FastDropout.Apply(h, _dropout) : nn.functional.dropout(h, _dropout, true);
         var y = lora_b[k].call(a.call(h)).mul(_scale);
         return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }

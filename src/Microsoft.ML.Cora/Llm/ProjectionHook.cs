@@ -59,18 +59,19 @@ public static class LowRank
     /// <param name="x">[B, T, in]</param>
     /// <param name="a">[B, in, r]</param>
     /// <param name="p">Linear r -> out (no bias)</param>
-    public static Tensor PerSample(Tensor x, Tensor a, nn.Module<Tensor, Tensor> p, double scale, double dropout, bool training)
+    /// <param name="fastDropout">masks from <see cref="FastDropout"/> (same distribution) instead of libtorch's sampler</param>
+    public static Tensor PerSample(Tensor x, Tensor a, nn.Module<Tensor, Tensor> p, double scale, double dropout, bool training, bool fastDropout = true)
     {
         using var scope = torch.NewDisposeScope();
-        return Output(InputProduct(x, a, dropout, training), p, scale, x.dtype).MoveToOuterDisposeScope();
+        return Output(InputProduct(x, a, dropout, training, fastDropout), p, scale, x.dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>dropout(x) @ A_b, [B, T, r], computed in A's dtype (fp32 by default) even when the frozen LLM runs in bf16/fp16.</summary>
-    public static Tensor InputProduct(Tensor x, Tensor a, double dropout, bool training)
+    public static Tensor InputProduct(Tensor x, Tensor a, double dropout, bool training, bool fastDropout = true)
     {
         using var scope = torch.NewDisposeScope();
         var h = x.dtype == a.dtype ? x : x.to(a.dtype);
-        if (dropout > 0 && training) h = nn.functional.dropout(h, dropout, true);
+        if (dropout > 0 && training) h = fastDropout ? FastDropout.Apply(h, dropout) : nn.functional.dropout(h, dropout, true);
         return torch.bmm(h, a).MoveToOuterDisposeScope();                    // [B, T, r]
     }
 

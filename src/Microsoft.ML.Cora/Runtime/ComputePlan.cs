@@ -18,7 +18,7 @@ public sealed record ComputePlan
     {
         LastTokenOnly = false, ShareInputProduct = false, HeadAfterMean = false, SingleKeyShortcut = false,
         RightPadding = false, CachePrompts = false, BucketByLength = false, InferenceMode = false, LengthGroups = false,
-        FinalLayerAtLastToken = false, GeneratorChunks = false, NarrowHeadKernel = false,
+        FinalLayerAtLastToken = false, GeneratorChunks = false, NarrowHeadKernel = false, FastDropout = false,
     };
 
     /// <summary>The names of the on/off savings (the bool properties), for <see cref="Without"/> and <c>cora bench --baseline</c>.</summary>
@@ -71,6 +71,11 @@ public sealed record ComputePlan
     /// per row and key-value head, forward and backward) instead of libtorch's scaled-dot-product attention, whose CPU kernel is
     /// built for wide heads. Needs right padding (no explicit mask); other devices, dtypes and head widths use libtorch anyway.</summary>
     public bool NarrowHeadKernel { get; init; } = true;
+    /// <summary>In training, the low-rank inputs' dropout masks (one per projection and step, each the size of the activations) come
+    /// from <see cref="Llm.FastDropout"/>'s hashed counter instead of libtorch's CPU Bernoulli sampler: the same distribution (keep
+    /// with probability 1 - p, scale by 1 / (1 - p)), reproducible under the trainer's seeds, another random stream. Scoring has no
+    /// dropout, so scores are unchanged; other devices and dtypes use libtorch anyway.</summary>
+    public bool FastDropout { get; init; } = true;
     /// <summary>Scoring under libtorch's inference mode (no autograd bookkeeping at all) instead of no_grad.</summary>
     public bool InferenceMode { get; init; } = true;
 }

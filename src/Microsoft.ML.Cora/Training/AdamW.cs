@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,6 +10,10 @@ namespace Microsoft.ML.Cora.Training;
 /// AdamW (decoupled weight decay, bias-corrected moments) keeping exactly two moment tensors per parameter. TorchSharp 0.107's
 /// AdamW also allocates an AMSGrad maximum for every parameter even when AMSGrad is off: for CoRA's 42M-parameter generator that
 /// is 168 MB more of the 1 GiB a CPU run needs. State saves and loads as named tensors (for resumable checkpoints).
+/// <para>On the CPU in float32 the update is one fused SIMD pass per parameter (<see cref="Fused"/>): it reads the weight,
+/// gradient and both moments once and writes weight and moments once, where the same update as libtorch operations makes nine
+/// passes and a temporary the size of the parameter (for the 42M-parameter generator ~3.7 GB of memory traffic a step against
+/// ~1.2 GB). The same arithmetic either way, up to float32 rounding (tested).</para>
 /// </summary>
 public sealed class AdamW : IDisposable
 {
@@ -19,6 +25,8 @@ public sealed class AdamW : IDisposable
     public long Steps { get; private set; }
     /// <summary>Learning rate of the next step (set by the schedule).</summary>
     public double LearningRate { get; set; }
+    /// <summary>One fused pass per float32 CPU parameter (default); false: libtorch operations (other devices and dtypes always).</summary>
+    public bool Fused { get; set; } = true;
 
     public AdamW(IEnumerable<Group> groups, double learningRate, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8)
     {
@@ -60,6 +68,7 @@ public sealed class AdamW : IDisposable
             using var scope = torch.NewDisposeScope();
             var g = p.grad;
             if (g is null) continue;
+            if (Fused && CanFuse(p, g, m, v)) { FusedUpdate(p, g, m, v, decay, stepSize, bc2Sqrt); continue; }
             if (decay > 0) p.mul_(1 - LearningRate * decay);
             m.mul_(_beta1).add_(g, alpha: 1 - _beta1);
             v.mul_(_beta2).addcmul_(g, g, value: 1 - _beta2);
@@ -67,6 +76,52 @@ public sealed class AdamW : IDisposable
             p.addcdiv_(m, denom, value: -stepSize);
         }
     }
+
+    private static bool CanFuse(Tensor p, Tensor g, Tensor m, Tensor v) =>
+        p.device_type == DeviceType.CPU && g.device_type == DeviceType.CPU
+        && p.dtype == ScalarType.Float32 && g.dtype == ScalarType.Float32 && m.dtype == ScalarType.Float32 && v.dtype == ScalarType.Float32
+        && p.is_contiguous() && g.is_contiguous() && m.is_contiguous() && v.is_contiguous() && p.numel() <= int.MaxValue;
+
+    /// <summary>p ← p·(1 - lr·decay) - stepSize · m' / (sqrt(v') / bc2Sqrt + eps), with m' = β1·m + (1-β1)·g and
+    /// v' = β2·v + (1-β2)·g², in one pass (chunks in parallel over libtorch's thread count).</summary>
+    private unsafe void FusedUpdate(Tensor p, Tensor g, Tensor m, Tensor v, double decay, double stepSize, double bc2Sqrt)
+    {
+        int n = (int)p.numel();
+        float keep = decay > 0 ? (float)(1 - LearningRate * decay) : 1f;
+        float b1 = (float)_beta1, c1 = (float)(1 - _beta1), b2 = (float)_beta2, c2 = (float)(1 - _beta2);
+        float step = (float)stepSize, inv = (float)(1 / bc2Sqrt), eps = (float)_eps;
+        float* pp = Ptr(p), gp = Ptr(g), mp = Ptr(m), vp = Ptr(v);
+        const int Chunk = 1 << 16;
+        int chunks = (n + Chunk - 1) / Chunk;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) }, c =>
+        {
+            int i = c * Chunk, end = Math.Min(n, i + Chunk);
+            if (Vector256.IsHardwareAccelerated)
+            {
+                Vector256<float> vk = Vector256.Create(keep), vb1 = Vector256.Create(b1), vc1 = Vector256.Create(c1), vb2 = Vector256.Create(b2),
+                    vc2 = Vector256.Create(c2), vstep = Vector256.Create(step), vinv = Vector256.Create(inv), veps = Vector256.Create(eps);
+                for (; i + 8 <= end; i += 8)
+                {
+                    var gi = Vector256.Load(gp + i);
+                    var mi = Vector256.Load(mp + i) * vb1 + gi * vc1;
+                    var vi = Vector256.Load(vp + i) * vb2 + gi * gi * vc2;
+                    mi.Store(mp + i); vi.Store(vp + i);
+                    var pi = Vector256.Load(pp + i) * vk - vstep * mi / (Vector256.Sqrt(vi) * vinv + veps);
+                    pi.Store(pp + i);
+                }
+            }
+            for (; i < end; i++)
+            {
+                float gi = gp[i];
+                float mi = mp[i] * b1 + gi * c1, vi = vp[i] * b2 + gi * gi * c2;
+                mp[i] = mi; vp[i] = vi;
+                pp[i] = pp[i] * keep - step * mi / (MathF.Sqrt(vi) * inv + eps);
+            }
+        });
+        GC.KeepAlive(p); GC.KeepAlive(g); GC.KeepAlive(m); GC.KeepAlive(v);
+    }
+
+    private static unsafe float* Ptr(Tensor x) => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(x.bytes)));
 
     /// <summary>Moments as named tensors (m.i, v.i in parameter order).</summary>
     public Dictionary<string, Tensor> StateTensors()
