@@ -1,4 +1,5 @@
 using Microsoft.ML.Cora.Llm;
+using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -53,6 +54,26 @@ public class NarrowHeadAttentionTests
             var plain = NarrowHeadAttention.Causal(q, k, v);
             Assert.AreEqual(0f, plain.sub(mine.detach()).abs().max().item<float>(), "without autograd the same numbers");
         }
+    }
+
+    [TestMethod]
+    public void ItsExponentialIsWithin4e7OfMathExpAndZeroForMaskedKeys()
+    {
+        var xs = Enumerable.Range(0, 8001).Select(i => -87f + i * (87f + 20f) / 8000).ToArray();   // the softmax range: [-87, 20]
+        for (int i = 0; i + 8 <= xs.Length; i += 8)
+        {
+            var got = NarrowHeadAttention.Exp(Vector256.Create(xs, i));
+            for (int l = 0; l < 8; l++)
+            {
+                double want = Math.Exp(xs[i + l]);
+                Assert.IsTrue(Math.Abs(got.GetElement(l) - want) <= 4e-7 * want, $"exp({xs[i + l]}) = {got.GetElement(l)}, want {want}");
+            }
+        }
+        var edge = NarrowHeadAttention.Exp(Vector256.Create(float.NegativeInfinity, -1000f, -88f, 0f, 1f, -0.5f, 88f, 10f));
+        Assert.AreEqual(0f, edge.GetElement(0), "exp(-inf) = 0 (masked keys)");
+        Assert.AreEqual(0f, edge.GetElement(1));
+        Assert.AreEqual(1f, edge.GetElement(3));
+        Assert.IsTrue(float.IsFinite(edge.GetElement(6)) && edge.GetElement(6) > 1e38f, "no overflow at the top of the range");
     }
 
     [TestMethod]
