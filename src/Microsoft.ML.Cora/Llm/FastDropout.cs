@@ -40,6 +40,7 @@ public static class FastDropout
     }
 
     /// <summary>The mask itself: 0 or 1 / (1 - p) per element, float32 on the CPU.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe Tensor Mask(long[] shape, double p, ulong seed)
     {
         var mask = torch.empty(shape, ScalarType.Float32);

@@ -19,7 +19,7 @@ namespace Microsoft.ML.Cora.Llm;
 /// <para>Exactly what <c>scaled_dot_product_attention(q, k, v, is_causal: true)</c> computes (scale 1/sqrt(hd), keys 0..i for
 /// query i, grouped-query heads read key-value head h / (H / KV)), up to float32 rounding (tests: outputs and gradients within
 /// 1e-5 of it). The backward recomputes the probabilities from the saved log-sum-exp of each query row (as flash attention
-/// does), so nothing of size T x T is ever stored.</para>
+/// does), so nothing of size T x T is ever stored. The loops are compiled fully optimised at their first call (no tier-0 steps).</para>
 /// </remarks>
 public static class NarrowHeadAttention
 {
@@ -91,7 +91,7 @@ public static class NarrowHeadAttention
         float* qp = Ptr(q), kp = Ptr(k), vp = Ptr(v), op = Ptr(output), lp = lse is null ? null : Ptr(lse);
         int rep = h / kv, tp = (t + W - 1) / W * W;
         float scale = 1f / MathF.Sqrt(hd);
-        Parallel.For(0, b * kv, Parallelism(), item =>
+        Parallel.For(0, b * kv, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item) =>
         {
             int bi = item / kv, g = item % kv;
             var buffer = new float[3 * hd * tp + tp + W];
@@ -133,7 +133,7 @@ public static class NarrowHeadAttention
         float* dqp = Ptr(dq), dkp = Ptr(dk), dvp = Ptr(dv);
         int rep = h / kv, tp = (t + W - 1) / W * W;
         float scale = 1f / MathF.Sqrt(hd);
-        Parallel.For(0, b * kv, Parallelism(), item =>
+        Parallel.For(0, b * kv, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item) =>
         {
             int bi = item / kv, g = item % kv;
             var buffer = new float[4 * hd * tp + 3 * tp + 2 * hd + W];
@@ -212,6 +212,7 @@ public static class NarrowHeadAttention
 
 
     /// <summary>p_j = exp(s_j - max) in place, o = Σ_j p_j v_j / Σ_j p_j; returns Σ_j p_j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe float Weighted(float* s, float* vt, int hd, int tp, int nv, float max, float* o)
     {
         var vmax = Vector256.Create(max);
@@ -228,6 +229,7 @@ public static class NarrowHeadAttention
     }
 
     /// <summary><see cref="Weighted"/> for 8-wide heads: one pass, the eight output sums held in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe float Weighted8(float* s, float* vt, int tp, int nv, float max, float* o)
     {
         var vmax = Vector256.Create(max);
@@ -254,6 +256,7 @@ public static class NarrowHeadAttention
 
     /// <summary>The backward of one query row for 8-wide heads in one pass over its keys: P and dS recomputed per 8 keys and
     /// used at once (dq summed in registers, dK and dV accumulated in place).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Backward8(float* qi, float* gi, float* kt, float* vt, float* dkt, float* dvt, int tp, int nv, int last,
         float lse, float delta, float scale, float* dq)
     {
@@ -332,6 +335,7 @@ public static class NarrowHeadAttention
     }
 
     /// <summary>Keys (or values) of one row and key-value head, [T] x [hd] strided, into [hd][tp] (zeros after T).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Transpose(float* src, float* dst, int bi, int g, int t, int kv, int hd, int tp)
     {
         for (int j = 0; j < t; j++)

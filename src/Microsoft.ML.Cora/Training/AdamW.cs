@@ -93,7 +93,8 @@ public sealed class AdamW : IDisposable
         float* pp = Ptr(p), gp = Ptr(g), mp = Ptr(m), vp = Ptr(v);
         const int Chunk = 1 << 16;
         int chunks = (n + Chunk - 1) / Chunk;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) }, c =>
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) },
+            [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] (c) =>
         {
             int i = c * Chunk, end = Math.Min(n, i + Chunk);
             if (Vector256.IsHardwareAccelerated)
