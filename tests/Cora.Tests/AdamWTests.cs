@@ -59,4 +59,35 @@ public class AdamWTests
             Assert.IsTrue(diff <= 1e-6 * scale, $"moment {key}: differs by {diff:E2} (largest {scale:E2})");
         }
     }
+
+    [TestMethod]
+    public void GradientsFiniteFindsANaNOrInfinityAnywhere()
+    {
+        foreach (bool fused in new[] { true, false })
+        {
+            var p = new Parameter(torch.zeros(1003));                 // 125 vectors and a 3-element tail
+            using var opt = new AdamW(new[] { new AdamW.Group(new[] { p }, 0) }, 1e-3) { Fused = fused };
+            Assert.IsTrue(opt.GradientsFinite(), $"fused {fused}: no gradient yet");
+            foreach (var (at, bad) in new[] { (0, float.NaN), (517, float.PositiveInfinity), (1001, float.NegativeInfinity), (-1, 0f) })
+            {
+                var g = torch.randn(1003).mul(1e30f);                     // large but finite values
+                if (at >= 0) g[at] = bad;
+                p.grad = g;
+                Assert.AreEqual(at < 0, opt.GradientsFinite(), $"fused {fused}: {bad} at {at}");
+            }
+        }
+    }
+
+    [TestMethod]
+    public void ZeroGradReleasesGradientsAndAccumulationStillAddsUp()
+    {
+        var p = new Parameter(torch.ones(4));
+        using var opt = new AdamW(new[] { new AdamW.Group(new[] { p }, 0) }, 1e-3);
+        p.mul(3).sum().backward();
+        opt.ZeroGrad();
+        Assert.IsNull(p.grad, "released, not zeroed");
+        p.mul(2).sum().backward();
+        p.mul(5).sum().backward();                                     // gradient accumulation over two backward calls
+        CollectionAssert.AreEqual(new[] { 7f, 7f, 7f, 7f }, p.grad!.data<float>().ToArray());
+    }
 }

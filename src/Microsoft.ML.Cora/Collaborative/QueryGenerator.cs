@@ -63,6 +63,8 @@ public sealed class BertAttention : nn.Module
     private readonly double _dropout;
     /// <summary>With a single source token, skip the query and key projections (see <see cref="Runtime.ComputePlan.SingleKeyShortcut"/>).</summary>
     public bool SingleKeyShortcut { get; set; } = true;
+    /// <summary>Dropout masks from <see cref="Llm.FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
+    public bool FastDropout { get; set; } = true;
 
     public BertAttention(string name, int hidden, int sourceWidth, int heads, double dropout) : base(name)
     {
@@ -87,7 +89,7 @@ public sealed class BertAttention : nn.Module
             var v = value.call(source);                                                        // [B, 1, H]
             if (training && _dropout > 0)
             {
-                var keep = nn.functional.dropout(torch.ones(b, q, _heads, 1, dtype: v.dtype, device: v.device), _dropout, true);  // [B, Q, h, 1]
+                var keep = Llm.FastDropout.Apply(torch.ones(b, q, _heads, 1, dtype: v.dtype, device: v.device), _dropout, true, FastDropout);  // [B, Q, h, 1]
                 merged = keep.mul(v.view(b, 1, _heads, hd)).reshape(b, q, h);                  // [B, Q, H]
             }
             else merged = v.expand(b, q, h);                                                   // [B, Q, H]
@@ -109,7 +111,7 @@ public sealed class BertAttention : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         var merged = Attend(x, source);                                           // [B, Q, H]
-        var o = nn.functional.dropout(output.call(merged), _dropout, training);
+        var o = Llm.FastDropout.Apply(output.call(merged), _dropout, training, FastDropout);
         return layer_norm.call(x.add(o)).MoveToOuterDisposeScope();
     }
 }
@@ -123,6 +125,8 @@ public sealed class QFormerLayer : nn.Module
     public LayerNorm output_norm;
 #pragma warning restore IDE1006
     private readonly double _dropout;
+    /// <summary>Dropout masks from <see cref="Llm.FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
+    public bool FastDropout { get; set; } = true;
 
     public QFormerLayer(int index, QueryGeneratorOptions o, int sourceWidth) : base($"layer{index}")
     {
@@ -140,7 +144,7 @@ public sealed class QFormerLayer : nn.Module
         using var scope = torch.NewDisposeScope();
         var h = self_attention.Forward(x, x);
         h = cross_attention.Forward(h, source);
-        var f = nn.functional.dropout(output.call(nn.functional.gelu(intermediate.call(h))), _dropout, training);
+        var f = Llm.FastDropout.Apply(output.call(nn.functional.gelu(intermediate.call(h))), _dropout, training, FastDropout);
         return output_norm.call(h.add(f)).MoveToOuterDisposeScope();
     }
 }
@@ -165,12 +169,19 @@ public sealed class QueryGenerator : nn.Module
 
     /// <summary>The d·r head after the mean over queries (exact; <see cref="Runtime.ComputePlan.HeadAfterMean"/>).</summary>
     public bool HeadAfterMean { get; set; } = true;
+    /// <summary>Dropout masks from <see cref="Llm.FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
+    public bool FastDropout { get; set; } = true;
 
     /// <summary>Applies a compute plan's generator switches.</summary>
     public void Apply(Runtime.ComputePlan plan)
     {
         HeadAfterMean = plan.HeadAfterMean;
-        foreach (var layer in layers) layer.cross_attention.SingleKeyShortcut = plan.SingleKeyShortcut;
+        FastDropout = plan.FastDropout;
+        foreach (var layer in layers)
+        {
+            layer.cross_attention.SingleKeyShortcut = plan.SingleKeyShortcut;
+            layer.FastDropout = layer.self_attention.FastDropout = layer.cross_attention.FastDropout = plan.FastDropout;
+        }
     }
 
     /// <param name="o">Size: layers, hidden width, heads, queries, dropout.</param>
@@ -228,7 +239,7 @@ public sealed class QueryGenerator : nn.Module
         long b = cfToken.shape[0];
         var source = cfToken.mul(token_scale).unsqueeze(1);                           // [B, 1, W]
         var q = query_norm.call(query_tokens.expand(b, -1, -1));                       // [B, Q, H]
-        q = nn.functional.dropout(q, _dropout, training);
+        q = Llm.FastDropout.Apply(q, _dropout, training, FastDropout);
         foreach (var layer in layers) q = layer.Forward(q, source);
         // mean_q(head(q)) = head(mean_q(q)) exactly (the head is linear): the d*r-wide head runs once per sample, not per query.
         var v = HeadAfterMean ? head.call(q.mean(new long[] { 1 }))                   // [B, d*r]

@@ -71,8 +71,9 @@ public sealed record ComputePlan
     /// per row and key-value head, forward and backward) instead of libtorch's scaled-dot-product attention, whose CPU kernel is
     /// built for wide heads. Needs right padding (no explicit mask); other devices, dtypes and head widths use libtorch anyway.</summary>
     public bool NarrowHeadKernel { get; init; } = true;
-    /// <summary>In training, the low-rank inputs' dropout masks (one per projection and step, each the size of the activations) come
-    /// from <see cref="Llm.FastDropout"/>'s hashed counter instead of libtorch's CPU Bernoulli sampler: the same distribution (keep
+    /// <summary>In training, the dropout masks of the low-rank inputs (one per projection and step, each the size of the activations)
+    /// and of the query generator come from <see cref="Llm.FastDropout"/>'s hashed counter instead of libtorch's CPU Bernoulli sampler
+    /// (the generator's attention-weight dropout among its queries stays inside libtorch's attention): the same distribution (keep
     /// with probability 1 - p, scale by 1 / (1 - p)), reproducible under the trainer's seeds, another random stream. Scoring has no
     /// dropout, so scores are unchanged; other devices and dtypes use libtorch anyway.</summary>
     public bool FastDropout { get; init; } = true;

@@ -36,10 +36,12 @@ public sealed class AdamW : IDisposable
                 _state.Add((p, g.WeightDecay, torch.zeros_like(p), torch.zeros_like(p)));
     }
 
+    /// <summary>Releases every gradient (as PyTorch's <c>zero_grad(set_to_none=True)</c>): the next backward writes each gradient
+    /// once instead of adding it to a buffer of zeros, which saves two passes over every weight-sized buffer a step (for the
+    /// 42M-parameter generator ~0.7 GB of memory traffic). Gradients accumulated over several backward calls add up as before.</summary>
     public void ZeroGrad()
     {
-        using var scope = torch.NewDisposeScope();
-        foreach (var (p, _, _, _) in _state) p.grad?.zero_();
+        foreach (var (p, _, _, _) in _state) p.grad = null;
     }
 
     /// <summary>True when every gradient is finite (one reduction per parameter).</summary>
@@ -52,7 +54,11 @@ public sealed class AdamW : IDisposable
             using var scope = torch.NewDisposeScope();
             var g = p.grad;
             if (g is null) continue;
-            if (!torch.isfinite(g).all().item<bool>()) return false;
+            if (Fused && g.device_type == DeviceType.CPU && g.dtype == ScalarType.Float32 && g.is_contiguous() && g.numel() <= int.MaxValue)
+            {
+                if (!AllFinite(g)) return false;
+            }
+            else if (!torch.isfinite(g).all().item<bool>()) return false;
         }
         return true;
     }
@@ -120,6 +126,23 @@ public sealed class AdamW : IDisposable
             }
         });
         GC.KeepAlive(p); GC.KeepAlive(g); GC.KeepAlive(m); GC.KeepAlive(v);
+    }
+
+    /// <summary>One read-only SIMD pass: x·0 is 0 for every finite x and NaN for an infinity or NaN, so the sum of x·0 is 0 exactly
+    /// when every element is finite.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static unsafe bool AllFinite(Tensor g)
+    {
+        int n = (int)g.numel();
+        float* x = Ptr(g);
+        var acc = Vector256<float>.Zero;
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8) acc += Vector256.Load(x + i) * Vector256<float>.Zero;
+        float sum = Vector256.Sum(acc);
+        for (; i < n; i++) sum += x[i] * 0f;
+        GC.KeepAlive(g);
+        return sum == 0f;
     }
 
     private static unsafe float* Ptr(Tensor x) => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(x.bytes)));
