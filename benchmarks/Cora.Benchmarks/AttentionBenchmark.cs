@@ -37,6 +37,9 @@ public class AttentionBenchmark
     private Tensor Manual() =>
         torch.matmul(torch.matmul(_q, _k.transpose(-1, -2)).mul(1 / Math.Sqrt(D)).add(_bias).softmax(-1), _v);          // [B, H, T, D]
 
+    private Tensor Narrow() =>
+        Microsoft.ML.Cora.Llm.NarrowHeadAttention.Causal(_q.transpose(1, 2), _k.transpose(1, 2), _v.transpose(1, 2));   // [B, T, H, D]
+
     private Tensor Mlp() =>
         nn.functional.linear(nn.functional.silu(nn.functional.linear(_x, _gate)).mul(nn.functional.linear(_x, _up)), _down);   // [B*T, 64]
 
@@ -57,5 +60,7 @@ public class AttentionBenchmark
     [Benchmark(Description = "SDPA causal, forward + backward")] public float SdpaBackward() => Run(Sdpa, true);
     [Benchmark(Description = "matmul-softmax-matmul, forward")] public float ManualForward() => Run(Manual, false);
     [Benchmark(Description = "matmul-softmax-matmul, forward + backward")] public float ManualBackward() => Run(Manual, true);
+    [Benchmark(Description = "NarrowHeadAttention, forward")] public float NarrowForward() => Run(Narrow, false);
+    [Benchmark(Description = "NarrowHeadAttention, forward + backward")] public float NarrowBackward() => Run(Narrow, true);
     [Benchmark(Description = "MLP (SwiGLU), forward + backward")] public float MlpBackward() => Run(Mlp, true);
 }

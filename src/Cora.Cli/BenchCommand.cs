@@ -127,8 +127,10 @@ internal static class BenchCommand
                           (name == "transform" ? "; or direct: the same rows scored by the model directly (what Transform adds)." : "."),
         };
         baseline.AcceptOnlyFromAmong(ComputePlan.SwitchNames.Prepend("paper").Concat(name == "transform" ? new[] { "direct" } : Array.Empty<string>()).ToArray());
+        var rounds = Positive("--rounds", 1, "With --baseline: measure Cora and the baseline this many times in alternation (ABAB...) and report " +
+            "the median of the per-round ratios, so that a machine whose speed drifts affects both sides alike.");
         var json = JsonOption();
-        var cmd = new Command(name, description) { llm, data, generator, method, batch, repeats, profile, baseline, json };
+        var cmd = new Command(name, description) { llm, data, generator, method, batch, repeats, profile, baseline, rounds, json };
         if (name == "train-step") { cmd.Options.Add(shape); cmd.Options.Add(tokens); }
         else cmd.Options.Add(rowsPer);
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
@@ -156,9 +158,8 @@ internal static class BenchCommand
                     _ => ModelBench.Measure(setup.Model, setup.Rows, b, per, n, p.GetValue(profile), "transform", setup.Transform(b)),
                 };
             }
-            var fast = Run(ComputePlan.Fast);
             var baselineName = p.GetValue(baseline);
-            var other = baselineName switch
+            WorkloadFigures? RunBaseline() => baselineName switch
             {
                 null => null,
                 "paper" => Run(ComputePlan.Paper),
@@ -166,17 +167,34 @@ internal static class BenchCommand
                 _ => Run(ComputePlan.Fast.Without(baselineName)),
             };
             string baselineLabel = baselineName switch { null or "paper" => "paper's way", "direct" => "direct", _ => $"no {baselineName}" };
+            int roundCount = baselineName is null ? 1 : p.GetValue(rounds);
+            var ratios = new List<double>();
+            WorkloadFigures fast = null!; WorkloadFigures? other = null;
+            for (int r = 0; r < roundCount; r++)
+            {
+                fast = Run(ComputePlan.Fast);
+                other = RunBaseline();
+                if (other is not null) ratios.Add(fast.MedianSeconds / other.MedianSeconds);
+                if (roundCount > 1)
+                    c.Out.WriteLine($"round {r + 1}/{roundCount}: cora {fast.MedianSeconds * 1000:F1} ms, {baselineLabel} {other!.MedianSeconds * 1000:F1} ms, ratio {ratios[^1]:F3}");
+            }
             double peak = ModelBench.MatmulPeakGflops(device);
             Print(c.Out, "cora", fast, peak);
+            double ratio = ratios.Count > 0 ? Bench.Median(ratios.ToArray()) : double.NaN;
             if (other is not null)
             {
                 Print(c.Out, baselineLabel, other, peak);
-                c.Out.WriteLine($"  ratio cora / {baselineLabel}: {fast.MedianSeconds / other.MedianSeconds:F2} of the time ({other.MedianSeconds / fast.MedianSeconds:F2}x faster)");
+                string over = roundCount > 1 ? $" (median of {roundCount} alternating rounds, range {ratios.Min():F2}-{ratios.Max():F2}; the figures above are the last round's)" : "";
+                c.Out.WriteLine($"  ratio cora / {baselineLabel}: {ratio:F2} of the time ({1 / ratio:F2}x faster){over}");
             }
             if (p.GetValue(json) is { } j)
             {
                 var o = Json(fast, peak);
-                if (other is not null) { o["baseline"] = Json(other, peak); o["baseline"]!["plan"] = baselineName; }
+                if (other is not null)
+                {
+                    o["baseline"] = Json(other, peak); o["baseline"]!["plan"] = baselineName;
+                    o["ratio"] = ratio; o["rounds"] = roundCount; o["round_ratios"] = new JsonArray(ratios.Select(x => (JsonNode)x).ToArray());
+                }
                 o["model"] = setup.Label; o["device"] = device.ToString(); o["llm_dtype"] = CoraDevice.DtypeName(dtype);
                 Cli.WriteJson(j, o);
             }

@@ -186,12 +186,33 @@ public class CliTests
                 Assert.IsTrue((double)o["gflop_per_repeat"]! > 0 && (double)o["mm_peak_gflops"]! > 0, what);
             }
             StringAssert.StartsWith((string)j["what"]!, what);
+            Assert.AreEqual((double)j["median_s"]! / (double)j["baseline"]!["median_s"]!, (double)j["ratio"]!, 1e-9, "one round: the ratio of the two medians");
             if (what == "train-step")
             {
                 var phases = j["phases_s"]!.AsObject().Select(p => p.Key).ToList();
                 CollectionAssert.IsSubsetOf(new[] { "prompts (tokenise, pad, copy)", "CF lookup + query generator", "LLM forward", "backward", "optimizer step" }, phases);
             }
         }
+    }
+
+    [TestMethod]
+    public void BenchAlternatesRoundsAndReportsTheMedianRatio()
+    {
+        using var dir = TestPaths.Temp();
+        var (code, stdout, err) = Cli("bench", "score", "--llm", Slice.LlmPath, "--data", Path.GetDirectoryName(Slice.TrainPath)!, "--generator", "compact",
+            "--repeats", "1", "--rows", "4", "--batch", "2", "--baseline", "NarrowHeadKernel", "--rounds", "3", "--json", dir["r.json"]);
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "round 3/3: cora");
+        StringAssert.Contains(stdout, "median of 3 alternating rounds");
+        var j = JsonNode.Parse(File.ReadAllText(dir["r.json"]))!;
+        var ratios = j["round_ratios"]!.AsArray().Select(x => (double)x!).OrderBy(x => x).ToArray();
+        Assert.AreEqual(3, ratios.Length);
+        Assert.AreEqual(3, (int)j["rounds"]!);
+        Assert.AreEqual(ratios[1], (double)j["ratio"]!, 1e-12, "the median of the rounds' ratios");
+        Assert.AreEqual("NarrowHeadKernel", (string)j["baseline"]!["plan"]!);
+        (code, _, err) = Cli("bench", "score", "--rounds", "0");
+        Assert.AreEqual(2, code);
+        StringAssert.Contains(err, "--rounds must be at least 1");
     }
 
     [TestMethod]
