@@ -48,12 +48,16 @@ public class FastPathTests
         SameLossAndGradients(ComputePlan.Fast with { FinalLayerAtLastToken = false }, ComputePlan.Fast with { FinalLayerAtLastToken = true }, split: false);
 
     [TestMethod]
-    public void NarrowHeadKernelGivesTheSameLossAndGradients() =>
-        SameLossAndGradients(ComputePlan.Fast with { NarrowHeadKernel = false }, ComputePlan.Fast, split: true);
+    [DataRow(CoraMethod.Cora)]
+    [DataRow(CoraMethod.Collm)]
+    [DataRow(CoraMethod.LlmLora)]
+    public void NarrowHeadKernelGivesTheSameLossAndGradients(CoraMethod method) =>
+        SameLossAndGradients(ComputePlan.Fast with { NarrowHeadKernel = false }, ComputePlan.Fast, split: true, method);
 
-    private static void SameLossAndGradients(ComputePlan plain, ComputePlan fast, bool split)
+    private static void SameLossAndGradients(ComputePlan plain, ComputePlan fast, bool split, CoraMethod method = CoraMethod.Cora)
     {
-        using var model = new CoraModel(Slice.SmallOptions(CoraMethod.Cora) with { Dropout = 0, QueryGenerator = Slice.SmallOptions(CoraMethod.Cora).QueryGenerator with { Dropout = 0 } },
+        var options = Slice.SmallOptions(method);
+        using var model = new CoraModel(options with { Dropout = 0, QueryGenerator = options.QueryGenerator with { Dropout = 0 } },
             Microsoft.ML.Cora.Llm.LanguageModel.Load(Slice.LlmPath), Slice.SmallMf(), Slice.Items);
         Randomise(model);
         // A batch with a wide spread of prompt lengths, so that the split is taken.
