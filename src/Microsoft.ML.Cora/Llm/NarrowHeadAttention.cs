@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
+using static Microsoft.ML.Cora.Runtime.HostTensor;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Cora.Llm;
@@ -88,7 +89,7 @@ public static class NarrowHeadAttention
         var output = torch.empty(q.shape, ScalarType.Float32);
         var lse = saveLse ? torch.empty(new long[] { b, h, t }, ScalarType.Float32) : null;
         if (t == 0 || b == 0) return (output, lse);
-        float* qp = Ptr(q), kp = Ptr(k), vp = Ptr(v), op = Ptr(output), lp = lse is null ? null : Ptr(lse);
+        float* qp = Floats(q), kp = Floats(k), vp = Floats(v), op = Floats(output), lp = lse is null ? null : Floats(lse);
         int rep = h / kv, tp = (t + W - 1) / W * W;
         float scale = 1f / MathF.Sqrt(hd);
         Parallel.For(0, b * kv, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item) =>
@@ -129,8 +130,8 @@ public static class NarrowHeadAttention
         var dk = torch.empty(k.shape, ScalarType.Float32);
         var dv = torch.empty(v.shape, ScalarType.Float32);
         if (t == 0 || b == 0) return (dq, dk, dv);
-        float* qp = Ptr(q), kp = Ptr(k), vp = Ptr(v), op = Ptr(o), lp = Ptr(lse), gp = Ptr(dO);
-        float* dqp = Ptr(dq), dkp = Ptr(dk), dvp = Ptr(dv);
+        float* qp = Floats(q), kp = Floats(k), vp = Floats(v), op = Floats(o), lp = Floats(lse), gp = Floats(dO);
+        float* dqp = Floats(dq), dkp = Floats(dk), dvp = Floats(dv);
         int rep = h / kv, tp = (t + W - 1) / W * W;
         float scale = 1f / MathF.Sqrt(hd);
         Parallel.For(0, b * kv, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item) =>
@@ -348,5 +349,4 @@ public static class NarrowHeadAttention
 
     private static unsafe float* Align(float* p) => (float*)(((nint)p + 31) & ~(nint)31);
 
-    private static unsafe float* Ptr(Tensor x) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(x.bytes)));
 }

@@ -1,6 +1,6 @@
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
+using static Microsoft.ML.Cora.Runtime.HostTensor;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -96,7 +96,7 @@ public sealed class AdamW : IDisposable
         float keep = decay > 0 ? (float)(1 - LearningRate * decay) : 1f;
         float b1 = (float)_beta1, c1 = (float)(1 - _beta1), b2 = (float)_beta2, c2 = (float)(1 - _beta2);
         float step = (float)stepSize, inv = (float)(1 / bc2Sqrt), eps = (float)_eps;
-        float* pp = Ptr(p), gp = Ptr(g), mp = Ptr(m), vp = Ptr(v);
+        float* pp = Floats(p), gp = Floats(g), mp = Floats(m), vp = Floats(v);
         const int Chunk = 1 << 16;
         int chunks = (n + Chunk - 1) / Chunk;
         Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) },
@@ -134,7 +134,7 @@ public sealed class AdamW : IDisposable
     private static unsafe bool AllFinite(Tensor g)
     {
         int n = (int)g.numel();
-        float* x = Ptr(g);
+        float* x = Floats(g);
         var acc = Vector256<float>.Zero;
         int i = 0;
         if (Vector256.IsHardwareAccelerated)
@@ -145,7 +145,6 @@ public sealed class AdamW : IDisposable
         return sum == 0f;
     }
 
-    private static unsafe float* Ptr(Tensor x) => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(x.bytes)));
 
     /// <summary>Moments as named tensors (m.i, v.i in parameter order).</summary>
     public Dictionary<string, Tensor> StateTensors()
