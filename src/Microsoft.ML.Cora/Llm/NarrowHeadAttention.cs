@@ -95,7 +95,7 @@ public static class NarrowHeadAttention
         Parallel.For(0, b * kv, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item) =>
         {
             int bi = item / kv, g = item % kv;
-            var buffer = new float[3 * hd * tp + tp + W];
+            var buffer = new float[2 * hd * tp + tp + hd + W];                    // kt, vt, s, qi and room to align
             fixed (float* buf0 = buffer)
             {
                 float* buf = Align(buf0);
