@@ -32,7 +32,7 @@ public static class FastDropout
         return x.mul(mask);
     }
 
-    /// <summary>Dropout as <c>nn.functional.dropout(x, p, training)</c>, through <see cref="Apply"/> when <paramref name="fast"/>.</summary>
+    /// <summary>Dropout as <c>nn.functional.dropout(x, p, training)</c>, through <see cref="Apply(Tensor, double)"/> when <paramref name="fast"/>.</summary>
     public static Tensor Apply(Tensor x, double p, bool training, bool fast) =>
         !training || p <= 0 ? x.alias() : fast ? Apply(x, p) : nn.functional.dropout(x, p, true);
 
