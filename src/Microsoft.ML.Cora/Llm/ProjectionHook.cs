@@ -71,7 +71,7 @@ public static class LowRank
     {
         using var scope = torch.NewDisposeScope();
         var h = x.dtype == a.dtype ? x : x.to(a.dtype);
-        if (dropout > 0 && training) h = fastDropout ? FastDropout.Apply(h, dropout) : nn.functional.dropout(h, dropout, true);
+        if (dropout > 0 && training) h = FastDropout.Apply(h, dropout, training: true, fastDropout);
         return torch.bmm(h, a).MoveToOuterDisposeScope();                    // [B, T, r]
     }
 
