@@ -122,11 +122,12 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "Also split the time by phase (prompts, CF lookup + generator, LLM forward, loss, backward, optimizer step)." };
         var baseline = new Option<string?>("--baseline")
         {
-            Description = "paper: also run the same work the way CoRA's public code does it, in the same process, and print the ratio; " +
+            Description = "paper: also run the same work the way CoRA's public code does it (generator products in fp32), in the same process, and print the ratio; " +
+                          "generator-fp32: the same with the generator's products in fp32 (see --generator-dtype); " +
                           $"or the name of one saving ({string.Join(", ", ComputePlan.SwitchNames)}): the same with only that saving off" +
                           (name == "transform" ? "; or direct: the same rows scored by the model directly (what Transform adds)." : "."),
         };
-        baseline.AcceptOnlyFromAmong(ComputePlan.SwitchNames.Prepend("paper").Concat(name == "transform" ? new[] { "direct" } : Array.Empty<string>()).ToArray());
+        baseline.AcceptOnlyFromAmong(ComputePlan.SwitchNames.Prepend("generator-fp32").Prepend("paper").Concat(name == "transform" ? new[] { "direct" } : Array.Empty<string>()).ToArray());
         var rounds = Positive("--rounds", 1, "With --baseline: measure Cora and the baseline this many times in alternation (ABAB...) and report " +
             "the median of the per-round ratios, so that a machine whose speed drifts affects both sides alike.");
         var json = JsonOption();
@@ -136,7 +137,8 @@ internal static class BenchCommand
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
-            var (deviceSpec, dtypeSpec) = dev.Get(p);
+            var on = dev.Get(p);
+            var (deviceSpec, dtypeSpec) = on;
             var device = CoraDevice.Resolve(deviceSpec);
             var dtype = CoraDevice.ResolveDtype(dtypeSpec, device);
             if (name == "train-step" && p.GetValue(shape) is { } sh)
@@ -147,9 +149,10 @@ internal static class BenchCommand
             using var setup = BenchSetup.Create(c, p.GetValue(llm), p.GetValue(data), Cli.ParseMethod(p.GetValue(method)!),
                 p.GetValue(generator) == "compact" ? QueryGeneratorOptions.Compact : QueryGeneratorOptions.Paper, deviceSpec, dtypeSpec);
             int b = p.GetValue(batch), n = p.GetValue(repeats), per = p.GetValue(rowsPer);
-            WorkloadFigures Run(ComputePlan plan, bool direct = false)
+            WorkloadFigures Run(ComputePlan plan, bool direct = false, bool generatorFp32 = false)
             {
                 setup.Model.Plan = plan;
+                setup.Model.GeneratorDtype = generatorFp32 || plan == ComputePlan.Paper ? "fp32" : on.GeneratorDtype;
                 if (direct) return ModelBench.Score(setup.Model, setup.Rows, b, per, n, p.GetValue(profile));
                 return name switch
                 {
@@ -163,12 +166,15 @@ internal static class BenchCommand
             {
                 null => null,
                 "paper" => Run(ComputePlan.Paper),
+                "generator-fp32" => Run(ComputePlan.Fast, generatorFp32: true),
                 "direct" => Run(ComputePlan.Fast, direct: true),
                 _ => Run(ComputePlan.Fast.Without(baselineName)),
             };
-            string baselineLabel = baselineName switch { null or "paper" => "paper's way", "direct" => "direct", _ => $"no {baselineName}" };
+            string baselineLabel = baselineName switch { null or "paper" => "paper's way", "direct" => "direct", "generator-fp32" => "generator in fp32", _ => $"no {baselineName}" };
             int roundCount = baselineName is null ? 1 : p.GetValue(rounds);
             var ratios = new List<double>();
+            string generatorName = CoraDevice.DtypeName(CoraDevice.ResolveGeneratorDtype(on.GeneratorDtype, device));
+            if (setup.Model.Trainable.query_generator is not null) c.Out.WriteLine($"generator products: {generatorName} (--generator-dtype {on.GeneratorDtype})");
             WorkloadFigures fast = null!; WorkloadFigures? other = null;
             for (int r = 0; r < roundCount; r++)
             {
@@ -195,7 +201,8 @@ internal static class BenchCommand
                     o["baseline"] = Json(other, peak); o["baseline"]!["plan"] = baselineName;
                     o["ratio"] = ratio; o["rounds"] = roundCount; o["round_ratios"] = new JsonArray(ratios.Select(x => (JsonNode)x).ToArray());
                 }
-                o["model"] = setup.Label; o["device"] = device.ToString(); o["llm_dtype"] = CoraDevice.DtypeName(dtype);
+                o["model"] = setup.Label; o["device"] = device.ToString(); o["llm_dtype"] = CoraDevice.DtypeName(dtype); o["generator_dtype"] = generatorName;
+                if (o["baseline"] is JsonObject bo) bo["generator_dtype"] = baselineName is "paper" or "generator-fp32" ? "fp32" : generatorName;
                 Cli.WriteJson(j, o);
             }
             return 0;

@@ -44,11 +44,12 @@ internal static class Cli
         _ => throw new UsageException($"unknown --method '{s}'. Use cora, mf, llm-lora or collm."),
     };
 
-    public static (MLContext ml, CoraTransformer model) Load(string path, (string device, string dtype) on, int scoringBatchSize = 0)
+    public static (MLContext ml, CoraTransformer model) Load(string path, DeviceChoice on, int scoringBatchSize = 0)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"model not found: '{path}'.");
         var ml = new MLContext(seed: 1);
-        var t = CoraTransformer.Find(ml.Model.LoadCora(path, out _, on.device, on.dtype));
+        var t = CoraTransformer.Find(ml.Model.LoadCora(path, out _, on.Device, on.Dtype));
+        t.Model.GeneratorDtype = on.GeneratorDtype;
         if (scoringBatchSize > 0) t.ScoringBatchSize = scoringBatchSize;
         return (ml, t);
     }
@@ -122,23 +123,31 @@ internal static class Cli
     }
 }
 
-/// <summary>--device and --llm-dtype, the same on every command that computes; checked before any work starts.</summary>
-internal sealed record DeviceOptions(Option<string> Device, Option<string> Dtype, Option<int> Threads)
+/// <summary>--device, --llm-dtype and --generator-dtype, the same on every command that computes; checked before any work starts.</summary>
+internal sealed record DeviceOptions(Option<string> Device, Option<string> Dtype, Option<string> GeneratorDtype, Option<int> Threads)
 {
     public static DeviceOptions Create()
     {
         var device = new Option<string>("--device") { Description = $"Where to compute: {CoraDevice.DeviceChoices} (auto = CUDA when available).", DefaultValueFactory = _ => CoraDefaults.Device };
         device.Validators.Add(r => { if (CoraDevice.DeviceError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--device: " + e + "."); });
-        var dtype = new Option<string>("--llm-dtype") { Description = $"dtype of the frozen LLM: {CoraDevice.DtypeChoices} (auto = bf16 on CUDA, fp32 on the CPU). The generator and loss stay fp32.", DefaultValueFactory = _ => CoraDefaults.LlmDtype };
+        var dtype = new Option<string>("--llm-dtype") { Description = $"dtype of the frozen LLM: {CoraDevice.DtypeChoices} (auto = bf16 on CUDA, fp32 on the CPU). The generator's weights and the loss stay fp32.", DefaultValueFactory = _ => CoraDefaults.LlmDtype };
         dtype.Validators.Add(r => { if (CoraDevice.DtypeError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--llm-dtype: " + e + "."); });
+        var generator = new Option<string>("--generator-dtype") { Description = $"dtype of the query generator's matrix products: {CoraDevice.GeneratorDtypeChoices} (auto = bf16 on a CPU with native bf16 products, fp32 elsewhere; fp32 = exact).", DefaultValueFactory = _ => CoraDefaults.GeneratorDtype };
+        generator.Validators.Add(r => { if (CoraDevice.GeneratorDtypeError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--generator-dtype: " + e + "."); });
         var threads = Cli.Int("--threads", 0, "CPU threads for libtorch (0 = one per core); lower it when several runs share the machine.");
-        return new(device, dtype, threads);
+        return new(device, dtype, generator, threads);
     }
-    public void AddTo(Command c) { c.Options.Add(Device); c.Options.Add(Dtype); c.Options.Add(Threads); }
-    /// <summary>The device and dtype; applies --threads to the process on the way.</summary>
-    public (string device, string dtype) Get(ParseResult p)
+    public void AddTo(Command c) { c.Options.Add(Device); c.Options.Add(Dtype); c.Options.Add(GeneratorDtype); c.Options.Add(Threads); }
+    /// <summary>The device and dtypes; applies --threads to the process on the way.</summary>
+    public DeviceChoice Get(ParseResult p)
     {
         CoraDevice.SetThreads(p.GetValue(Threads));
-        return (p.GetValue(Device)!, p.GetValue(Dtype)!);
+        return new(p.GetValue(Device)!, p.GetValue(Dtype)!, p.GetValue(GeneratorDtype)!);
     }
+}
+
+/// <summary>What <see cref="DeviceOptions"/> parsed: device, LLM dtype and generator dtype (as given; resolved where used).</summary>
+internal sealed record DeviceChoice(string Device, string Dtype, string GeneratorDtype)
+{
+    public void Deconstruct(out string device, out string dtype) { device = Device; dtype = Dtype; }
 }

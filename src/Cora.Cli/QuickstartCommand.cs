@@ -21,7 +21,8 @@ internal static class QuickstartCommand
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
-            var (device, dtype) = dev.Get(p);
+            var on = dev.Get(p);
+            var (device, dtype) = on;
             CoraDevice.Resolve(device);
             string? dir = p.GetValue(synthetic) ? null : p.GetValue(shared) ?? Cli.FindShared();
             string trainPath, validPath, itemsPath, llmPath, label;
@@ -54,7 +55,7 @@ internal static class QuickstartCommand
             table.Add(("mf", Cli.EvaluateRows(ml, mf, valid)));
             var coraOptions = new CoraTrainer.Options
             {
-                ItemTitles = titles, LlmPath = llmPath, ValidationData = validView, Device = device, LlmDtype = dtype, CollaborativeModel = mf.Model.Cf, CancellationToken = c.Ct,
+                ItemTitles = titles, LlmPath = llmPath, ValidationData = validView, Device = device, LlmDtype = dtype, GeneratorDtype = on.GeneratorDtype, CollaborativeModel = mf.Model.Cf, CancellationToken = c.Ct,
             };
             coraOptions.MaxTrainRows = p.GetValue(rows); coraOptions.BatchSize = CoraDefaults.ReferenceBatchSize; coraOptions.ValidateEvery = 125; coraOptions.MaxValidationRows = 400;
             // The synthetic stand-in uses the compact generator to stay within a few minutes; the real run uses CoRA's.

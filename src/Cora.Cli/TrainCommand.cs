@@ -68,7 +68,8 @@ internal static class TrainCommand
         cmd.SetAction(p =>
         {
             var sw = Stopwatch.StartNew();
-            var (device, dtype) = dev.Get(p);
+            var on = dev.Get(p);
+            var (device, dtype) = on;
             var m = Cli.ParseMethod(p.GetValue(method)!);
             string? llmPath = p.GetValue(llm);
             if (m != CoraMethod.Mf && llmPath is null) throw new UsageException($"--llm is required for --method {p.GetValue(method)}.");
@@ -82,7 +83,7 @@ internal static class TrainCommand
             long s = p.GetValue(seed);
             var options = new CoraTrainer.Options
             {
-                LlmPath = llmPath, Device = device, LlmDtype = dtype, CancellationToken = c.Ct,
+                LlmPath = llmPath, Device = device, LlmDtype = dtype, GeneratorDtype = on.GeneratorDtype, CancellationToken = c.Ct,
                 Model = new CoraModelOptions { Method = m, Rank = p.GetValue(rank), Alpha = p.GetValue(alpha), QueryGenerator = gen, Seed = s },
                 Training = new TrainingOptions
                 {
@@ -109,7 +110,7 @@ internal static class TrainCommand
             if (p.GetValue(cfFrom) is { } from)
             {
                 if (!File.Exists(from)) throw new UsageException($"--cf-from: '{ErrorText.Elide(from)}' not found.");
-                cfSource = Cli.Load(from, (device, dtype)).model;
+                cfSource = Cli.Load(from, on).model;
                 options.CollaborativeModel = cfSource.Model.Cf;
                 c.Out.WriteLine($"CF stage: {cfSource.Model.Cf.Kind} from {from} (not retrained)");
             }
@@ -154,7 +155,7 @@ internal static class TrainCommand
         "Model.Rank" => "--rank", "Model.Alpha" => "--alpha", "Model.QueryGenerator.NumLayers" => "--generator-layers",
         "Model.QueryGenerator.Hidden" => "--generator-hidden", "Model.QueryGenerator.Heads" => "--generator-heads",
         "Model.QueryGenerator.FeedForward" => "--generator-ffn", "Model.QueryGenerator.CfTokenRms" => "--cf-token-rms", "MatrixFactorization.EmbeddingDim" => "--mf-dim", "MatrixFactorization.LearningRate" => "--mf-lr", "MatrixFactorization.WeightDecay" => "--mf-wd",
-        "MatrixFactorization.MaxEpochs" => "--mf-epochs", "Training.CheckpointDirectory" => "--checkpoint-dir", "MatrixFactorization.Patience" => "--mf-patience", "Device" => "--device", "LlmDtype" => "--llm-dtype",
+        "MatrixFactorization.MaxEpochs" => "--mf-epochs", "Training.CheckpointDirectory" => "--checkpoint-dir", "MatrixFactorization.Patience" => "--mf-patience", "Device" => "--device", "LlmDtype" => "--llm-dtype", "GeneratorDtype" => "--generator-dtype",
         _ => option,
     };
 }

@@ -82,6 +82,9 @@ public static class CoraDefaults
     // Where and how
     public const string Device = "cpu";
     public const string LlmDtype = "auto";
+    /// <summary>dtype of the query generator's matrix products (<see cref="Runtime.CoraDevice.ResolveGeneratorDtype"/>): auto = bf16 on a
+    /// CPU with native bf16 products, fp32 elsewhere.</summary>
+    public const string GeneratorDtype = "auto";
 }
 
 /// <summary>A problem with an option value: the option's name and what is wrong (and how to fix it).</summary>

@@ -64,6 +64,30 @@ public sealed class CoraModel : IDisposable
     }
     private ComputePlan _plan = ComputePlan.Fast;
 
+    /// <summary>dtype of the query generator's matrix products: "auto" (<see cref="CoraDefaults.GeneratorDtype"/>: bf16 on a CPU with
+    /// native bf16 products, else fp32), "bf16" or "fp32"; resolved again whenever the model moves (<see cref="To"/>). Not saved with
+    /// the model: its weights are fp32 either way, so a model trained one way scores the other. bf16 is not exact (scores move by
+    /// about its rounding; see <see cref="Collaborative.QueryGenerator.MatmulDtype"/>).</summary>
+    public string GeneratorDtype
+    {
+        get => _generatorDtype;
+        set
+        {
+            if (CoraDevice.GeneratorDtypeError(value) is { } e) throw new ArgumentException(char.ToUpperInvariant(e[0]) + e[1..] + ".", nameof(value));
+            _generatorDtype = value;
+            ApplyGeneratorDtype();
+        }
+    }
+    private string _generatorDtype = CoraDefaults.GeneratorDtype;
+
+    // The products run narrower than the weights only when the weights are fp32 (a model moved to fp64 computes in fp64).
+    private void ApplyGeneratorDtype()
+    {
+        if (Trainable.query_generator is not { } g) return;
+        var d = CoraDevice.ResolveGeneratorDtype(_generatorDtype, Device);
+        g.MatmulDtype = d != ScalarType.Float32 && g.query_tokens.dtype == ScalarType.Float32 ? d : null;
+    }
+
     /// <summary>When set, the model's work is timed by phase into it (<c>cora bench --profile</c>).</summary>
     public PhaseProfile? Profile { get; set; }
 
@@ -80,6 +104,7 @@ public sealed class CoraModel : IDisposable
         }
         Trainable = BuildTrainable(options, llm, cf.EmbeddingDim);
         if (llm is not null) To(llm.Device);
+        ApplyGeneratorDtype();
     }
 
     /// <summary>The method's trainable parts for these options (also built on the "meta" device to learn the shapes a saved model must have).</summary>
@@ -125,6 +150,7 @@ public sealed class CoraModel : IDisposable
         Llm?.To(device, llmDtype);
         Cf.MoveTo(device, trainableDtype);
         Trainable.to(device, trainableDtype);
+        ApplyGeneratorDtype();
         return this;
     }
 

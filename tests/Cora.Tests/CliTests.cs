@@ -154,6 +154,9 @@ public class CliTests
             (code, _, err) = Cli(cmd.Concat(new[] { "--llm-dtype", "int4" }).ToArray());
             Assert.AreEqual(2, code, string.Join(" ", cmd));
             StringAssert.Contains(err, "--llm-dtype: unknown LLM dtype 'int4'");
+            (code, _, err) = Cli(cmd.Concat(new[] { "--generator-dtype", "fp16" }).ToArray());
+            Assert.AreEqual(2, code, string.Join(" ", cmd));
+            StringAssert.Contains(err, "--generator-dtype: unknown generator dtype 'fp16'; use auto, bf16 or fp32.");
         }
         if (!TorchSharp.torch.cuda.is_available())
         {
@@ -213,6 +216,27 @@ public class CliTests
         (code, _, err) = Cli("bench", "score", "--rounds", "0");
         Assert.AreEqual(2, code);
         StringAssert.Contains(err, "--rounds must be at least 1");
+    }
+
+    [TestMethod]
+    public void BenchComparesTheGeneratorDtypesAndRecordsThem()
+    {
+        using var dir = TestPaths.Temp();
+        var (code, stdout, err) = Cli("bench", "score", "--llm", Slice.LlmPath, "--data", Path.GetDirectoryName(Slice.TrainPath)!, "--generator", "compact",
+            "--repeats", "1", "--rows", "4", "--batch", "2", "--generator-dtype", "bf16", "--baseline", "generator-fp32", "--json", dir["r.json"]);
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "generator products: bf16 (--generator-dtype bf16)");
+        StringAssert.Contains(stdout, "ratio cora / generator in fp32");
+        var j = JsonNode.Parse(File.ReadAllText(dir["r.json"]))!;
+        Assert.AreEqual("bf16", (string)j["generator_dtype"]!);
+        Assert.AreEqual("fp32", (string)j["baseline"]!["generator_dtype"]!);
+        Assert.AreEqual("generator-fp32", (string)j["baseline"]!["plan"]!);
+        (code, stdout, err) = Cli("bench", "score", "--llm", Slice.LlmPath, "--data", Path.GetDirectoryName(Slice.TrainPath)!, "--generator", "compact",
+            "--repeats", "1", "--rows", "4", "--batch", "2", "--generator-dtype", "bf16", "--baseline", "paper", "--json", dir["p.json"]);
+        Assert.AreEqual(0, code, err);
+        j = JsonNode.Parse(File.ReadAllText(dir["p.json"]))!;
+        Assert.AreEqual("bf16", (string)j["generator_dtype"]!);
+        Assert.AreEqual("fp32", (string)j["baseline"]!["generator_dtype"]!, "the paper's way computes the generator in fp32");
     }
 
     [TestMethod]

@@ -20,7 +20,7 @@ namespace Cora.Tests;
 [TestClass]
 public class DeviceMoveTests
 {
-    private static void RandomiseP(CoraModel m, double std = 0.5)
+    internal static void RandomiseP(CoraModel m, double std = 0.5)
     {
         // P starts at zero; give it values so that the collaborative weights (and their dtype) change the scores.
         using var _ = torch.no_grad();
@@ -37,6 +37,7 @@ public class DeviceMoveTests
     public void EveryMethodMovesToFloat64AndBackWithTheSameScores(CoraMethod method)
     {
         using var m = Synthetic.Model(method);
+        m.GeneratorDtype = "fp32";   // exact products on both sides of the move (fp64 weights never take bf16 products)
         RandomiseP(m);
         var rows = Synthetic.Valid.Take(12).ToList();
         var before = m.Score(rows, batchSize: 5);
@@ -103,11 +104,12 @@ public class DeviceMoveTests
     {
         var rows = Slice.Valid.Take(600).ToList();
         var mf = Slice.SmallMf();
-        using var fp = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), LanguageModel.Load(Slice.LlmPath), mf, Slice.Items);
+        using var fp = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), LanguageModel.Load(Slice.LlmPath), mf, Slice.Items) { GeneratorDtype = "fp32" };
         RandomiseP(fp, 0.05);
         using var dir = TestPaths.Temp();
         fp.Save(dir["m.zip"]);
         using var bf = CoraModel.Load(dir["m.zip"], llmDtype: "bf16");
+        bf.GeneratorDtype = "fp32";   // the LLM's dtype alone (the generator's: GeneratorBf16Tests)
         var a = fp.Score(rows, batchSize: 32);
         var b = bf.Score(rows, batchSize: 32);
         AssertBf16Close(a, b);

@@ -1,0 +1,150 @@
+using Microsoft.ML;
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.Estimators;
+using Microsoft.ML.Cora.Evaluation;
+using Microsoft.ML.Cora.Llm;
+using Microsoft.ML.Cora.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cora.Tests;
+
+/// <summary>
+/// The query generator's matrix products in bf16 (<see cref="QueryGenerator.MatmulDtype"/>, <see cref="CoraModel.GeneratorDtype"/>):
+/// values and their resolution, closeness to fp32 in the output and the gradients, fp32 weights throughout, and scoring on a slice.
+/// </summary>
+[TestClass]
+public class GeneratorBf16Tests
+{
+    [TestMethod]
+    public void GeneratorDtypeValuesAreCheckedAndResolved()
+    {
+        foreach (var ok in new[] { "auto", "bf16", "BFloat16", "fp32", " float32 ", "", null })
+            Assert.IsNull(CoraDevice.GeneratorDtypeError(ok), ok ?? "null");
+        foreach (var bad in new[] { "fp16", "int8", "fp8" })
+            StringAssert.Contains(CoraDevice.GeneratorDtypeError(bad), $"unknown generator dtype '{bad}'; use auto, bf16 or fp32");
+        Assert.ThrowsExactly<ArgumentException>(() => CoraDevice.ResolveGeneratorDtype("fp16", torch.CPU));
+
+        Assert.AreEqual(ScalarType.BFloat16, CoraDevice.ResolveGeneratorDtype("bf16", torch.CPU));
+        Assert.AreEqual(ScalarType.Float32, CoraDevice.ResolveGeneratorDtype("fp32", torch.CPU));
+        Assert.AreEqual(CoraDevice.CpuHasNativeBf16 ? ScalarType.BFloat16 : ScalarType.Float32, CoraDevice.ResolveGeneratorDtype("auto", torch.CPU));
+        Assert.AreEqual(ScalarType.Float32, CoraDevice.ResolveGeneratorDtype("auto", new Device(DeviceType.CUDA, 0)), "auto keeps fp32 on a GPU");
+        Assert.AreEqual(ScalarType.BFloat16, CoraDevice.ResolveGeneratorDtype("bf16", new Device(DeviceType.CUDA, 0)));
+
+        Assert.IsTrue(CoraDevice.CpuFlagsHaveBf16("flags\t\t: fpu vme avx512f avx512_bf16 avx512_vnni"));
+        Assert.IsTrue(CoraDevice.CpuFlagsHaveBf16("flags\t: fpu amx_bf16 amx_tile"));
+        Assert.IsFalse(CoraDevice.CpuFlagsHaveBf16("flags\t\t: fpu vme avx2 avx512f avx512_vnni"));
+        Assert.IsFalse(CoraDevice.CpuFlagsHaveBf16("flags\t\t: avx512_bf16x"), "whole flags only");
+        Assert.IsFalse(CoraDevice.CpuFlagsHaveBf16(null));
+        if (OperatingSystem.IsLinux() && File.Exists("/proc/cpuinfo"))
+            Assert.AreEqual(File.ReadLines("/proc/cpuinfo").Any(l => l.StartsWith("flags") && (l.Contains(" avx512_bf16") || l.Contains(" amx_bf16"))), CoraDevice.CpuHasNativeBf16);
+    }
+
+    private static (Tensor a, Dictionary<string, Tensor> grads) Run(QueryGenerator g, Tensor cf, Tensor weight)
+    {
+        foreach (var p in g.parameters()) p.grad = null;
+        var a = g.Forward(cf);                                                   // [B, d, r]
+        a.mul(weight).sum().backward();
+        return (a.detach(), g.named_parameters().Where(p => p.parameter.grad is not null).ToDictionary(p => p.name, p => p.parameter.grad!.clone()));
+    }
+
+    private static double Cosine(Tensor x, Tensor y) =>
+        x.flatten().to(ScalarType.Float64).dot(y.flatten().to(ScalarType.Float64)).item<double>() / (x.norm().item<float>() * (double)y.norm().item<float>());
+
+    [TestMethod]
+    public void TheGeneratorInBf16StaysCloseToFp32AndTrainsItsFp32Weights()
+    {
+        var o = QueryGeneratorOptions.Compact with { Dropout = 0 };
+        using var g = new QueryGenerator(o, cfWidth: 32, dModel: 64, rank: 8, seed: 5);
+        g.train();
+        var gen = new torch.Generator(11);
+        var cf = torch.randn(new long[] { 12, 32 }, generator: gen);
+        var weight = torch.randn(new long[] { 12, 64, 8 }, generator: gen);
+        var (a32, g32) = Run(g, cf, weight);
+
+        g.MatmulDtype = ScalarType.BFloat16;
+        var (a16, g16) = Run(g, cf, weight);
+        Assert.AreEqual(ScalarType.Float32, a16.dtype, "A comes back in float32");
+        Assert.IsTrue(g.parameters().All(p => p.dtype == ScalarType.Float32), "the weights stay float32");
+        Assert.IsTrue(g16.Values.All(t => t.dtype == ScalarType.Float32), "and so do their gradients");
+        CollectionAssert.AreEquivalent(g32.Keys.ToArray(), g16.Keys.ToArray(), "every parameter that gets a gradient in fp32 gets one in bf16");
+
+        double maxDiff = a32.sub(a16).abs().max().item<float>();
+        Assert.IsTrue(maxDiff > 0, "the products really ran in bf16");
+        for (int i = 0; i < 12; i++)
+        {
+            double c = Cosine(a32[i], a16[i]);
+            Assert.IsTrue(c > 0.999, $"sample {i}: cosine of A in bf16 and fp32 {c}");
+        }
+        foreach (var (name, grad) in g32)
+        {
+            if (grad.norm().item<float>() < 1e-8) continue;
+            double c = Cosine(grad, g16[name]);
+            Assert.IsTrue(c > 0.99, $"{name}: cosine of the gradients in bf16 and fp32 {c}");
+        }
+        Console.WriteLine($"max |A_bf16 - A_fp32| {maxDiff:E2} (|A| entries ~{a32.abs().mean().item<float>():E2})");
+
+        g.MatmulDtype = null;
+        var (again, _) = Run(g, cf, weight);
+        Assert.IsTrue(again.eq(a32).all().item<bool>(), "back to fp32: the same A bit for bit");
+    }
+
+    [TestMethod]
+    public void CoraModelGeneratorDtypeFollowsTheSettingAndTheDevice()
+    {
+        using var m = Synthetic.Model(CoraMethod.Cora);
+        var g = m.Trainable.query_generator!;
+        Assert.AreEqual(CoraDefaults.GeneratorDtype, m.GeneratorDtype);
+        Assert.AreEqual(CoraDevice.CpuHasNativeBf16 ? ScalarType.BFloat16 : (ScalarType?)null, g.MatmulDtype, "auto on this CPU");
+        m.GeneratorDtype = "bf16";
+        Assert.AreEqual(ScalarType.BFloat16, g.MatmulDtype);
+        Assert.IsTrue(g.layers.All(l => l.MatmulDtype == ScalarType.BFloat16 && l.self_attention.MatmulDtype == ScalarType.BFloat16 && l.cross_attention.MatmulDtype == ScalarType.BFloat16), "every layer");
+        m.To(torch.CPU, ScalarType.Float64, ScalarType.Float64);
+        Assert.IsNull(g.MatmulDtype, "fp64 weights compute in fp64");
+        m.To(torch.CPU, ScalarType.Float32, ScalarType.Float32);
+        Assert.AreEqual(ScalarType.BFloat16, g.MatmulDtype, "the setting is kept across moves");
+        m.GeneratorDtype = "fp32";
+        Assert.IsNull(g.MatmulDtype);
+        var e = Assert.ThrowsExactly<ArgumentException>(() => m.GeneratorDtype = "fp8");
+        StringAssert.Contains(e.Message, "Unknown generator dtype 'fp8'");
+        Assert.AreEqual("fp32", m.GeneratorDtype, "a refused value changes nothing");
+        using var mf = Synthetic.Model(CoraMethod.Mf);
+        mf.GeneratorDtype = "bf16";   // no generator: accepted, nothing to apply
+        Assert.IsNull(mf.Trainable.query_generator);
+    }
+
+    [TestMethod]
+    public void Bf16GeneratorScoresAgreeWithFp32OnASlice()
+    {
+        var rows = Slice.Valid.Take(600).ToList();
+        using var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), LanguageModel.Load(Slice.LlmPath), Slice.SmallMf(), Slice.Items);
+        DeviceMoveTests.RandomiseP(m, 0.05);
+        m.GeneratorDtype = "fp32";
+        var a = m.Score(rows, batchSize: 16);
+        m.GeneratorDtype = "bf16";
+        var b = m.Score(rows, batchSize: 16);
+        var labels = rows.Select(r => r.Label).ToArray();
+        double aucA = Metrics.Auc(a, labels), aucB = Metrics.Auc(b, labels);
+        double maxDiff = a.Zip(b).Max(x => Math.Abs(x.First - x.Second));
+        Console.WriteLine($"AUC fp32 {aucA:F4} vs bf16 generator {aucB:F4}; max |logit diff| {maxDiff:F4}");
+        Assert.IsTrue(maxDiff > 0, "the bf16 products changed something");
+        DeviceMoveTests.AssertBf16Close(a, b);
+        Assert.IsTrue(Math.Abs(aucA - aucB) <= 0.005, $"AUC fp32 {aucA:F4} vs bf16 generator {aucB:F4}");
+    }
+
+    [TestMethod]
+    public void TheMlNetOptionReachesTheModelAndIsChecked()
+    {
+        var ml = new MLContext(seed: 1);
+        var o = new CoraTrainer.Options { Method = CoraMethod.Cora, LlmPath = Synthetic.LlmPath, ItemTitles = Synthetic.Items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value),
+            Generator = QueryGeneratorOptions.Compact, GeneratorDtype = "bf16" };
+        o.MaxSteps = 1; o.ValidateEvery = 1000;
+        var t = ml.Recommendation().Trainers.Cora(o).Fit(ml.Data.LoadFromEnumerable(CoraInput.From(Synthetic.Train.Take(64))));
+        Assert.AreEqual("bf16", t.Model.GeneratorDtype);
+        Assert.AreEqual(ScalarType.BFloat16, t.Model.Trainable.query_generator!.MatmulDtype);
+        o.GeneratorDtype = "half";
+        var e = Assert.ThrowsExactly<ArgumentException>(() => ml.Recommendation().Trainers.Cora(o));
+        StringAssert.Contains(e.Message, "GeneratorDtype: unknown generator dtype 'half'");
+    }
+}
