@@ -129,7 +129,7 @@ public sealed class CoraModel : IDisposable
     public void CalibrateCfToken(IReadOnlyList<Interaction> rows, long seed)
     {
         if (Trainable.query_generator is not { } generator || Options.QueryGenerator.CfTokenRms <= 0 || rows.Count == 0) return;
-        if (generator.token_scale.ne(1).any().item<bool>()) return;
+        if (generator.token_scale.ne(Scalars.Of(1.0)).any().item<bool>()) return;
         var sample = rows.Count > CoraDefaults.CfTokenCalibrationRows ? Training.CoraModelTrainer.Sample(rows, CoraDefaults.CfTokenCalibrationRows, seed) : rows;
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
@@ -252,8 +252,8 @@ public sealed class CoraModel : IDisposable
             {
                 // The paper's way: logits over the whole vocabulary at every position, then one value read.
                 var all = Llm.Model.Logits(embeds, mask, hook, fromEmbeddings: true);                                                   // [B, T, V]
-                var last = mask.mul(torch.arange(mask.shape[1], device: mask.device)).argmax(1);                  // [B]
-                logits = all[torch.arange(all.shape[0], device: all.device), last].narrow(1, YesTokenId, 1);      // [B, 1]
+                var last = mask.mul(Scalars.Arange(mask.shape[1], mask.device)).argmax(1);                 // [B]
+                logits = all[Scalars.Arange(all.shape[0], all.device), last].narrow(1, YesTokenId, 1);      // [B, 1]
             }
             return logits.squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();                          // [B], fp32 whatever the LLM dtype
         }

@@ -104,7 +104,7 @@ public sealed class LoraWeights : nn.Module, IProjectionHook
         var w = a.weight!.dtype;                                       // LoRA computes in its own dtype (fp32), cast back after
         var h = x.dtype == w ? x : x.to(w);
         if (_dropout > 0 && training) h = Llm.FastDropout.Apply(h, _dropout, training: true, FastDropout);
-        var y = lora_b[k].call(a.call(h)).mul(_scale);
+        var y = lora_b[k].call(a.call(h)).mul(Runtime.Scalars.Of(_scale));
         return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }

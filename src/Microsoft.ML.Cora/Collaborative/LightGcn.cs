@@ -80,9 +80,9 @@ public sealed class LightGcn : nn.Module, ICollaborativeModel
         for (int k = 0; k < Layers; k++)
         {
             e = _graph.mm(e);                                                                 // [N, d]
-            sum = sum.add(e);
+            sum = sum.add(e, Runtime.Scalars.One);
         }
-        var mean = sum.div(Layers + 1);
+        var mean = sum.div(Runtime.Scalars.Of((double)(Layers + 1)));
         long u = Users.Rows;
         return (mean.narrow(0, 0, u).MoveToOuterDisposeScope(), mean.narrow(0, u, Items.Rows).MoveToOuterDisposeScope());
     }

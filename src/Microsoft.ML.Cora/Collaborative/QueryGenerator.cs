@@ -129,7 +129,7 @@ public sealed class BertAttention : nn.Module
         using var scope = torch.NewDisposeScope();
         var merged = Attend(x, source);                                           // [B, Q, H]
         var o = Llm.FastDropout.Apply(GeneratorMatmul.Linear(output, merged, MatmulDtype), _dropout, training, FastDropout);
-        return layer_norm.call(x.add(o)).MoveToOuterDisposeScope();
+        return layer_norm.call(x.add(o, Runtime.Scalars.One)).MoveToOuterDisposeScope();
     }
 }
 
@@ -164,7 +164,7 @@ public sealed class QFormerLayer : nn.Module
         var h = self_attention.Forward(x, x);
         h = cross_attention.Forward(h, source);
         var f = Llm.FastDropout.Apply(GeneratorMatmul.Linear(output, nn.functional.gelu(GeneratorMatmul.Linear(intermediate, h, MatmulDtype)), MatmulDtype), _dropout, training, FastDropout);
-        return output_norm.call(h.add(f)).MoveToOuterDisposeScope();
+        return output_norm.call(h.add(f, Runtime.Scalars.One)).MoveToOuterDisposeScope();
     }
 }
 
@@ -259,7 +259,8 @@ public sealed class QueryGenerator : nn.Module
         var scale = new float[w];
         foreach (var (start, len) in new[] { (0L, half), (half, w - half) })
         {
-            double now = Math.Sqrt(x.narrow(1, start, len).pow(2).mean().item<float>());
+            var part = x.narrow(1, start, len);
+            double now = Math.Sqrt(part.mul(part).mean().item<float>());
             float s = now > 1e-12 && double.IsFinite(now) ? (float)(rms / now) : 1f;
             for (long j = start; j < start + len; j++) scale[j] = s;
         }

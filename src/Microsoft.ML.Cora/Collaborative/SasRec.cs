@@ -37,10 +37,10 @@ public sealed class SasRecBlock : nn.Module
         var k = key.call(x).view(b, l, _heads, hd).transpose(1, 2);                        // [B, h, L, hd]
         var v = value.call(x).view(b, l, _heads, hd).transpose(1, 2);
         var att = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, p: training ? _dropout : 0.0);
-        var h = qn.add(nn.functional.dropout(output.call(att.transpose(1, 2).reshape(b, lq, d)), _dropout, training));
+        var h = qn.add(nn.functional.dropout(output.call(att.transpose(1, 2).reshape(b, lq, d)), _dropout, training), Runtime.Scalars.One);
         var f = ffn_norm.call(h);
         var y = ffn2.call(nn.functional.dropout(nn.functional.relu(ffn1.call(f)), _dropout, training));
-        return f.add(nn.functional.dropout(y, _dropout, training)).MoveToOuterDisposeScope();    // [B, L, d]
+        return f.add(nn.functional.dropout(y, _dropout, training), Runtime.Scalars.One).MoveToOuterDisposeScope();    // [B, L, d]
     }
 }
 
@@ -112,8 +112,8 @@ public sealed class SasRec : nn.Module, ICollaborativeModel
         using var scope = torch.NewDisposeScope();
         long b = seq.shape[0], l = seq.shape[1];
         var real = seq.ne(0);                                                                  // [B, L]
-        var x = item_embedding.call(seq).mul(Math.Sqrt(EmbeddingDim))
-            .add(position_embedding.call(torch.arange(MaxLength - l, MaxLength, device: seq.device)).unsqueeze(0));  // [B, L, d]
+        var x = item_embedding.call(seq).mul(Runtime.Scalars.Of(Math.Sqrt(EmbeddingDim)))
+            .add(position_embedding.call(Runtime.Scalars.Arange(MaxLength, seq.device).narrow(0, MaxLength - l, l)).unsqueeze(0), Runtime.Scalars.One);  // [B, L, d]
         x = nn.functional.dropout(x, _dropout, training).mul(real.unsqueeze(-1));
         var causal = torch.ones(l, l, dtype: ScalarType.Bool, device: seq.device).tril();     // [L, L]
         var eye = torch.eye(l, dtype: ScalarType.Bool, device: seq.device);                   // padded queries see themselves (no NaN)
@@ -124,7 +124,7 @@ public sealed class SasRec : nn.Module, ICollaborativeModel
             if (lastOnly && i == blocks.Count - 1)
             {
                 // The last position sees every real key (causality adds nothing); a row with no real item sees itself, as above.
-                var lastKeys = keys.logical_or(torch.arange(l, device: seq.device).eq(l - 1).view(1, 1, 1, l));
+                var lastKeys = keys.logical_or(Runtime.Scalars.Arange(l, seq.device).eq(Runtime.Scalars.Of((long)(l - 1))).view(1, 1, 1, l));
                 x = blocks[i].Forward(x, lastKeys, lastOnly: true).mul(real.narrow(1, l - 1, 1).unsqueeze(-1));   // [B, 1, d]
                 return final_norm.call(x).mul(real.narrow(1, l - 1, 1).unsqueeze(-1)).MoveToOuterDisposeScope();
             }

@@ -26,7 +26,7 @@ public static class FastDropout
     public static Tensor Apply(Tensor x, double p)
     {
         if (p <= 0) return x.alias();
-        if (p >= 1) return x.mul(0);
+        if (p >= 1) return x.mul(Runtime.Scalars.Of(0.0));
         if (x.device_type != DeviceType.CPU || x.dtype != ScalarType.Float32) return nn.functional.dropout(x, p, true);
         using var mask = Mask(x.shape, p, NextSeed());
         return x.mul(mask);

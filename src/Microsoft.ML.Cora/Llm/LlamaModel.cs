@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -33,8 +34,8 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var x32 = x.to(ScalarType.Float32);                                  // [.., D]
-        var variance = x32.pow(2).mean(new long[] { -1 }, keepdim: true);   // [.., 1]
-        var normed = x32.mul(torch.rsqrt(variance.add(_eps))).to(dtype);
+        var variance = x32.mul(x32).mean(new long[] { -1 }, keepdim: true);   // [.., 1]
+        var normed = x32.mul(torch.rsqrt(variance.add(Scalars.Of(_eps), Scalars.One))).to(dtype);
         return normed.mul(weight.to(dtype)).MoveToOuterDisposeScope();
     }
 }
@@ -92,7 +93,7 @@ public sealed class RotaryEmbedding : nn.Module
         var x1 = x.narrow(-1, 0, half);
         var x2 = x.narrow(-1, half, half);
         var rotated = torch.cat(new[] { x2.neg(), x1 }, -1);
-        return x.mul(cos).add(rotated.mul(sin)).MoveToOuterDisposeScope();
+        return x.mul(cos).add(rotated.mul(sin), Scalars.One).MoveToOuterDisposeScope();
     }
 }
 
@@ -224,8 +225,8 @@ public sealed class LlamaDecoderLayer : nn.Module
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, bool narrowHeadKernel = true)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x.add(self_attn.Forward(input_layernorm.call(x), cos, sin, mask, hook, narrowHeadKernel));
-        return h.add(mlp.Forward(post_attention_layernorm.call(h), hook)).MoveToOuterDisposeScope();
+        var h = x.add(self_attn.Forward(input_layernorm.call(x), cos, sin, mask, hook, narrowHeadKernel), Scalars.One);
+        return h.add(mlp.Forward(post_attention_layernorm.call(h), hook), Scalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>The layer's output at one position per row, [B, 1, D] (see <see cref="LlamaAttention.ForwardAt"/>).</summary>
@@ -234,8 +235,8 @@ public sealed class LlamaDecoderLayer : nn.Module
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0];
         var xLast = x.gather(1, last.view(b, 1, 1).expand(b, 1, x.shape[2]));                               // [B, 1, D]
-        var h = xLast.add(self_attn.ForwardAt(input_layernorm.call(x), cos, sin, last, keys, hook));       // [B, 1, D]
-        return h.add(mlp.Forward(post_attention_layernorm.call(h), hook)).MoveToOuterDisposeScope();
+        var h = xLast.add(self_attn.ForwardAt(input_layernorm.call(x), cos, sin, last, keys, hook), Scalars.One);   // [B, 1, D]
+        return h.add(mlp.Forward(post_attention_layernorm.call(h), hook), Scalars.One).MoveToOuterDisposeScope();
     }
 }
 
@@ -273,12 +274,12 @@ public sealed class LlamaModel : nn.Module
         Tensor? mask = null;
         if (attentionMask is null)
         {
-            positions = torch.arange(t, device: device).unsqueeze(0).expand(b, t);
+            positions = Scalars.Arange(t, device).unsqueeze(0).expand(b, t);
         }
         else
         {
             var m = attentionMask.to(ScalarType.Int64, device);
-            positions = m.cumsum(1).sub(1).clamp_min(0);                                     // [B, T]
+            positions = m.cumsum(1).sub(Scalars.Of(1L)).clamp_min(Scalars.Of(0L));   // [B, T]
             // Right padding (every row a run of ones, then zeros) needs only the causal mask:
             // padded keys sit after every real query. Anything else gets an explicit mask.
             bool rightPadded = t < 2 || m.narrow(1, 1, t - 1).le(m.narrow(1, 0, t - 1)).all().item<bool>();
@@ -385,11 +386,11 @@ public sealed class LlamaForCausalLM : nn.Module
         long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
         var device = inputsEmbeds.device;
         Tensor last;
-        if (attentionMask is null) last = torch.full(b, t - 1, dtype: ScalarType.Int64, device: device);
+        if (attentionMask is null) last = torch.full(b, Scalars.Of(t - 1), dtype: ScalarType.Int64, device: device);
         else
         {
             var m = attentionMask.to(ScalarType.Int64, device);
-            last = m.mul(torch.arange(t, device: device)).argmax(1);                       // [B] last real index
+            last = m.mul(Scalars.Arange(t, device)).argmax(1);                      // [B] last real index
         }
         Tensor hLast;
         if (finalLayerAtLastToken) hLast = model.Forward(inputsEmbeds, attentionMask, hook, last, narrowHeadKernel).squeeze(1);   // [B, D]

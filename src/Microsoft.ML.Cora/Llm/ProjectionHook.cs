@@ -79,7 +79,7 @@ public static class LowRank
     public static Tensor Output(Tensor xa, nn.Module<Tensor, Tensor> p, double scale, ScalarType outDtype)
     {
         using var scope = torch.NewDisposeScope();
-        var y = p.call(xa).mul(scale);                                        // [B, T, out]
+        var y = p.call(xa).mul(Runtime.Scalars.Of(scale));                                       // [B, T, out]
         return (y.dtype == outDtype ? y : y.to(outDtype)).MoveToOuterDisposeScope();
     }
 }
@@ -109,7 +109,7 @@ public sealed class HookedLinear : nn.Module
         if (hook is null) return y;
         using var delta = hook.Delta(Site, x);
         if (delta is null) return y;
-        var sum = y.add(delta);
+        var sum = y.add(delta, Runtime.Scalars.One);
         y.Dispose();
         return sum;
     }

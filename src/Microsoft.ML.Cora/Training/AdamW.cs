@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Runtime;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using static Microsoft.ML.Cora.Runtime.HostTensor;
@@ -75,11 +76,15 @@ public sealed class AdamW : IDisposable
             var g = p.grad;
             if (g is null) continue;
             if (Fused && CanFuse(p, g, m, v)) { FusedUpdate(p, g, m, v, decay, stepSize, bc2Sqrt); continue; }
-            if (decay > 0) p.mul_(1 - LearningRate * decay);
-            m.mul_(_beta1).add_(g, alpha: 1 - _beta1);
-            v.mul_(_beta2).addcmul_(g, g, value: 1 - _beta2);
-            var denom = v.sqrt().div_(bc2Sqrt).add_(_eps);
-            p.addcdiv_(m, denom, value: -stepSize);
+            // Each number held for the whole update (see Scalars: TorchSharp does not keep converted numbers alive during a call).
+            using var keep = Scalars.Hold(1 - LearningRate * decay);
+            using Scalar b1 = Scalars.Hold(_beta1), b1c = Scalars.Hold(1 - _beta1), b2 = Scalars.Hold(_beta2), b2c = Scalars.Hold(1 - _beta2);
+            using Scalar root = Scalars.Hold(bc2Sqrt), eps = Scalars.Hold(_eps), step = Scalars.Hold(-stepSize);
+            if (decay > 0) p.mul_(keep);
+            m.mul_(b1).add_(g, alpha: b1c);
+            v.mul_(b2).addcmul_(g, g, value: b2c);
+            var denom = v.sqrt().div_(root).add_(eps, Scalars.One);
+            p.addcdiv_(m, denom, value: step);
         }
     }
 

@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Runtime;
 using Microsoft.ML.Cora.Formats;
 using System.Diagnostics;
 using System.Text.Json;
@@ -169,7 +170,7 @@ public static class CoraModelTrainer
                     using var scope = torch.NewDisposeScope();
                     var logits = model.Logits(batch);
                     var y = torch.tensor(batch.Select(r => r.Label ? 1f : 0f).ToArray(), device: logits.device);
-                    var loss = nn.functional.binary_cross_entropy_with_logits(logits, y).div(o.GradientAccumulation);
+                    var loss = nn.functional.binary_cross_entropy_with_logits(logits, y).div(Scalars.Of((double)o.GradientAccumulation));
                     float lossValue = loss.item<float>();
                     if (!float.IsFinite(lossValue))
                         throw new TrainingDivergedException($"Training stopped at step {globalStep + 1}: the loss is {lossValue} (not finite). Lower the learning rate (now {lr:G3}) or check the data; nothing was saved from this step.");
