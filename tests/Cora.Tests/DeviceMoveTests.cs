@@ -193,6 +193,9 @@ public class DeviceMoveTests
         Assert.AreEqual(torch.cuda.is_available() ? "yes" : "no", checks["cuda available"].Split(',')[0]);
         double gflops = double.Parse(checks["matmul cpu fp32"].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
         Assert.IsTrue(gflops > 0.1, $"matmul rate {gflops}");
+        double bf16 = double.Parse(checks["matmul cpu bf16"].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.IsTrue(bf16 > 0.1, $"bf16 matmul rate {bf16}");
+        StringAssert.Contains(checks["cpu bf16 products"], CoraDevice.CpuHasNativeBf16 ? "auto = bf16" : "auto = fp32");
     }
 
     [TestMethod]

@@ -30,6 +30,9 @@ public static class Doctor
             using (torch.zeros(1)) { }   // starts TorchSharp's native side
             list.Add(new("libtorch", LibTorchRuntime.LoadedFrom() ?? "(loaded; location unknown)"));
             list.Add(new("threads", $"{torch.get_num_threads()} intra-op ({Environment.ProcessorCount} logical CPUs)"));
+            list.Add(new("cpu bf16 products", CoraDevice.CpuHasNativeBf16
+                ? "native (avx512_bf16 or amx_bf16): --generator-dtype auto = bf16 on the CPU"
+                : "not native: --generator-dtype auto = fp32"));
             bool cuda = torch.cuda.is_available();
             list.Add(new("cuda available", cuda ? $"yes, {torch.cuda.device_count()} device(s)" : "no"));
             if (cuda)
@@ -38,6 +41,7 @@ public static class Doctor
             if (matmulSeconds > 0)
             {
                 list.Add(new("matmul cpu fp32", $"{MatmulGflops(torch.CPU, ScalarType.Float32, 1024, matmulSeconds):F1} GFLOP/s (1024^3)"));
+                list.Add(new("matmul cpu bf16", $"{MatmulGflops(torch.CPU, ScalarType.BFloat16, 1024, matmulSeconds):F1} GFLOP/s (1024^3)"));
                 if (cuda)
                 {
                     list.Add(new("matmul cuda fp32", $"{MatmulGflops(torch.CUDA, ScalarType.Float32, 8192, matmulSeconds):F1} GFLOP/s (8192^3)"));
