@@ -191,11 +191,11 @@ public sealed class QueryGenerator : nn.Module
     /// <summary>Dropout masks from <see cref="Llm.FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
     public bool FastDropout { get; set; } = true;
 
-    /// <summary>dtype of the linear layers' matrix products, null (the default) for the weights' own float32. BFloat16 runs them about
-    /// 2.4x faster on CPUs with native bf16 products (AVX512-BF16, AMX) and on GPUs: inputs, weights and outputs are rounded to 8
-    /// significant bits, products accumulate in float32, and layer norms, softmax, dropout, the mean and the normalisation of A stay
-    /// float32, as do the weights the optimiser updates. Not exact: the scores move by about the rounding (see the README's
-    /// Performance section for the AUC measured both ways).</summary>
+    /// <summary>dtype of the Q-Former layers' matrix products, null (the default) for the weights' own float32. BFloat16 runs them
+    /// about 2.4x faster on CPUs with native bf16 products (AVX512-BF16, AMX) and on GPUs: inputs, weights and outputs are rounded to
+    /// 8 significant bits and products accumulate in float32; layer norms, softmax, dropout, the mean over queries, the d·r head (once
+    /// per sample) and the normalisation of A stay float32, as do the weights the optimiser updates. Not exact: the scores move by
+    /// about the rounding (see the README's Performance section for the AUC measured both ways).</summary>
     public ScalarType? MatmulDtype
     {
         get => _matmulDtype;
@@ -278,8 +278,9 @@ public sealed class QueryGenerator : nn.Module
         q = Llm.FastDropout.Apply(q, _dropout, training, FastDropout);
         foreach (var layer in layers) q = layer.Forward(q, source);
         // mean_q(head(q)) = head(mean_q(q)) exactly (the head is linear): the d*r-wide head runs once per sample, not per query.
-        var v = HeadAfterMean ? GeneratorMatmul.Linear(head, q.mean(new long[] { 1 }), MatmulDtype)                 // [B, d*r]
-                              : GeneratorMatmul.Linear(head, q, MatmulDtype).mean(new long[] { 1 });                  // [B, Q, d*r] -> [B, d*r] (the paper's way)
+        // The head stays float32 whatever MatmulDtype says: it runs once per sample (after the mean), and A_b is what the LLM reads.
+        var v = HeadAfterMean ? head.call(q.mean(new long[] { 1 }))                   // [B, d*r]
+                              : head.call(q).mean(new long[] { 1 });                  // [B, Q, d*r] -> [B, d*r] (the paper's way)
         v = nn.functional.normalize(v, p: 2, dim: 1);
         return v.view(b, _dModel, _rank).MoveToOuterDisposeScope();                    // [B, d, r]
     }
