@@ -198,12 +198,16 @@ public class CliTests
         }
     }
 
+    /// <summary>A tiny <c>cora bench score</c> on the shared slice (compact generator, one repeat of 4 rows) with more arguments.</summary>
+    private static (int code, string stdout, string stderr) TinyBenchScore(params string[] more) =>
+        Cli(new[] { "bench", "score", "--llm", Slice.LlmPath, "--data", Path.GetDirectoryName(Slice.TrainPath)!, "--generator", "compact",
+            "--repeats", "1", "--rows", "4", "--batch", "2" }.Concat(more).ToArray());
+
     [TestMethod]
     public void BenchAlternatesRoundsAndReportsTheMedianRatio()
     {
         using var dir = TestPaths.Temp();
-        var (code, stdout, err) = Cli("bench", "score", "--llm", Slice.LlmPath, "--data", Path.GetDirectoryName(Slice.TrainPath)!, "--generator", "compact",
-            "--repeats", "1", "--rows", "4", "--batch", "2", "--baseline", "NarrowHeadKernel", "--rounds", "3", "--json", dir["r.json"]);
+        var (code, stdout, err) = TinyBenchScore("--baseline", "NarrowHeadKernel", "--rounds", "3", "--json", dir["r.json"]);
         Assert.AreEqual(0, code, err);
         StringAssert.Contains(stdout, "round 3/3: cora");
         StringAssert.Contains(stdout, "median of 3 alternating rounds");
@@ -222,8 +226,7 @@ public class CliTests
     public void BenchComparesTheGeneratorDtypesAndRecordsThem()
     {
         using var dir = TestPaths.Temp();
-        var (code, stdout, err) = Cli("bench", "score", "--llm", Slice.LlmPath, "--data", Path.GetDirectoryName(Slice.TrainPath)!, "--generator", "compact",
-            "--repeats", "1", "--rows", "4", "--batch", "2", "--generator-dtype", "bf16", "--baseline", "generator-fp32", "--json", dir["r.json"]);
+        var (code, stdout, err) = TinyBenchScore("--generator-dtype", "bf16", "--baseline", "generator-fp32", "--json", dir["r.json"]);
         Assert.AreEqual(0, code, err);
         StringAssert.Contains(stdout, "generator products: bf16 (--generator-dtype bf16)");
         StringAssert.Contains(stdout, "ratio cora / generator in fp32");
@@ -231,8 +234,7 @@ public class CliTests
         Assert.AreEqual("bf16", (string)j["generator_dtype"]!);
         Assert.AreEqual("fp32", (string)j["baseline"]!["generator_dtype"]!);
         Assert.AreEqual("generator-fp32", (string)j["baseline"]!["plan"]!);
-        (code, stdout, err) = Cli("bench", "score", "--llm", Slice.LlmPath, "--data", Path.GetDirectoryName(Slice.TrainPath)!, "--generator", "compact",
-            "--repeats", "1", "--rows", "4", "--batch", "2", "--generator-dtype", "bf16", "--baseline", "paper", "--json", dir["p.json"]);
+        (code, stdout, err) = TinyBenchScore("--generator-dtype", "bf16", "--baseline", "paper", "--json", dir["p.json"]);
         Assert.AreEqual(0, code, err);
         j = JsonNode.Parse(File.ReadAllText(dir["p.json"]))!;
         Assert.AreEqual("bf16", (string)j["generator_dtype"]!);
