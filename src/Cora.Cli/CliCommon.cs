@@ -48,8 +48,7 @@ internal static class Cli
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"model not found: '{path}'.");
         var ml = new MLContext(seed: 1);
-        var t = CoraTransformer.Find(ml.Model.LoadCora(path, out _, on.Device, on.Dtype));
-        t.Model.GeneratorDtype = on.GeneratorDtype;
+        var t = CoraTransformer.Find(ml.Model.LoadCora(path, out _, on.Device, on.Dtype, on.GeneratorDtype));
         if (scoringBatchSize > 0) t.ScoringBatchSize = scoringBatchSize;
         return (ml, t);
     }

@@ -34,19 +34,22 @@ public static class CoraMLContextExtensions
     /// <summary>
     /// Registers Cora on the model catalog's context and loads a model: <c>mlContext.Model.LoadCora(path, out schema)</c>.
     /// A model scores on any device whatever device it was trained on: <paramref name="device"/> cpu (default), cuda,
-    /// cuda:N or auto; <paramref name="llmDtype"/> auto (bf16 on CUDA, fp32 on the CPU), bf16, fp16 or fp32.
+    /// cuda:N or auto; <paramref name="llmDtype"/> auto (bf16 on CUDA, fp32 on the CPU), bf16, fp16 or fp32;
+    /// <paramref name="generatorDtype"/> the query generator's matrix products: auto (default: bf16 on a CPU with native bf16
+    /// products, fp32 elsewhere), bf16 or fp32 (not stored in the model: its weights are fp32 either way).
     /// </summary>
     public static ITransformer LoadCora(this ModelOperationsCatalog models, string filePath, out DataViewSchema inputSchema,
-        string? device = null, string? llmDtype = null)
+        string? device = null, string? llmDtype = null, string? generatorDtype = null)
     {
         if (Runtime.CoraDevice.DeviceError(device) is { } de) throw new ArgumentException(de + ".", nameof(device));
         if (Runtime.CoraDevice.DtypeError(llmDtype) is { } te) throw new ArgumentException(te + ".", nameof(llmDtype));
+        if (Runtime.CoraDevice.GeneratorDtypeError(generatorDtype) is { } ge) throw new ArgumentException(ge + ".", nameof(generatorDtype));
         Data.FileChecks.RequireRegularFile(filePath, "Model file");
         // Checked here so that a file that is not a zip gets Cora's message and ML.NET leaves no temporary folder behind.
         try { using var z = System.IO.Compression.ZipFile.OpenRead(filePath); }
         catch (InvalidDataException e) { throw new InvalidDataException($"{filePath}: not a model file (not a readable zip: {e.Message}).", e); }
         MlNetInternals.EnvironmentOf(models).ComponentCatalog.RegisterCora();
-        CoraTransformer.PendingLoad = (device, llmDtype);
+        CoraTransformer.PendingLoad = (device, llmDtype, generatorDtype);
         try { return models.Load(filePath, out inputSchema); }
         finally { CoraTransformer.PendingLoad = null; }
     }

@@ -146,5 +146,17 @@ public class GeneratorBf16Tests
         o.GeneratorDtype = "half";
         var e = Assert.ThrowsExactly<ArgumentException>(() => ml.Recommendation().Trainers.Cora(o));
         StringAssert.Contains(e.Message, "GeneratorDtype: unknown generator dtype 'half'");
+
+        // Loading: the choice is a load argument (not stored in the file); the default is auto.
+        using var dir = TestPaths.Temp();
+        ml.Model.Save(t, null, dir["m.zip"]);
+        var fp32 = CoraTransformer.Find(new MLContext(seed: 1).Model.LoadCora(dir["m.zip"], out _, generatorDtype: "fp32"));
+        Assert.AreEqual("fp32", fp32.Model.GeneratorDtype);
+        Assert.IsNull(fp32.Model.Trainable.query_generator!.MatmulDtype);
+        var auto = CoraTransformer.Find(new MLContext(seed: 1).Model.LoadCora(dir["m.zip"], out _));
+        Assert.AreEqual(CoraDefaults.GeneratorDtype, auto.Model.GeneratorDtype);
+        var bad = Assert.ThrowsExactly<ArgumentException>(() => new MLContext(seed: 1).Model.LoadCora(dir["m.zip"], out _, generatorDtype: "int8"));
+        StringAssert.Contains(bad.Message, "unknown generator dtype 'int8'");
+        fp32.Model.Dispose(); auto.Model.Dispose();
     }
 }
