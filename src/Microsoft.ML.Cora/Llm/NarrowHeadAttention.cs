@@ -286,17 +286,23 @@ public static class NarrowHeadAttention
             var ds = p * (dpv - vd);                                                              // dS_ij
             d0 = Vector256.FusedMultiplyAdd(ds, k0, d0); d1 = Vector256.FusedMultiplyAdd(ds, k1, d1); d2 = Vector256.FusedMultiplyAdd(ds, k2, d2); d3 = Vector256.FusedMultiplyAdd(ds, k3, d3);
             d4 = Vector256.FusedMultiplyAdd(ds, k4, d4); d5 = Vector256.FusedMultiplyAdd(ds, k5, d5); d6 = Vector256.FusedMultiplyAdd(ds, k6, d6); d7 = Vector256.FusedMultiplyAdd(ds, k7, d7);
-            for (int d = 0; d < 8; d++)
-            {
-                float* dk = dkt + d * tp + o8, dv = dvt + d * tp + o8;
-                Vector256.FusedMultiplyAdd(Vector256.Create(qi[d]), ds, Vector256.Load(dk)).Store(dk);   // dk_j += dS_ij · (scale · q_i)
-                Vector256.FusedMultiplyAdd(Vector256.Create(gi[d]), p, Vector256.Load(dv)).Store(dv);    // dv_j += P_ij · dO_i
-            }
+            // dk_j += dS_ij · (scale · q_i), dv_j += P_ij · dO_i, one row of each per dimension (the broadcasts are the registers above)
+            Accumulate(dkt + o8, dvt + o8, 0, q0, g0, ds, p); Accumulate(dkt + o8, dvt + o8, tp, q1, g1, ds, p);
+            Accumulate(dkt + o8, dvt + o8, 2 * tp, q2, g2, ds, p); Accumulate(dkt + o8, dvt + o8, 3 * tp, q3, g3, ds, p);
+            Accumulate(dkt + o8, dvt + o8, 4 * tp, q4, g4, ds, p); Accumulate(dkt + o8, dvt + o8, 5 * tp, q5, g5, ds, p);
+            Accumulate(dkt + o8, dvt + o8, 6 * tp, q6, g6, ds, p); Accumulate(dkt + o8, dvt + o8, 7 * tp, q7, g7, ds, p);
         }
         dq[0] = Vector256.Sum(d0) * scale; dq[1] = Vector256.Sum(d1) * scale; dq[2] = Vector256.Sum(d2) * scale; dq[3] = Vector256.Sum(d3) * scale;
         dq[4] = Vector256.Sum(d4) * scale; dq[5] = Vector256.Sum(d5) * scale; dq[6] = Vector256.Sum(d6) * scale; dq[7] = Vector256.Sum(d7) * scale;
     }
 
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Accumulate(float* dk, float* dv, int offset, Vector256<float> q, Vector256<float> g, Vector256<float> ds, Vector256<float> p)
+    {
+        Vector256.FusedMultiplyAdd(q, ds, Vector256.Load(dk + offset)).Store(dk + offset);
+        Vector256.FusedMultiplyAdd(g, p, Vector256.Load(dv + offset)).Store(dv + offset);
+    }
 
     /// <summary>e^x for float32 lanes, relative error below 4e-7, about 3 ulp (a degree-6 polynomial after range reduction by ln 2); below
     /// -87.3 (e.g. the -inf of masked keys) exactly 0. .NET's <c>Vector256.Exp</c> computes float lanes in double, twice the work.</summary>
