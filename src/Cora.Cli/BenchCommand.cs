@@ -129,7 +129,8 @@ internal static class BenchCommand
         };
         baseline.AcceptOnlyFromAmong(ComputePlan.SwitchNames.Prepend("generator-fp32").Prepend("paper").Concat(name == "transform" ? new[] { "direct" } : Array.Empty<string>()).ToArray());
         var rounds = Positive("--rounds", 1, "With --baseline: measure Cora and the baseline this many times in alternation (ABAB...) and report " +
-            "the median of the per-round ratios, so that a machine whose speed drifts affects both sides alike.");
+            "the median of the per-round ratios, so that a machine whose speed drifts affects both sides alike. With more than one round, one " +
+            "untimed round of both comes first (the process warms up: JIT tiers, allocator arenas; the first timed round used to read 10-25% slow).");
         var json = JsonOption();
         var cmd = new Command(name, description) { llm, data, generator, method, batch, repeats, profile, baseline, rounds, json };
         if (name == "train-step") { cmd.Options.Add(shape); cmd.Options.Add(tokens); }
@@ -176,6 +177,11 @@ internal static class BenchCommand
             string generatorName = CoraDevice.DtypeName(CoraDevice.ResolveGeneratorDtype(on.GeneratorDtype, device));
             if (setup.Model.Trainable.query_generator is not null) c.Out.WriteLine($"generator products: {generatorName} (--generator-dtype {on.GeneratorDtype})");
             WorkloadFigures fast = null!; WorkloadFigures? other = null;
+            if (roundCount > 1)
+            {
+                c.Out.WriteLine("warm-up round (not counted)");
+                Run(ComputePlan.Fast); RunBaseline();
+            }
             for (int r = 0; r < roundCount; r++)
             {
                 fast = Run(ComputePlan.Fast);

@@ -209,6 +209,8 @@ public class CliTests
         using var dir = TestPaths.Temp();
         var (code, stdout, err) = TinyBenchScore("--baseline", "NarrowHeadKernel", "--rounds", "3", "--json", dir["r.json"]);
         Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "warm-up round (not counted)");
+        Assert.IsTrue(stdout.IndexOf("warm-up round") < stdout.IndexOf("round 1/3: cora"), "the warm-up round comes first");
         StringAssert.Contains(stdout, "round 3/3: cora");
         StringAssert.Contains(stdout, "median of 3 alternating rounds");
         var j = JsonNode.Parse(File.ReadAllText(dir["r.json"]))!;
