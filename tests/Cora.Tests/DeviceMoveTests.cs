@@ -199,6 +199,26 @@ public class DeviceMoveTests
     }
 
     [TestMethod]
+    public void CoraShortensTheOpenMpSpinUnlessTheUserSetIt()
+    {
+        string Doctor(string? spin)
+        {
+            var psi = new ProcessStartInfo("dotnet", $"\"{Path.Combine(AppContext.BaseDirectory, "cora.dll")}\" doctor --seconds 0")
+                { RedirectStandardOutput = true, RedirectStandardError = true };
+            psi.Environment.Remove("GOMP_SPINCOUNT"); psi.Environment.Remove("OMP_WAIT_POLICY");
+            if (spin is not null) psi.Environment["GOMP_SPINCOUNT"] = spin;
+            using var p = Process.Start(psi)!;
+            string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+            Assert.IsTrue(p.WaitForExit(120_000), "doctor finished");
+            Assert.AreEqual(0, p.ExitCode, output);
+            return output;
+        }
+        StringAssert.Contains(Doctor(null), $"GOMP_SPINCOUNT {OpenMpSpin.SpinCount} (set by Cora)");
+        StringAssert.Contains(Doctor("1234"), "GOMP_SPINCOUNT 1234 (set before Cora started)");
+        if (OperatingSystem.IsLinux() && OpenMpSpin.Applied) Assert.AreEqual(OpenMpSpin.SpinCount, OpenMpSpin.NativeValue("GOMP_SPINCOUNT"));
+    }
+
+    [TestMethod]
     public void ABuildWithoutLibTorchRunsOnTheOneNamedByCoraLibtorch()
     {
         // The CLI's files without the libtorch natives (as -p:CoraLibTorchPackage=none leaves them), linked into a temp folder.

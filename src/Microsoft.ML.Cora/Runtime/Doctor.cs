@@ -30,6 +30,9 @@ public static class Doctor
             using (torch.zeros(1)) { }   // starts TorchSharp's native side
             list.Add(new("libtorch", LibTorchRuntime.LoadedFrom() ?? "(loaded; location unknown)"));
             list.Add(new("threads", $"{torch.get_num_threads()} intra-op ({Environment.ProcessorCount} logical CPUs)"));
+            list.Add(new("openmp spin", OpenMpSpin.NativeValue("GOMP_SPINCOUNT") is { } spin
+                ? $"GOMP_SPINCOUNT {spin} ({(OpenMpSpin.Applied ? "set by Cora" : "set before Cora started")})"
+                : OpenMpSpin.NativeValue("OMP_WAIT_POLICY") is { } policy ? $"OMP_WAIT_POLICY {policy} (yours)" : "libgomp's default"));
             list.Add(new("cpu bf16 products", CoraDevice.CpuHasNativeBf16
                 ? "native (avx512_bf16 or amx_bf16): --generator-dtype auto = bf16 on the CPU"
                 : "not native: --generator-dtype auto = fp32"));
