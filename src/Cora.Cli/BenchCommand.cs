@@ -153,7 +153,7 @@ internal static class BenchCommand
             WorkloadFigures Run(ComputePlan plan, bool direct = false, bool generatorFp32 = false)
             {
                 setup.Model.Plan = plan;
-                setup.Model.GeneratorDtype = generatorFp32 || plan == ComputePlan.Paper ? "fp32" : on.GeneratorDtype;
+                setup.Model.GeneratorDtype = generatorFp32 ? "fp32" : on.GeneratorDtype;
                 if (direct) return ModelBench.Score(setup.Model, setup.Rows, b, per, n, p.GetValue(profile));
                 return name switch
                 {
@@ -163,11 +163,12 @@ internal static class BenchCommand
                 };
             }
             var baselineName = p.GetValue(baseline);
+            bool baselineFp32 = baselineName is "paper" or "generator-fp32";   // the paper's way computes the generator in fp32
             WorkloadFigures? RunBaseline() => baselineName switch
             {
                 null => null,
-                "paper" => Run(ComputePlan.Paper),
-                "generator-fp32" => Run(ComputePlan.Fast, generatorFp32: true),
+                "paper" => Run(ComputePlan.Paper, generatorFp32: baselineFp32),
+                "generator-fp32" => Run(ComputePlan.Fast, generatorFp32: baselineFp32),
                 "direct" => Run(ComputePlan.Fast, direct: true),
                 _ => Run(ComputePlan.Fast.Without(baselineName)),
             };
@@ -208,7 +209,7 @@ internal static class BenchCommand
                     o["ratio"] = ratio; o["rounds"] = roundCount; o["round_ratios"] = new JsonArray(ratios.Select(x => (JsonNode)x).ToArray());
                 }
                 o["model"] = setup.Label; o["device"] = device.ToString(); o["llm_dtype"] = CoraDevice.DtypeName(dtype); o["generator_dtype"] = generatorName;
-                if (o["baseline"] is JsonObject bo) bo["generator_dtype"] = baselineName is "paper" or "generator-fp32" ? "fp32" : generatorName;
+                if (o["baseline"] is JsonObject bo) bo["generator_dtype"] = baselineFp32 ? "fp32" : generatorName;
                 Cli.WriteJson(j, o);
             }
             return 0;

@@ -103,8 +103,7 @@ public sealed class CoraModel : IDisposable
             YesTokenId = PromptBuilder.AnswerTokenId(llm.Tokenizer);
         }
         Trainable = BuildTrainable(options, llm, cf.EmbeddingDim);
-        if (llm is not null) To(llm.Device);
-        ApplyGeneratorDtype();
+        if (llm is not null) To(llm.Device);   // also resolves GeneratorDtype (methods without an LLM have no generator)
     }
 
     /// <summary>The method's trainable parts for these options (also built on the "meta" device to learn the shapes a saved model must have).</summary>

@@ -103,7 +103,7 @@ public sealed class BertAttention : nn.Module
         {
             // softmax over one key is exactly 1: every query reads the source's value. Attention dropout drops that weight
             // (keeps it scaled by 1 / (1 - p)) independently per batch row, head and query, as SDPA's dropout would.
-            var v = GeneratorMatmul.Linear(value, source, MatmulDtype);                                                      // [B, 1, H]
+            var v = GeneratorMatmul.Linear(value, source, MatmulDtype);                       // [B, 1, H]
             if (training && _dropout > 0)
             {
                 var keep = Llm.FastDropout.Apply(torch.ones(b, q, _heads, 1, dtype: v.dtype, device: v.device), _dropout, true, FastDropout);  // [B, Q, h, 1]

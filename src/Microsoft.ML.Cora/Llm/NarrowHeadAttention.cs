@@ -80,8 +80,6 @@ public static class NarrowHeadAttention
         }
     }
 
-    private static ParallelOptions Parallelism() => new() { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) };
-
     /// <returns>output [B, T, H, hd]; lse [B, H, T] (log-sum-exp of each query's scaled scores) when asked</returns>
     private static unsafe (Tensor output, Tensor? lse) Forward(Tensor q, Tensor k, Tensor v, bool saveLse)
     {

@@ -55,7 +55,7 @@ public sealed class AdamW : IDisposable
             using var scope = torch.NewDisposeScope();
             var g = p.grad;
             if (g is null) continue;
-            if (Fused && g.device_type == DeviceType.CPU && g.dtype == ScalarType.Float32 && g.is_contiguous() && g.numel() <= int.MaxValue)
+            if (Fused && IsHostFloats(g))
             {
                 if (!AllFinite(g)) return false;
             }
@@ -88,10 +88,7 @@ public sealed class AdamW : IDisposable
         }
     }
 
-    private static bool CanFuse(Tensor p, Tensor g, Tensor m, Tensor v) =>
-        p.device_type == DeviceType.CPU && g.device_type == DeviceType.CPU
-        && p.dtype == ScalarType.Float32 && g.dtype == ScalarType.Float32 && m.dtype == ScalarType.Float32 && v.dtype == ScalarType.Float32
-        && p.is_contiguous() && g.is_contiguous() && m.is_contiguous() && v.is_contiguous() && p.numel() <= int.MaxValue;
+    private static bool CanFuse(Tensor p, Tensor g, Tensor m, Tensor v) => IsHostFloats(p) && IsHostFloats(g) && IsHostFloats(m) && IsHostFloats(v);
 
     /// <summary>p ← p·(1 - lr·decay) - stepSize · m' / (sqrt(v') / bc2Sqrt + eps), with m' = β1·m + (1-β1)·g and
     /// v' = β2·v + (1-β2)·g², in one pass (chunks in parallel over libtorch's thread count).</summary>
@@ -104,7 +101,7 @@ public sealed class AdamW : IDisposable
         float* pp = Floats(p), gp = Floats(g), mp = Floats(m), vp = Floats(v);
         const int Chunk = 1 << 16;
         int chunks = (n + Chunk - 1) / Chunk;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) },
+        Parallel.For(0, chunks, Parallelism(),
             [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] (c) =>
         {
             int i = c * Chunk, end = Math.Min(n, i + Chunk);
