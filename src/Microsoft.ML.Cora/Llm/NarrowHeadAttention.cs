@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static Microsoft.ML.Cora.Runtime.HostTensor;
 using static TorchSharp.torch;
@@ -109,7 +110,7 @@ public static class NarrowHeadAttention
                         float* qrow = qp + (((long)bi * t + i) * h + head) * hd;
                         for (int d = 0; d < hd; d++) qi[d] = qrow[d] * scale;
                         int nv = i / W + 1;                                      // vectors covering keys 0..i
-                        float max = Scores(qi, kt, s, hd, tp, nv, i);
+                        float max = hd == 8 ? Scores8(qi, kt, s, tp, nv, i) : Scores(qi, kt, s, hd, tp, nv, i);
                         float* orow = op + (((long)bi * t + i) * h + head) * hd;
                         float sum = hd == 8 ? Weighted8(s, vt, tp, nv, max, orow) : Weighted(s, vt, hd, tp, nv, max, orow);
                         if (lp is not null) lp[((long)bi * h + head) * t + i] = max + MathF.Log(sum);
@@ -182,7 +183,7 @@ public static class NarrowHeadAttention
                 for (int j = 0; j < t; j++)
                 {
                     long krow = (((long)bi * t + j) * kv + g) * hd;
-                    for (int d = 0; d < hd; d++) { dkp[krow + d] = dkt[d * tp + j]; dvp[krow + d] = dvt[d * tp + j]; }
+                    for (int d = 0; d < hd; d++) { long at = At(d, j, hd, tp); dkp[krow + d] = dkt[at]; dvp[krow + d] = dvt[at]; }
                 }
             }
         });
@@ -203,10 +204,70 @@ public static class NarrowHeadAttention
         }
         for (int j = last + 1; j < nv * W; j++) s[j] = float.NegativeInfinity;
         var vmax = Vector256.Create(float.NegativeInfinity);
-        for (int jv = 0; jv < nv; jv++) vmax = Vector256.Max(vmax, Vector256.Load(s + jv * W));
-        float max = float.NegativeInfinity;
-        for (int l = 0; l < W; l++) max = MathF.Max(max, vmax.GetElement(l));
-        return max;
+        for (int jv = 0; jv < nv; jv++) vmax = Max(vmax, Vector256.Load(s + jv * W));
+        return HorizontalMax(vmax);
+    }
+
+    /// <summary><see cref="Scores"/> for 8-wide heads: the query's eight broadcasts held in registers, the dot products as two
+    /// independent chains, the maximum taken as the scores are made (masking only in the last vector).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe float Scores8(float* qi, float* kt, float* s, int tp, int nv, int last)
+    {
+        Vector256<float> q0 = Vector256.Create(qi[0]), q1 = Vector256.Create(qi[1]), q2 = Vector256.Create(qi[2]), q3 = Vector256.Create(qi[3]),
+            q4 = Vector256.Create(qi[4]), q5 = Vector256.Create(qi[5]), q6 = Vector256.Create(qi[6]), q7 = Vector256.Create(qi[7]);
+        var m0 = Vector256.Create(float.NegativeInfinity); var m1 = m0;
+        int end = nv * W;
+        for (int o8 = 0; o8 < end; o8 += W)
+        {
+            float* kb = kt + o8 * 8;                                                           // this block's 8 x 8 keys (see At)
+            var a = q0 * Vector256.Load(kb); var b = q1 * Vector256.Load(kb + 8);
+            a = Vector256.FusedMultiplyAdd(q2, Vector256.Load(kb + 16), a); b = Vector256.FusedMultiplyAdd(q3, Vector256.Load(kb + 24), b);
+            a = Vector256.FusedMultiplyAdd(q4, Vector256.Load(kb + 32), a); b = Vector256.FusedMultiplyAdd(q5, Vector256.Load(kb + 40), b);
+            a = Vector256.FusedMultiplyAdd(q6, Vector256.Load(kb + 48), a); b = Vector256.FusedMultiplyAdd(q7, Vector256.Load(kb + 56), b);
+            var sc = a + b;
+            if (o8 + W > last + 1) sc = Vector256.ConditionalSelect(Upto(o8, last), sc, Vector256.Create(float.NegativeInfinity));   // keys after `last`
+            sc.Store(s + o8);
+            if ((o8 & W) == 0) m0 = Max(m0, sc); else m1 = Max(m1, sc);
+        }
+        return HorizontalMax(Max(m0, m1));
+    }
+
+    /// <summary>Lanes of keys o8..o8+7 that are at most <paramref name="last"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Upto(int o8, int last) =>
+        Vector256.LessThanOrEqual(Vector256.Create(0f, 1, 2, 3, 4, 5, 6, 7), Vector256.Create((float)(last - o8)));
+
+    /// <summary>Lane-wise maximum as one vmaxps where AVX is there (scores are never NaN here; <c>Vector256.Max</c> adds
+    /// IEEE NaN and signed-zero handling, three dependent instructions per call).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Avx.IsSupported ? Avx.Max(a, b) : Vector256.Max(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float HorizontalMax(Vector256<float> v)
+    {
+        if (!Avx.IsSupported)
+        {
+            float max = float.NegativeInfinity;
+            for (int l = 0; l < W; l++) max = MathF.Max(max, v.GetElement(l));
+            return max;
+        }
+        var m = Avx.Max(v, Avx.Permute2x128(v, v, 1));
+        m = Avx.Max(m, Avx.Permute(m, 0b01_00_11_10));
+        m = Avx.Max(m, Avx.Permute(m, 0b10_11_00_01));
+        return m.ToScalar();
+    }
+
+    /// <summary>The eight lane sums of a0..a7 as one vector, [Σa0, Σa1, ..., Σa7].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Sums8(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3,
+        Vector256<float> a4, Vector256<float> a5, Vector256<float> a6, Vector256<float> a7)
+    {
+        if (!Avx.IsSupported)
+            return Vector256.Create(Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3),
+                Vector256.Sum(a4), Vector256.Sum(a5), Vector256.Sum(a6), Vector256.Sum(a7));
+        var h0123 = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));   // [a0..a3 low halves | a0..a3 high halves]
+        var h4567 = Avx.HorizontalAdd(Avx.HorizontalAdd(a4, a5), Avx.HorizontalAdd(a6, a7));
+        return Avx.Permute2x128(h0123, h4567, 0x20) + Avx.Permute2x128(h0123, h4567, 0x31);
     }
 
 
@@ -233,23 +294,22 @@ public static class NarrowHeadAttention
     {
         var vmax = Vector256.Create(max);
         Vector256<float> vsum = default, a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-        float* v0 = vt, v1 = vt + tp, v2 = vt + 2 * tp, v3 = vt + 3 * tp, v4 = vt + 4 * tp, v5 = vt + 5 * tp, v6 = vt + 6 * tp, v7 = vt + 7 * tp;
         for (int o8 = 0; o8 < nv * W; o8 += W)
         {
-            var p = Exp(Vector256.Load(s + o8) - vmax);       // masked keys: exp(-inf) = 0
+            float* vb = vt + o8 * 8;                                  // this block's 8 x 8 values (see At)
+            var p = Exp(Vector256.Load(s + o8) - vmax);               // masked keys: exp(-inf) = 0
             vsum += p;
-            a0 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v0 + o8), a0);
-            a1 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v1 + o8), a1);
-            a2 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v2 + o8), a2);
-            a3 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v3 + o8), a3);
-            a4 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v4 + o8), a4);
-            a5 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v5 + o8), a5);
-            a6 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v6 + o8), a6);
-            a7 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v7 + o8), a7);
+            a0 = Vector256.FusedMultiplyAdd(p, Vector256.Load(vb), a0);
+            a1 = Vector256.FusedMultiplyAdd(p, Vector256.Load(vb + 8), a1);
+            a2 = Vector256.FusedMultiplyAdd(p, Vector256.Load(vb + 16), a2);
+            a3 = Vector256.FusedMultiplyAdd(p, Vector256.Load(vb + 24), a3);
+            a4 = Vector256.FusedMultiplyAdd(p, Vector256.Load(vb + 32), a4);
+            a5 = Vector256.FusedMultiplyAdd(p, Vector256.Load(vb + 40), a5);
+            a6 = Vector256.FusedMultiplyAdd(p, Vector256.Load(vb + 48), a6);
+            a7 = Vector256.FusedMultiplyAdd(p, Vector256.Load(vb + 56), a7);
         }
-        float sum = Vector256.Sum(vsum), inv = 1f / sum;
-        o[0] = Vector256.Sum(a0) * inv; o[1] = Vector256.Sum(a1) * inv; o[2] = Vector256.Sum(a2) * inv; o[3] = Vector256.Sum(a3) * inv;
-        o[4] = Vector256.Sum(a4) * inv; o[5] = Vector256.Sum(a5) * inv; o[6] = Vector256.Sum(a6) * inv; o[7] = Vector256.Sum(a7) * inv;
+        float sum = Vector256.Sum(vsum);
+        (Sums8(a0, a1, a2, a3, a4, a5, a6, a7) * Vector256.Create(1f / sum)).Store(o);
         return sum;
     }
 
@@ -265,33 +325,32 @@ public static class NarrowHeadAttention
             g4 = Vector256.Create(gi[4]), g5 = Vector256.Create(gi[5]), g6 = Vector256.Create(gi[6]), g7 = Vector256.Create(gi[7]);
         Vector256<float> d0 = default, d1 = default, d2 = default, d3 = default, d4 = default, d5 = default, d6 = default, d7 = default;
         var vl = Vector256.Create(lse); var vd = Vector256.Create(delta);
-        var lane = Vector256.Create(0f, 1, 2, 3, 4, 5, 6, 7);
         for (int o8 = 0; o8 < nv * W; o8 += W)
         {
-            var k0 = Vector256.Load(kt + o8); var k1 = Vector256.Load(kt + tp + o8); var k2 = Vector256.Load(kt + 2 * tp + o8); var k3 = Vector256.Load(kt + 3 * tp + o8);
-            var k4 = Vector256.Load(kt + 4 * tp + o8); var k5 = Vector256.Load(kt + 5 * tp + o8); var k6 = Vector256.Load(kt + 6 * tp + o8); var k7 = Vector256.Load(kt + 7 * tp + o8);
-            var sc = q0 * k0;
-            sc = Vector256.FusedMultiplyAdd(q1, k1, sc); sc = Vector256.FusedMultiplyAdd(q2, k2, sc); sc = Vector256.FusedMultiplyAdd(q3, k3, sc);
-            sc = Vector256.FusedMultiplyAdd(q4, k4, sc); sc = Vector256.FusedMultiplyAdd(q5, k5, sc); sc = Vector256.FusedMultiplyAdd(q6, k6, sc);
-            sc = Vector256.FusedMultiplyAdd(q7, k7, sc);
-            var p = Exp(sc - vl);                                                       // P_ij
-            if (o8 + W > last + 1) p = Vector256.ConditionalSelect(Vector256.LessThanOrEqual(lane + Vector256.Create((float)o8), Vector256.Create((float)last)), p, Vector256<float>.Zero);
-            var dpv = g0 * Vector256.Load(vt + o8);                                               // dP_ij = dO_i . v_j
-            dpv = Vector256.FusedMultiplyAdd(g1, Vector256.Load(vt + tp + o8), dpv); dpv = Vector256.FusedMultiplyAdd(g2, Vector256.Load(vt + 2 * tp + o8), dpv);
-            dpv = Vector256.FusedMultiplyAdd(g3, Vector256.Load(vt + 3 * tp + o8), dpv); dpv = Vector256.FusedMultiplyAdd(g4, Vector256.Load(vt + 4 * tp + o8), dpv);
-            dpv = Vector256.FusedMultiplyAdd(g5, Vector256.Load(vt + 5 * tp + o8), dpv); dpv = Vector256.FusedMultiplyAdd(g6, Vector256.Load(vt + 6 * tp + o8), dpv);
-            dpv = Vector256.FusedMultiplyAdd(g7, Vector256.Load(vt + 7 * tp + o8), dpv);
-            var ds = p * (dpv - vd);                                                              // dS_ij
-            d0 = Vector256.FusedMultiplyAdd(ds, k0, d0); d1 = Vector256.FusedMultiplyAdd(ds, k1, d1); d2 = Vector256.FusedMultiplyAdd(ds, k2, d2); d3 = Vector256.FusedMultiplyAdd(ds, k3, d3);
-            d4 = Vector256.FusedMultiplyAdd(ds, k4, d4); d5 = Vector256.FusedMultiplyAdd(ds, k5, d5); d6 = Vector256.FusedMultiplyAdd(ds, k6, d6); d7 = Vector256.FusedMultiplyAdd(ds, k7, d7);
+            // This block's 8 x 8 keys, values and their gradients (see At): one base each, the dimensions at fixed offsets.
+            float* kb = kt + o8 * 8, vb = vt + o8 * 8, dkb = dkt + o8 * 8, dvb = dvt + o8 * 8;
+            var sa = q0 * Vector256.Load(kb); var sb = q1 * Vector256.Load(kb + 8);
+            sa = Vector256.FusedMultiplyAdd(q2, Vector256.Load(kb + 16), sa); sb = Vector256.FusedMultiplyAdd(q3, Vector256.Load(kb + 24), sb);
+            sa = Vector256.FusedMultiplyAdd(q4, Vector256.Load(kb + 32), sa); sb = Vector256.FusedMultiplyAdd(q5, Vector256.Load(kb + 40), sb);
+            sa = Vector256.FusedMultiplyAdd(q6, Vector256.Load(kb + 48), sa); sb = Vector256.FusedMultiplyAdd(q7, Vector256.Load(kb + 56), sb);
+            var p = Exp(sa + sb - vl);                                                            // P_ij
+            if (o8 + W > last + 1) p = Vector256.ConditionalSelect(Upto(o8, last), p, Vector256<float>.Zero);
+            var pa = g0 * Vector256.Load(vb); var pb = g1 * Vector256.Load(vb + 8);              // dP_ij = dO_i . v_j
+            pa = Vector256.FusedMultiplyAdd(g2, Vector256.Load(vb + 16), pa); pb = Vector256.FusedMultiplyAdd(g3, Vector256.Load(vb + 24), pb);
+            pa = Vector256.FusedMultiplyAdd(g4, Vector256.Load(vb + 32), pa); pb = Vector256.FusedMultiplyAdd(g5, Vector256.Load(vb + 40), pb);
+            pa = Vector256.FusedMultiplyAdd(g6, Vector256.Load(vb + 48), pa); pb = Vector256.FusedMultiplyAdd(g7, Vector256.Load(vb + 56), pb);
+            var ds = p * (pa + pb - vd);                                                          // dS_ij
+            d0 = Vector256.FusedMultiplyAdd(ds, Vector256.Load(kb), d0); d1 = Vector256.FusedMultiplyAdd(ds, Vector256.Load(kb + 8), d1);
+            d2 = Vector256.FusedMultiplyAdd(ds, Vector256.Load(kb + 16), d2); d3 = Vector256.FusedMultiplyAdd(ds, Vector256.Load(kb + 24), d3);
+            d4 = Vector256.FusedMultiplyAdd(ds, Vector256.Load(kb + 32), d4); d5 = Vector256.FusedMultiplyAdd(ds, Vector256.Load(kb + 40), d5);
+            d6 = Vector256.FusedMultiplyAdd(ds, Vector256.Load(kb + 48), d6); d7 = Vector256.FusedMultiplyAdd(ds, Vector256.Load(kb + 56), d7);
             // dk_j += dS_ij · (scale · q_i), dv_j += P_ij · dO_i, one row of each per dimension (the broadcasts are the registers above)
-            Accumulate(dkt + o8, dvt + o8, 0, q0, g0, ds, p); Accumulate(dkt + o8, dvt + o8, tp, q1, g1, ds, p);
-            Accumulate(dkt + o8, dvt + o8, 2 * tp, q2, g2, ds, p); Accumulate(dkt + o8, dvt + o8, 3 * tp, q3, g3, ds, p);
-            Accumulate(dkt + o8, dvt + o8, 4 * tp, q4, g4, ds, p); Accumulate(dkt + o8, dvt + o8, 5 * tp, q5, g5, ds, p);
-            Accumulate(dkt + o8, dvt + o8, 6 * tp, q6, g6, ds, p); Accumulate(dkt + o8, dvt + o8, 7 * tp, q7, g7, ds, p);
+            Accumulate(dkb, dvb, 0, q0, g0, ds, p); Accumulate(dkb, dvb, 8, q1, g1, ds, p);
+            Accumulate(dkb, dvb, 16, q2, g2, ds, p); Accumulate(dkb, dvb, 24, q3, g3, ds, p);
+            Accumulate(dkb, dvb, 32, q4, g4, ds, p); Accumulate(dkb, dvb, 40, q5, g5, ds, p);
+            Accumulate(dkb, dvb, 48, q6, g6, ds, p); Accumulate(dkb, dvb, 56, q7, g7, ds, p);
         }
-        dq[0] = Vector256.Sum(d0) * scale; dq[1] = Vector256.Sum(d1) * scale; dq[2] = Vector256.Sum(d2) * scale; dq[3] = Vector256.Sum(d3) * scale;
-        dq[4] = Vector256.Sum(d4) * scale; dq[5] = Vector256.Sum(d5) * scale; dq[6] = Vector256.Sum(d6) * scale; dq[7] = Vector256.Sum(d7) * scale;
+        (Sums8(d0, d1, d2, d3, d4, d5, d6, d7) * Vector256.Create(scale)).Store(dq);
     }
 
 
@@ -309,7 +368,17 @@ public static class NarrowHeadAttention
     {
         var tiny = Vector256.LessThan(x, Vector256.Create(-87.3f));
         x = Vector256.Min(Vector256.Max(x, Vector256.Create(-87.3f)), Vector256.Create(88f));
-        var n = Vector256.Round(x * Vector256.Create(1.44269504f));                                 // x / ln 2, to the nearest integer
+        Vector256<float> n; Vector256<int> ni;
+        if (Avx.IsSupported)
+        {
+            ni = Avx.ConvertToVector256Int32(x * Vector256.Create(1.44269504f));                    // x / ln 2, to the nearest integer (ties to even)
+            n = Avx.ConvertToVector256Single(ni);
+        }
+        else
+        {
+            n = Vector256.Round(x * Vector256.Create(1.44269504f));
+            ni = Vector256.ConvertToInt32(n);
+        }
         var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-0.693145752f), x);                  // x - n ln 2 (two-part ln 2)
         r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-1.42860677e-6f), r);                    // |r| <= ln 2 / 2
         var p = Vector256.Create(1f / 720);
@@ -319,7 +388,7 @@ public static class NarrowHeadAttention
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(0.5f));
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f));
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f));                                 // e^r
-        var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();   // 2^n
+        var scale = Vector256.ShiftLeft(ni + Vector256.Create(127), 23).AsSingle();                // 2^n
         return Vector256.AndNot(p * scale, tiny.AsSingle());
     }
 
@@ -339,17 +408,34 @@ public static class NarrowHeadAttention
         for (int jv = 0; jv < nv; jv++) Vector256.FusedMultiplyAdd(va, Vector256.Load(x + jv * W), Vector256.Load(y + jv * W)).Store(y + jv * W);
     }
 
-    /// <summary>Keys (or values) of one row and key-value head, [T] x [hd] strided, into [hd][tp] (zeros after T).</summary>
+    /// <summary>Keys (or values) of one row and key-value head, [T] x [hd] strided, into the kernel's layout (zeros after T):
+    /// [hd][tp] in general; for 8-wide heads blocks of 8 keys x 8 dimensions, [tp / 8][8][8] (see <see cref="At"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Transpose(float* src, float* dst, int bi, int g, int t, int kv, int hd, int tp)
     {
+        if (hd == 8)
+        {
+            new Span<float>(dst + (long)t / W * W * 8, (tp - t / W * W) * 8).Clear();   // the last block's keys after t are zeros
+            for (int j = 0; j < t; j++)
+            {
+                float* row = src + (((long)bi * t + j) * kv + g) * 8, at = dst + At(0, j, 8, tp);
+                at[0] = row[0]; at[8] = row[1]; at[16] = row[2]; at[24] = row[3]; at[32] = row[4]; at[40] = row[5]; at[48] = row[6]; at[56] = row[7];
+            }
+            return;
+        }
         for (int j = 0; j < t; j++)
         {
             float* row = src + (((long)bi * t + j) * kv + g) * hd;
-            for (int d = 0; d < hd; d++) dst[d * tp + j] = row[d];
+            for (int d = 0; d < hd; d++) dst[At(d, j, hd, tp)] = row[d];
         }
-        for (int d = 0; d < hd; d++) for (int j = t; j < tp; j++) dst[d * tp + j] = 0;
+        for (int d = 0; d < hd; d++) for (int j = t; j < tp; j++) dst[At(d, j, hd, tp)] = 0;
     }
+
+    /// <summary>Where dimension <paramref name="d"/> of key <paramref name="j"/> sits in the kernel's layout: for 8-wide heads each
+    /// block of 8 keys holds its 8 dimensions as 8 consecutive vectors (one base address per block, the dimensions at fixed offsets);
+    /// wider heads keep one row of <paramref name="tp"/> keys per dimension.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long At(int d, int j, int hd, int tp) => hd == 8 ? (long)(j & ~(W - 1)) * 8 + d * W + (j & (W - 1)) : (long)d * tp + j;
 
     private static unsafe float* Align(float* p) => (float*)(((nint)p + 31) & ~(nint)31);
 
