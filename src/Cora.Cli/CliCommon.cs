@@ -125,13 +125,14 @@ internal static class Cli
 /// <summary>--device, --llm-dtype and --generator-dtype, the same on every command that computes; checked before any work starts.</summary>
 internal sealed record DeviceOptions(Option<string> Device, Option<string> Dtype, Option<string> GeneratorDtype, Option<int> Threads)
 {
-    public static DeviceOptions Create()
+    /// <param name="generatorDtype">--generator-dtype's default (a command that must compute the same on every CPU pins fp32)</param>
+    public static DeviceOptions Create(string generatorDtype = CoraDefaults.GeneratorDtype)
     {
         var device = new Option<string>("--device") { Description = $"Where to compute: {CoraDevice.DeviceChoices} (auto = CUDA when available).", DefaultValueFactory = _ => CoraDefaults.Device };
         device.Validators.Add(r => { if (CoraDevice.DeviceError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--device: " + e + "."); });
         var dtype = new Option<string>("--llm-dtype") { Description = $"dtype of the frozen LLM: {CoraDevice.DtypeChoices} (auto = bf16 on CUDA, fp32 on the CPU). The generator's weights and the loss stay fp32.", DefaultValueFactory = _ => CoraDefaults.LlmDtype };
         dtype.Validators.Add(r => { if (CoraDevice.DtypeError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--llm-dtype: " + e + "."); });
-        var generator = new Option<string>("--generator-dtype") { Description = $"dtype of the query generator's matrix products: {CoraDevice.GeneratorDtypeChoices} (auto = bf16 on a CPU with native bf16 products, fp32 elsewhere; fp32 = exact).", DefaultValueFactory = _ => CoraDefaults.GeneratorDtype };
+        var generator = new Option<string>("--generator-dtype") { Description = $"dtype of the query generator's matrix products: {CoraDevice.GeneratorDtypeChoices} (auto = bf16 on a CPU with native bf16 products, fp32 elsewhere; fp32 = exact).", DefaultValueFactory = _ => generatorDtype };
         generator.Validators.Add(r => { if (CoraDevice.GeneratorDtypeError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--generator-dtype: " + e + "."); });
         var threads = Cli.Int("--threads", 0, "CPU threads for libtorch (0 = one per core); lower it when several runs share the machine.");
         return new(device, dtype, generator, threads);

@@ -18,12 +18,13 @@ internal static class QuickstartCommand
         var rows = Cli.Int("--max-rows", 4000, $"Training rows for the CoRA run (a seeded random sample; batch {CoraDefaults.ReferenceBatchSize}).", 1);
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the self-generated synthetic data and random LLaMA even when ../shared exists." };
         var cmd = new Command("quickstart", "Train MF and CoRA and print the metric table: MovieLens-1M (CoLLM split) with stories260K when ../shared is present, else a labelled synthetic stand-in.") { shared, rows, synthetic };
-        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
+        // fp32 generator products by default: the metric table is the same on every CPU (see CoraDefaults.QuickstartGeneratorDtype).
+        var dev = DeviceOptions.Create(CoraDefaults.QuickstartGeneratorDtype); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
             var on = dev.Get(p);
             var (device, dtype) = on;
-            CoraDevice.Resolve(device);
+            var resolved = CoraDevice.Resolve(device);
             string? dir = p.GetValue(synthetic) ? null : p.GetValue(shared) ?? Cli.FindShared();
             string trainPath, validPath, itemsPath, llmPath, label;
             if (dir is not null)
@@ -42,6 +43,7 @@ internal static class QuickstartCommand
             var valid = InteractionTsv.Read(validPath);
             var items = ItemCatalog.Read(itemsPath);
             c.Out.WriteLine($"{label}\n{train.Count} train, {valid.Count} valid rows, {items.Count} items");
+            c.Out.WriteLine($"generator products: {CoraDevice.DtypeName(CoraDevice.ResolveGeneratorDtype(on.GeneratorDtype, resolved))} (--generator-dtype {on.GeneratorDtype})");
             var ml = new MLContext(seed: (int)CoraDefaults.Seed);
             using var progress = new ProgressPrinter(c.Out);
             var trainView = ml.Data.LoadFromEnumerable(CoraInput.From(train));

@@ -85,6 +85,10 @@ public static class CoraDefaults
     /// <summary>dtype of the query generator's matrix products (<see cref="Runtime.CoraDevice.ResolveGeneratorDtype"/>): auto = bf16 on a
     /// CPU with native bf16 products, fp32 elsewhere.</summary>
     public const string GeneratorDtype = "auto";
+    /// <summary>The generator products of <c>cora quickstart</c>: fp32, so that its metric table (the README's) comes out the same on
+    /// every CPU; <see cref="GeneratorDtype"/>'s auto would pick bf16 on some CPUs and fp32 on others. bf16 is faster and moved the
+    /// quickstart's AUC within its run-to-run spread (0.7185 against 0.7246 on 2 Zen 4 cores); pass <c>--generator-dtype auto</c> for it.</summary>
+    public const string QuickstartGeneratorDtype = "fp32";
 }
 
 /// <summary>A problem with an option value: the option's name and what is wrong (and how to fix it).</summary>

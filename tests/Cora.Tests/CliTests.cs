@@ -135,6 +135,7 @@ public class CliTests
         var (code, stdout, err) = Cli("quickstart", "--synthetic", "--max-rows", "40");
         Assert.AreEqual(0, code, err);
         StringAssert.Contains(stdout, "SYNTHETIC data and a RANDOMLY INITIALISED LLaMA");
+        StringAssert.Contains(stdout, "generator products: fp32 (--generator-dtype fp32)", "the quickstart's table is computed the same on every CPU");
         var rows = stdout.Split('\n').Where(l => l.StartsWith("mf ") || l.StartsWith("cora ")).ToList();
         Assert.AreEqual(2, rows.Count, stdout);
         double mfAuc = double.Parse(rows[0].Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
