@@ -16,8 +16,9 @@ namespace Microsoft.ML.Cora.Llm;
 /// Why: libtorch's CPU scaled-dot-product attention is built for wide heads. With stories260K's 8-wide heads over ~300 tokens
 /// its cost is bookkeeping around tiny matrix blocks, not arithmetic: 12.7 ms forward and 47.5 ms forward + backward per layer
 /// at a training batch of 16 (<c>AttentionBenchmark</c>), a third of a CoRA training step. Here each query row's scores,
-/// softmax and weighted sum run over keys laid out column-wise (8 keys per vector), so the work is the arithmetic itself:
-/// per (query, key) pair 2·hd multiply-adds and one exponential forward, 5·hd and one exponential backward.
+/// softmax and weighted sum run over keys laid out column-wise (8 keys per vector; for 8-wide heads in blocks of 8 keys x 8
+/// dimensions, see <see cref="At"/>), so the work is the arithmetic itself: per (query, key) pair 2·hd multiply-adds and one
+/// exponential forward, 5·hd and one exponential backward.
 /// <para>Exactly what <c>scaled_dot_product_attention(q, k, v, is_causal: true)</c> computes (scale 1/sqrt(hd), keys 0..i for
 /// query i, grouped-query heads read key-value head h / (H / KV)), up to float32 rounding (tests: outputs and gradients within
 /// 1e-5 of it). The backward recomputes the probabilities from the saved log-sum-exp of each query row (as flash attention
@@ -98,7 +99,7 @@ public static class NarrowHeadAttention
             fixed (float* buf0 = buffer)
             {
                 float* buf = Align(buf0);
-                float* kt = buf, vt = buf + hd * tp, s = buf + 2 * hd * tp;     // kt, vt: [hd][tp]; s: [tp]
+                float* kt = buf, vt = buf + hd * tp, s = buf + 2 * hd * tp;     // kt, vt: hd x tp in the layout of At; s: [tp]
                 Transpose(kp, kt, bi, g, t, kv, hd, tp);
                 Transpose(vp, vt, bi, g, t, kv, hd, tp);
                 float* qi = s + tp;                                              // [hd] (scaled query)
@@ -141,7 +142,7 @@ public static class NarrowHeadAttention
             fixed (float* buf0 = buffer)
             {
                 float* buf = Align(buf0);
-                float* kt = buf, vt = kt + hd * tp, dkt = vt + hd * tp, dvt = dkt + hd * tp;   // [hd][tp] each
+                float* kt = buf, vt = kt + hd * tp, dkt = vt + hd * tp, dvt = dkt + hd * tp;   // hd x tp each, in the layout of At
                 float* p = dvt + hd * tp, dp = p + tp, ds = dp + tp, qi = ds + tp, gi = qi + hd;
                 Transpose(kp, kt, bi, g, t, kv, hd, tp);
                 Transpose(vp, vt, bi, g, t, kv, hd, tp);
