@@ -77,12 +77,19 @@ public class CliTests
         (code, stdout, err) = Cli("inspect", "--model", model, "--data", v, "--rows", "50", "--json", probeJson);
         Assert.AreEqual(0, code, err);
         StringAssert.Contains(stdout, "generator probe on 50 rows");
+        StringAssert.Contains(stdout, "CF stage (mf) on 50 rows");
         var probe = JsonNode.Parse(File.ReadAllText(probeJson))!;
         Assert.AreEqual(50, (int)probe["rows"]!);
         foreach (var k in new[] { "spread", "user_shuffled", "items_zeroed" }) Assert.IsTrue((double)probe[k]! is > 0 and <= 2, k);
-        (code, _, err) = Cli("inspect", "--model", MfModel.Value, "--data", v);
-        Assert.AreEqual(2, code, err);
-        StringAssert.Contains(err, "only cora models have a query generator");
+        foreach (var k in new[] { "auc", "uauc", "item_only_auc", "item_only_uauc", "personal_auc", "personal_uauc" }) Assert.IsTrue((double)probe["cf"]![k]! is >= 0 and <= 1, k);
+        (code, stdout, err) = Cli("inspect", "--model", MfModel.Value, "--data", v, "--json", probeJson);
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "no generator probe: only the cora method has a query generator (this model: Mf)");
+        var mfProbe = JsonNode.Parse(File.ReadAllText(probeJson))!;
+        Assert.IsNull(mfProbe["spread"], "no generator figures for MF alone");
+        var (mfCode, mfOut, mfErr) = Cli("evaluate", "--model", MfModel.Value, "--data", v, "--json", evalJson);
+        Assert.AreEqual(0, mfCode, mfErr);
+        Assert.AreEqual((double)JsonNode.Parse(File.ReadAllText(evalJson))!["auc"]!, (double)mfProbe["cf"]!["auc"]!, 1e-6, "MF alone scores u.i: the probe's CF AUC is evaluate's");
 
         (code, stdout, err) = Cli("predict", "--model", model, "--user", "7", "--items", "1,2,3", "--data", v);
         Assert.AreEqual(0, code, err);

@@ -1,0 +1,46 @@
+using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Evaluation;
+
+/// <summary>
+/// Where a CF stage's ranking comes from on labelled rows: its dot-product score u·i split into an item-only part and a personal part,
+/// each scored by AUC and UAUC. With m the mean user embedding over the rows, u·i = m·i + (u − m)·i: m·i ranks every user's
+/// candidates the same way (what the items alone say, e.g. popularity), (u − m)·i is what the user's own vector adds. On the CoLLM
+/// ML-1M split the item-only part beats the whole score for MF and SASRec alike (the personal part does not carry to the later
+/// validation rows), which bounds what a model that reads mostly the item half of the CF token can gain over the CF stage.
+/// </summary>
+/// <param name="Rows">How many rows were probed.</param>
+/// <param name="Full">AUC and UAUC of u·i (the CF stage's score, from the embeddings the query generator reads).</param>
+/// <param name="ItemOnly">AUC and UAUC of m·i.</param>
+/// <param name="Personal">AUC and UAUC of (u − m)·i.</param>
+/// <param name="UserSpread">RMS distance of the users' embeddings from m, relative to m's norm (SASRec's users on the CoLLM validation split: 0.10; MF's: 3.6).</param>
+public sealed record CfProbe(int Rows, (double Auc, double Uauc) Full, (double Auc, double Uauc) ItemOnly, (double Auc, double Uauc) Personal, double UserSpread)
+{
+    /// <summary>Probes <paramref name="cf"/> on <paramref name="rows"/>, which need both labels.</summary>
+    public static CfProbe Measure(ICollaborativeModel cf, IReadOnlyList<Interaction> rows)
+    {
+        ArgumentNullException.ThrowIfNull(cf);
+        if (rows.Count < 2 || rows.All(r => r.Label) || rows.All(r => !r.Label))
+            throw new ArgumentException($"The CF probe needs labelled rows of both kinds; got {rows.Count} rows with {rows.Count(r => r.Label)} positive.", nameof(rows));
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var chunks = rows.Chunk(1024).ToList();
+        var u = torch.cat(chunks.Select(c => cf.UserEmbeddings(c).to(ScalarType.Float32)).ToList(), 0);                                     // [N, k]
+        var i = torch.cat(chunks.Select(c => cf.ItemEmbeddings(c.Select(r => (long)r.ItemId).ToArray()).to(ScalarType.Float32)).ToList(), 0);   // [N, k]
+        var m = u.mean(new long[] { 0 }, keepdim: true);                                                                                    // [1, k]
+        var labels = rows.Select(r => r.Label).ToArray();
+        var users = rows.Select(r => r.UserId).ToArray();
+        (double, double) Score(Tensor s)
+        {
+            var v = s.cpu().data<float>().ToArray();
+            return (Metrics.Auc(v, labels), Metrics.Uauc(v, labels, users).uauc);
+        }
+        var d = u.sub(m);
+        double mNorm = m.norm().item<float>();
+        double spread = mNorm > 0 ? Math.Sqrt(d.mul(d).sum(1).mean().item<float>()) / mNorm : double.PositiveInfinity;
+        return new CfProbe(rows.Count, Score(u.mul(i).sum(1)), Score(m.mul(i).sum(1)), Score(d.mul(i).sum(1)), spread);
+    }
+}
