@@ -16,6 +16,7 @@ public class NarrowHeadAttentionTests
     {
         new object[] { 2, 13, 4, 2, 8 },    // grouped-query, T not a multiple of the vector width
         new object[] { 3, 1, 2, 2, 8 },     // one token
+        new object[] { 2, 16, 4, 4, 8 },    // T a multiple of the vector width (no partial key block)
         new object[] { 2, 70, 8, 4, 8 },    // stories260K's heads
         new object[] { 2, 37, 6, 3, 12 },   // general path
         new object[] { 1, 64, 2, 1, 32 },   // the widest head taken
