@@ -82,6 +82,11 @@ public class CliTests
         Assert.AreEqual(50, (int)probe["rows"]!);
         foreach (var k in new[] { "spread", "user_shuffled", "items_zeroed" }) Assert.IsTrue((double)probe[k]! is > 0 and <= 2, k);
         foreach (var k in new[] { "auc", "uauc", "item_only_auc", "item_only_uauc", "personal_auc", "personal_uauc" }) Assert.IsTrue((double)probe["cf"]![k]! is >= 0 and <= 1, k);
+        string negatives = Path.Combine(dir, "negatives.tsv");
+        File.WriteAllLines(negatives, File.ReadAllLines(v).Where((l, i) => i == 0 || l.Split('\t') is { Length: > 2 } f && f[2] == "0"));
+        (code, _, err) = Cli("inspect", "--model", Path.Combine(dir, "no-such-model.zip"), "--data", negatives);
+        Assert.AreEqual(2, code, err);
+        StringAssert.Contains(err, "positive; the probe needs at least 2 rows and both labels", "the rows are checked before the model is loaded");
         (code, stdout, err) = Cli("inspect", "--model", MfModel.Value, "--data", v, "--json", probeJson);
         Assert.AreEqual(0, code, err);
         StringAssert.Contains(stdout, "no generator probe: only the cora method has a query generator (this model: Mf)");
