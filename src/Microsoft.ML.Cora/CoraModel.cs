@@ -73,7 +73,7 @@ public sealed class CoraModel : IDisposable
         get => _generatorDtype;
         set
         {
-            if (CoraDevice.GeneratorDtypeError(value) is { } e) throw new ArgumentException(char.ToUpperInvariant(e[0]) + e[1..] + ".", nameof(value));
+            if (CoraDevice.GeneratorDtypeError(value) is { } e) throw CoraDevice.Refusal(e, nameof(value));
             _generatorDtype = value;
             ApplyGeneratorDtype();
         }

@@ -41,7 +41,7 @@ public static class CoraDevice
     /// </summary>
     public static ScalarType ResolveGeneratorDtype(string? spec, Device device)
     {
-        if (GeneratorDtypeError(spec) is { } error) throw new ArgumentException(char.ToUpperInvariant(error[0]) + error[1..] + ".");
+        if (GeneratorDtypeError(spec) is { } error) throw Refusal(error);
         return Normalise(spec, "auto") switch
         {
             "bf16" or "bfloat16" => ScalarType.BFloat16,
@@ -69,12 +69,15 @@ public static class CoraDevice
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
+    /// <summary>The exception for a value one of the *Error checks refused: its text as a sentence.</summary>
+    internal static ArgumentException Refusal(string error, string? paramName = null) => new(char.ToUpperInvariant(error[0]) + error[1..] + ".", paramName);
+
     private static string Normalise(string? spec, string empty = "cpu") => string.IsNullOrWhiteSpace(spec) ? empty : spec.Trim().ToLowerInvariant();
 
     /// <summary>Parses "cpu", "cuda", "cuda:N" or "auto" (CUDA when available, else CPU).</summary>
     public static Device Resolve(string? spec)
     {
-        if (DeviceError(spec) is { } error) throw new ArgumentException(char.ToUpperInvariant(error[0]) + error[1..] + ".");
+        if (DeviceError(spec) is { } error) throw Refusal(error);
         LibTorchRuntime.EnsureLoaded();
         var s = Normalise(spec);
         if (s == "cpu") return torch.CPU;
@@ -90,7 +93,7 @@ public static class CoraDevice
     /// <summary>The frozen LLM's dtype: "auto" is bf16 on CUDA and fp32 on the CPU.</summary>
     public static ScalarType ResolveDtype(string? spec, Device device)
     {
-        if (DtypeError(spec) is { } error) throw new ArgumentException(char.ToUpperInvariant(error[0]) + error[1..] + ".");
+        if (DtypeError(spec) is { } error) throw Refusal(error);
         return Normalise(spec, "auto") switch
         {
             "bf16" or "bfloat16" => ScalarType.BFloat16,
