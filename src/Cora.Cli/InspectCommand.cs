@@ -26,8 +26,7 @@ internal static class InspectCommand
             if (outputs.Count > 0) throw new UsageException(string.Join(" ", outputs.Select(x => $"{x.name}: {x.problem}")));
             // The rows first (cheap), then the model: a bad --data is reported before the model is loaded.
             var probeRows = InteractionTsv.Read(p.GetValue(data)!, p.GetValue(rows));
-            if (probeRows.Count < 2 || probeRows.All(x => x.Label) || probeRows.All(x => !x.Label))
-                throw new UsageException($"--data: {p.GetValue(data)} gives {probeRows.Count} rows with {probeRows.Count(x => x.Label)} positive; the probe needs at least 2 rows and both labels.");
+            if (CfProbe.RowsProblem(probeRows) is { } problem) throw new UsageException($"--data: {p.GetValue(data)} gives {problem}.");
             var (_, t) = Cli.Load(p.GetValue(model)!, dev.Get(p));
             var cf = CfProbe.Measure(t.Model.Cf, probeRows);
             c.Out.WriteLine($"CF stage ({t.Model.Cf.Kind}) on {cf.Rows} rows, u.i = m.i + (u - m).i with m the rows' mean user (AUC / UAUC):");

@@ -19,12 +19,20 @@ namespace Microsoft.ML.Cora.Evaluation;
 /// <param name="UserSpread">RMS distance of the users' embeddings from m, relative to m's norm (SASRec's users on the CoLLM validation split: 0.10; MF's: 3.6).</param>
 public sealed record CfProbe(int Rows, (double Auc, double Uauc) Full, (double Auc, double Uauc) ItemOnly, (double Auc, double Uauc) Personal, double UserSpread)
 {
+    /// <summary>Why <paramref name="rows"/> cannot be probed (fewer than 2, or one label only), or null: checked before any work
+    /// (<c>cora inspect</c> asks before it loads the model).</summary>
+    public static string? RowsProblem(IReadOnlyList<Interaction> rows)
+    {
+        int positive = rows.Count(r => r.Label);
+        return rows.Count >= 2 && positive > 0 && positive < rows.Count ? null
+            : $"{rows.Count} rows with {positive} positive; the probe needs at least 2 rows and both labels (rows of both kinds)";
+    }
+
     /// <summary>Probes <paramref name="cf"/> on <paramref name="rows"/>, which need both labels.</summary>
     public static CfProbe Measure(ICollaborativeModel cf, IReadOnlyList<Interaction> rows)
     {
         ArgumentNullException.ThrowIfNull(cf);
-        if (rows.Count < 2 || rows.All(r => r.Label) || rows.All(r => !r.Label))
-            throw new ArgumentException($"The CF probe needs labelled rows of both kinds; got {rows.Count} rows with {rows.Count(r => r.Label)} positive.", nameof(rows));
+        if (RowsProblem(rows) is { } problem) throw new ArgumentException($"The CF probe got {problem}.", nameof(rows));
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var chunks = rows.Chunk(1024).ToList();
