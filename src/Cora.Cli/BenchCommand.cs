@@ -175,8 +175,8 @@ internal static class BenchCommand
             string baselineLabel = baselineName switch { null or "paper" => "paper's way", "direct" => "direct", "generator-fp32" => "generator in fp32", _ => $"no {baselineName}" };
             int roundCount = baselineName is null ? 1 : p.GetValue(rounds);
             var ratios = new List<double>();
-            string generatorName = CoraDevice.DtypeName(CoraDevice.ResolveGeneratorDtype(on.GeneratorDtype, device));
-            if (setup.Model.Trainable.query_generator is not null) c.Out.WriteLine($"generator products: {generatorName} (--generator-dtype {on.GeneratorDtype})");
+            string generatorName = on.GeneratorDtypeName(device);
+            if (setup.Model.Trainable.query_generator is not null) c.Out.WriteLine(on.GeneratorLine(device));
             WorkloadFigures fast = null!; WorkloadFigures? other = null;
             if (roundCount > 1)
             {

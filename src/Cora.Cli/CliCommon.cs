@@ -150,4 +150,10 @@ internal sealed record DeviceOptions(Option<string> Device, Option<string> Dtype
 internal sealed record DeviceChoice(string Device, string Dtype, string GeneratorDtype)
 {
     public void Deconstruct(out string device, out string dtype) { device = Device; dtype = Dtype; }
+
+    /// <summary>The generator products' dtype on <paramref name="device"/> (auto resolved), e.g. "bf16".</summary>
+    public string GeneratorDtypeName(TorchSharp.torch.Device device) => CoraDevice.DtypeName(CoraDevice.ResolveGeneratorDtype(GeneratorDtype, device));
+
+    /// <summary>The line the computing commands print: what the generator's products run in, and the option that chose it.</summary>
+    public string GeneratorLine(TorchSharp.torch.Device device) => $"generator products: {GeneratorDtypeName(device)} (--generator-dtype {GeneratorDtype})";
 }

@@ -43,7 +43,7 @@ internal static class QuickstartCommand
             var valid = InteractionTsv.Read(validPath);
             var items = ItemCatalog.Read(itemsPath);
             c.Out.WriteLine($"{label}\n{train.Count} train, {valid.Count} valid rows, {items.Count} items");
-            c.Out.WriteLine($"generator products: {CoraDevice.DtypeName(CoraDevice.ResolveGeneratorDtype(on.GeneratorDtype, resolved))} (--generator-dtype {on.GeneratorDtype})");
+            c.Out.WriteLine(on.GeneratorLine(resolved));
             var ml = new MLContext(seed: (int)CoraDefaults.Seed);
             using var progress = new ProgressPrinter(c.Out);
             var trainView = ml.Data.LoadFromEnumerable(CoraInput.From(train));
