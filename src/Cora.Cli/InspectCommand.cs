@@ -15,7 +15,7 @@ internal static class InspectCommand
         var model = Cli.Req("--model", "A model zip written by 'cora train' (any method; the generator probe needs --method cora).");
         var data = Cli.Req("--data", "Interactions to probe with (TSV), e.g. the validation split.");
         var rows = Cli.Int("--rows", 1000, "Probe the first N rows of --data.", 2);
-        var json = new Option<string?>("--json") { Description = "Write {rows, cf: {auc, uauc, item_only_auc, ...}, spread, user_shuffled, items_zeroed} here." };
+        var json = new Option<string?>("--json") { Description = "Write {rows, cf: {auc, uauc, item_only_auc, ..., user_rank, item_rank}, spread, user_shuffled, items_zeroed} here." };
         var cmd = new Command("inspect", "Probe a model: its CF stage's AUC split into what the items alone say and what each user's vector adds; for " +
                                          "CoRA, how far the query generator's per-sample weights A_b spread and move when users are shuffled or items " +
                                          "zeroed (near 0 = the generator ignores the CF embeddings).") { model, data, rows, json };
@@ -34,13 +34,15 @@ internal static class InspectCommand
             c.Out.WriteLine($"  m.i, the items alone       {cf.ItemOnly.Auc:F4} / {cf.ItemOnly.Uauc:F4}");
             c.Out.WriteLine($"  (u - m).i, the user's own  {cf.Personal.Auc:F4} / {cf.Personal.Uauc:F4}");
             c.Out.WriteLine($"  users' RMS distance from m {cf.UserSpread:F4} of |m|");
+            c.Out.WriteLine($"  effective rank, users      {cf.UserRank:F1} of {t.Model.Cf.EmbeddingDim} (directions they vary in; 1 = one number per row)");
+            c.Out.WriteLine($"  effective rank, items      {cf.ItemRank:F1} of {t.Model.Cf.EmbeddingDim}");
             var o = new JsonObject
             {
                 ["rows"] = cf.Rows,
                 ["cf"] = new JsonObject
                 {
                     ["kind"] = t.Model.Cf.Kind, ["auc"] = cf.Full.Auc, ["uauc"] = cf.Full.Uauc, ["item_only_auc"] = cf.ItemOnly.Auc, ["item_only_uauc"] = cf.ItemOnly.Uauc,
-                    ["personal_auc"] = cf.Personal.Auc, ["personal_uauc"] = cf.Personal.Uauc, ["user_spread"] = cf.UserSpread,
+                    ["personal_auc"] = cf.Personal.Auc, ["personal_uauc"] = cf.Personal.Uauc, ["user_spread"] = cf.UserSpread, ["user_rank"] = cf.UserRank, ["item_rank"] = cf.ItemRank,
                 },
             };
             if (t.Model.Options.Method == CoraMethod.Cora)

@@ -35,6 +35,22 @@ public class CfProbeTests
         Assert.AreEqual(1.0, p.ItemOnly.Uauc, 1e-12, "within each user too");
         Assert.AreEqual(Metrics.Auc(cf.ScoreRows(rows), rows.Select(r => r.Label).ToList()), p.Full.Auc, 1e-12, "u.i is the CF stage's own score");
         Assert.AreEqual(1.0, p.UserSpread, 1e-6, "|u - m| = 1 = |m|");
+        Assert.AreEqual(1.0, p.UserRank, 1e-9, "the users vary along (0, 1) only");
+        // Items over the rows (each twice) around their mean (1, 0): (1, 0), (0, 3), (-1, -3). Scatter [[2, 3], [3, 18]]: eigenvalues
+        // 10 +- sqrt(73), shares q and 1 - q, effective rank exp(-(q ln q + (1 - q) ln(1 - q))).
+        double q = (10 + Math.Sqrt(73)) / 20;
+        Assert.AreEqual(Math.Exp(-(q * Math.Log(q) + (1 - q) * Math.Log(1 - q))), p.ItemRank, 1e-9);
+    }
+
+    [TestMethod]
+    public void EffectiveRankCountsTheDirectionsRowsVaryIn()
+    {
+        using var _ = TorchSharp.torch.NewDisposeScope();
+        // Four rows: +-(3, 0, 0) and +-(0, 3, 0) around (1, 1, 1): two directions, equal variance.
+        var x = TorchSharp.torch.tensor(new float[] { 4, 1, 1, -2, 1, 1, 1, 4, 1, 1, -2, 1 }).view(4, 3);
+        Assert.AreEqual(2.0, CfProbe.EffectiveRank(x), 1e-9);
+        Assert.AreEqual(1.0, CfProbe.EffectiveRank(x.narrow(0, 0, 2)), 1e-9, "the first two rows differ along one direction");
+        Assert.AreEqual(0.0, CfProbe.EffectiveRank(TorchSharp.torch.ones(5, 3)), "identical rows vary in no direction");
     }
 
     [TestMethod]

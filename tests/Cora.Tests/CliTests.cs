@@ -82,6 +82,8 @@ public class CliTests
         Assert.AreEqual(50, (int)probe["rows"]!);
         foreach (var k in new[] { "spread", "user_shuffled", "items_zeroed" }) Assert.IsTrue((double)probe[k]! is > 0 and <= 2, k);
         foreach (var k in new[] { "auc", "uauc", "item_only_auc", "item_only_uauc", "personal_auc", "personal_uauc" }) Assert.IsTrue((double)probe["cf"]![k]! is >= 0 and <= 1, k);
+        foreach (var k in new[] { "user_rank", "item_rank" }) Assert.IsTrue((double)probe["cf"]![k]! is >= 1 and <= 16, k);   // the slice's MF is 16 wide
+        StringAssert.Contains(stdout, "effective rank, items");
         string negatives = Path.Combine(dir, "negatives.tsv");
         File.WriteAllLines(negatives, File.ReadAllLines(v).Where((l, i) => i == 0 || l.Split('\t') is { Length: > 2 } f && f[2] == "0"));
         (code, _, err) = Cli("inspect", "--model", Path.Combine(dir, "no-such-model.zip"), "--data", negatives);
