@@ -34,7 +34,7 @@ internal static class InspectCommand
             c.Out.WriteLine($"  m.i, the items alone       {cf.ItemOnly.Auc:F4} / {cf.ItemOnly.Uauc:F4}");
             c.Out.WriteLine($"  (u - m).i, the user's own  {cf.Personal.Auc:F4} / {cf.Personal.Uauc:F4}");
             c.Out.WriteLine($"  users' RMS distance from m {cf.UserSpread:F4} of |m|");
-            c.Out.WriteLine($"  effective rank, users      {cf.UserRank:F1} of {t.Model.Cf.EmbeddingDim} (directions they vary in; 1 = one number per row)");
+            c.Out.WriteLine($"  effective rank, users      {cf.UserRank:F1} of {t.Model.Cf.EmbeddingDim} (directions they vary in, by variance; 1 = one direction dominates)");
             c.Out.WriteLine($"  effective rank, items      {cf.ItemRank:F1} of {t.Model.Cf.EmbeddingDim}");
             var o = new JsonObject
             {

@@ -51,6 +51,9 @@ public class CfProbeTests
         Assert.AreEqual(2.0, CfProbe.EffectiveRank(x), 1e-9);
         Assert.AreEqual(1.0, CfProbe.EffectiveRank(x.narrow(0, 0, 2)), 1e-9, "the first two rows differ along one direction");
         Assert.AreEqual(0.0, CfProbe.EffectiveRank(TorchSharp.torch.ones(5, 3)), "identical rows vary in no direction");
+        var withCold = TorchSharp.torch.cat(new[] { x, TorchSharp.torch.zeros(3, 3) }, 0);
+        Assert.AreEqual(2.0, CfProbe.EffectiveRank(withCold), 1e-9, "zero rows (cold fallback) are left out");
+        Assert.AreEqual(0.0, CfProbe.EffectiveRank(TorchSharp.torch.cat(new[] { x.narrow(0, 0, 1), TorchSharp.torch.zeros(3, 3) }, 0)), "one known row");
     }
 
     [TestMethod]
