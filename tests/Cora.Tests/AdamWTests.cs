@@ -63,18 +63,102 @@ public class AdamWTests
     [TestMethod]
     public void GradientsFiniteFindsANaNOrInfinityAnywhere()
     {
-        foreach (bool fused in new[] { true, false })
+        foreach (var (fused, single) in Layouts)
         {
             var p = new Parameter(torch.zeros(1003));                 // 125 vectors and a 3-element tail
-            using var opt = new AdamW(new[] { new AdamW.Group(new[] { p }, 0) }, 1e-3) { Fused = fused };
-            Assert.IsTrue(opt.GradientsFinite(), $"fused {fused}: no gradient yet");
+            var q = new Parameter(torch.zeros(2, 3));
+            using var opt = new AdamW(new[] { new AdamW.Group(new[] { q, p }, 0) }, 1e-3) { Fused = fused, SingleBuffer = single };
+            Assert.IsTrue(opt.GradientsFinite(), $"fused {fused}, single {single}: no gradient yet");
+            q.grad = torch.ones(2, 3);
             foreach (var (at, bad) in new[] { (0, float.NaN), (517, float.PositiveInfinity), (1001, float.NegativeInfinity), (-1, 0f) })
             {
                 var g = torch.randn(1003).mul(1e30f);                     // large but finite values
                 if (at >= 0) g[at] = bad;
                 p.grad = g;
-                Assert.AreEqual(at < 0, opt.GradientsFinite(), $"fused {fused}: {bad} at {at}");
+                Assert.AreEqual(at < 0, opt.GradientsFinite(), $"fused {fused}, single {single}: {bad} at {at}");
             }
+            q.grad = torch.tensor(new[] { 1f, 2, 3, float.NaN, 5, 6 }).view(2, 3);
+            Assert.IsFalse(opt.GradientsFinite(), $"fused {fused}, single {single}: NaN in the second tensor of the buffer");
+        }
+    }
+
+    /// <summary>(Fused, SingleBuffer): each way the update can run on the CPU.</summary>
+    private static readonly (bool fused, bool single)[] Layouts = { (true, false), (false, false), (true, true), (false, true) };
+
+    [TestMethod]
+    public void OneBufferPerGroupMakesTheSameUpdatesAsOneParameterAtATime()
+    {
+        // Two modules and a loose parameter in two groups. The loose one gets no gradient at first (so it stays out of the buffer
+        // and unchanged), then one; at step 4 a buffered weight has no gradient (that step updates parameter by parameter, which
+        // skips it). Every layout must give the per-parameter libtorch result, through the modules' own parameter objects.
+        var results = new List<(Tensor[] weights, Tensor output, Dictionary<string, Tensor> state)>();
+        var x = torch.randn(new long[] { 5, 7 }, generator: new torch.Generator(3));
+        foreach (var (fused, single) in Layouts)
+        {
+            torch.manual_seed(5);
+            var first = nn.Linear(7, 13); var second = nn.Linear(13, 1);
+            var loose = new Parameter(torch.ones(4));
+            var decayed = new[] { first.weight!, second.weight!, loose };
+            var plain = new[] { first.bias!, second.bias! };
+            using var opt = new AdamW(new[] { new AdamW.Group(decayed, 0.1), new AdamW.Group(plain, 0) }, 1e-2) { Fused = fused, SingleBuffer = single };
+            for (int step = 0; step < 6; step++)
+            {
+                opt.ZeroGrad();
+                var loss = second.call(nn.functional.gelu(first.call(x))).pow(2).mean();
+                if (step >= 2) loss = loss.add(loose.mul(step).sum());
+                loss.backward();
+                if (step == 4) second.weight!.grad = null;
+                Assert.IsTrue(opt.GradientsFinite());
+                opt.Step();
+                if (step < 2) CollectionAssert.AreEqual(new[] { 1f, 1f, 1f, 1f }, loose.data<float>().ToArray(), $"fused {fused}, single {single}: no gradient, no change");
+                // In one buffer: both weights (the loose parameter had no gradient at the first step) and both biases.
+                Assert.AreEqual(single ? 4 : 0, opt.BufferedParameters, $"fused {fused}, single {single}");
+            }
+            using var _ = torch.no_grad();
+            results.Add((decayed.Concat(plain).Select(p => p.detach().clone()).ToArray(), second.call(first.call(x)),
+                         opt.StateTensors().ToDictionary(e => e.Key, e => e.Value.clone())));
+        }
+        var (refWeights, refOutput, refState) = results[1];                 // per parameter, libtorch operations
+        for (int k = 0; k < results.Count; k++)
+        {
+            string what = $"fused {Layouts[k].fused}, single {Layouts[k].single}";
+            for (int i = 0; i < refWeights.Length; i++)
+                TensorAssert.Close(refWeights[i], results[k].weights[i], 1e-6 * (1 + refWeights[i].abs().max().item<float>()), $"{what}: parameter {i}");
+            TensorAssert.Close(refOutput, results[k].output, 1e-5, $"{what}: the modules compute with the updated weights");
+            foreach (var (key, m) in refState) TensorAssert.Close(m, results[k].state[key], 1e-6 * (1 + m.abs().max().item<float>()), $"{what}: moment {key}");
+        }
+    }
+
+    [TestMethod]
+    public void OneBufferStateResumesIntoEitherLayout()
+    {
+        var gen = new torch.Generator(17);
+        var shapes = new[] { new long[] { 3, 5 }, new long[] { 5 }, new long[] { 2, 2, 2 } };
+        var grads = Enumerable.Range(0, 5).Select(_ => shapes.Select(s => torch.randn(s, generator: gen)).ToArray()).ToList();
+        var start = shapes.Select(s => torch.randn(s, generator: gen)).ToArray();
+        List<Parameter> Fresh() => start.Select(t => new Parameter(t.clone())).ToList();
+        void Run(AdamW opt, List<Parameter> ps, int from, int to)
+        {
+            for (int s = from; s < to; s++) { for (int i = 0; i < ps.Count; i++) ps[i].grad = grads[s][i].clone(); opt.Step(); }
+        }
+        // Five steps in one buffer without a break...
+        var whole = Fresh();
+        using var all = new AdamW(new[] { new AdamW.Group(whole, 0.01) }, 1e-2) { Fused = false, SingleBuffer = true };
+        Run(all, whole, 0, 5);
+        // ...equal three steps in one buffer, the state saved, and two more resumed into either layout.
+        var before = Fresh();
+        using var first = new AdamW(new[] { new AdamW.Group(before, 0.01) }, 1e-2) { Fused = false, SingleBuffer = true };
+        Run(first, before, 0, 3);
+        var saved = first.StateTensors().ToDictionary(e => e.Key, e => e.Value.clone());
+        foreach (bool single in new[] { true, false })
+        {
+            var resumed = before.Select(p => new Parameter(p.detach().clone())).ToList();
+            using var opt = new AdamW(new[] { new AdamW.Group(resumed, 0.01) }, 1e-2) { Fused = false, SingleBuffer = single };
+            opt.LoadState(k => saved[k].clone(), first.Steps);
+            Run(opt, resumed, 3, 5);
+            Assert.AreEqual(single ? 3 : 0, opt.BufferedParameters);
+            for (int i = 0; i < whole.Count; i++)
+                TensorAssert.Close(whole[i], resumed[i], 1e-6, $"resumed into single {single}: parameter {i}");
         }
     }
 

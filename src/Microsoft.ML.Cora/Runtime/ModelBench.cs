@@ -30,7 +30,10 @@ public static class ModelBench
         if (!model.UsesLlm) throw new ArgumentException("mf has no LLM training step; benchmark the cora, collm or llm-lora method.", nameof(model));
         Require(rows, "train-step");
         var parameters = model.Trainable.parameters().ToList();
-        using var opt = new Training.AdamW(new[] { new Training.AdamW.Group(parameters, CoraDefaults.WeightDecay) }, CoraDefaults.LearningRate);
+        using var opt = new Training.AdamW(new[] { new Training.AdamW.Group(parameters, CoraDefaults.WeightDecay) }, CoraDefaults.LearningRate)
+        {
+            SingleBuffer = model.Plan.SingleBufferOptimizer,
+        };
         var phases = profile ? new PhaseProfile() : null;
         int next = 0, calls = 0;
         double flops = 0;

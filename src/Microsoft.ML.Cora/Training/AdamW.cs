@@ -15,26 +15,47 @@ namespace Microsoft.ML.Cora.Training;
 /// gradient and both moments once and writes weight and moments once, where the same update as libtorch operations makes nine
 /// passes and a temporary the size of the parameter (for the 42M-parameter generator ~3.7 GB of memory traffic a step against
 /// ~1.2 GB). The same arithmetic either way, up to float32 rounding (tested).</para>
+/// <para>Elsewhere (CUDA, other dtypes) each group's parameters live in one buffer (<see cref="SingleBuffer"/>): at the first step
+/// the parameters that have a gradient become views of one flat weight buffer, their moments views of two flat moment buffers, and
+/// each step gathers the gradients into one flat buffer (one concatenation). The update is then nine operations per group instead
+/// of nine per parameter (CoRA's generator has 213 parameter tensors: about 1,900 kernel launches a step fewer on a GPU), and the
+/// finite check reads the whole gradient at once: one host synchronisation a step instead of one per parameter.</para>
 /// </summary>
 public sealed class AdamW : IDisposable
 {
     public sealed record Group(IReadOnlyList<Parameter> Parameters, double WeightDecay);
 
     private readonly List<(Parameter p, double decay, Tensor m, Tensor v)> _state = new();
+    private readonly List<(int first, int count)> _groups = new();      // each group's range in _state
     private readonly double _beta1, _beta2, _eps;
+    private List<FlatGroup>? _flat;                                      // built at the first step (see SingleBuffer)
+    private bool[] _inFlat = Array.Empty<bool>();                        // _state[i] is a view into a flat group
+
+    /// <summary>A group's parameters (those at <see cref="Members"/> in the state) as views of one weight buffer, with their moments.</summary>
+    private sealed record FlatGroup(int[] Members, double Decay, Tensor P, Tensor M, Tensor V);
+
     /// <summary>Optimiser steps taken (for bias correction).</summary>
     public long Steps { get; private set; }
     /// <summary>Learning rate of the next step (set by the schedule).</summary>
     public double LearningRate { get; set; }
     /// <summary>One fused pass per float32 CPU parameter (default); false: libtorch operations (other devices and dtypes always).</summary>
     public bool Fused { get; set; } = true;
+    /// <summary>Each group's parameters in one buffer, updated as one tensor (see the class remarks). null (the default): wherever
+    /// the fused per-parameter pass does not apply (CUDA, dtypes other than float32, or <see cref="Fused"/> off); true or false
+    /// force it. Read at the first step; the arithmetic is the same either way, up to float32 rounding (tested).</summary>
+    public bool? SingleBuffer { get; set; }
+    /// <summary>How many parameters are views of a group's single buffer (0 before the first step, or when none is).</summary>
+    public int BufferedParameters => _flat?.Sum(f => f.Members.Length) ?? 0;
 
     public AdamW(IEnumerable<Group> groups, double learningRate, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8)
     {
         LearningRate = learningRate; _beta1 = beta1; _beta2 = beta2; _eps = eps;
         foreach (var g in groups)
+        {
+            _groups.Add((_state.Count, g.Parameters.Count));
             foreach (var p in g.Parameters)
                 _state.Add((p, g.WeightDecay, torch.zeros_like(p), torch.zeros_like(p)));
+        }
     }
 
     /// <summary>Releases every gradient (as PyTorch's <c>zero_grad(set_to_none=True)</c>): the next backward writes each gradient
@@ -45,23 +66,30 @@ public sealed class AdamW : IDisposable
         foreach (var (p, _, _, _) in _state) p.grad = null;
     }
 
-    /// <summary>True when every gradient is finite (one reduction per parameter).</summary>
+    /// <summary>True when every gradient is finite (on the CPU one SIMD pass per parameter or flat buffer; elsewhere one reduction
+    /// per tensor and a single read of the combined answer).</summary>
     public bool GradientsFinite()
     {
         using var _ = torch.no_grad();
-        foreach (var (p, _, _, _) in _state)
+        // Every temporary (the element-wise masks included) is freed at once: a leaked mask costs the parameter's size per step.
+        using var scope = torch.NewDisposeScope();
+        var flags = new List<Tensor>();
+        bool Check(Tensor g)
         {
-            // Every temporary (the element-wise mask included) is freed at once: a leaked mask costs the parameter's size per step.
-            using var scope = torch.NewDisposeScope();
-            var g = p.grad;
-            if (g is null) continue;
-            if (Fused && IsHostFloats(g))
-            {
-                if (!AllFinite(g)) return false;
-            }
-            else if (!torch.isfinite(g).all().item<bool>()) return false;
+            if (Fused && IsHostFloats(g)) return AllFinite(g);
+            flags.Add(torch.isfinite(g).all());
+            return true;
         }
-        return true;
+        var gathered = Gather();
+        for (int i = 0; i < _state.Count; i++)
+        {
+            if (gathered is not null && _inFlat[i]) continue;
+            var g = _state[i].p.grad;
+            if (g is not null && !Check(g)) return false;
+        }
+        if (gathered is not null)
+            foreach (var g in gathered) if (!Check(g)) return false;
+        return flags.Count == 0 || (flags.Count == 1 ? flags[0] : torch.stack(flags).all()).item<bool>();
     }
 
     public void Step()
@@ -70,22 +98,91 @@ public sealed class AdamW : IDisposable
         double bc1 = 1 - Math.Pow(_beta1, Steps), bc2 = 1 - Math.Pow(_beta2, Steps);
         double stepSize = LearningRate / bc1, bc2Sqrt = Math.Sqrt(bc2);
         using var _ = torch.no_grad();
-        foreach (var (p, decay, m, v) in _state)
+        using var scope = torch.NewDisposeScope();
+        var gathered = Gather();
+        for (int i = 0; i < _state.Count; i++)
+        {
+            if (gathered is not null && _inFlat[i]) continue;
+            var (p, decay, m, v) = _state[i];
+            if (p.grad is { } g) Update(p, g, m, v, decay, stepSize, bc2Sqrt);
+        }
+        if (gathered is not null)
+            for (int k = 0; k < _flat!.Count; k++)
+                Update(_flat[k].P, gathered[k], _flat[k].M, _flat[k].V, _flat[k].Decay, stepSize, bc2Sqrt);
+    }
+
+    private void Update(Tensor p, Tensor g, Tensor m, Tensor v, double decay, double stepSize, double bc2Sqrt)
+    {
+        using var scope = torch.NewDisposeScope();
+        if (Fused && CanFuse(p, g, m, v)) { FusedUpdate(p, g, m, v, decay, stepSize, bc2Sqrt); return; }
+        // Each number held for the whole update (see Scalars: TorchSharp does not keep converted numbers alive during a call).
+        using var keep = Scalars.Hold(1 - LearningRate * decay);
+        using Scalar b1 = Scalars.Hold(_beta1), b1c = Scalars.Hold(1 - _beta1), b2 = Scalars.Hold(_beta2), b2c = Scalars.Hold(1 - _beta2);
+        using Scalar root = Scalars.Hold(bc2Sqrt), eps = Scalars.Hold(_eps), step = Scalars.Hold(-stepSize);
+        if (decay > 0) p.mul_(keep);
+        m.mul_(b1).add_(g, alpha: b1c);
+        v.mul_(b2).addcmul_(g, g, value: b2c);
+        var denom = v.sqrt().div_(root).add_(eps, Scalars.One);
+        p.addcdiv_(m, denom, value: step);
+    }
+
+    /// <summary>The current gradients of each flat group as one tensor (one concatenation; the groups are built on the first call),
+    /// or null: no flat groups, or a member without a gradient now (the step then updates each parameter on its own, which skips
+    /// that member as PyTorch does). The tensors belong to the caller's dispose scope.</summary>
+    private Tensor[]? Gather()
+    {
+        _flat ??= BuildFlatGroups();
+        if (_flat.Count == 0 || _flat.Any(f => f.Members.Any(i => _state[i].p.grad is null))) return null;
+        return _flat.Select(f =>
         {
             using var scope = torch.NewDisposeScope();
-            var g = p.grad;
-            if (g is null) continue;
-            if (Fused && CanFuse(p, g, m, v)) { FusedUpdate(p, g, m, v, decay, stepSize, bc2Sqrt); continue; }
-            // Each number held for the whole update (see Scalars: TorchSharp does not keep converted numbers alive during a call).
-            using var keep = Scalars.Hold(1 - LearningRate * decay);
-            using Scalar b1 = Scalars.Hold(_beta1), b1c = Scalars.Hold(1 - _beta1), b2 = Scalars.Hold(_beta2), b2c = Scalars.Hold(1 - _beta2);
-            using Scalar root = Scalars.Hold(bc2Sqrt), eps = Scalars.Hold(_eps), step = Scalars.Hold(-stepSize);
-            if (decay > 0) p.mul_(keep);
-            m.mul_(b1).add_(g, alpha: b1c);
-            v.mul_(b2).addcmul_(g, g, value: b2c);
-            var denom = v.sqrt().div_(root).add_(eps, Scalars.One);
-            p.addcdiv_(m, denom, value: step);
+            return torch.cat(f.Members.Select(i => _state[i].p.grad!.reshape(-1)).ToList(), 0).MoveToOuterDisposeScope();
+        }).ToArray();
+    }
+
+    /// <summary>Per group (when <see cref="SingleBuffer"/> says so): the parameters that have a gradient now, if they share a device
+    /// and floating dtype, become views of one weight buffer (<c>set_</c>: the modules keep their parameter objects) and their
+    /// moments views of two moment buffers, values kept. Parameters without a gradient (unused by the forward) stay on their own.</summary>
+    private List<FlatGroup> BuildFlatGroups()
+    {
+        var groups = new List<FlatGroup>();
+        _inFlat = new bool[_state.Count];
+        using var _ = torch.no_grad();
+        foreach (var (first, count) in _groups)
+        {
+            var members = Enumerable.Range(first, count).Where(i => _state[i].p.grad is not null).ToArray();
+            if (members.Length == 0) continue;
+            var p0 = _state[members[0]].p;
+            if (!p0.is_floating_point() || members.Any(i => _state[i].p.dtype != p0.dtype || _state[i].p.device_type != p0.device_type || _state[i].p.device_index != p0.device_index)) continue;
+            bool hostFused = Fused && members.All(i => IsHostFloats(_state[i].p));
+            if (!(SingleBuffer ?? !hostFused)) continue;
+            long total = members.Sum(i => _state[i].p.numel());
+            // Kept beyond the caller's dispose scope (the first step's): they live as long as the optimiser.
+            Tensor Buffer() => torch.empty(total, p0.dtype, p0.device).DetachFromDisposeScope();
+            var flat = new FlatGroup(members, _state[first].decay, Buffer(), Buffer(), Buffer());
+            long offset = 0;
+            foreach (int i in members)
+            {
+                using var scope = torch.NewDisposeScope();
+                var (p, decay, m, v) = _state[i];
+                long n = p.numel();
+                Tensor View(Tensor buffer, Tensor values)
+                {
+                    var view = buffer.narrow(0, offset, n).view(p.shape);
+                    view.copy_(values);
+                    return view;
+                }
+                p.set_(View(flat.P, p));
+                var mv = View(flat.M, m).DetachFromDisposeScope();
+                var vv = View(flat.V, v).DetachFromDisposeScope();
+                m.Dispose(); v.Dispose();
+                _state[i] = (p, decay, mv, vv);
+                _inFlat[i] = true;
+                offset += n;
+            }
+            groups.Add(flat);
         }
+        return groups;
     }
 
     private static bool CanFuse(Tensor p, Tensor g, Tensor m, Tensor v) => IsHostFloats(p) && IsHostFloats(g) && IsHostFloats(m) && IsHostFloats(v);
@@ -176,5 +273,8 @@ public sealed class AdamW : IDisposable
     {
         foreach (var (_, _, m, v) in _state) { m.Dispose(); v.Dispose(); }
         _state.Clear();
+        // The weight buffers stay alive through the parameters that view them; only these handles go.
+        foreach (var f in _flat ?? new()) { f.P.Dispose(); f.M.Dispose(); f.V.Dispose(); }
+        _flat = null;
     }
 }

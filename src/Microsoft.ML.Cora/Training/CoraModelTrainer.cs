@@ -109,7 +109,10 @@ public static class CoraModelTrainer
         var named = trainable.named_parameters().ToList();
         var decay = named.Where(p => p.parameter.dim() > 1 && !p.name.EndsWith(".bias")).Select(p => p.parameter).ToList();
         var noDecay = named.Where(p => !(p.parameter.dim() > 1 && !p.name.EndsWith(".bias"))).Select(p => p.parameter).ToList();
-        var opt = new AdamW(new[] { new AdamW.Group(decay, o.WeightDecay), new AdamW.Group(noDecay, 0.0) }, o.LearningRate);
+        var opt = new AdamW(new[] { new AdamW.Group(decay, o.WeightDecay), new AdamW.Group(noDecay, 0.0) }, o.LearningRate)
+        {
+            SingleBuffer = model.Plan.SingleBufferOptimizer,
+        };
 
         int stepsPerEpoch = (int)Math.Ceiling(rows.Count / (double)(o.BatchSize * o.GradientAccumulation));
         int totalSteps = stepsPerEpoch * o.Epochs;
