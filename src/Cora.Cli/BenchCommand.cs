@@ -124,15 +124,22 @@ internal static class BenchCommand
         {
             Description = "paper: also run the same work the way CoRA's public code does it (generator products in fp32), in the same process, and print the ratio; " +
                           "generator-fp32: the same with the generator's products in fp32 (see --generator-dtype); " +
+                          (name == "train-step" ? "per-parameter-optimizer: the same with AdamW updating one parameter at a time (on a GPU: without its single buffer); " : "") +
                           $"or the name of one saving ({string.Join(", ", ComputePlan.SwitchNames)}): the same with only that saving off" +
                           (name == "transform" ? "; or direct: the same rows scored by the model directly (what Transform adds)." : "."),
         };
-        baseline.AcceptOnlyFromAmong(ComputePlan.SwitchNames.Prepend("generator-fp32").Prepend("paper").Concat(name == "transform" ? new[] { "direct" } : Array.Empty<string>()).ToArray());
+        baseline.AcceptOnlyFromAmong(ComputePlan.SwitchNames.Prepend("generator-fp32").Prepend("paper")
+            .Concat(name switch { "transform" => new[] { "direct" }, "train-step" => new[] { "per-parameter-optimizer" }, _ => Array.Empty<string>() }).ToArray());
         var rounds = Positive("--rounds", 1, "With --baseline: measure Cora and the baseline this many times in alternation (ABAB...) and report " +
             "the median of the per-round ratios, so that a machine whose speed drifts affects both sides alike. With more than one round, one " +
             "untimed round of both comes first (the process warms up: JIT tiers, allocator arenas; the first timed round used to read 10-25% slow).");
+        var gpuPath = new Option<bool>("--gpu-code-path")
+        {
+            Description = "Take the code path a GPU takes, on any device: libtorch's attention and dropout instead of Cora's CPU kernels, no length " +
+                          "groups, AdamW in libtorch operations instead of its fused CPU pass. With tools/libtorch-calls.sh it counts, on a CPU, the libtorch calls of a GPU step.",
+        };
         var json = JsonOption();
-        var cmd = new Command(name, description) { llm, data, generator, method, batch, repeats, profile, baseline, rounds, json };
+        var cmd = new Command(name, description) { llm, data, generator, method, batch, repeats, profile, baseline, rounds, gpuPath, json };
         if (name == "train-step") { cmd.Options.Add(shape); cmd.Options.Add(tokens); }
         else cmd.Options.Add(rowsPer);
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
@@ -150,14 +157,17 @@ internal static class BenchCommand
             using var setup = BenchSetup.Create(c, p.GetValue(llm), p.GetValue(data), Cli.ParseMethod(p.GetValue(method)!),
                 p.GetValue(generator) == "compact" ? QueryGeneratorOptions.Compact : QueryGeneratorOptions.Paper, deviceSpec, dtypeSpec);
             int b = p.GetValue(batch), n = p.GetValue(repeats), per = p.GetValue(rowsPer);
+            bool gpuCodePath = p.GetValue(gpuPath);
+            bool gpuAuto = gpuCodePath && on.GeneratorDtype == "auto";         // a GPU's generator products are fp32 unless asked otherwise
             WorkloadFigures Run(ComputePlan plan, bool direct = false, bool generatorFp32 = false)
             {
-                setup.Model.Plan = plan;
-                setup.Model.GeneratorDtype = generatorFp32 ? "fp32" : on.GeneratorDtype;
+                // What CoraModel and AdamW do off the CPU: libtorch kernels, no length groups (see ComputePlan.LengthGroups).
+                setup.Model.Plan = gpuCodePath ? plan with { NarrowHeadKernel = false, FastDropout = false, LengthGroups = false } : plan;
+                setup.Model.GeneratorDtype = generatorFp32 || gpuAuto ? "fp32" : on.GeneratorDtype;
                 if (direct) return ModelBench.Score(setup.Model, setup.Rows, b, per, n, p.GetValue(profile));
                 return name switch
                 {
-                    "train-step" => ModelBench.TrainStep(setup.Model, setup.Rows, b, n, p.GetValue(profile)),
+                    "train-step" => ModelBench.TrainStep(setup.Model, setup.Rows, b, n, p.GetValue(profile), fusedOptimizer: !gpuCodePath),
                     "score" => ModelBench.Score(setup.Model, setup.Rows, b, per, n, p.GetValue(profile)),
                     _ => ModelBench.Measure(setup.Model, setup.Rows, b, per, n, p.GetValue(profile), "transform", setup.Transform(b)),
                 };
@@ -170,13 +180,16 @@ internal static class BenchCommand
                 "paper" => Run(ComputePlan.Paper, generatorFp32: baselineFp32),
                 "generator-fp32" => Run(ComputePlan.Fast, generatorFp32: baselineFp32),
                 "direct" => Run(ComputePlan.Fast, direct: true),
+                "per-parameter-optimizer" => Run(ComputePlan.Fast with { SingleBufferOptimizer = false }),
                 _ => Run(ComputePlan.Fast.Without(baselineName)),
             };
-            string baselineLabel = baselineName switch { null or "paper" => "paper's way", "direct" => "direct", "generator-fp32" => "generator in fp32", _ => $"no {baselineName}" };
+            string baselineLabel = baselineName switch { null or "paper" => "paper's way", "direct" => "direct", "generator-fp32" => "generator in fp32", "per-parameter-optimizer" => "AdamW per parameter", _ => $"no {baselineName}" };
             int roundCount = baselineName is null ? 1 : p.GetValue(rounds);
             var ratios = new List<double>();
-            string generatorName = on.GeneratorDtypeName(device);
-            if (setup.Model.Trainable.query_generator is not null) c.Out.WriteLine(on.GeneratorLine(device));
+            string generatorName = gpuAuto ? "fp32" : on.GeneratorDtypeName(device);
+            if (setup.Model.Trainable.query_generator is not null)
+                c.Out.WriteLine(gpuAuto ? "generator products: fp32 (--generator-dtype auto on a GPU)" : on.GeneratorLine(device));
+            if (gpuCodePath) c.Out.WriteLine("code path: a GPU's (libtorch attention and dropout, no length groups, AdamW in libtorch operations)");
             WorkloadFigures fast = null!; WorkloadFigures? other = null;
             if (roundCount > 1)
             {

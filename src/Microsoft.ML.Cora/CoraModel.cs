@@ -227,7 +227,7 @@ public sealed class CoraModel : IDisposable
             bool canGroup = plan.RightPadding && plan.LastTokenOnly;
             var groups = !canGroup ? null
                 : llmRows is { } g0 && g0 < rows.Count ? ConsecutiveGroups(prompts, g0)
-                : plan.LengthGroups ? LengthGroups(prompts, plan.LengthGroupRows) : null;
+                : GroupsByLength(plan, embeds.device_type) ? LengthGroups(prompts, plan.LengthGroupRows) : null;
             if (groups is not null)
             {
                 // Each group padded to its own longest prompt; the logits are put back in the batch's order.
@@ -257,6 +257,10 @@ public sealed class CoraModel : IDisposable
             return logits.squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();                          // [B], fp32 whatever the LLM dtype
         }
     }
+
+    /// <summary>Whether a training batch may run through the LLM in length groups (<see cref="ComputePlan.LengthGroups"/>): on the CPU
+    /// only, where the padding it saves is compute; on a GPU each group is another pass of kernel launches.</summary>
+    internal static bool GroupsByLength(ComputePlan plan, DeviceType device) => plan.LengthGroups && device == DeviceType.CPU;
 
     /// <summary>Rows in prompt-length order cut into groups of <paramref name="rows"/> (the last may be smaller).</summary>
     internal static List<long[]> ConsecutiveGroups(IReadOnlyList<TokenizedPrompt> prompts, int rows)

@@ -259,6 +259,25 @@ public class CliTests
     }
 
     [TestMethod]
+    public void BenchTakesAGpusCodePathOnTheCpuAndComparesTheOptimizerLayouts()
+    {
+        using var dir = TestPaths.Temp();
+        var (code, stdout, err) = Cli("bench", "train-step", "--llm", Slice.LlmPath, "--data", Path.GetDirectoryName(Slice.TrainPath)!, "--generator", "compact",
+            "--repeats", "1", "--batch", "2", "--threads", "1", "--gpu-code-path", "--baseline", "per-parameter-optimizer", "--json", dir["r.json"]);
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, "code path: a GPU's (libtorch attention and dropout, no length groups, AdamW in libtorch operations)");
+        StringAssert.Contains(stdout, "generator products: fp32 (--generator-dtype auto on a GPU)");
+        StringAssert.Contains(stdout, "ratio cora / AdamW per parameter");
+        var j = JsonNode.Parse(File.ReadAllText(dir["r.json"]))!;
+        Assert.AreEqual("fp32", (string)j["generator_dtype"]!);
+        Assert.AreEqual("per-parameter-optimizer", (string)j["baseline"]!["plan"]!);
+        Assert.IsTrue((double)j["baseline"]!["median_s"]! > 0);
+        (code, _, err) = TinyBenchScore("--baseline", "per-parameter-optimizer");
+        Assert.AreEqual(2, code, "scoring has no optimizer");
+        StringAssert.Contains(err, "per-parameter-optimizer");
+    }
+
+    [TestMethod]
     public void DoctorAndBenchPrintMeasuredFigures()
     {
         var (code, stdout, err) = Cli("doctor", "--seconds", "0.05");

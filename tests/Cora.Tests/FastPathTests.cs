@@ -117,6 +117,10 @@ public class FastPathTests
         CollectionAssert.AreEquivalent(Enumerable.Range(0, 16).Select(i => (long)i).ToArray(), groups.SelectMany(g => g).ToArray());
         Assert.IsTrue(groups[0].All(i => i % 2 == 0) && groups[1].All(i => i % 2 == 0), "the short rows go together");
         Assert.IsNull(CoraModel.LengthGroups(new[] { P(10), P(400) }, 4), "too few rows to split");
+        // Only on the CPU: on a GPU each group is another pass of kernel launches.
+        Assert.IsTrue(CoraModel.GroupsByLength(ComputePlan.Fast, DeviceType.CPU));
+        Assert.IsFalse(CoraModel.GroupsByLength(ComputePlan.Fast, DeviceType.CUDA));
+        Assert.IsFalse(CoraModel.GroupsByLength(ComputePlan.Fast with { LengthGroups = false }, DeviceType.CPU));
     }
 
     [TestMethod]

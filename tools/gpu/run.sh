@@ -26,15 +26,18 @@ d="$work/shared/data/ml-1m-collm"; llm="$work/shared/models/stories260K/stories2
 valid="$d/valid.tsv"
 if [ "$quick" = 1 ]; then
   # QUICK: the same steps, small enough for a CPU (400 training rows, 200 validation rows, tiny shapes).
-  rows="--max-rows 400"; vrows=200; shapes_b=2; big=tiny
+  rows="--max-rows 400"; vrows=200; shapes_b=2; big=tiny; gen=compact; reps=2; rounds=1
   head -n 201 "$d/valid.tsv" > "$work/valid-small.tsv"; valid="$work/valid-small.tsv"
-else rows=""; vrows=1000; shapes_b=0; big=vicuna-7b; fi
+else rows=""; vrows=1000; shapes_b=0; big=vicuna-7b; gen=paper; reps=20; rounds=3; fi
 
 step 60 doctor
 step 60 bench golden --llm "$llm" --device "$device" --llm-dtype bf16
 step 300 train --train "$d/train.tsv" --valid "$valid" --items "$d/items.tsv" --llm "$llm" --method cora \
   --batch-size 16 --epochs 1 --validate-every 100000 --max-valid-rows "$vrows" $rows --device "$device" \
   --out "$work/cora.zip" --json "$results/train.json"
+# Where a training step's time goes on this device: the same step with AdamW one parameter at a time (no single buffer).
+step 120 bench train-step --llm "$llm" --data "$d" --generator "$gen" --batch 16 --repeats "$reps" --device "$device" \
+  --baseline per-parameter-optimizer --rounds "$rounds" --json "$results/bench-train-step.json"
 step 120 evaluate --model "$work/cora.zip" --data "$valid" --batch-size 256 --device "$device" --json "$results/evaluate.json"
 step 120 evaluate --model "$work/cora.zip" --data "$valid" --batch-size 256 --device "$device" --llm-dtype fp32 --json "$results/evaluate-fp32.json"
 for shape in smollm2-135m tinyllama-1.1b; do

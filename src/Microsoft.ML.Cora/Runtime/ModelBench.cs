@@ -24,15 +24,17 @@ public sealed record WorkloadFigures(string What, double MedianSeconds, double M
 /// </summary>
 public static class ModelBench
 {
-    /// <summary>Median over <paramref name="repeats"/> training steps of <paramref name="batch"/> rows (one warm-up step first).</summary>
-    public static WorkloadFigures TrainStep(CoraModel model, IReadOnlyList<Interaction> rows, int batch, int repeats, bool profile = false)
+    /// <summary>Median over <paramref name="repeats"/> training steps of <paramref name="batch"/> rows (one warm-up step first): what the
+    /// trainer does each step (forward, loss read on the host, backward, finite check of the gradients, AdamW).</summary>
+    /// <param name="fusedOptimizer">AdamW's fused CPU pass where it applies (false: libtorch operations, as on a GPU)</param>
+    public static WorkloadFigures TrainStep(CoraModel model, IReadOnlyList<Interaction> rows, int batch, int repeats, bool profile = false, bool fusedOptimizer = true)
     {
         if (!model.UsesLlm) throw new ArgumentException("mf has no LLM training step; benchmark the cora, collm or llm-lora method.", nameof(model));
         Require(rows, "train-step");
         var parameters = model.Trainable.parameters().ToList();
         using var opt = new Training.AdamW(new[] { new Training.AdamW.Group(parameters, CoraDefaults.WeightDecay) }, CoraDefaults.LearningRate)
         {
-            SingleBuffer = model.Plan.SingleBufferOptimizer,
+            SingleBuffer = model.Plan.SingleBufferOptimizer, Fused = fusedOptimizer,
         };
         var phases = profile ? new PhaseProfile() : null;
         int next = 0, calls = 0;
@@ -58,10 +60,14 @@ public static class ModelBench
                 using (PhaseProfile.Time(timing, "backward"))
                 {
                     opt.ZeroGrad();
+                    _ = loss.item<float>();                                  // the trainer reads the loss every step
                     loss.backward();
                 }
                 using (PhaseProfile.Time(timing, "optimizer step"))
+                {
+                    if (!opt.GradientsFinite()) throw new Training.TrainingDivergedException("bench train-step: the gradients are not finite.");
                     opt.Step();
+                }
             });
             return Figures($"train-step batch {batch}", times, batch, flops / repeats, phases, repeats);
         }
