@@ -79,6 +79,7 @@ public class AdamWTests
             }
             q.grad = torch.tensor(new[] { 1f, 2, 3, float.NaN, 5, 6 }).view(2, 3);
             Assert.IsFalse(opt.GradientsFinite(), $"fused {fused}, single {single}: NaN in the second tensor of the buffer");
+            Assert.AreEqual(single ? 2 : 0, opt.BufferedParameters, "laid out at the first call that found gradients, not before");
         }
     }
 
