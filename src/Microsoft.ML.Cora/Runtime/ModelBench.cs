@@ -25,8 +25,8 @@ public sealed record WorkloadFigures(string What, double MedianSeconds, double M
 public static class ModelBench
 {
     /// <summary>Median over <paramref name="repeats"/> training steps of <paramref name="batch"/> rows (one warm-up step first): what the
-    /// trainer does each step (forward, loss read on the host, backward, finite check of the gradients, AdamW).</summary>
-    /// <param name="fusedOptimizer">AdamW's fused CPU pass where it applies (false: libtorch operations, as on a GPU)</param>
+    /// trainer does each step (forward, loss read on the host, backward, finite check of the gradients, AdamW). fusedOptimizer: AdamW's
+    /// fused CPU pass where it applies (false: libtorch operations, as on a GPU).</summary>
     public static WorkloadFigures TrainStep(CoraModel model, IReadOnlyList<Interaction> rows, int batch, int repeats, bool profile = false, bool fusedOptimizer = true)
     {
         if (!model.UsesLlm) throw new ArgumentException("mf has no LLM training step; benchmark the cora, collm or llm-lora method.", nameof(model));
