@@ -12,6 +12,7 @@ set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,12p' "$0"; exit 2; }
 cora="$1"; shift
 command -v perf >/dev/null || { echo "perf not found: apt-get install linux-perf" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "uprobes need root: run this as root (sudo -E keeps CORA_SHARED)" >&2; exit 1; }
 
 # The libraries the CLI really loads (a bundled libtorch or CORA_LIBTORCH's), from the dynamic loader's log.
 libs=$(LD_DEBUG=files "$cora" doctor 2>&1 | sed -n 's/.*calling init: \(.*\(libLibTorchSharp\|libtorch_cpu\)\.so\)$/\1/p' | sort -u)
@@ -23,7 +24,8 @@ cleanup() { perf probe -q -d 'probe_libLibTorchSharp:*' 2>/dev/null || true; per
 trap cleanup EXIT
 cleanup; work=$(mktemp -d)
 # perf probe takes at most 128 probes a call: 100 at a time.
-nm -D "$lts" | awk '$2 == "T" && $3 ~ /^THS/ { print "-a " $3 }' | xargs -n 200 perf probe -q -x "$lts"
+nm -D "$lts" | awk '$2 == "T" && $3 ~ /^THS/ { print "-a " $3 }' | xargs -n 200 perf probe -q -x "$lts" ||
+  { echo "perf probe could not add uprobes to $lts (a kernel without uprobes, or tracefs not mounted?)" >&2; exit 1; }
 node=$(nm -D "$tcpu" | awk '$2 == "T" && $3 ~ /^_ZN5torch8autograd6Engine17evaluate_function/ && !found { print $1; found = 1 }')
 perf probe -q -x "$tcpu" -a "autograd_node=0x$node"
 echo "probes: $(perf probe -l 2>/dev/null | wc -l) ($lts, $tcpu)"

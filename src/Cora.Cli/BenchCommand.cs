@@ -189,7 +189,9 @@ internal static class BenchCommand
             string generatorName = gpuAuto ? "fp32" : on.GeneratorDtypeName(device);
             if (setup.Model.Trainable.query_generator is not null)
                 c.Out.WriteLine(gpuAuto ? "generator products: fp32 (--generator-dtype auto on a GPU)" : on.GeneratorLine(device));
-            if (gpuCodePath) c.Out.WriteLine("code path: a GPU's (libtorch attention and dropout, no length groups, AdamW in libtorch operations)");
+            if (gpuCodePath)
+                c.Out.WriteLine(name == "train-step" ? "code path: a GPU's (libtorch attention and dropout, no length groups, AdamW in libtorch operations)"
+                                                     : "code path: a GPU's (libtorch attention)");
             WorkloadFigures fast = null!; WorkloadFigures? other = null;
             if (roundCount > 1)
             {
