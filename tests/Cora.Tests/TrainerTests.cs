@@ -1,3 +1,5 @@
+using TorchSharp;
+using static TorchSharp.torch;
 using Microsoft.ML.Cora.Runtime;
 using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Training;
@@ -83,7 +85,14 @@ public class TrainerTests
             m.Plan = plan;
             CoraModelTrainer.Train(m, rows, valid, Options(ckpt), progress, null, ct);
             if (save is not null) m.Save(save);
-            return m.Score(valid, 8);
+            var scores = m.Score(valid, 8);
+            // The trained weights (views of the optimiser's buffer when it kept one) move like any others.
+            m.To(torch.CPU, ScalarType.Float64, ScalarType.Float64);
+            var wide = m.Score(valid, 8);
+            m.To(torch.CPU, ScalarType.Float32, ScalarType.Float32);
+            for (int i = 0; i < valid.Count; i++) Assert.AreEqual(scores[i], wide[i], 1e-4 * Math.Max(1, Math.Abs(scores[i])), $"float64 row {i}");
+            CollectionAssert.AreEqual(scores, m.Score(valid, 8), "back in float32: the same scores");
+            return scores;
         }
         var perParameter = Run(ComputePlan.Fast with { SingleBufferOptimizer = false });
         var oneBuffer = Run(single, save: tmp["single.zip"]);

@@ -83,8 +83,8 @@ public sealed record ComputePlan
     public bool InferenceMode { get; init; } = true;
     /// <summary>Training's AdamW keeps each parameter group in one buffer and updates it as one tensor (see
     /// <see cref="Training.AdamW.SingleBuffer"/>): null (both plans) = wherever its fused per-parameter CPU pass does not apply (CUDA,
-    /// dtypes other than float32), where it saves some 2,000 kernel launches and 200 host synchronisations a step of CoRA's
-    /// generator; true or false force it. The same updates either way, up to float32 rounding.</summary>
+    /// dtypes other than float32), where it saves about 2,200 libtorch operations (each a kernel launch on a GPU) a step of CoRA's
+    /// paper-size generator; true or false force it. The same updates either way, up to float32 rounding.</summary>
     public bool? SingleBufferOptimizer { get; init; }
 }
 
