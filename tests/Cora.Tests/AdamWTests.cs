@@ -131,6 +131,20 @@ public class AdamWTests
     }
 
     [TestMethod]
+    public void OneBufferIsTheDefaultWhereTheFusedPassDoesNotApply()
+    {
+        foreach (var (dtype, fused, expected) in new[] { (ScalarType.Float32, true, 0), (ScalarType.Float64, true, 2), (ScalarType.Float32, false, 2) })
+        {
+            var ps = new[] { new Parameter(torch.ones(3, dtype: dtype)), new Parameter(torch.ones(2, 2, dtype: dtype)) };
+            using var opt = new AdamW(new[] { new AdamW.Group(ps, 0.1) }, 1e-2) { Fused = fused };
+            foreach (var p in ps) p.grad = torch.ones_like(p);
+            opt.Step();
+            Assert.AreEqual(expected, opt.BufferedParameters, $"{dtype}, fused {fused}");
+            Assert.AreEqual(1 - 1e-2 * 0.1 - 1e-2, ps[1].to(ScalarType.Float64).mean().item<double>(), 1e-6, $"{dtype}, fused {fused}: one step of size lr");
+        }
+    }
+
+    [TestMethod]
     public void OneBufferStateResumesIntoEitherLayout()
     {
         var gen = new torch.Generator(17);
