@@ -35,9 +35,10 @@ step 60 bench golden --llm "$llm" --device "$device" --llm-dtype bf16
 step 300 train --train "$d/train.tsv" --valid "$valid" --items "$d/items.tsv" --llm "$llm" --method cora \
   --batch-size 16 --epochs 1 --validate-every 100000 --max-valid-rows "$vrows" $rows --device "$device" \
   --out "$work/cora.zip" --json "$results/train.json"
-# Where a training step's time goes on this device: the same step with AdamW one parameter at a time (no single buffer).
+# Where a training step's time goes on this device: by phase (each phase waits for its kernels), and against the same step
+# with AdamW one parameter at a time (no single buffer).
 step 120 bench train-step --llm "$llm" --data "$d" --generator "$gen" --batch 16 --repeats "$reps" --device "$device" \
-  --baseline per-parameter-optimizer --rounds "$rounds" --json "$results/bench-train-step.json"
+  --baseline per-parameter-optimizer --rounds "$rounds" --profile --json "$results/bench-train-step.json"
 step 120 evaluate --model "$work/cora.zip" --data "$valid" --batch-size 256 --device "$device" --json "$results/evaluate.json"
 step 120 evaluate --model "$work/cora.zip" --data "$valid" --batch-size 256 --device "$device" --llm-dtype fp32 --json "$results/evaluate-fp32.json"
 for shape in smollm2-135m tinyllama-1.1b; do

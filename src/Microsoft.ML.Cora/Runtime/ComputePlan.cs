@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using static TorchSharp.torch;
 
 namespace Microsoft.ML.Cora.Runtime;
 
@@ -90,13 +91,18 @@ public sealed record ComputePlan
 
 /// <summary>
 /// Wall time by phase of the model's work, accumulated while attached to a model (<see cref="CoraModel.Profile"/>); used by
-/// <c>cora bench --profile</c>. On the CPU libtorch runs synchronously, so the split is exact; on CUDA call with synchronisation.
+/// <c>cora bench --profile</c>. On the CPU libtorch runs synchronously, so the split is exact; on CUDA give the device
+/// (<see cref="SynchronizeOn"/>): each phase then waits for its kernels before its clock stops (which also keeps the host from
+/// running ahead, so the profiled total can exceed an unprofiled step).
 /// </summary>
 public sealed class PhaseProfile
 {
     private readonly Dictionary<string, double> _seconds = new();
     private readonly List<string> _order = new();
     private readonly object _gate = new();
+
+    /// <summary>The device whose queued work each phase waits for before it is timed (null: none; the CPU needs none).</summary>
+    public Device? SynchronizeOn { get; init; }
 
     /// <summary>Seconds per phase in first-seen order.</summary>
     public IReadOnlyList<(string phase, double seconds)> Phases
@@ -122,6 +128,11 @@ public sealed class PhaseProfile
     {
         private readonly PhaseProfile? _p; private readonly string _phase; private readonly long _start;
         public Timer(PhaseProfile? p, string phase) { _p = p; _phase = phase; _start = p is null ? 0 : Stopwatch.GetTimestamp(); }
-        public void Dispose() { if (_p is not null) _p.Add(_phase, Stopwatch.GetElapsedTime(_start).TotalSeconds); }
+        public void Dispose()
+        {
+            if (_p is null) return;
+            if (_p.SynchronizeOn is { } device) Doctor.Synchronize(device);
+            _p.Add(_phase, Stopwatch.GetElapsedTime(_start).TotalSeconds);
+        }
     }
 }

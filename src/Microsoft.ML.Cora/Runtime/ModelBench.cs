@@ -36,7 +36,7 @@ public static class ModelBench
         {
             SingleBuffer = model.Plan.SingleBufferOptimizer, Fused = fusedOptimizer,
         };
-        var phases = profile ? new PhaseProfile() : null;
+        var phases = profile ? new PhaseProfile { SynchronizeOn = model.Device } : null;
         int next = 0, calls = 0;
         double flops = 0;
         model.Trainable.train();
@@ -88,7 +88,7 @@ public static class ModelBench
         string what, Func<IReadOnlyList<Interaction>, float[]> score)
     {
         Require(rows, what);
-        var phases = profile ? new PhaseProfile() : null;
+        var phases = profile ? new PhaseProfile { SynchronizeOn = model.Device } : null;
         int next = 0, calls = 0;
         double flops = 0;
         try
