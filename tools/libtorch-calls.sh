@@ -19,10 +19,10 @@ libs=$(LD_DEBUG=files "$cora" doctor 2>&1 | sed -n 's/.*calling init: \(.*\(libL
 lts=$(grep LibTorchSharp <<<"$libs" | head -1); tcpu=$(grep libtorch_cpu <<<"$libs" | head -1)
 [ -n "$lts" ] && [ -n "$tcpu" ] || { echo "could not tell which libtorch '$cora doctor' loads" >&2; exit 1; }
 
+remove_probes() { perf probe -q -d 'probe_libLibTorchSharp:*' 2>/dev/null || true; perf probe -q -d 'probe_libtorch_cpu:*' 2>/dev/null || true; }
+remove_probes                                  # left over from an interrupted run
 work=$(mktemp -d)
-cleanup() { perf probe -q -d 'probe_libLibTorchSharp:*' 2>/dev/null || true; perf probe -q -d 'probe_libtorch_cpu:*' 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-cleanup; work=$(mktemp -d)
+trap 'remove_probes; rm -rf "$work"' EXIT
 # perf probe takes at most 128 probes a call: 100 at a time.
 nm -D "$lts" | awk '$2 == "T" && $3 ~ /^THS/ { print "-a " $3 }' | xargs -n 200 perf probe -q -x "$lts" ||
   { echo "perf probe could not add uprobes to $lts (a kernel without uprobes, or tracefs not mounted?)" >&2; exit 1; }

@@ -158,12 +158,13 @@ internal static class BenchCommand
                 p.GetValue(generator) == "compact" ? QueryGeneratorOptions.Compact : QueryGeneratorOptions.Paper, deviceSpec, dtypeSpec);
             int b = p.GetValue(batch), n = p.GetValue(repeats), per = p.GetValue(rowsPer);
             bool gpuCodePath = p.GetValue(gpuPath);
-            bool gpuAuto = gpuCodePath && on.GeneratorDtype == "auto";         // a GPU's generator products are fp32 unless asked otherwise
+            var generatorDevice = gpuCodePath ? new Device(DeviceType.CUDA) : device;   // whose --generator-dtype auto the generator follows (a value: CUDA is not started)
+            string generatorName = on.GeneratorDtypeName(generatorDevice);
             WorkloadFigures Run(ComputePlan plan, bool direct = false, bool generatorFp32 = false)
             {
                 // What CoraModel and AdamW do off the CPU: libtorch kernels, no length groups (see ComputePlan.LengthGroups).
                 setup.Model.Plan = gpuCodePath ? plan with { NarrowHeadKernel = false, FastDropout = false, LengthGroups = false } : plan;
-                setup.Model.GeneratorDtype = generatorFp32 || gpuAuto ? "fp32" : on.GeneratorDtype;
+                setup.Model.GeneratorDtype = generatorFp32 ? "fp32" : generatorName;
                 if (direct) return ModelBench.Score(setup.Model, setup.Rows, b, per, n, p.GetValue(profile));
                 return name switch
                 {
@@ -186,9 +187,7 @@ internal static class BenchCommand
             string baselineLabel = baselineName switch { null or "paper" => "paper's way", "direct" => "direct", "generator-fp32" => "generator in fp32", "per-parameter-optimizer" => "AdamW per parameter", _ => $"no {baselineName}" };
             int roundCount = baselineName is null ? 1 : p.GetValue(rounds);
             var ratios = new List<double>();
-            string generatorName = gpuAuto ? "fp32" : on.GeneratorDtypeName(device);
-            if (setup.Model.Trainable.query_generator is not null)
-                c.Out.WriteLine(gpuAuto ? "generator products: fp32 (--generator-dtype auto on a GPU)" : on.GeneratorLine(device));
+            if (setup.Model.Trainable.query_generator is not null) c.Out.WriteLine(on.GeneratorLine(generatorDevice, gpuCodePath ? " on a GPU" : ""));
             if (gpuCodePath)
                 c.Out.WriteLine(name == "train-step" ? "code path: a GPU's (libtorch attention and dropout, no length groups, AdamW in libtorch operations)"
                                                      : "code path: a GPU's (libtorch attention)");

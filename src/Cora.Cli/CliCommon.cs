@@ -154,6 +154,8 @@ internal sealed record DeviceChoice(string Device, string Dtype, string Generato
     /// <summary>The generator products' dtype on <paramref name="device"/> (auto resolved), e.g. "bf16".</summary>
     public string GeneratorDtypeName(TorchSharp.torch.Device device) => CoraDevice.DtypeName(CoraDevice.ResolveGeneratorDtype(GeneratorDtype, device));
 
-    /// <summary>The line the computing commands print: what the generator's products run in, and the option that chose it.</summary>
-    public string GeneratorLine(TorchSharp.torch.Device device) => $"generator products: {GeneratorDtypeName(device)} (--generator-dtype {GeneratorDtype})";
+    /// <summary>The line the computing commands print: what the generator's products run in, and the option that chose it
+    /// (<paramref name="where"/> qualifies it, e.g. " on a GPU").</summary>
+    public string GeneratorLine(TorchSharp.torch.Device device, string where = "") =>
+        $"generator products: {GeneratorDtypeName(device)} (--generator-dtype {GeneratorDtype}{where})";
 }
