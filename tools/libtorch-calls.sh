@@ -36,18 +36,18 @@ for n in 2 12; do
 done
 tail -n +2 "$work/out12.txt" | grep -v '^ ' | head -4
 
-# Calls that only touch the host (metadata, views, handles, error checks, scalar conversions, gradient handles) are counted
-# apart from operations. THSTensor_mm is left out: the bench's one-second matmul peak loop calls it a varying number of times
+# Calls that only touch the host (metadata, views, handles, error checks, scalar conversions, gradient handles, the CUDA
+# availability query of the bench's memory sampling) are counted apart from operations. THSTensor_mm is left out: the bench's one-second matmul peak loop calls it a varying number of times
 # (Cora's steps use linear and bmm).
 awk -F, '
   BEGIN {
     split("dispose get_and_reset_last_err dispose_scalar float64_to_scalar float32_to_scalar int64_to_scalar bool_to_scalar grad set_grad type sizes strides stride " \
           "Module_is_training transpose view narrow reshape expand unsqueeze squeeze permute select slice alias detach device_type device_index numel ndimension " \
-          "is_contiguous data requires_grad set_requires_grad Embedding_weight setGrad isGradEnabled element_size is_leaf", h, " ")
+          "is_contiguous data requires_grad set_requires_grad Embedding_weight setGrad isGradEnabled element_size is_leaf is_available", h, " ")
     for (i in h) host[h[i]] = 1
   }
   FNR == 1 { file++ }
-  $1 ~ /^[0-9]+$/ { split($3, e, ":"); name = e[2]; sub(/^THS(Tensor|NN|Torch|Autograd|Generator)_/, "", name); c[file, name] = $1; names[name] = 1 }
+  $1 ~ /^[0-9]+$/ { split($3, e, ":"); name = e[2]; sub(/^THS(TorchCuda|Tensor|NN|Torch|Autograd|Generator)_/, "", name); c[file, name] = $1; names[name] = 1 }
   END {
     for (n in names) {
       d = (c[2, n] - c[1, n]) / 10

@@ -59,8 +59,8 @@ public sealed record ComputePlan
     /// <summary>Within a batch, rows of similar prompt length run through the LLM together, each group padded only to its own
     /// longest prompt (attention costs grow with the square of the padded length). The batch, its loss and its gradient are the
     /// same (the loss is a mean over all rows); only padding is saved. Needs right padding. On the CPU only: on a GPU a small LLM's
-    /// step is bound by kernel launches, not FLOPs, and each group is another pass of them (stories260K, batch 16: 1,084 operations
-    /// and 2,110 backward nodes a step in groups, 555 and 1,369 without; counted with tools/libtorch-calls.sh).</summary>
+    /// step is bound by kernel launches, not FLOPs, and each group is another pass of them (stories260K, batch 16: 1,082 operations
+    /// and 2,110 backward nodes a step in groups, 553 and 1,369 without; counted with tools/libtorch-calls.sh).</summary>
     public bool LengthGroups { get; init; } = true;
     /// <summary>Rows per length group (at least); smaller groups save more padding but use the matrix units less.</summary>
     public int LengthGroupRows { get; init; } = 4;
