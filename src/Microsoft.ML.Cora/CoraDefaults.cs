@@ -82,8 +82,8 @@ public static class CoraDefaults
     // Where and how
     public const string Device = "cpu";
     public const string LlmDtype = "auto";
-    /// <summary>dtype of the query generator's matrix products (<see cref="Runtime.CoraDevice.ResolveGeneratorDtype"/>): auto = bf16 on a
-    /// CPU with native bf16 products, fp32 elsewhere.</summary>
+    /// <summary>dtype of the query generator's matrix products (<see cref="Runtime.CoraDevice.ResolveGeneratorDtype"/>): auto = whichever of
+    /// bf16 and fp32 this CPU runs faster (timed, <see cref="Runtime.CpuChoices.GeneratorDtype"/>), fp32 on a GPU.</summary>
     public const string GeneratorDtype = "auto";
     /// <summary>The generator products of <c>cora quickstart</c>: fp32, so that its metric table (the README's) comes out the same on
     /// every CPU; <see cref="GeneratorDtype"/>'s auto would pick bf16 on some CPUs and fp32 on others. bf16 is faster and moved the

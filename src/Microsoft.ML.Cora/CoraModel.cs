@@ -64,8 +64,8 @@ public sealed class CoraModel : IDisposable
     }
     private ComputePlan _plan = ComputePlan.Fast;
 
-    /// <summary>dtype of the query generator's matrix products: "auto" (<see cref="CoraDefaults.GeneratorDtype"/>: bf16 on a CPU with
-    /// native bf16 products, else fp32), "bf16" or "fp32"; resolved again whenever the model moves (<see cref="To"/>). Not saved with
+    /// <summary>dtype of the query generator's matrix products: "auto" (<see cref="CoraDefaults.GeneratorDtype"/>: on a CPU whichever
+    /// of bf16 and fp32 it runs faster for this generator's width, timed once per machine; fp32 on a GPU), "bf16" or "fp32"; resolved again whenever the model moves (<see cref="To"/>). Not saved with
     /// the model: its weights are fp32 either way, so a model trained one way scores the other. bf16 is not exact (scores move by
     /// about its rounding; see <see cref="Collaborative.QueryGenerator.MatmulDtype"/>).</summary>
     public string GeneratorDtype
@@ -84,7 +84,7 @@ public sealed class CoraModel : IDisposable
     private void ApplyGeneratorDtype()
     {
         if (Trainable.query_generator is not { } g) return;
-        var d = CoraDevice.ResolveGeneratorDtype(_generatorDtype, Device);
+        var d = CoraDevice.ResolveGeneratorDtype(_generatorDtype, Device, g.Options.Hidden, g.Options.FeedForward);
         g.MatmulDtype = d != ScalarType.Float32 && g.query_tokens.dtype == ScalarType.Float32 ? d : null;
     }
 
@@ -150,6 +150,7 @@ public sealed class CoraModel : IDisposable
         Cf.MoveTo(device, trainableDtype);
         Trainable.to(device, trainableDtype);
         ApplyGeneratorDtype();
+        ApplyAttentionKernel();
         return this;
     }
 
@@ -238,7 +239,7 @@ public sealed class CoraModel : IDisposable
                     long len = g.Max(i => prompts[(int)i].Ids.Length);
                     var e = embeds.index_select(0, idx).narrow(1, 0, len);                                        // [G, Tg, D]
                     var m = mask.index_select(0, idx).narrow(1, 0, len);                                          // [G, Tg]
-                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, plan.FinalLayerAtLastToken, plan.NarrowHeadKernel));   // [G, 1]
+                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, plan.FinalLayerAtLastToken, NarrowHeadKernel(plan)));   // [G, 1]
                 }
                 var order = groups.SelectMany(g => g).ToArray();
                 var inverse = new long[order.Length];
@@ -246,7 +247,7 @@ public sealed class CoraModel : IDisposable
                 logits = torch.cat(parts, 0).index_select(0, torch.tensor(inverse, device: embeds.device));      // [B, 1]
             }
             else if (plan.LastTokenOnly)
-                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, plan.FinalLayerAtLastToken, plan.NarrowHeadKernel);   // [B, 1]
+                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, plan.FinalLayerAtLastToken, NarrowHeadKernel(plan));   // [B, 1]
             else
             {
                 // The paper's way: logits over the whole vocabulary at every position, then one value read.
@@ -260,6 +261,19 @@ public sealed class CoraModel : IDisposable
 
     /// <summary>Whether a training batch may run through the LLM in length groups (<see cref="ComputePlan.LengthGroups"/>): on the CPU
     /// only, where the padding it saves is compute; on a GPU each group is another pass of kernel launches.</summary>
+    /// <summary>Whether the LLM's causal attention goes to <see cref="Llm.NarrowHeadAttention"/>: the plan allows it and, on the CPU, it
+    /// measured faster than libtorch's attention for this LLM's heads (<see cref="CpuChoices.AttentionKernel"/>, decided when the
+    /// model is built or moved, outside any inference mode).</summary>
+    internal bool NarrowHeadKernel(ComputePlan plan) => plan.NarrowHeadKernel && _narrowHeadFaster;
+
+    private bool _narrowHeadFaster;
+
+    private void ApplyAttentionKernel()
+    {
+        _narrowHeadFaster = Llm is { } lm && Device.type == DeviceType.CPU && lm.Dtype == ScalarType.Float32
+            && CpuChoices.AttentionKernel(lm.Config.NumAttentionHeads, lm.Config.NumKeyValueHeads, lm.Config.HeadDim).Chosen == "narrow-head";
+    }
+
     internal static bool GroupsByLength(ComputePlan plan, DeviceType device) => plan.LengthGroups && device == DeviceType.CPU;
 
     /// <summary>Rows in prompt-length order cut into groups of <paramref name="rows"/> (the last may be smaller).</summary>

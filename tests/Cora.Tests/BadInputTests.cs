@@ -168,6 +168,7 @@ public class BadInputTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     public void EightThreadsScoreLikeSerialWithAFlatWorkingSet()
     {
         using var m = Slice.Model(CoraMethod.Cora);

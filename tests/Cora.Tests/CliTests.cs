@@ -143,6 +143,7 @@ public class CliTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     [Timeout(900_000)]
     public void QuickstartRunsOnTheSyntheticStandInAndSaysSo()
     {

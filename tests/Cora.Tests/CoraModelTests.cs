@@ -23,6 +23,9 @@ public static class Slice
     /// <summary>A llama2.c .bin (stories260K) or the synthetic Hugging Face folder.</summary>
     public static string LlmPath => Real ? TestPaths.Stories260K : Synthetic.LlmPath;
 
+    /// <summary>A llama2.c .bin with a tokenizer beside it: stories260K, or the synthetic LLaMA exported to llama2.c's format.</summary>
+    public static string Llama2cPath => Real ? TestPaths.Stories260K : Synthetic.Llama2cPath;
+
     /// <summary>Copies the LLM (weights and tokenizer) into <paramref name="dir"/>; returns the path to load.</summary>
     public static string CopyLlm(string dir)
     {
@@ -104,7 +107,10 @@ public class CoraModelTests
         var prompts = rows.Select(m.Tokenize).ToList();
         var (ids, mask) = m.Llm!.Pad(prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList());
         using var plain = m.Llm.Model.LastTokenLogits(m.Llm.Model.Embed(ids), mask, null, new long[] { m.YesTokenId }).squeeze(1);
-        Assert.AreEqual(0.0, TensorAssert.MaxAbsDiff(plain, cora));
+        // The same up to float32 rounding: the model may run its attention through another kernel than the plain masked call
+        // (which one is measured on this CPU), and the two sum in different orders.
+        double scale = 1 + plain.abs().max().item<float>();
+        Assert.IsTrue(TensorAssert.MaxAbsDiff(plain, cora) <= 1e-5 * scale, $"max |diff| {TensorAssert.MaxAbsDiff(plain, cora):E2}");
         Assert.AreEqual(4 * m.Llm.Config.NumHiddenLayers, m.Trainable.collaborative_weights.p.Count, "q, k, v, o of every layer");
     }
 
@@ -128,6 +134,7 @@ public class CoraModelTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     [DataRow(CoraMethod.Mf)]
     [DataRow(CoraMethod.LlmLora)]
     [DataRow(CoraMethod.Collm)]

@@ -100,6 +100,7 @@ public class DeviceMoveTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     public void Bf16ScoringAgreesWithFp32OnASlice()
     {
         var rows = Slice.Valid.Take(600).ToList();
@@ -195,10 +196,18 @@ public class DeviceMoveTests
         Assert.IsTrue(gflops > 0.1, $"matmul rate {gflops}");
         double bf16 = double.Parse(checks["matmul cpu bf16"].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
         Assert.IsTrue(bf16 > 0.1, $"bf16 matmul rate {bf16}");
-        StringAssert.Contains(checks["cpu bf16 products"], CoraDevice.CpuHasNativeBf16 ? "auto = bf16" : "auto = fp32");
+        StringAssert.Contains(checks["cpu bf16 products"], CoraDevice.CpuHasNativeBf16 ? "reported native" : "not reported native");
+        // The measured decisions, each with the timings behind it; the same as the model's own resolution in this process.
+        var gen = CpuChoices.GeneratorDtype(CoraDefaults.GeneratorHidden, CoraDefaults.GeneratorFeedForward);
+        Assert.AreEqual(gen.ToString(), checks[CpuChoices.GeneratorDtypeSwitch]);
+        StringAssert.Matches(checks[CpuChoices.GeneratorDtypeSwitch], new System.Text.RegularExpressions.Regex(@"^(bf16|fp32) \(fp32 [0-9.]+ ms, bf16 [0-9.]+ ms\)$"));
+        Assert.AreEqual(gen.Chosen == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32, CoraDevice.ResolveGeneratorDtype("auto", torch.CPU));
+        StringAssert.StartsWith(checks[CpuChoices.AttentionKernelSwitch + " (8 heads of 8, 4 kv)"], CpuChoices.AttentionKernel(8, 4, 8).Chosen);
+        if (File.Exists("/proc/cpuinfo")) Assert.AreNotEqual("(model unknown)", checks["cpu"]);
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     public void CoraShortensTheOpenMpSpinUnlessTheUserSetIt()
     {
         string Doctor(string? spin)
@@ -219,6 +228,7 @@ public class DeviceMoveTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     public void ABuildWithoutLibTorchRunsOnTheOneNamedByCoraLibtorch()
     {
         // The CLI's files without the libtorch natives (as -p:CoraLibTorchPackage=none leaves them), linked into a temp folder.

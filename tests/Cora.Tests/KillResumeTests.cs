@@ -34,6 +34,7 @@ public class KillResumeTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     [Timeout(900_000)]
     public void TrainingKilledWithSigkillResumesToTheSameMetrics()
     {

@@ -78,11 +78,19 @@ public class LlmBadInputTests
     public void TruncatedLlama2cNamesTheTensor()
     {
         using var tmp = TestPaths.Temp();
-        var bytes = File.ReadAllBytes(TestPaths.Stories260K);
-        File.WriteAllBytes(tmp["cut.bin"], bytes[..100_000]);
+        var bytes = File.ReadAllBytes(Slice.Llama2cPath);
+        long embedEnd, upEnd;
+        using (var m = CheckpointLoader.LoadLlama2c(Slice.Llama2cPath))
+        {
+            var c = m.Config;
+            embedEnd = 28 + c.VocabSize * (long)c.HiddenSize * 4;
+            // after up_proj: the final norm [dim], two rotary tables [seq_len, head_dim / 2], the head when untied
+            upEnd = bytes.Length - 4L * c.HiddenSize - 4L * c.MaxPositionEmbeddings * c.HeadDim - (c.TieWordEmbeddings ? 0 : 4L * c.VocabSize * c.HiddenSize);
+        }
+        File.WriteAllBytes(tmp["cut.bin"], bytes[..(int)(embedEnd - 1)]);
         var e = Throws<InvalidDataException>(() => CheckpointLoader.LoadLlama2c(tmp["cut.bin"]));
         StringAssert.Contains(e.Message, "truncated: tensor 'model.embed_tokens.weight'");
-        File.WriteAllBytes(tmp["cut2.bin"], bytes[..900_000]);
+        File.WriteAllBytes(tmp["cut2.bin"], bytes[..(int)(upEnd - 4)]);
         StringAssert.Contains(Throws<InvalidDataException>(() => CheckpointLoader.LoadLlama2c(tmp["cut2.bin"])).Message, "truncated: tensor 'model.layers.*.mlp.up_proj.weight'");
         File.WriteAllBytes(tmp["junk.bin"], new byte[10]);
         StringAssert.Contains(Throws<InvalidDataException>(() => CheckpointLoader.LoadLlama2c(tmp["junk.bin"])).Message, "truncated");
@@ -96,7 +104,7 @@ public class LlmBadInputTests
         var e = Throws<FileNotFoundException>(() => LanguageModel.Load(tmp.Path));
         StringAssert.Contains(e.Message, "No tokenizer in");
         StringAssert.Contains(e.Message, "tokenizer.model");
-        File.Copy(TestPaths.Stories260K, tmp["alone.bin"]);
+        File.Copy(Slice.Llama2cPath, tmp["alone.bin"]);
         StringAssert.Contains(Throws<FileNotFoundException>(() => LanguageModel.Load(tmp["alone.bin"])).Message, "No tokenizer beside");
     }
 

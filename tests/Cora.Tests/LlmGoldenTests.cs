@@ -77,21 +77,55 @@ public class LlmGoldenTests
     [TestMethod]
     public void LanguageModelLoadsLlama2cWithTokenizerBeside()
     {
-        using var lm = LanguageModel.Load(TestPaths.Stories260K);
-        Assert.IsInstanceOfType<SentencePieceTextTokenizer>(lm.Tokenizer, "the SentencePiece model beside the .bin is preferred");
-        Assert.AreEqual(64, lm.Config.HiddenSize);
-        Assert.AreEqual(4, lm.Config.NumKeyValueHeads);
+        string bin = Slice.Llama2cPath;
+        string dir = Path.GetDirectoryName(bin)!;
+        using var lm = LanguageModel.Load(bin);
+        using var direct = CheckpointLoader.LoadLlama2c(bin);
+        Assert.AreEqual(direct.Config.HiddenSize, lm.Config.HiddenSize);
+        Assert.AreEqual(direct.Config.NumKeyValueHeads, lm.Config.NumKeyValueHeads);
         Assert.IsTrue(lm.Config.TieWordEmbeddings);
+        // Without ../shared the .bin is the synthetic LLaMA with only a llama2.c tokenizer beside it; stories260K also has a
+        // SentencePiece model, which is preferred.
+        string tokenizer = Directory.GetFiles(dir, "*.model").FirstOrDefault() ?? Directory.GetFiles(dir, "tok*.bin").Single();
+        if (tokenizer.EndsWith(".model")) Assert.IsInstanceOfType<SentencePieceTextTokenizer>(lm.Tokenizer, "the SentencePiece model beside the .bin is preferred");
+        else Assert.IsInstanceOfType<Llama2cTokenizer>(lm.Tokenizer);
         // The checksum covers the LLM's file set (weights, then the tokenizer it was loaded with): name, length, bytes of each.
         var expected = new List<byte>();
-        foreach (var f in new[] { TestPaths.Stories260K, Path.Combine(TestPaths.StoriesDir, "tok512.model") })
+        foreach (var f in new[] { bin, tokenizer })
         {
             var b = File.ReadAllBytes(f);
             expected.AddRange(System.Text.Encoding.UTF8.GetBytes($"{Path.GetFileName(f)}\n{b.Length}\n"));
             expected.AddRange(b);
         }
         Assert.AreEqual(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(expected.ToArray())).ToLowerInvariant(), lm.Checksum());
+    }
+
+    [TestMethod]
+    public void TheReferenceWeightsFileIsTheOneTheLogitsCameFrom() =>
         Assert.AreEqual("b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696",
             Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(TestPaths.Stories260K))).ToLowerInvariant(), "the reference weights file");
+
+    [TestMethod]
+    public void Llama2cExportLoadsToTheSameLogits()
+    {
+        using var tmp = TestPaths.Temp();
+        var config = LlmModelTests.SmallGqa(bias: false, type: "llama") with { RmsNormEps = 1e-5 };
+        using var m = LlamaForCausalLM.CreateRandom(config, 3);
+        CheckpointLoader.SaveLlama2c(m, tmp["m.bin"]);
+        Assert.AreEqual(28 + 4L * (2 * config.VocabSize * config.HiddenSize + config.HiddenSize + config.MaxPositionEmbeddings * config.HeadDim
+            + config.NumHiddenLayers * (2L * config.HiddenSize + 2L * config.HiddenSize * config.HiddenSize + 2L * config.KvDim * config.HiddenSize
+            + 3L * config.IntermediateSize * config.HiddenSize)), new FileInfo(tmp["m.bin"]).Length, "llama2.c's layout, untied head last");
+        using var back = CheckpointLoader.LoadLlama2c(tmp["m.bin"]);
+        var ids = new[] { 1, 5, 9, 2, 7, 3, 11 };
+        using var a = AllLogits(m, ids);
+        using var b = AllLogits(back, ids);
+        Assert.AreEqual(0.0, TensorAssert.MaxAbsDiff(a, b), "the same weights after the rotary permutation and back");
+        foreach (var other in new[] { config with { RopeTheta = 500000 }, LlmModelTests.SmallGqa(bias: true) with { RmsNormEps = 1e-5 } })
+        {
+            using var o = LlamaForCausalLM.CreateRandom(other, 1);
+            var bad = Assert.ThrowsExactly<NotSupportedException>(() => CheckpointLoader.SaveLlama2c(o, tmp["x.bin"]));
+            StringAssert.Contains(bad.Message, "save this model as a Hugging Face folder");
+            Assert.IsFalse(File.Exists(tmp["x.bin"]), "nothing written");
+        }
     }
 }

@@ -75,7 +75,7 @@ public class MetricsAndPromptTests
     [TestMethod]
     public void LongPromptsDropOldestTitlesNeverTheTarget()
     {
-        var tok = new Llama2cTokenizer(Path.Combine(TestPaths.StoriesDir, "tok512.bin"));
+        var tok = new Llama2cTokenizer(Path.Combine(Path.GetDirectoryName(Slice.Llama2cPath)!, "tok512.bin"));
         var b = new PromptBuilder();
         var hist = Enumerable.Range(0, 10).Select(i => $"A rather long movie title number {i} (1999)").ToArray();
         var full = b.Tokenize(hist, "Target (2000)", tok, 10_000);

@@ -14,6 +14,7 @@ public class PageTests
         new[] { Environment.GetEnvironmentVariable("CORA_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser" }.FirstOrDefault(p => !string.IsNullOrEmpty(p) && File.Exists(p));
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     [Timeout(300_000)]
     public async Task ThePageShowsAUsersRecommendationsAndScoresATitle()
     {
@@ -32,7 +33,12 @@ public class PageTests
         page.RequestFailed += (_, r) => failed.Add(r.Url);
         await page.GotoAsync(url + "/");
         await page.WaitForFunctionAsync("document.body.dataset.loaded !== undefined", null, new() { Timeout = 120_000 });
-        int user = int.Parse(await page.EvalOnSelectorAsync<string>("#user", "e => e.value"));
+        int first = int.Parse(await page.EvalOnSelectorAsync<string>("#user", "e => e.value"));
+        Assert.AreEqual(t.Model.Users.UserIds.First(), first, "the first user is selected");
+        // Switch to a user with a liked history (the first may have none): the page reloads that user's lists.
+        int user = t.Model.Users.UserIds.Take(500).First(u => u != first && t.Model.Users.Liked(u).Length > 0);
+        await page.SelectOptionAsync("#user", user.ToString());
+        await page.WaitForFunctionAsync($"document.body.dataset.loaded === '{user}'", null, new() { Timeout = 120_000 });
         var expected = t.Recommend(user, 10).Select(r => r.Title).ToArray();
         var shown = (await page.Locator("#cora tbody tr td:nth-child(2)").AllTextContentsAsync()).ToArray();
         CollectionAssert.AreEqual(expected, shown, "the page lists the model's top 10 for the selected user");

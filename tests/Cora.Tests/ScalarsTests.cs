@@ -39,6 +39,7 @@ public class ScalarsTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     public void NormAndLowRankPathsStayCorrectUnderGarbageCollection()
     {
         using var norm = new RmsNorm(64, 1e-5);
@@ -60,6 +61,7 @@ public class ScalarsTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     public void ScoringIsStableUnderGarbageCollection()
     {
         using var m = Synthetic.Model(Microsoft.ML.Cora.CoraMethod.Cora);

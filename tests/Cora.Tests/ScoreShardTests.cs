@@ -31,6 +31,7 @@ public class ScoreShardTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     [Timeout(900_000)]
     public void ShardedProcessesOneKilledAndRerunMergeToTheSingleProcessOutput()
     {

@@ -57,7 +57,7 @@ public class ServeTests
             Assert.AreEqual("cora", body.Scores[i].Source);
         }
 
-        int user = t.Model.Users.UserIds.First(t.Model.Cf.KnowsUser);
+        int user = t.Model.Users.UserIds.First(u => t.Model.Cf.KnowsUser(u) && t.Model.Users.Liked(u).Length > 0);
         var rec = (await client.GetFromJsonAsync<RecommendResponse>($"/recommend/{user}?k=5", Json))!;
         var expected = t.Recommend(user, 5);
         CollectionAssert.AreEqual(expected.Select(r => r.ItemId).ToArray(), rec.Cora.Select(r => r.Item).ToArray(), "CF retrieval then re-rank, as Recommend");

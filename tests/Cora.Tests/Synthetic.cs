@@ -31,6 +31,27 @@ public static class Synthetic
     public static CoraModel Model(CoraMethod method, MatrixFactorization? mf = null, string? dtype = null) =>
         new(Slice.SmallOptions(method), method == CoraMethod.Mf ? null : LanguageModel.Load(LlmPath, dtype: dtype), mf ?? SmallMf(), Items);
 
+    private static readonly Lazy<string> Tree = new(() =>
+    {
+        string root = Path.Combine(Path.GetDirectoryName(Paths.Train)!, "shared-stand-in");
+        string data = Directory.CreateDirectory(Path.Combine(root, "data", "ml-1m-collm")).FullName;
+        foreach (var f in new[] { Paths.Train, Paths.Valid, Paths.Items }) File.Copy(f, Path.Combine(data, Path.GetFileName(f)), overwrite: true);
+        string models = Directory.CreateDirectory(Path.Combine(root, "models", "stories260K")).FullName;
+        using (var lm = CheckpointLoader.LoadHuggingFace(LlmPath)) CheckpointLoader.SaveLlama2c(lm, Path.Combine(models, "stories260K.bin"));
+        File.Copy(Path.Combine(LlmPath, "tokenizer.bin"), Path.Combine(models, "tok512.bin"), overwrite: true);
+        return root;
+    });
+
+    /// <summary>
+    /// A folder laid out like ../shared (data/ml-1m-collm/{train,valid,items}.tsv, models/stories260K/stories260K.bin with its
+    /// llama2.c tokenizer beside) holding the synthetic data and the random LLaMA as a llama2.c checkpoint: what the README
+    /// snippet and the notebooks read when ../shared is absent. It has no reference files.
+    /// </summary>
+    public static string SharedTree => Tree.Value;
+
+    /// <summary>The synthetic LLaMA as a llama2.c <c>.bin</c> with its tokenizer beside.</summary>
+    public static string Llama2cPath => Path.Combine(SharedTree, "models", "stories260K", "stories260K.bin");
+
     [AssemblyCleanup]
     public static void Cleanup()
     {

@@ -37,11 +37,25 @@ public static class TestPaths
         return p;
     }
 
+    /// <summary>The shared folder when present, else <see cref="Synthetic.SharedTree"/> (same layout, synthetic contents, no reference files).</summary>
+    public static string SharedOrStandIn => SharedOrNull is { } s && File.Exists(Path.Combine(s, "models", "stories260K", "stories260K.bin")) ? s : Synthetic.SharedTree;
+
     public static string Stories260K => Shared("models", "stories260K", "stories260K.bin");
     public static string StoriesDir => Path.GetDirectoryName(Stories260K)!;
 
     /// <summary>A fresh temporary folder, deleted when disposed.</summary>
     public static TempDir Temp() => new();
+}
+
+/// <summary>
+/// Test categories. <see cref="Slow"/>: end-to-end tests (child processes, kill and resume, the page in Chromium, the notebooks,
+/// the README snippet, the quickstart, garbage-collection and thread stress, whole-slice scoring comparisons, every method's
+/// full train-save-reload run); the fast tier is
+/// <c>dotnet test Cora.sln -c Release --filter "TestCategory!=Slow"</c>.
+/// </summary>
+public static class TestTiers
+{
+    public const string Slow = "Slow";
 }
 
 public sealed class TempDir : IDisposable

@@ -192,7 +192,8 @@ public sealed class QueryGenerator : nn.Module
     public bool FastDropout { get; set; } = true;
 
     /// <summary>dtype of the Q-Former layers' matrix products, null (the default) for the weights' own float32. BFloat16 runs them
-    /// about 2.4x faster on CPUs with native bf16 products (AVX512-BF16, AMX) and on GPUs: inputs, weights and outputs are rounded to
+    /// faster on CPUs whose bf16 matrix units are fast (about 2.4x on AMD Zen 4; half as fast as fp32 on some Xeons that report
+    /// avx512_bf16 too, which is why <c>auto</c> times both) and on GPUs: inputs, weights and outputs are rounded to
     /// 8 significant bits and products accumulate in float32; layer norms, softmax, dropout, the mean over queries, the d·r head (once
     /// per sample) and the normalisation of A stay float32, as do the weights the optimiser updates. Not exact: the scores move by
     /// about the rounding (see the README's Performance section for the AUC measured both ways).</summary>
@@ -224,9 +225,12 @@ public sealed class QueryGenerator : nn.Module
     /// <param name="dModel">The LLM's hidden size.</param>
     /// <param name="rank">r of the collaborative weights.</param>
     /// <param name="seed">Seeds the initial weights.</param>
+    /// <summary>The options this generator was built with.</summary>
+    public QueryGeneratorOptions Options { get; }
+
     public QueryGenerator(QueryGeneratorOptions o, int cfWidth, int dModel, int rank, long seed) : base("query_generator")
     {
-        _dModel = dModel; _rank = rank; _dropout = o.Dropout;
+        _dModel = dModel; _rank = rank; _dropout = o.Dropout; Options = o;
         torch.manual_seed(seed);
         query_tokens = nn.Parameter(torch.empty(1, o.NumQueries, o.Hidden));
         query_norm = nn.LayerNorm(o.Hidden, 1e-12);

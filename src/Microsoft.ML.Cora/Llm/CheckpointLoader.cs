@@ -188,6 +188,53 @@ public static class CheckpointLoader
         return w.view(heads, rows / heads / 2, 2, cols).transpose(1, 2).reshape(rows, cols);
     }
 
+    /// <summary>
+    /// Writes a model as a llama2.c <c>.bin</c> checkpoint (the legacy float32 layout <see cref="LoadLlama2c"/> reads): the header,
+    /// every weight in llama2.c's order with wq and wk permuted back to adjacent-pair rotary, the two rotary tables, and the head
+    /// when it is not tied. Written atomically.
+    /// </summary>
+    public static void SaveLlama2c(LlamaForCausalLM model, string path)
+    {
+        var c = model.Config;
+        if (c.RopeScaling is not null || c.RopeTheta != 10000 || c.RmsNormEps != 1e-5 || c.AttentionBias || c.HeadDim * c.NumAttentionHeads != c.HiddenSize)
+            throw new NotSupportedException($"{path}: llama2.c's format has no attention bias, rope scaling, rope theta other than 10000, RMSNorm epsilon other than 1e-5 or head width other than hidden / heads; save this model as a Hugging Face folder instead.");
+        var pars = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        int layers = c.NumHiddenLayers, hd = c.HeadDim;
+        AtomicFile.Write(path, stream =>
+        {
+            using var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+            foreach (int v in new[] { c.HiddenSize, c.IntermediateSize, layers, c.NumAttentionHeads, c.NumKeyValueHeads,
+                         c.TieWordEmbeddings ? c.VocabSize : -c.VocabSize, c.MaxPositionEmbeddings })
+                w.Write(v);
+            void Put(Tensor t) { using var f = t.detach().to(ScalarType.Float32, torch.CPU).contiguous(); w.Write(f.bytes); }
+            void PerLayer(string pattern, Func<Tensor, Tensor>? map = null)
+            {
+                for (int l = 0; l < layers; l++)
+                {
+                    var t = pars[pattern.Replace("*", l.ToString())];
+                    if (map is null) Put(t); else { using var m = map(t.detach().to(ScalarType.Float32, torch.CPU)); Put(m); }
+                }
+            }
+            Tensor ToPairs(Tensor t, int heads) => t.view(heads, 2, t.shape[0] / heads / 2, t.shape[1]).transpose(1, 2).reshape(t.shape[0], t.shape[1]);
+            Put(pars["model.embed_tokens.weight"]);
+            PerLayer("model.layers.*.input_layernorm.weight");
+            PerLayer("model.layers.*.self_attn.q_proj.weight", t => ToPairs(t, c.NumAttentionHeads));
+            PerLayer("model.layers.*.self_attn.k_proj.weight", t => ToPairs(t, c.NumKeyValueHeads));
+            PerLayer("model.layers.*.self_attn.v_proj.weight");
+            PerLayer("model.layers.*.self_attn.o_proj.weight");
+            PerLayer("model.layers.*.post_attention_layernorm.weight");
+            PerLayer("model.layers.*.mlp.gate_proj.weight");
+            PerLayer("model.layers.*.mlp.down_proj.weight");
+            PerLayer("model.layers.*.mlp.up_proj.weight");
+            Put(pars["model.norm.weight"]);
+            // The legacy rotary tables (cos, then sin, [seq_len, head_size / 2] each): llama2.c's readers skip them.
+            using (var freq = torch.pow(10000.0, torch.arange(0, hd, 2, ScalarType.Float64).div(hd)).reciprocal())   // [hd/2]
+            using (var angles = torch.outer(torch.arange(c.MaxPositionEmbeddings, ScalarType.Float64), freq))          // [T, hd/2]
+            using (var cos = angles.cos()) using (var sin = angles.sin()) { Put(cos); Put(sin); }
+            if (!c.TieWordEmbeddings) Put(pars["lm_head.weight"]);
+        });
+    }
+
     /// <summary>Writes a model as a Hugging Face folder (config.json + model.safetensors), optionally with a tokenizer file.</summary>
     public static void SaveHuggingFace(LlamaForCausalLM model, string dir, string? tokenizerFile = null)
     {

@@ -72,7 +72,9 @@ public sealed record ComputePlan
     public int GeneratorChunkRows { get; init; } = 128;
     /// <summary>Causal attention of narrow float32 heads on the CPU through <see cref="Llm.NarrowHeadAttention"/> (one fused SIMD pass
     /// per row and key-value head, forward and backward) instead of libtorch's scaled-dot-product attention, whose CPU kernel is
-    /// built for wide heads. Needs right padding (no explicit mask); other devices, dtypes and head widths use libtorch anyway.</summary>
+    /// built for wide heads. Needs right padding (no explicit mask); other devices, dtypes and head widths use libtorch anyway.
+    /// When on, the kernel is used where it measured faster than libtorch's attention on this CPU for the LLM's heads
+    /// (<see cref="CpuChoices.AttentionKernel"/>, printed by <c>cora doctor</c>).</summary>
     public bool NarrowHeadKernel { get; init; } = true;
     /// <summary>In training, the dropout masks of the low-rank inputs (one per projection and step, each the size of the activations)
     /// and of the query generator come from <see cref="Llm.FastDropout"/>'s hashed counter instead of libtorch's CPU Bernoulli sampler

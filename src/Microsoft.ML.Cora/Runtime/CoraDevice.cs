@@ -34,23 +34,26 @@ public static class CoraDevice
         : $"unknown generator dtype '{spec}'; use {GeneratorDtypeChoices}";
 
     /// <summary>
-    /// dtype of the query generator's matrix products on <paramref name="device"/>: "auto" is bf16 on a CPU with native bf16 products
-    /// (<see cref="CpuHasNativeBf16"/>: there they run about 2.4x as fast as fp32, and the generator is most of a CPU training step)
-    /// and fp32 elsewhere (on a GPU the generator is a small share of a large LLM's step). Its weights, norms and the optimiser stay
-    /// fp32 either way.
+    /// dtype of the query generator's matrix products on <paramref name="device"/>: "auto" on a CPU is whichever of bf16 and fp32
+    /// this CPU runs faster, timed once per process on one of the generator's layers (<see cref="CpuChoices.GeneratorDtype"/>:
+    /// bf16 is faster on CPUs with fast bf16 matrix units and slower on others that also report avx512_bf16); on a GPU it is fp32
+    /// (the generator is a small share of a large LLM's step). Its weights, norms and the optimiser stay fp32 either way.
     /// </summary>
-    public static ScalarType ResolveGeneratorDtype(string? spec, Device device)
+    /// <param name="hidden">the generator's width (the timed layer's input)</param>
+    /// <param name="feedForward">the generator's feed-forward width (the timed layer's output)</param>
+    public static ScalarType ResolveGeneratorDtype(string? spec, Device device, int hidden = CoraDefaults.GeneratorHidden, int feedForward = CoraDefaults.GeneratorFeedForward)
     {
         if (GeneratorDtypeError(spec) is { } error) throw Refusal(error);
         return Normalise(spec, "auto") switch
         {
             "bf16" or "bfloat16" => ScalarType.BFloat16,
             "fp32" or "float32" => ScalarType.Float32,
-            _ => device.type == DeviceType.CPU && CpuHasNativeBf16 ? ScalarType.BFloat16 : ScalarType.Float32,
+            _ => device.type == DeviceType.CPU && CpuChoices.GeneratorDtype(hidden, feedForward).Chosen == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32,
         };
     }
 
-    /// <summary>Whether this machine's CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16, from /proc/cpuinfo; false elsewhere).</summary>
+    /// <summary>Whether this machine's CPU reports native bf16 products (AVX512-BF16 or AMX-BF16, from /proc/cpuinfo; false elsewhere).
+    /// Informational (<c>cora doctor</c>): a flag says nothing about speed, so no choice is made from it.</summary>
     public static bool CpuHasNativeBf16 => NativeBf16.Value;
 
     private static readonly Lazy<bool> NativeBf16 = new(() => CpuFlagsHaveBf16(ReadCpuFlags()));

@@ -14,7 +14,8 @@ public static class Doctor
     public sealed record Check(string Name, string Value);
 
     /// <param name="matmulSeconds">Time spent measuring each device's matmul rate (0 skips the measurement).</param>
-    public static IReadOnlyList<Check> Run(double matmulSeconds = CoraDefaults.DoctorMatmulSeconds)
+    /// <param name="measureChoices">Time the candidates of the CPU-dependent switches (<see cref="CpuChoices"/>) and print the decisions.</param>
+    public static IReadOnlyList<Check> Run(double matmulSeconds = CoraDefaults.DoctorMatmulSeconds, bool measureChoices = true)
     {
         var list = new List<Check>
         {
@@ -33,9 +34,16 @@ public static class Doctor
             list.Add(new("openmp spin", OpenMpSpin.NativeValue("GOMP_SPINCOUNT") is { } spin
                 ? $"GOMP_SPINCOUNT {spin} ({(OpenMpSpin.Applied ? "set by Cora" : "set before Cora started")})"
                 : OpenMpSpin.NativeValue("OMP_WAIT_POLICY") is { } policy ? $"OMP_WAIT_POLICY {policy} (yours)" : "libgomp's default"));
+            list.Add(new("cpu", CpuModelName() ?? "(model unknown)"));
             list.Add(new("cpu bf16 products", CoraDevice.CpuHasNativeBf16
-                ? "native (avx512_bf16 or amx_bf16): --generator-dtype auto = bf16 on the CPU"
-                : "not native: --generator-dtype auto = fp32"));
+                ? "reported native (avx512_bf16 or amx_bf16); whether they are faster is measured below"
+                : "not reported native; measured below"));
+            if (measureChoices)
+            {
+                // The decisions Cora makes by timing (once per process): CoRA's default generator, and stories260K's heads.
+                list.Add(new(CpuChoices.GeneratorDtypeSwitch, CpuChoices.GeneratorDtype(CoraDefaults.GeneratorHidden, CoraDefaults.GeneratorFeedForward).ToString()));
+                list.Add(new(CpuChoices.AttentionKernelSwitch + " (8 heads of 8, 4 kv)", CpuChoices.AttentionKernel(8, 4, 8).ToString()));
+            }
             bool cuda = torch.cuda.is_available();
             list.Add(new("cuda available", cuda ? $"yes, {torch.cuda.device_count()} device(s)" : "no"));
             if (cuda)
@@ -54,6 +62,18 @@ public static class Doctor
         }
         catch (Exception e) { list.Add(new("error", e.Message.Split('\n')[0])); }
         return list;
+    }
+
+    /// <summary>The CPU's model name (/proc/cpuinfo's "model name", as lscpu prints it), or null where it cannot be read.</summary>
+    public static string? CpuModelName()
+    {
+        try
+        {
+            if (!OperatingSystem.IsLinux() || !File.Exists("/proc/cpuinfo")) return null;
+            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            return line is null ? null : line[(line.IndexOf(':') + 1)..].Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
     private static string Version(Assembly a) =>

@@ -1,0 +1,226 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Runtime;
+
+/// <summary>One candidate of a <see cref="MeasuredChoice"/>: its median time, or why it could not run.</summary>
+public sealed record ChoiceTiming(string Candidate, double? Milliseconds, string? Error);
+
+/// <summary>
+/// A switch whose better setting depends on the CPU (its matrix units, vector width, caches), decided by timing each candidate
+/// on this machine rather than by reading CPU flags: the same flag (avx512_bf16, say) is fast on one CPU and slow on another.
+/// </summary>
+/// <param name="Switch">What is decided, as <c>cora doctor</c> prints it.</param>
+/// <param name="Chosen">The fastest candidate that ran, or the fallback when none did.</param>
+/// <param name="Timings">Every candidate's median time or error, in the order given.</param>
+public sealed record MeasuredChoice(string Switch, string Chosen, IReadOnlyList<ChoiceTiming> Timings)
+{
+    /// <summary>Rounds per candidate; candidates alternate, one warm-up each first.</summary>
+    public const int DefaultRounds = 5;
+
+    /// <summary>"bf16 (fp32 2.10 ms, bf16 1.30 ms)": the choice and the timings behind it.</summary>
+    public override string ToString() =>
+        $"{Chosen} ({string.Join(", ", Timings.Select(t => t.Milliseconds is { } ms ? $"{t.Candidate} {ms:F2} ms" : $"{t.Candidate} failed: {t.Error}"))})";
+
+    /// <summary>
+    /// Runs each candidate once to warm up, then <paramref name="rounds"/> times in alternation, and chooses the lowest median;
+    /// on a tie the candidate listed first. A candidate that throws (or returns a time that is not finite and positive) is
+    /// left out with its error; when none is usable the choice is <paramref name="fallback"/>.
+    /// </summary>
+    /// <param name="candidates">name and a function that runs the work once and returns its milliseconds</param>
+    public static MeasuredChoice Measure(string name, IReadOnlyList<(string candidate, Func<double> runMs)> candidates, string fallback, int rounds = DefaultRounds)
+    {
+        if (candidates.Count == 0) throw new ArgumentException("no candidates", nameof(candidates));
+        var times = candidates.Select(_ => new List<double>()).ToArray();
+        var errors = new string?[candidates.Count];
+        for (int round = -1; round < rounds; round++)
+            for (int c = 0; c < candidates.Count; c++)
+            {
+                if (errors[c] is not null) continue;
+                try
+                {
+                    double ms = candidates[c].runMs();
+                    if (!double.IsFinite(ms) || ms <= 0) { errors[c] = $"time {ms} ms is not usable"; continue; }
+                    if (round >= 0) times[c].Add(ms);
+                }
+                catch (Exception e) { errors[c] = e.Message.Split('\n')[0]; }
+            }
+        var timings = candidates.Select((c, i) => new ChoiceTiming(c.candidate, errors[i] is null ? Median(times[i]) : null, errors[i])).ToList();
+        var best = timings.Where(t => t.Milliseconds is not null).OrderBy(t => t.Milliseconds).FirstOrDefault();   // OrderBy is stable: ties keep the first
+        return new MeasuredChoice(name, best?.Candidate ?? fallback, timings);
+    }
+
+    /// <summary>Milliseconds <paramref name="work"/> takes once.</summary>
+    public static double Time(Action work)
+    {
+        long start = Stopwatch.GetTimestamp();
+        work();
+        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var s = xs.OrderBy(x => x).ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+}
+
+/// <summary>
+/// The CPU-dependent switches Cora decides by measurement (each takes a few tens of milliseconds the first time): the query
+/// generator's product dtype for <c>auto</c>, and libtorch's attention or Cora's narrow-head kernel. A decision is kept for the
+/// process and in a small cache file (<see cref="CachePath"/>) keyed by CPU model, thread count, TorchSharp and Cora versions, so
+/// every process on a machine makes the same choice (a resumed run computes as the run it resumes) and pays for the timing once.
+/// <c>cora doctor</c> prints each decision with its timings. Set <see cref="Override"/> to fix a decision (tests, or a user who
+/// has measured their own machine).
+/// </summary>
+public static class CpuChoices
+{
+    /// <summary>Names of the switches, as <see cref="Override"/> and <c>cora doctor</c> spell them.</summary>
+    public const string GeneratorDtypeSwitch = "generator dtype (auto)", AttentionKernelSwitch = "attention kernel";
+
+    /// <summary>Environment variable naming the folder of the decision cache (default: $XDG_CACHE_HOME/cora or ~/.cache/cora).</summary>
+    public const string CacheVariable = "CORA_CACHE_DIR";
+
+    private static readonly ConcurrentDictionary<string, MeasuredChoice> Cache = new();
+    private static readonly object FileGate = new();
+
+    /// <summary>Fixed decisions by switch name (value: the candidate), consulted before measuring; null = measure.</summary>
+    public static Func<string, string?>? Override { get; set; }
+
+    /// <summary>The decision cache file (null: no cache; decisions are then per process). Settable for tests.</summary>
+    public static string? CachePath { get; set; } = DefaultCachePath();
+
+    private static string? DefaultCachePath()
+    {
+        string? dir = Environment.GetEnvironmentVariable(CacheVariable);
+        if (string.IsNullOrWhiteSpace(dir))
+        {
+            string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+            string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+            dir = !string.IsNullOrWhiteSpace(xdg) ? Path.Combine(xdg, "cora") : home.Length > 0 ? Path.Combine(home, ".cache", "cora") : null;
+        }
+        return dir is null ? null : Path.Combine(dir, "cpu-choices.json");
+    }
+
+    /// <summary>The decisions made or read so far in this process.</summary>
+    public static IReadOnlyList<MeasuredChoice> Made => Cache.Values.OrderBy(c => c.Switch, StringComparer.Ordinal).ToList();
+
+    /// <summary>What a cached decision is valid for: the CPU, the threads libtorch uses, and the code that was timed.</summary>
+    internal static string MachineKey()
+    {
+        string Version(System.Reflection.Assembly a) =>
+            System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(a)?.InformationalVersion ?? a.GetName().Version?.ToString() ?? "?";
+        return $"{Doctor.CpuModelName() ?? "unknown cpu"} | {Environment.ProcessorCount} cpus | {torch.get_num_threads()} threads | torchsharp {Version(typeof(torch).Assembly)} | cora {Version(typeof(CpuChoices).Assembly)}";
+    }
+
+    private static MeasuredChoice Decide(string name, string key, Func<MeasuredChoice> measure)
+    {
+        if (Override?.Invoke(name) is { } fixedChoice) return new MeasuredChoice(name, fixedChoice, Array.Empty<ChoiceTiming>());
+        LibTorchRuntime.EnsureLoaded();
+        string fullKey = MachineKey() + " | " + key;
+        return Cache.GetOrAdd(fullKey, _ =>
+        {
+            if (ReadCached(fullKey) is { } cached) return cached;
+            MeasuredChoice made;
+            // Measured with autograd on (the candidates run a backward), on the threads libtorch has been given.
+            using (torch.inference_mode(false))
+            using (torch.enable_grad())
+                made = measure();
+            WriteCached(fullKey, made);
+            return made;
+        });
+    }
+
+    private static Dictionary<string, MeasuredChoice> ReadFile(string path)
+    {
+        try
+        {
+            if (!File.Exists(path) || new FileInfo(path).Length > 1 << 20) return new();
+            return System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, MeasuredChoice>>(File.ReadAllText(path)) ?? new();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or NotSupportedException) { return new(); }
+    }
+
+    private static MeasuredChoice? ReadCached(string key)
+    {
+        if (CachePath is not { } path) return null;
+        lock (FileGate)
+            return ReadFile(path).TryGetValue(key, out var c) && c is { Switch.Length: > 0, Chosen.Length: > 0, Timings: not null } ? c : null;
+    }
+
+    private static void WriteCached(string key, MeasuredChoice choice)
+    {
+        if (CachePath is not { } path) return;
+        lock (FileGate)
+            try
+            {
+                var all = ReadFile(path);
+                all[key] = choice;
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                Formats.AtomicFile.Write(path, s => System.Text.Json.JsonSerializer.Serialize(s, all, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // a read-only home: decisions stay per process
+    }
+
+    /// <summary>
+    /// Whether the generator's products run faster in bf16 than in fp32 on this CPU: one layer of its feed-forward
+    /// (<paramref name="hidden"/> -> <paramref name="feedForward"/>) over a training batch's queries, forward and backward, with
+    /// the casts bf16 needs. "bf16" or "fp32".
+    /// </summary>
+    public static MeasuredChoice GeneratorDtype(int hidden, int feedForward, int rows = 64) =>
+        Decide(GeneratorDtypeSwitch, $"gen:{hidden}:{feedForward}:{rows}", () =>
+        {
+            LibTorchRuntime.EnsureLoaded();
+            using var scope = torch.NewDisposeScope();
+            var gen = new torch.Generator(1);
+            var w = torch.randn(new long[] { feedForward, hidden }, generator: gen).mul(0.02).requires_grad_();
+            var x = torch.randn(new long[] { rows, hidden }, generator: gen).requires_grad_();
+            double Run(ScalarType? dtype) => MeasuredChoice.Time(() =>
+            {
+                using var s = torch.NewDisposeScope();
+                var y = dtype is { } d ? nn.functional.linear(x.to(d), w.to(d)).to(ScalarType.Float32) : nn.functional.linear(x, w);
+                y.sum().backward();
+                w.grad = null; x.grad = null;
+            });
+            return MeasuredChoice.Measure(GeneratorDtypeSwitch, new (string, Func<double>)[] { ("fp32", () => Run(null)), ("bf16", () => Run(ScalarType.BFloat16)) }, "fp32");
+        });
+
+    /// <summary>
+    /// Which causal attention is faster for float32 heads of this shape on this CPU, forward and backward: "libtorch"
+    /// (scaled-dot-product attention) or "narrow-head" (<see cref="Llm.NarrowHeadAttention"/>). Heads wider than the kernel takes
+    /// are libtorch's without measuring.
+    /// </summary>
+    public static MeasuredChoice AttentionKernel(int heads, int kvHeads, int headDim, int rows = 4, int tokens = 256) =>
+        Decide(AttentionKernelSwitch, $"attn:{heads}:{kvHeads}:{headDim}:{rows}:{tokens}", () =>
+        {
+            if (headDim > Llm.NarrowHeadAttention.MaxHeadDim || !System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
+                return new MeasuredChoice(AttentionKernelSwitch, "libtorch", new[] { new ChoiceTiming("narrow-head", null, $"takes heads up to {Llm.NarrowHeadAttention.MaxHeadDim} wide with 256-bit vectors") });
+            LibTorchRuntime.EnsureLoaded();
+            using var scope = torch.NewDisposeScope();
+            var gen = new torch.Generator(2);
+            var q = torch.randn(new long[] { rows, tokens, heads, headDim }, generator: gen).requires_grad_();      // [B, T, H, hd]
+            var k = torch.randn(new long[] { rows, tokens, kvHeads, headDim }, generator: gen).requires_grad_();    // [B, T, KV, hd]
+            var v = torch.randn(new long[] { rows, tokens, kvHeads, headDim }, generator: gen).requires_grad_();
+            int repeat = heads / kvHeads;
+            double Libtorch() => MeasuredChoice.Time(() =>
+            {
+                using var s = torch.NewDisposeScope();
+                var qh = q.transpose(1, 2);                                                                      // [B, H, T, hd]
+                var kh = k.transpose(1, 2).repeat_interleave(repeat, 1); var vh = v.transpose(1, 2).repeat_interleave(repeat, 1);
+                nn.functional.scaled_dot_product_attention(qh, kh, vh, is_casual: true).transpose(1, 2).sum().backward();
+                q.grad = null; k.grad = null; v.grad = null;
+            });
+            double Narrow() => MeasuredChoice.Time(() =>
+            {
+                using var s = torch.NewDisposeScope();
+                Llm.NarrowHeadAttention.Causal(q, k, v).sum().backward();
+                q.grad = null; k.grad = null; v.grad = null;
+            });
+            return MeasuredChoice.Measure(AttentionKernelSwitch, new (string, Func<double>)[] { ("libtorch", Libtorch), ("narrow-head", Narrow) }, "libtorch");
+        });
+
+    /// <summary>Forgets this process's decisions (the cache file stays; tests).</summary>
+    public static void Reset() => Cache.Clear();
+}

@@ -1,0 +1,127 @@
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cora.Tests;
+
+/// <summary><see cref="MeasuredChoice"/> and <see cref="CpuChoices"/>: the faster candidate wins, failures fall back cleanly.</summary>
+[TestClass]
+public class MeasuredChoiceTests
+{
+    private static Func<double> Fixed(params double[] times)
+    {
+        int i = 0;
+        return () => times[Math.Min(i++, times.Length - 1)];
+    }
+
+    [TestMethod]
+    public void TheFasterCandidateIsChosenByItsMedian()
+    {
+        // warm-up first (ignored), then five rounds: one slow outlier in b does not move its median.
+        var c = MeasuredChoice.Measure("x", new (string, Func<double>)[] { ("a", Fixed(100, 3, 3, 3, 3, 3)), ("b", Fixed(1, 2, 2, 50, 2, 2)) }, "a");
+        Assert.AreEqual("b", c.Chosen);
+        Assert.AreEqual(3.0, c.Timings[0].Milliseconds);
+        Assert.AreEqual(2.0, c.Timings[1].Milliseconds);
+        Assert.AreEqual("b (a 3.00 ms, b 2.00 ms)", c.ToString());
+        var again = MeasuredChoice.Measure("x", new (string, Func<double>)[] { ("a", Fixed(1, 2, 2, 2, 2, 2)), ("b", Fixed(9, 4, 4, 4, 4, 4)) }, "b");
+        Assert.AreEqual("a", again.Chosen);
+        var tie = MeasuredChoice.Measure("x", new (string, Func<double>)[] { ("a", Fixed(2)), ("b", Fixed(2)) }, "b");
+        Assert.AreEqual("a", tie.Chosen, "a tie keeps the first listed");
+    }
+
+    [TestMethod]
+    public void AFailingOrUnusableCandidateIsLeftOutAndNoneFallsBack()
+    {
+        int calls = 0;
+        var c = MeasuredChoice.Measure("x", new (string, Func<double>)[] { ("fast", () => { calls++; throw new InvalidOperationException("no kernel\nmore"); }), ("slow", Fixed(5)) }, "fast");
+        Assert.AreEqual("slow", c.Chosen, "the failing candidate cannot win");
+        Assert.AreEqual(1, calls, "a candidate that failed is not run again");
+        Assert.AreEqual("no kernel", c.Timings[0].Error);
+        Assert.IsNull(c.Timings[0].Milliseconds);
+        StringAssert.Contains(c.ToString(), "fast failed: no kernel");
+        var nan = MeasuredChoice.Measure("x", new (string, Func<double>)[] { ("a", Fixed(double.NaN)), ("b", Fixed(0)) }, "fallback");
+        Assert.AreEqual("fallback", nan.Chosen, "no usable time: the fallback");
+        Assert.IsTrue(nan.Timings.All(t => t.Error is not null));
+    }
+
+    [TestMethod]
+    public void OverridesFixTheDecisionsTheModelUses()
+    {
+        try
+        {
+            foreach (var forced in new[] { "bf16", "fp32" })
+            {
+                CpuChoices.Override = s => s == CpuChoices.GeneratorDtypeSwitch ? forced : null;
+                Assert.AreEqual(forced == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32, CoraDevice.ResolveGeneratorDtype("auto", torch.CPU));
+                Assert.AreEqual(ScalarType.Float32, CoraDevice.ResolveGeneratorDtype("auto", new Device(DeviceType.CUDA, 0)), "a GPU keeps fp32 whatever the CPU measured");
+                using var m = Synthetic.Model(CoraMethod.Cora);
+                Assert.AreEqual(forced == "bf16" ? ScalarType.BFloat16 : (ScalarType?)null, m.Trainable.query_generator!.MatmulDtype);
+            }
+            foreach (var forced in new[] { "narrow-head", "libtorch" })
+            {
+                CpuChoices.Override = s => s == CpuChoices.AttentionKernelSwitch ? forced : null;
+                using var m = Synthetic.Model(CoraMethod.Cora);
+                Assert.AreEqual(forced == "narrow-head", m.NarrowHeadKernel(ComputePlan.Fast));
+                Assert.IsFalse(m.NarrowHeadKernel(ComputePlan.Paper), "the paper's plan never takes it");
+            }
+        }
+        finally { CpuChoices.Override = null; }
+    }
+
+    [TestMethod]
+    public void RealMeasurementsTimeBothCandidatesOnceAndAgreeWithTheModel()
+    {
+        var gen = CpuChoices.GeneratorDtype(64, 128, rows: 16);
+        CollectionAssert.AreEqual(new[] { "fp32", "bf16" }, gen.Timings.Select(t => t.Candidate).ToArray());
+        Assert.IsTrue(gen.Timings.All(t => t.Milliseconds > 0), gen.ToString());
+        Assert.AreSame(gen, CpuChoices.GeneratorDtype(64, 128, rows: 16), "measured once per process and shape");
+        var attn = CpuChoices.AttentionKernel(4, 2, 8, rows: 2, tokens: 64);
+        CollectionAssert.AreEqual(new[] { "libtorch", "narrow-head" }, attn.Timings.Select(t => t.Candidate).ToArray());
+        Assert.IsTrue(attn.Timings.All(t => t.Milliseconds > 0), attn.ToString());
+        var wide = CpuChoices.AttentionKernel(2, 2, 64);
+        Assert.AreEqual("libtorch", wide.Chosen, "heads wider than the kernel takes: libtorch, unmeasured");
+        Assert.IsTrue(CpuChoices.Made.Any(c => c.Switch == CpuChoices.AttentionKernelSwitch));
+        // Under inference mode (scoring) a decision still measures with autograd.
+        using (torch.inference_mode()) Assert.IsTrue(CpuChoices.GeneratorDtype(32, 64, rows: 8).Timings.All(t => t.Milliseconds > 0));
+    }
+
+    [TestMethod]
+    public void DecisionsAreSharedThroughTheCacheFileAndABadFileIsIgnored()
+    {
+        string? saved = CpuChoices.CachePath;
+        using var tmp = TestPaths.Temp();
+        try
+        {
+            CpuChoices.CachePath = tmp["choices.json"];
+            CpuChoices.Reset();
+            var first = CpuChoices.GeneratorDtype(48, 96, rows: 8);
+            var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(tmp["choices.json"]))!.AsObject();
+            var (key, entry) = json.Single();
+            StringAssert.Contains(key, Doctor.CpuModelName() ?? "unknown cpu");
+            StringAssert.Contains(key, $"{torch.get_num_threads()} threads");
+            Assert.AreEqual(first.Chosen, (string)entry!["Chosen"]!);
+
+            // Another process on this machine reads the decision instead of timing again: a planted decision is taken as is.
+            string planted = first.Chosen == "bf16" ? "fp32" : "bf16";
+            entry["Chosen"] = planted;
+            File.WriteAllText(tmp["choices.json"], json.ToJsonString());
+            CpuChoices.Reset();
+            Assert.AreEqual(planted, CpuChoices.GeneratorDtype(48, 96, rows: 8).Chosen);
+
+            // A damaged file is ignored (measured again) and replaced by a valid one.
+            File.WriteAllText(tmp["choices.json"], "{ not json");
+            CpuChoices.Reset();
+            var again = CpuChoices.GeneratorDtype(48, 96, rows: 8);
+            Assert.IsTrue(again.Timings.All(t => t.Milliseconds > 0));
+            Assert.AreEqual(again.Chosen, (string)System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(tmp["choices.json"]))!.AsObject().Single().Value!["Chosen"]!);
+
+            // No cache: decisions are per process.
+            CpuChoices.CachePath = null;
+            CpuChoices.Reset();
+            Assert.IsTrue(CpuChoices.GeneratorDtype(48, 96, rows: 8).Timings.All(t => t.Milliseconds > 0));
+        }
+        finally { CpuChoices.CachePath = saved; CpuChoices.Reset(); }
+    }
+}
