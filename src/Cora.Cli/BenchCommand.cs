@@ -298,7 +298,7 @@ internal static class BenchCommand
     private static Option<int> Positive(string name, int dflt, string desc)
     {
         var o = new Option<int>(name) { Description = desc, DefaultValueFactory = _ => dflt };
-        o.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError($"{name} must be at least 1."); });
+        o.Validators.Add(r => { if (r.Parsed(out int v) && v < 1) r.AddError($"{name} must be at least 1."); });
         return o;
     }
 }

@@ -19,10 +19,18 @@ internal static class Cli
 {
     public static Option<string> Req(string name, string desc) => new(name) { Description = desc, Required = true };
 
+    /// <summary>The option's value for a validator, or false when its text did not parse (System.CommandLine reports that itself;
+    /// reading the value would throw).</summary>
+    public static bool Parsed<T>(this System.CommandLine.Parsing.OptionResult r, out T value)
+    {
+        try { value = r.GetValueOrDefault<T>(); return true; }
+        catch (InvalidOperationException) { value = default!; return false; }
+    }
+
     public static Option<int> Int(string name, int dflt, string desc, int min = 0)
     {
         var o = new Option<int>(name) { Description = desc, DefaultValueFactory = _ => dflt };
-        o.Validators.Add(r => { if (r.GetValueOrDefault<int>() < min) r.AddError($"{name} must be at least {min}."); });
+        o.Validators.Add(r => { if (r.Parsed(out int v) && v < min) r.AddError($"{name} must be at least {min}."); });
         return o;
     }
 
@@ -31,7 +39,7 @@ internal static class Cli
         var o = new Option<double>(name) { Description = desc, DefaultValueFactory = _ => dflt };
         o.Validators.Add(r =>
         {
-            double v = r.GetValueOrDefault<double>();
+            if (!r.Parsed(out double v)) return;
             if (!double.IsFinite(v) || v < min || (minExclusive && v == min) || v > max)
                 r.AddError($"{name}: {v} is out of range; use a finite value {(minExclusive ? "above" : "from")} {min} to {max}.");
         });

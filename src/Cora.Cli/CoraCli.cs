@@ -9,7 +9,13 @@ public static class CoraCli
     /// <summary>Runs the tool; returns the exit code (0 ok, 1 failure, 2 usage error, 130 cancelled).</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)
     {
-        var (parse, verbose) = Parse(args, new CliContext(stdout, stderr, ct));
+        ParseResult parse; Option<bool> verbose;
+        try { (parse, verbose) = Parse(args, new CliContext(stdout, stderr, ct)); }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException)
+        {
+            stderr.WriteLine($"error: {ErrorLine(e.Message)}");   // a validator that met a value it could not read: a usage error
+            return 2;
+        }
         if (parse.Errors.Count > 0)
         {
             foreach (var e in parse.Errors) stderr.WriteLine($"error: {ErrorLine(e.Message)}");

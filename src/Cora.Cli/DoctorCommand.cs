@@ -9,7 +9,7 @@ internal static class DoctorCommand
     public static Command Create(CliContext c)
     {
         var seconds = new Option<double>("--seconds") { Description = "Seconds spent measuring each device's matmul rate (0 skips it).", DefaultValueFactory = _ => Microsoft.ML.Cora.CoraDefaults.DoctorMatmulSeconds };
-        seconds.Validators.Add(r => { var v = r.GetValueOrDefault<double>(); if (!(v >= 0 && v <= 60)) r.AddError("--seconds must be between 0 and 60."); });
+        seconds.Validators.Add(r => { if (r.Parsed(out double v) && !(v >= 0 && v <= 60)) r.AddError("--seconds must be between 0 and 60."); });
         var cmd = new Command("doctor", "Print Cora, TorchSharp, libtorch and .NET versions, where libtorch was loaded from, CUDA/GPUs, threads and matmul GFLOP/s.") { seconds };
         cmd.SetAction(p =>
         {

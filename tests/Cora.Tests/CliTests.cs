@@ -296,3 +296,37 @@ public class CliTests
         StringAssert.Contains(stdout, "in bf16");
     }
 }
+
+/// <summary>Every option of every command that takes a number, given text that is not one: one line and exit 2, never a trace.</summary>
+[TestClass]
+public class CliUnparsableValueTests
+{
+    private static IEnumerable<(string path, System.CommandLine.Option option)> Options()
+    {
+        var (parse, _) = Cora.Cli.CoraCli.Parse(Array.Empty<string>(), new Cora.Cli.CliContext(TextWriter.Null, TextWriter.Null, default));
+        IEnumerable<(string, System.CommandLine.Option)> Walk(System.CommandLine.Command c, string path) =>
+            c.Options.Select(o => (path, o)).Concat(c.Subcommands.SelectMany(s => Walk(s, (path + " " + s.Name).Trim())));
+        return Walk(parse.RootCommandResult.Command, "");
+    }
+
+    [TestMethod]
+    public void ANumberOptionGivenTextFailsInOneLineWithExitTwo()
+    {
+        var numeric = new[] { typeof(int), typeof(long), typeof(double), typeof(float), typeof(int?), typeof(long?), typeof(double?), typeof(float?) };
+        var checkedOptions = new List<string>();
+        foreach (var (path, option) in Options().Where(x => numeric.Contains(x.option.ValueType) && x.path.Length > 0))
+        {
+            var err = new StringWriter();
+            var args = path.Split(' ').Concat(new[] { option.Name, "abc" }).ToArray();
+            int code = Cora.Cli.CoraCli.Run(args, TextWriter.Null, err);
+            string text = err.ToString().TrimEnd();
+            Assert.AreEqual(2, code, $"cora {string.Join(' ', args)}: {text}");
+            Assert.IsFalse(text.Contains("   at "), $"cora {string.Join(' ', args)} printed a trace: {text}");
+            StringAssert.Contains(text, "abc", $"cora {string.Join(' ', args)} names the value");
+            checkedOptions.Add($"{path} {option.Name}");
+        }
+        CollectionAssert.Contains(checkedOptions, "train --lr");
+        CollectionAssert.Contains(checkedOptions, "doctor --seconds");
+        Assert.IsTrue(checkedOptions.Count >= 30, $"only {checkedOptions.Count} numeric options found");
+    }
+}

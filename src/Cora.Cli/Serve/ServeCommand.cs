@@ -17,7 +17,7 @@ internal static class ServeCommand
             if (h != "localhost" && !System.Net.IPAddress.TryParse(h, out _)) r.AddError($"--host: '{Microsoft.ML.Cora.Data.ErrorText.Elide(h, 40)}' is not an IP address; use 127.0.0.1 (this machine), 0.0.0.0 (every interface) or localhost.");
         });
         var port = Cli.Int("--port", 5080, "TCP port (0 = any free port).", 0);
-        port.Validators.Add(r => { if (r.GetValueOrDefault<int>() > 65535) r.AddError("--port must be at most 65535."); });
+        port.Validators.Add(r => { if (r.Parsed(out int v) && v > 65535) r.AddError("--port must be at most 65535."); });
         var maxBatch = Cli.Int("--max-batch", BatcherOptions.DefaultMaxBatch, "Most rows merged into one model call.", 1);
         var maxWait = Cli.Int("--max-wait-ms", BatcherOptions.DefaultMaxWaitMs, "How long a request may wait for others to join its batch.", 0);
         var queue = Cli.Int("--queue", BatcherOptions.DefaultQueue, "Requests waiting at most (more get 503).", 1);
