@@ -1,3 +1,5 @@
+using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.Training;
 using Microsoft.ML.Cora.Formats;
 using System.IO.Compression;
 using System.Text;
@@ -185,5 +187,51 @@ public class BadInputTests
         }
         long growth = Managed() - start;
         Assert.IsTrue(growth < 20 * 1024 * 1024, $"managed memory grew by {growth / 1024} KiB over two rounds of 8-thread scoring");
+    }
+}
+
+/// <summary>Validation rows of one label cannot select a model (AUC is undefined): refused before any training, by every trainer.</summary>
+[TestClass]
+public class OneLabelValidationTests
+{
+    [TestMethod]
+    public void EveryTrainerRefusesValidationRowsOfOneLabelBeforeTraining()
+    {
+        var train = Slice.Train.Take(400).ToList();
+        foreach (bool label in new[] { true, false })
+        {
+            var oneLabel = Slice.Valid.Where(r => r.Label == label).Take(60).ToList();
+            foreach (var kind in new[] { CollaborativeKind.Mf, CollaborativeKind.LightGcn, CollaborativeKind.SasRec })
+            {
+                var log = new List<string>();
+                var e = Assert.ThrowsExactly<InvalidDataException>(() => CollaborativeModels.Train(kind, train, oneLabel, new MatrixFactorizationOptions { EmbeddingDim = 8, MaxEpochs = 2 }, log.Add));
+                StringAssert.Contains(e.Message, $"all 60 rows have label {(label ? 1 : 0)}");
+                StringAssert.Contains(e.Message, "needs rows of both labels");
+                Assert.AreEqual(0, log.Count, $"{kind}: no epoch ran");
+            }
+            using var m = Slice.Model(CoraMethod.Cora);
+            var before = m.Trainable.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+            var err = Assert.ThrowsExactly<InvalidDataException>(() => CoraModelTrainer.Train(m, train, oneLabel, new TrainingOptions { BatchSize = 8, MaxSteps = 2 }));
+            StringAssert.Contains(err.Message, "validation data: all 60 rows");
+            Assert.IsTrue(m.Trainable.state_dict().All(kv => kv.Value.eq(before[kv.Key]).all().item<bool>()), "nothing trained");
+        }
+        // Both labels in the data, but the rows actually scored at each validation (a seeded half, capped) hold one: named with the cap.
+        var mixed = Slice.Valid.Where(r => r.Label).Take(40).Append(Slice.Valid.First(r => !r.Label)).ToList();
+        using var model = Slice.Model(CoraMethod.Cora);
+        var capped = Assert.ThrowsExactly<InvalidDataException>(() => CoraModelTrainer.Train(model, train, mixed, new TrainingOptions { BatchSize = 8, MaxSteps = 2, MaxValidationRows = 3 }));
+        StringAssert.Contains(capped.Message, "--max-valid-rows");
+    }
+
+    [TestMethod]
+    public void TheCliRefusesAOneLabelValidationFileInOneLine()
+    {
+        using var tmp = TestPaths.Temp();
+        InteractionTsv.Write(tmp["train.tsv"], Slice.Train.Take(400));
+        InteractionTsv.Write(tmp["valid.tsv"], Slice.Valid.Where(r => r.Label).Take(50));
+        var (code, _, err) = CliTests.Cli("train", "--train", tmp["train.tsv"], "--valid", tmp["valid.tsv"], "--items", Slice.ItemsPath, "--method", "mf", "--out", tmp["m.zip"], "--mf-dim", "8");
+        Assert.AreNotEqual(0, code);
+        Assert.AreEqual(1, err.Trim().Split('\n').Length, err);
+        StringAssert.Contains(err, "all 50 rows have label 1");
+        Assert.IsFalse(File.Exists(tmp["m.zip"]), "no model written");
     }
 }

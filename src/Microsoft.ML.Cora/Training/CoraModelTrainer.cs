@@ -102,7 +102,9 @@ public static class CoraModelTrainer
         if (!model.UsesLlm) throw new InvalidOperationException("The mf method has nothing to train beyond the CF stage.");
         OptionChecks.ThrowIfAny(o.Validate("Training."), nameof(options));
         var rows = o.MaxTrainRows > 0 && o.MaxTrainRows < train.Count ? Sample(train, o.MaxTrainRows, o.Seed) : train.ToList();
+        InteractionChecks.RequireBothLabels(valid, "validation data");
         var validSmall = ValidationHalf(valid, o.Seed, o.MaxValidationRows);
+        InteractionChecks.RequireBothLabels(validSmall, $"the validation rows scored at each validation (a seeded half of the {valid.Count} validation rows{(o.MaxValidationRows > 0 ? $", at most {o.MaxValidationRows}: Training.MaxValidationRows / --max-valid-rows" : "")})");
         var labels = validSmall.Select(r => r.Label).ToArray();
 
         var trainable = model.Trainable;
