@@ -117,6 +117,7 @@ internal static class TrainCommand
             using var cfOwner = cfSource;
             var trainRows = InteractionTsv.Read(p.GetValue(train)!);
             var validRows = InteractionTsv.Read(p.GetValue(valid)!);
+            InteractionChecks.RequireBothLabels(validRows, $"--valid {p.GetValue(valid)}");
             var catalog = ItemCatalog.Read(p.GetValue(items)!);
             if (m != CoraMethod.Mf) Cli.CheckTitles(trainRows.Concat(validRows), catalog, p.GetValue(items)!);
             c.Out.WriteLine($"data: {trainRows.Count} train rows, {validRows.Count} valid rows, {catalog.Count} items");

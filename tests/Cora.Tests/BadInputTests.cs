@@ -231,7 +231,7 @@ public class OneLabelValidationTests
         var (code, _, err) = CliTests.Cli("train", "--train", tmp["train.tsv"], "--valid", tmp["valid.tsv"], "--items", Slice.ItemsPath, "--method", "mf", "--out", tmp["m.zip"], "--mf-dim", "8");
         Assert.AreNotEqual(0, code);
         Assert.AreEqual(1, err.Trim().Split('\n').Length, err);
-        StringAssert.Contains(err, "all 50 rows have label 1");
+        StringAssert.Contains(err, $"--valid {tmp["valid.tsv"]}: all 50 rows have label 1");
         Assert.IsFalse(File.Exists(tmp["m.zip"]), "no model written");
     }
 }
