@@ -23,7 +23,7 @@ internal static class EvaluateCommand
             var outputs = FileChecks.CheckOutputs(new[] { ("--json", p.GetValue(json)) }, new[] { p.GetValue(model), p.GetValue(data), p.GetValue(items) });
             if (outputs.Count > 0) throw new UsageException(string.Join(" ", outputs.Select(x => $"{x.name}: {x.problem}")));
             var (ml, t) = Cli.Load(p.GetValue(model)!, dev.Get(p), p.GetValue(batch));
-            var rows = InteractionTsv.Read(p.GetValue(data)!);
+            var rows = InteractionTsv.Read(p.GetValue(data)!, notice: c.Out.WriteLine);
             if (p.GetValue(items) is { } itemsPath)
             {
                 var catalog = ItemCatalog.Read(itemsPath);

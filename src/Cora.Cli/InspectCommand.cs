@@ -25,7 +25,7 @@ internal static class InspectCommand
             var outputs = FileChecks.CheckOutputs(new[] { ("--json", p.GetValue(json)) }, new[] { p.GetValue(model), p.GetValue(data) });
             if (outputs.Count > 0) throw new UsageException(string.Join(" ", outputs.Select(x => $"{x.name}: {x.problem}")));
             // The rows first (cheap), then the model: a bad --data is reported before the model is loaded.
-            var probeRows = InteractionTsv.Read(p.GetValue(data)!, p.GetValue(rows));
+            var probeRows = InteractionTsv.Read(p.GetValue(data)!, p.GetValue(rows), c.Out.WriteLine);
             if (CfProbe.RowsProblem(probeRows) is { } problem) throw new UsageException($"--data: {p.GetValue(data)} gives {problem}.");
             var (_, t) = Cli.Load(p.GetValue(model)!, dev.Get(p));
             var cf = CfProbe.Measure(t.Model.Cf, probeRows);

@@ -38,7 +38,7 @@ internal static class ScoreCommand
                 if (!File.Exists(path)) throw new UsageException($"{flag}: '{ErrorText.Elide(path)}' not found.");
             if (File.Exists(dir)) throw new UsageException($"--out: '{ErrorText.Elide(dir)}' is a file; give a folder.");
             Directory.CreateDirectory(dir);
-            var rows = InteractionTsv.Read(p.GetValue(data)!);
+            var rows = InteractionTsv.Read(p.GetValue(data)!, notice: c.Err.WriteLine);
             var mine = Enumerable.Range(0, rows.Count).Where(i => ScoreShards.ShardOf(rows[i].UserId, count) == index).ToList();
             c.Out.WriteLine($"shard {index}/{count}: {mine.Count} of {rows.Count} input rows");
             var (_, t) = Cli.Load(p.GetValue(model)!, on, p.GetValue(batch));

@@ -99,6 +99,13 @@ internal static class TrainCommand
             var problems = options.Validate().Where(e => e.Option is not ("ItemTitles" or "LlmPath")).Select(e => Flag(e.Option) + ": " + e.Problem)
                 .Concat(FileChecks.CheckOutputs(new[] { ("--out", p.GetValue(output)), ("--json", p.GetValue(json)), ("--plot", p.GetValue(plot)) },
                     new[] { p.GetValue(train), p.GetValue(valid), p.GetValue(items), llmPath, p.GetValue(cfFrom) }).Select(x => $"{x.name}: {x.problem}")).ToList();
+            // --cf-from brings a trained CF stage of its own kind: options that describe training one would be ignored.
+            if (p.GetValue(cfFrom) is not null)
+            {
+                var ignored = new Option[] { cfKind, mfDim, mfLr, mfWd, mfEpochs, mfPatience }.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+                if (ignored.Count > 0)
+                    problems.Add($"{string.Join(", ", ignored)}: --cf-from uses the CF stage saved in that model (its kind and weights), so {(ignored.Count == 1 ? "this option would be" : "these options would be")} ignored; drop {(ignored.Count == 1 ? "it" : "them")} or drop --cf-from.");
+            }
             if (problems.Count > 0) throw new UsageException(string.Join(" ", problems));
             CoraDevice.Resolve(device);
             if (p.GetValue(restart) && p.GetValue(ckpt) is { } ck && Directory.Exists(ck))
@@ -115,8 +122,8 @@ internal static class TrainCommand
                 c.Out.WriteLine($"CF stage: {cfSource.Model.Cf.Kind} from {from} (not retrained)");
             }
             using var cfOwner = cfSource;
-            var trainRows = InteractionTsv.Read(p.GetValue(train)!);
-            var validRows = InteractionTsv.Read(p.GetValue(valid)!);
+            var trainRows = InteractionTsv.Read(p.GetValue(train)!, notice: c.Out.WriteLine);
+            var validRows = InteractionTsv.Read(p.GetValue(valid)!, notice: c.Out.WriteLine);
             InteractionChecks.RequireBothLabels(validRows, $"--valid {p.GetValue(valid)}");
             var catalog = ItemCatalog.Read(p.GetValue(items)!);
             if (m != CoraMethod.Mf) Cli.CheckTitles(trainRows.Concat(validRows), catalog, p.GetValue(items)!);

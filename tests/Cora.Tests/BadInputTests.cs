@@ -235,3 +235,49 @@ public class OneLabelValidationTests
         Assert.IsFalse(File.Exists(tmp["m.zip"]), "no model written");
     }
 }
+
+/// <summary>Rows are never dropped or read differently without a word.</summary>
+[TestClass]
+public class RowsReadAsWrittenTests
+{
+    [TestMethod]
+    public void AColumnNamedTwiceIsRefused()
+    {
+        using var tmp = TestPaths.Temp();
+        File.WriteAllText(tmp["a.tsv"], "uid\tiid\tlabel\ttimestamp\tlabel\n1\t2\t1\t5\t0\n");
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => InteractionTsv.Read(tmp["a.tsv"]));
+        StringAssert.Contains(e.Message, "the header names column 'label' 2 times (columns 3, 5)");
+    }
+
+    [TestMethod]
+    public void RepeatsAreReportedAndContradictionsRefused()
+    {
+        using var tmp = TestPaths.Temp();
+        File.WriteAllText(tmp["same.tsv"], "uid\tiid\tlabel\ttimestamp\n1\t2\t1\t5\n1\t2\t1\t5\n1\t2\t0\t6\n3\t4\t0\t5\n");
+        var notices = new List<string>();
+        var rows = InteractionTsv.Read(tmp["same.tsv"], notice: notices.Add);
+        Assert.AreEqual(3, rows.Count, "the repeat is read once; the same pair at another time is another event");
+        Assert.AreEqual(1, notices.Count);
+        StringAssert.Contains(notices[0], "1 row(s) repeat an earlier row (same user, item, time and label) and were read once; 3 rows read");
+        File.WriteAllText(tmp["clash.tsv"], "uid\tiid\tlabel\ttimestamp\n1\t2\t1\t5\n3\t4\t0\t5\n1\t2\t0\t5\n");
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => InteractionTsv.Read(tmp["clash.tsv"]));
+        StringAssert.Contains(e.Message, "lines 2 and 4 give user 1, item 2 at time 5 labels 1 and 0");
+    }
+
+    [TestMethod]
+    public void CfFromWithOptionsForTrainingACfStageIsAUsageErrorBeforeAnyWork()
+    {
+        using var tmp = TestPaths.Temp();
+        Directory.CreateDirectory(tmp["ck"]);
+        File.WriteAllText(tmp["ck/state.json"], "{}");
+        File.WriteAllText(tmp["m.zip"], "not read");
+        var (code, _, err) = CliTests.Cli("train", "--train", Slice.TrainPath, "--valid", Slice.ValidPath, "--items", Slice.ItemsPath, "--llm", Slice.LlmPath,
+            "--cf", "sasrec", "--mf-dim", "32", "--cf-from", tmp["m.zip"], "--out", tmp["out.zip"], "--checkpoint-dir", tmp["ck"], "--restart");
+        Assert.AreEqual(2, code, err);
+        StringAssert.Contains(err, "--cf, --mf-dim: --cf-from uses the CF stage saved in that model");
+        Assert.IsTrue(File.Exists(tmp["ck/state.json"]), "--restart deleted nothing: the check ran first");
+        var (ok, _, _) = CliTests.Cli("train", "--train", Slice.TrainPath, "--valid", Slice.ValidPath, "--items", Slice.ItemsPath, "--llm", Slice.LlmPath,
+            "--cf", "mf", "--cf-from", tmp["m.zip"], "--out", tmp["out.zip"]);
+        Assert.AreEqual(2, ok, "an explicit --cf is refused even when it matches the default");
+    }
+}

@@ -38,7 +38,10 @@ public static class InteractionTsv
 
     /// <summary>Reads an interactions file; every error names the file, the line and the column.</summary>
     /// <param name="maxRows">Read at most this many rows (0 = all).</param>
-    public static List<Interaction> Read(string path, int maxRows = 0)
+    /// <param name="notice">Told what was done to the rows that were not read as written (exact repeats kept once).</param>
+    /// <remarks>A row that repeats an earlier one (same user, item and timestamp) with the same label is kept once and counted in
+    /// <paramref name="notice"/>; with another label the file is refused, naming both lines (which one holds is not knowable).</remarks>
+    public static List<Interaction> Read(string path, int maxRows = 0, Action<string>? notice = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Interactions file not found: '{path}'.", path);
         using var reader = new StreamReader(path, new UTF8Encoding(false, throwOnInvalidBytes: true));
@@ -49,6 +52,9 @@ public static class InteractionTsv
         var names = header.TrimEnd('\r').Split('\t');
         if (names.Length == 1 && (header.Contains(',') || header.Contains(';')))
             throw new InvalidDataException($"{path}: the header has no tabs; the file must be tab-separated (found ',' or ';' separators).");
+        var repeated = names.Select((n, i) => (n, i)).Where(x => x.n.Length > 0).GroupBy(x => x.n).FirstOrDefault(g => g.Count() > 1);
+        if (repeated is not null)
+            throw new InvalidDataException($"{path}: the header names column '{ErrorText.Elide(repeated.Key, 40)}' {repeated.Count()} times (columns {string.Join(", ", repeated.Select(x => x.i + 1))}); name each column once.");
         var idx = new Dictionary<string, int>();
         foreach (var c in Columns)
         {
@@ -58,7 +64,8 @@ public static class InteractionTsv
             idx[c] = i;
         }
         var rows = new List<Interaction>();
-        var seen = new HashSet<(int, int, long)>();
+        var seen = new Dictionary<(int, int, long), (int line, bool label)>();
+        int repeats = 0;
         int lineNo = 1;
         string? line;
         while (true)
@@ -102,12 +109,21 @@ public static class InteractionTsv
                 his = his.Where(h => h != 0).ToArray();
             }
             var row = new Interaction(Int("uid"), Int("iid"), Flag("label"), ts, idx["not_cold"] < 0 || Flag("not_cold"), his);
-            // Exact duplicates (same user, item and time) are kept once: they carry no information and bias metrics.
-            if (!seen.Add((row.UserId, row.ItemId, row.Timestamp))) continue;
+            // Repeats (same user, item and time) are kept once: they carry no information and bias metrics. With another label
+            // the file contradicts itself.
+            if (seen.TryGetValue((row.UserId, row.ItemId, row.Timestamp), out var first))
+            {
+                if (first.label != row.Label)
+                    throw new InvalidDataException($"{path}: lines {first.line} and {lineNo} give user {row.UserId}, item {row.ItemId} at time {row.Timestamp} labels {(first.label ? 1 : 0)} and {(row.Label ? 1 : 0)}; keep the one that is right.");
+                repeats++;
+                continue;
+            }
+            seen[(row.UserId, row.ItemId, row.Timestamp)] = (lineNo, row.Label);
             rows.Add(row);
             if (maxRows > 0 && rows.Count >= maxRows) break;
         }
         if (rows.Count == 0) throw new InvalidDataException($"{path}: no data rows after the header.");
+        if (repeats > 0) notice?.Invoke($"{path}: {repeats} row(s) repeat an earlier row (same user, item, time and label) and were read once; {rows.Count} rows read.");
         return rows;
     }
 
