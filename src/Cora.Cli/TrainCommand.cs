@@ -108,9 +108,7 @@ internal static class TrainCommand
             }
             if (problems.Count > 0) throw new UsageException(string.Join(" ", problems));
             CoraDevice.Resolve(device);
-            if (p.GetValue(restart) && p.GetValue(ckpt) is { } ck && Directory.Exists(ck))
-                foreach (var f in new[] { "state.json", "current.safetensors", "best.safetensors", "optimizer.safetensors" })
-                    File.Delete(Path.Combine(ck, f));
+            if (p.GetValue(restart) && p.GetValue(ckpt) is { } ck) CoraModelTrainer.ClearCheckpoints(ck);
             if (llmPath is not null && !File.Exists(llmPath) && !Directory.Exists(llmPath)) throw new FileNotFoundException($"LLM not found: '{llmPath}'.");
 
             CoraTransformer? cfSource = null;

@@ -220,6 +220,13 @@ public class OneLabelValidationTests
         using var model = Slice.Model(CoraMethod.Cora);
         var capped = Assert.ThrowsExactly<InvalidDataException>(() => CoraModelTrainer.Train(model, train, mixed, new TrainingOptions { BatchSize = 8, MaxSteps = 2, MaxValidationRows = 3 }));
         StringAssert.Contains(capped.Message, "--max-valid-rows");
+        // Two rows, one of each label: the seeded half holds one row, so every validation scores both, and says so.
+        var pair = new[] { Slice.Valid.First(r => r.Label), Slice.Valid.First(r => !r.Label) };
+        var said = new List<string>();
+        using var small = Slice.Model(CoraMethod.Cora);
+        var result = CoraModelTrainer.Train(small, train, pair, new TrainingOptions { BatchSize = 8, MaxSteps = 1 }, null, said.Add);
+        StringAssert.Contains(string.Join("\n", said), "the seeded half of the 2 validation rows holds one label; every validation scores all 2 rows");
+        Assert.IsTrue(double.IsFinite(result.BestValidationAuc), "a finite AUC selected the model");
     }
 
     [TestMethod]

@@ -63,7 +63,7 @@ public class DatasetRecipeTests
         var ea = Assert.ThrowsExactly<InvalidDataException>(() => DatasetRecipes.Amazon2018(tmp["a.jsonl"], tmp["m.jsonl"]));
         StringAssert.Contains(ea.Message, tmp["a.jsonl"] + ": line 2");
         // An untitled movie's ratings are left out and counted; the written files pass `cora train`'s checks.
-        File.WriteAllText(tmp["r.dat"], string.Join("\n", $"1::10::5::{T(2001, 6, 10)}", $"1::11::5::{T(2001, 6, 11)}", $"2::10::2::{T(2001, 6, 12)}", $"2::10::5::{T(2002, 5, 1)}", $"1::10::4::{T(2002, 10, 1)}") + "\n", Encoding.Latin1);
+        File.WriteAllText(tmp["r.dat"], string.Join("\n", $"1::10::5::{T(2001, 6, 10)}", $"1::11::5::{T(2001, 6, 11)}", $"2::10::2::{T(2001, 6, 12)}", $"2::10::5::{T(2002, 5, 1)}", $"1::10::2::{T(2002, 6, 1)}", $"1::10::4::{T(2002, 10, 1)}") + "\n", Encoding.Latin1);
         var ds = DatasetRecipes.MovieLens1M(tmp["r.dat"], tmp["movies.dat"]);
         Assert.AreEqual((1, 1), ds.DroppedUntitled);
         Assert.IsFalse(ds.Train.Concat(ds.Valid).Any(r => r.ItemId == 11 || r.History.Contains(11)));

@@ -225,14 +225,12 @@ public class HardeningTests
         // Different options (generator size): refused, not libtorch frames.
         using (var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora) with { Rank = 8 }, LanguageModel.Load(Synthetic.LlmPath), Synthetic.SmallMf(), Synthetic.Items))
             StringAssert.Contains(Assert.ThrowsExactly<CheckpointMismatchException>(() => CoraModelTrainer.Train(m, Synthetic.Train.Take(80).ToList(), Synthetic.Valid.Take(40).ToList(), o)).Message, "model options");
-        // All-negative validation rows: the checkpoint (with no finite best AUC) is written and read back.
+        // All-negative validation rows cannot select a model: refused before a step or a checkpoint.
         var negatives = Synthetic.Valid.Where(r => !r.Label).Take(20).ToList();
         using (var m = Synthetic.Model(CoraMethod.Cora))
-        {
-            var r = CoraModelTrainer.Train(m, Synthetic.Train.Take(40).ToList(), negatives, o with { CheckpointDirectory = dir["neg"] });
-            Assert.AreEqual(2, r.Steps);
-        }
-        Assert.IsTrue(File.Exists(Path.Combine(dir["neg"], "state.json")));
+            StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CoraModelTrainer.Train(m, Synthetic.Train.Take(40).ToList(), negatives, o with { CheckpointDirectory = dir["neg"] })).Message,
+                "all 20 rows have label 0");
+        Assert.IsFalse(Directory.Exists(dir["neg"]) && Directory.EnumerateFiles(dir["neg"]).Any(), "no checkpoint written");
     }
 
     [TestMethod]

@@ -46,6 +46,94 @@ public class TrainerTests
         }
     }
 
+    private sealed class SimulatedKill : Exception { }
+
+    [TestMethod]
+    public void ACheckpointStoppedAtAnyOfItsFilesResumesFromACompleteSetToTheSameResult()
+    {
+        using var tmp = TestPaths.Temp();
+        var rows = Slice.Train.Skip(500).Take(24).ToList();
+        var valid = Slice.Valid.Skip(100).Take(16).ToList();
+        float[] reference;
+        using (var m = Slice.Model(CoraMethod.Cora))
+        {
+            CoraModelTrainer.Train(m, rows, valid, Options(null));
+            reference = m.Score(valid, 8);
+        }
+        // Saves come at steps 2, 4 and 6; the one at step 4 is stopped right after each of its files in turn.
+        var boundaries = new[] { "current-", "optimizer-", "best-", "state.previous.json", "state.json" };
+        try
+        {
+            for (int b = 0; b < boundaries.Length; b++)
+            {
+                string ckpt = tmp[$"ck{b}"];
+                int saves = 0;
+                var seen = new List<string>();
+                CoraModelTrainer.Checkpoints.AfterFileWritten = name =>
+                {
+                    if (saves == 1) seen.Add(name);
+                    if (saves == 1 && name.StartsWith(boundaries[b], StringComparison.Ordinal)) throw new SimulatedKill();
+                    if (name == "state.json") saves++;
+                };
+                using (var m = Slice.Model(CoraMethod.Cora))
+                    Assert.ThrowsExactly<SimulatedKill>(() => CoraModelTrainer.Train(m, rows, valid, Options(ckpt)));
+                CoraModelTrainer.Checkpoints.AfterFileWritten = null;
+                Assert.IsTrue(seen.Last().StartsWith(boundaries[b], StringComparison.Ordinal), $"stopped after {boundaries[b]}: {string.Join(", ", seen)}");
+                int expectedStep = boundaries[b] == "state.json" ? 4 : 2;
+                Assert.AreEqual(expectedStep, (int)System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(ckpt, "state.json")))!["Step"]!,
+                    $"stopped after {boundaries[b]}: the committed set");
+                using var again = Slice.Model(CoraMethod.Cora);
+                var log = new List<string>();
+                var r = CoraModelTrainer.Train(again, rows, valid, Options(ckpt), null, log.Add);
+                Assert.IsTrue(r.Resumed, boundaries[b]);
+                StringAssert.Contains(log.First(l => l.StartsWith("resumed")), $"at step {expectedStep}");
+                CollectionAssert.AreEqual(reference, again.Score(valid, 8), $"stopped after {boundaries[b]}: the resumed run ends with the same weights");
+                var left = Directory.GetFiles(ckpt).Select(Path.GetFileName).Where(n => n!.EndsWith(".safetensors")).OrderBy(n => n).ToArray();
+                Assert.IsTrue(left.All(n => n!.Contains("00000006") || n!.Contains("00000004") || n!.StartsWith("best-")), "only the last two sets remain: " + string.Join(", ", left));
+            }
+        }
+        finally { CoraModelTrainer.Checkpoints.AfterFileWritten = null; }
+    }
+
+    [TestMethod]
+    public void ADamagedNewestCheckpointFallsBackToThePreviousOneAndSaysSo()
+    {
+        using var tmp = TestPaths.Temp();
+        var rows = Slice.Train.Skip(500).Take(24).ToList();
+        var valid = Slice.Valid.Skip(100).Take(16).ToList();
+        string ckpt = tmp["ck"];
+        float[] reference;
+        using (var m = Slice.Model(CoraMethod.Cora))
+        {
+            CoraModelTrainer.Train(m, rows, valid, Options(ckpt));
+            reference = m.Score(valid, 8);
+        }
+        // Flip one byte of the newest set's trainable state (same size: only the hash can tell).
+        string newest = Path.Combine(ckpt, "current-00000006.safetensors");
+        var bytes = File.ReadAllBytes(newest);
+        bytes[^1] ^= 0x40;
+        File.WriteAllBytes(newest, bytes);
+        using (var m = Slice.Model(CoraMethod.Cora))
+        {
+            var log = new List<string>();
+            var r = CoraModelTrainer.Train(m, rows, valid, Options(ckpt), null, log.Add);
+            Assert.IsTrue(r.Resumed);
+            StringAssert.Contains(string.Join("\n", log), "current-00000006.safetensors (current) does not match its SHA-256 in the manifest); resuming from the one before it");
+            StringAssert.Contains(log.First(l => l.StartsWith("resumed")), "at step 4");
+            CollectionAssert.AreEqual(reference, m.Score(valid, 8), "steps 5 and 6 trained again to the same weights");
+        }
+        // Both sets damaged: refused, naming both problems; nothing is trained from a mixed set.
+        foreach (var f in Directory.GetFiles(ckpt, "optimizer-*.safetensors")) File.WriteAllBytes(f, new byte[10]);
+        using (var m = Slice.Model(CoraMethod.Cora))
+        {
+            var e = Assert.ThrowsExactly<InvalidDataException>(() => CoraModelTrainer.Train(m, rows, valid, Options(ckpt)));
+            StringAssert.Contains(e.Message, "no complete checkpoint to resume from");
+            StringAssert.Contains(e.Message, "--restart");
+        }
+        CoraModelTrainer.ClearCheckpoints(ckpt);
+        Assert.AreEqual(0, Directory.GetFiles(ckpt).Length, "--restart's clear removes every set and manifest");
+    }
+
     [TestMethod]
     public void LearningRateWarmsUpThenDecays()
     {
@@ -60,7 +148,7 @@ public class TrainerTests
     public void SameSeedSameResult()
     {
         var rows = Slice.Train.Skip(800).Take(16).ToList();
-        var valid = Slice.Valid.Skip(300).Take(8).ToList();
+        var valid = Slice.Valid.Skip(300).Where(r => r.Label).Take(4).Concat(Slice.Valid.Skip(300).Where(r => !r.Label).Take(4)).ToList();   // both labels
         float[] Run()
         {
             using var m = Slice.Model(CoraMethod.Cora);

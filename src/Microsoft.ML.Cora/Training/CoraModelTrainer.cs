@@ -95,6 +95,10 @@ public static class CoraModelTrainer
         return idx.Take(Math.Max(1, n)).OrderBy(i => i).Select(i => valid[i]).ToList();
     }
 
+    /// <summary>Deletes the checkpoints <see cref="TrainingOptions.CheckpointDirectory"/> holds (every set and manifest Cora writes
+    /// there; other files stay): the next run starts afresh.</summary>
+    public static void ClearCheckpoints(string directory) => Checkpoints.Clear(directory);
+
     public static TrainingResult Train(CoraModel model, IReadOnlyList<Interaction> train, IReadOnlyList<Interaction> valid, TrainingOptions? options = null,
         IProgress<TrainingProgress>? progress = null, Action<string>? log = null, CancellationToken ct = default)
     {
@@ -104,6 +108,12 @@ public static class CoraModelTrainer
         var rows = o.MaxTrainRows > 0 && o.MaxTrainRows < train.Count ? Sample(train, o.MaxTrainRows, o.Seed) : train.ToList();
         InteractionChecks.RequireBothLabels(valid, "validation data");
         var validSmall = ValidationHalf(valid, o.Seed, o.MaxValidationRows);
+        if (o.MaxValidationRows == 0 && validSmall.Select(r => r.Label).Distinct().Count() < 2)
+        {
+            // A tiny validation set whose seeded half holds one label: all of it is scored instead (AUC needs both labels).
+            log?.Invoke($"the seeded half of the {valid.Count} validation rows holds one label; every validation scores all {valid.Count} rows");
+            validSmall = valid.ToList();
+        }
         InteractionChecks.RequireBothLabels(validSmall, $"the validation rows scored at each validation (a seeded half of the {valid.Count} validation rows{(o.MaxValidationRows > 0 ? $", at most {o.MaxValidationRows}: Training.MaxValidationRows / --max-valid-rows" : "")})");
         var labels = validSmall.Select(r => r.Label).ToArray();
 
@@ -123,7 +133,7 @@ public static class CoraModelTrainer
 
         var state = new RunState();
         using var best = new BestSnapshot();
-        var ckpt = o.CheckpointDirectory is null ? null : new Checkpoints(o.CheckpointDirectory, best, Fingerprint(model, rows, validSmall, o));
+        var ckpt = o.CheckpointDirectory is null ? null : new Checkpoints(o.CheckpointDirectory, best, Fingerprint(model, rows, validSmall, o), log);
         bool resumed = false;
         if (ckpt is not null && ckpt.TryLoad(trainable, opt, out var loaded))
         {
@@ -251,46 +261,159 @@ public static class CoraModelTrainer
     }
 
     /// <summary>Resumable checkpoints: trainable state, best state, optimiser state and run state, each written atomically.</summary>
-    private sealed class Checkpoints
+    /// <summary>
+    /// The checkpoint folder: each save writes a complete set of files named after its step (trainable state, optimizer state, the
+    /// best snapshot), then <c>state.json</c>, the manifest naming every file of the set with its size and SHA-256, atomically and
+    /// last; the previous manifest is kept as <c>state.previous.json</c> with its files until the next save is committed. A resume
+    /// checks the files against the manifest and, when the newest set is damaged or incomplete, falls back to the previous one,
+    /// saying so; a kill at any point leaves at least one complete set.
+    /// </summary>
+    internal sealed class Checkpoints
     {
+        internal const int Version = 3;
+        internal const string Manifest = "state.json", PreviousManifest = "state.previous.json";
+        /// <summary>Called after each file of a set is written (tests stop a save there, as a kill would).</summary>
+        internal static Action<string>? AfterFileWritten;
+
         private readonly string _dir;
         private readonly BestSnapshot _best;
         private readonly Dictionary<string, string> _fingerprint;
-        public Checkpoints(string dir, BestSnapshot best, Dictionary<string, string> fingerprint) { _dir = dir; _best = best; _fingerprint = fingerprint; Directory.CreateDirectory(dir); }
+        private readonly Action<string>? _log;
+        public Checkpoints(string dir, BestSnapshot best, Dictionary<string, string> fingerprint, Action<string>? log = null)
+        { _dir = dir; _best = best; _fingerprint = fingerprint; _log = log; Directory.CreateDirectory(dir); }
         private string P(string f) => Path.Combine(_dir, f);
+
+        /// <summary>Deletes every checkpoint file Cora writes in <paramref name="dir"/> (manifests, sets, and the layout of earlier versions).</summary>
+        public static void Clear(string dir)
+        {
+            if (!Directory.Exists(dir)) return;
+            foreach (var f in Directory.EnumerateFiles(dir).Where(f => IsOurs(Path.GetFileName(f))).ToList()) File.Delete(f);
+        }
+
+        private static bool IsOurs(string name) =>
+            name is Manifest or PreviousManifest or "current.safetensors" or "best.safetensors" or "optimizer.safetensors"
+            || (name.EndsWith(".safetensors", StringComparison.Ordinal) && (name.StartsWith("current-", StringComparison.Ordinal)
+                || name.StartsWith("optimizer-", StringComparison.Ordinal) || name.StartsWith("best-", StringComparison.Ordinal)));
+
+        private (string name, long bytes, string sha256) Written(string name)
+        {
+            var info = new FileInfo(P(name));
+            var entry = (name, info.Length, LlmFiles.FileSha256(P(name)));
+            AfterFileWritten?.Invoke(name);
+            return entry;
+        }
 
         public void Save(nn.Module trainable, AdamW opt, RunState s)
         {
-            SafetensorsFile.Write(P("current.safetensors"), trainable.state_dict());
-            if (_best.HasState) AtomicFile.Write(P("best.safetensors"), st => { using var f = File.OpenRead(_best.FilePath); f.CopyTo(st, 1 << 20); });
-            SafetensorsFile.Write(P("optimizer.safetensors"), opt.StateTensors());
+            string stamp = s.Step.ToString("D8", System.Globalization.CultureInfo.InvariantCulture);
+            var files = new Dictionary<string, (string name, long bytes, string sha256)>();
+            SafetensorsFile.Write(P($"current-{stamp}.safetensors"), trainable.state_dict());
+            files["current"] = Written($"current-{stamp}.safetensors");
+            SafetensorsFile.Write(P($"optimizer-{stamp}.safetensors"), opt.StateTensors());
+            files["optimizer"] = Written($"optimizer-{stamp}.safetensors");
+            if (_best.HasState)
+            {
+                string bestName = $"best-{_best.Step.ToString("D8", System.Globalization.CultureInfo.InvariantCulture)}.safetensors";
+                if (!File.Exists(P(bestName)) || ReadSet(P(Manifest))?.files.GetValueOrDefault("best").name != bestName)
+                    AtomicFile.Write(P(bestName), st => { using var f = File.OpenRead(_best.FilePath); f.CopyTo(st, 1 << 20); });
+                files["best"] = Written(bestName);
+            }
             var json = JsonSerializer.Serialize(new
             {
-                version = 2, fingerprint = _fingerprint, s.Step, optimizerSteps = opt.Steps,
+                version = Version, fingerprint = _fingerprint, s.Step, optimizerSteps = opt.Steps,
                 BestAuc = JsonNumber(s.BestAuc), s.BestStep, s.SinceBest,
                 loss = s.LossCurve.Select(x => new[] { x.step, JsonNumber(x.loss) }),
                 valid = s.ValidationCurve.Select(x => new[] { x.step, JsonNumber(x.auc) }),   // NaN AUC (one class): null
+                files = files.ToDictionary(kv => kv.Key, kv => new { kv.Value.name, kv.Value.bytes, kv.Value.sha256 }),
             });
-            // state.json is written last: a checkpoint is complete only when it names the step.
-            AtomicFile.Write(P("state.json"), st => st.Write(System.Text.Encoding.UTF8.GetBytes(json)));
+            // The set is committed by the manifest, written last; the previous manifest (and its files) stay as the fallback.
+            if (File.Exists(P(Manifest))) AtomicFile.Write(P(PreviousManifest), st => { using var f = File.OpenRead(P(Manifest)); f.CopyTo(st); });
+            AfterFileWritten?.Invoke(PreviousManifest);
+            AtomicFile.Write(P(Manifest), st => st.Write(System.Text.Encoding.UTF8.GetBytes(json)));
+            AfterFileWritten?.Invoke(Manifest);
+            RemoveUnreferenced();
+        }
+
+        /// <summary>Deletes set files named by neither manifest (sets superseded, or written by a save that was stopped).</summary>
+        private void RemoveUnreferenced()
+        {
+            var keep = new[] { P(Manifest), P(PreviousManifest) }.Select(ReadSet).Where(x => x is not null)
+                .SelectMany(x => x!.Value.files.Values.Select(f => f.name)).ToHashSet();
+            foreach (var f in Directory.EnumerateFiles(_dir).Select(Path.GetFileName).Where(n => n is not null && IsOurs(n) && n.EndsWith(".safetensors") && !keep.Contains(n)).ToList())
+                try { File.Delete(P(f!)); } catch (IOException) { }
         }
 
         // JSON has no NaN or infinity: such values are written as null and read back as the given stand-in.
         private static double? JsonNumber(double v) => double.IsFinite(v) ? v : null;
         private static double FromJson(JsonElement e, double whenNull) => e.ValueKind == JsonValueKind.Number ? e.GetDouble() : whenNull;
 
+        /// <summary>A manifest's file list, or null when it is absent or unreadable.</summary>
+        private static (int version, Dictionary<string, (string name, long bytes, string sha256)> files)? ReadSet(string manifest)
+        {
+            try
+            {
+                if (!File.Exists(manifest) || new FileInfo(manifest).Length > 64 << 20) return null;
+                using var doc = JsonDocument.Parse(File.ReadAllText(manifest));
+                var r = doc.RootElement;
+                int version = r.TryGetProperty("version", out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : 0;
+                var files = new Dictionary<string, (string, long, string)>();
+                if (r.TryGetProperty("files", out var fs) && fs.ValueKind == JsonValueKind.Object)
+                    foreach (var p in fs.EnumerateObject())
+                        files[p.Name] = (p.Value.GetProperty("name").GetString() ?? "", p.Value.GetProperty("bytes").GetInt64(), p.Value.GetProperty("sha256").GetString() ?? "");
+                return (version, files);
+            }
+            catch (Exception e) when (e is JsonException or IOException or InvalidOperationException or KeyNotFoundException or FormatException) { return null; }
+        }
+
+        /// <summary>Why the set a manifest names cannot be used (null: every file is there with its size and hash).</summary>
+        private string? SetProblem(string manifest)
+        {
+            if (!File.Exists(P(manifest))) return $"{manifest} is missing";
+            var set = ReadSet(P(manifest));
+            if (set is null) return $"{manifest} cannot be read";
+            if (set.Value.version != Version) return $"{manifest} is from an earlier Cora (version {set.Value.version})";
+            foreach (var role in new[] { "current", "optimizer" })
+                if (!set.Value.files.ContainsKey(role)) return $"{manifest} names no {role} file";
+            foreach (var (role, f) in set.Value.files)
+            {
+                if (f.name.Length == 0 || f.name != Path.GetFileName(f.name) || !IsOurs(f.name)) return $"{manifest}: '{ErrorText.Elide(f.name, 60)}' is not a checkpoint file name";
+                var info = new FileInfo(P(f.name));
+                if (!info.Exists) return $"{f.name} ({role}) is missing";
+                if (info.Length != f.bytes) return $"{f.name} ({role}) has {info.Length} bytes, the manifest says {f.bytes}";
+                if (LlmFiles.FileSha256(P(f.name)) != f.sha256) return $"{f.name} ({role}) does not match its SHA-256 in the manifest";
+            }
+            return null;
+        }
+
         public bool TryLoad(nn.Module trainable, AdamW opt, out RunState? s)
         {
             s = null;
-            if (!File.Exists(P("state.json"))) return false;
-            using var doc = JsonDocument.Parse(File.ReadAllText(P("state.json")));
+            string? manifest = null;
+            if (!File.Exists(P(Manifest)) && !File.Exists(P(PreviousManifest)))
+            {
+                if (File.Exists(P("current.safetensors")))
+                    throw new InvalidDataException($"{_dir}: checkpoint written by an earlier Cora; delete the folder (or use --restart) to start afresh.");
+                return false;
+            }
+            string? newest = SetProblem(Manifest);
+            if (newest is null) manifest = Manifest;
+            else
+            {
+                string? previous = SetProblem(PreviousManifest);
+                if (previous is not null)
+                    throw new InvalidDataException($"{_dir}: no complete checkpoint to resume from ({newest}; {previous}). Delete the folder (or use --restart) to start afresh.");
+                // The previous set becomes the newest again, so the next save keeps it as its fallback.
+                AtomicFile.Write(P(Manifest), st => { using var f = File.OpenRead(P(PreviousManifest)); f.CopyTo(st); });
+                manifest = Manifest;
+                _log?.Invoke($"the newest checkpoint in {_dir} is incomplete ({newest}); resuming from the one before it");
+            }
+            using var doc = JsonDocument.Parse(File.ReadAllText(P(manifest)));
             var r = doc.RootElement;
-            if (!r.TryGetProperty("version", out var v0) || v0.GetInt32() != 2)
-                throw new InvalidDataException($"{_dir}: checkpoint written by an earlier Cora; delete the folder (or use --restart) to start afresh.");
             var stored = r.GetProperty("fingerprint").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? "");
             var differs = _fingerprint.Keys.Where(k => !stored.TryGetValue(k, out var sv) || sv != _fingerprint[k]).ToList();
             if (differs.Count > 0)
                 throw new CheckpointMismatchException($"{_dir}: the checkpoint belongs to another run (different {string.Join(", ", differs)}); resuming would continue that run. Use another folder, or start afresh (delete the folder; CLI: --restart).");
+            var files = ReadSet(P(manifest))!.Value.files;
             s = new RunState
             {
                 Step = r.GetProperty("Step").GetInt32(), BestAuc = FromJson(r.GetProperty("BestAuc"), double.NegativeInfinity),
@@ -298,13 +421,11 @@ public static class CoraModelTrainer
                 LossCurve = r.GetProperty("loss").EnumerateArray().Select(a => ((int)a[0].GetDouble(), FromJson(a[1], double.NaN))).ToList(),
                 ValidationCurve = r.GetProperty("valid").EnumerateArray().Select(a => ((int)a[0].GetDouble(), FromJson(a[1], double.NaN))).ToList(),
             };
-            var cur = SafetensorsFile.Open(P("current.safetensors"));
+            var cur = SafetensorsFile.Open(P(files["current"].name));
             using (torch.no_grad())
                 foreach (var (k, t) in trainable.state_dict()) { using var v = cur.Read(k); t.copy_(v); }
-            if (File.Exists(P("best.safetensors"))) _best.Adopt(P("best.safetensors"), s.BestAuc, s.BestStep);
-            if (!File.Exists(P("optimizer.safetensors")))
-                throw new InvalidDataException($"{_dir}: checkpoint written by an earlier Cora (or incomplete); delete the folder to start afresh.");
-            var optFile = SafetensorsFile.Open(P("optimizer.safetensors"));
+            if (files.TryGetValue("best", out var bestFile)) _best.Adopt(P(bestFile.name), s.BestAuc, s.BestStep);
+            var optFile = SafetensorsFile.Open(P(files["optimizer"].name));
             opt.LoadState(optFile.Read, r.GetProperty("optimizerSteps").GetInt64());
             return true;
         }
