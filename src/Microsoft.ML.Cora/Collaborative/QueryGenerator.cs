@@ -196,7 +196,7 @@ public sealed class QueryGenerator : nn.Module
     /// avx512_bf16 too, which is why <c>auto</c> times both) and on GPUs: inputs, weights and outputs are rounded to
     /// 8 significant bits and products accumulate in float32; layer norms, softmax, dropout, the mean over queries, the d·r head (once
     /// per sample) and the normalisation of A stay float32, as do the weights the optimiser updates. Not exact: the scores move by
-    /// about the rounding (see the README's Performance section for the AUC measured both ways).</summary>
+    /// about the rounding (docs/performance.md gives the AUC measured both ways).</summary>
     public ScalarType? MatmulDtype
     {
         get => _matmulDtype;
