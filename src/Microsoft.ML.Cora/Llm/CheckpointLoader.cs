@@ -202,6 +202,7 @@ public static class CheckpointLoader
         int layers = c.NumHiddenLayers, hd = c.HeadDim;
         AtomicFile.Write(path, stream =>
         {
+            using var scope = torch.NewDisposeScope();   // keeps every temporary reachable while libtorch reads it (see Runtime.Scalars)
             using var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
             foreach (int v in new[] { c.HiddenSize, c.IntermediateSize, layers, c.NumAttentionHeads, c.NumKeyValueHeads,
                          c.TieWordEmbeddings ? c.VocabSize : -c.VocabSize, c.MaxPositionEmbeddings })
