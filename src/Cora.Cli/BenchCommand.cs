@@ -41,6 +41,7 @@ internal static class BenchCommand
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
+            Cli.CheckOutputs(new[] { ("--json", p.GetValue(json)) }, new[] { p.GetValue(model) });
             var on = dev.Get(p);
             var (_, t) = Cli.Load(p.GetValue(model)!, on);
             using var _ = t;
@@ -80,6 +81,7 @@ internal static class BenchCommand
         cmd.SetAction(p =>
         {
             var (deviceSpec, dtypeSpec) = dev.Get(p);
+            Cli.CheckOutputs(new[] { ("--json", p.GetValue(json)) }, Array.Empty<string>());
             var device = CoraDevice.Resolve(deviceSpec);
             var dtype = CoraDevice.ResolveDtype(dtypeSpec, device);
             RunShape(c, name, p.GetValue(shape)!, device, dtype, p.GetValue(batch), p.GetValue(tokens), p.GetValue(repeats), p.GetValue(json));
@@ -145,6 +147,7 @@ internal static class BenchCommand
         var dev = DeviceOptions.Create(); dev.AddTo(cmd);
         cmd.SetAction(p =>
         {
+            Cli.CheckOutputs(new[] { ("--json", p.GetValue(json)) }, new[] { p.GetValue(llm), p.GetValue(data) });
             var on = dev.Get(p);
             var (deviceSpec, dtypeSpec) = on;
             var device = CoraDevice.Resolve(deviceSpec);

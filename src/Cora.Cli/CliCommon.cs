@@ -95,6 +95,14 @@ internal static class Cli
         WriteJson(path, o);
     }
 
+    /// <summary>Checks output paths against each other and the inputs (as files: links resolved, device and inode compared) before any
+    /// work; a problem is a usage error naming the option.</summary>
+    public static void CheckOutputs(IEnumerable<(string name, string? path)> outputs, IEnumerable<string?> inputs)
+    {
+        var problems = FileChecks.CheckOutputs(outputs, inputs);
+        if (problems.Count > 0) throw new UsageException(string.Join(" ", problems.Select(x => $"{x.name}: {x.problem}")));
+    }
+
     /// <summary>Writes an indented JSON object atomically.</summary>
     public static void WriteJson(string path, JsonObject o) =>
         Microsoft.ML.Cora.Formats.AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));

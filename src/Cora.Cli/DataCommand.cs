@@ -15,6 +15,11 @@ internal static class DataCommand
             var sub = new Command(name, desc) { a, b, outDir };
             sub.SetAction(p =>
             {
+                string dir = p.GetValue(outDir)!;
+                // A folder that exists may hold the inputs (or be reached through a link): the files it will get are checked as files.
+                if (Directory.Exists(dir))
+                    Cli.CheckOutputs(new[] { "train.tsv", "valid.tsv", "test.tsv", "items.tsv" }.Select(f => ("--out", (string?)Path.Combine(dir, f))),
+                        new[] { p.GetValue(a), p.GetValue(b) });
                 var ds = run(p.GetValue(a)!, p.GetValue(b)!);
                 ds.Write(p.GetValue(outDir)!);
                 c.Out.WriteLine($"{name}: train {ds.Train.Count}, valid {ds.Valid.Count}, test {ds.Test.Count} rows; {ds.Items.Count} items; users {ds.Train.Concat(ds.Valid).Concat(ds.Test).Select(r => r.UserId).Distinct().Count()} -> {p.GetValue(outDir)}");

@@ -288,3 +288,58 @@ public class RowsReadAsWrittenTests
         Assert.AreEqual(2, ok, "an explicit --cf is refused even when it matches the default");
     }
 }
+
+/// <summary>Outputs are compared with inputs as files (links resolved, device and inode), for every command that writes.</summary>
+[TestClass]
+public class OutputsAreFilesNotPathsTests
+{
+    [TestMethod]
+    public void AnOutputReachingAnInputThroughALinkOrAHardLinkIsRefusedBeforeAnyWork()
+    {
+        using var tmp = TestPaths.Temp();
+        string data = Directory.CreateDirectory(tmp["data"]).FullName;
+        InteractionTsv.Write(Path.Combine(data, "train.tsv"), Slice.Train.Take(200));
+        InteractionTsv.Write(Path.Combine(data, "valid.tsv"), Slice.Valid.Where(r => r.Label).Take(20).Concat(Slice.Valid.Where(r => !r.Label).Take(20)));
+        Directory.CreateSymbolicLink(tmp["via"], data);
+        byte[] before = File.ReadAllBytes(Path.Combine(data, "train.tsv"));
+        // --out through a symlinked folder names the training file.
+        var (code, _, err) = CliTests.Cli("train", "--train", Path.Combine(data, "train.tsv"), "--valid", Path.Combine(data, "valid.tsv"), "--items", Slice.ItemsPath,
+            "--method", "mf", "--out", Path.Combine(tmp["via"], "train.tsv"), "--mf-dim", "4");
+        Assert.AreEqual(2, code, err);
+        StringAssert.Contains(err, "is also an input");
+        CollectionAssert.AreEqual(before, File.ReadAllBytes(Path.Combine(data, "train.tsv")), "the training file is intact");
+        // --json as a hard link of the validation file.
+        using (var ln = System.Diagnostics.Process.Start("ln", new[] { Path.Combine(data, "valid.tsv"), tmp["hard.json"] })) ln.WaitForExit();
+        var (code2, _, err2) = CliTests.Cli("train", "--train", Path.Combine(data, "train.tsv"), "--valid", Path.Combine(data, "valid.tsv"), "--items", Slice.ItemsPath,
+            "--method", "mf", "--out", tmp["m.zip"], "--json", tmp["hard.json"], "--mf-dim", "4");
+        Assert.AreEqual(2, code2, err2);
+        StringAssert.Contains(err2, "--json: ");
+        Assert.IsFalse(File.Exists(tmp["m.zip"]), "nothing trained or written");
+        Assert.AreEqual(FileChecks.Identity(Path.Combine(data, "valid.tsv")), FileChecks.Identity(tmp["hard.json"]));
+        Assert.AreEqual(FileChecks.Canonical(Path.Combine(data, "train.tsv")), FileChecks.Canonical(Path.Combine(tmp["via"], "train.tsv")));
+    }
+
+    [TestMethod]
+    public void DataWritesNeitherOverItsInputsNorOverSpecialFiles()
+    {
+        using var tmp = TestPaths.Temp();
+        string dir = Directory.CreateDirectory(tmp["ml"]).FullName;
+        // The ratings file is named like an output of the recipe, in the output folder.
+        File.WriteAllText(Path.Combine(dir, "train.tsv"), "1::10::5::978300760\n");
+        File.WriteAllText(Path.Combine(dir, "movies.dat"), "10::Heat (1995)::Action\n");
+        byte[] before = File.ReadAllBytes(Path.Combine(dir, "train.tsv"));
+        var (code, _, err) = CliTests.Cli("data", "movielens-1m", "--ratings", Path.Combine(dir, "train.tsv"), "--movies", Path.Combine(dir, "movies.dat"), "--out", dir);
+        Assert.AreEqual(2, code, err);
+        StringAssert.Contains(err, "is also an input");
+        CollectionAssert.AreEqual(before, File.ReadAllBytes(Path.Combine(dir, "train.tsv")));
+
+        // A FIFO where an output goes: never replaced, by the check or by the atomic writer itself.
+        using (var mk = System.Diagnostics.Process.Start("mkfifo", tmp["fifo.json"])) mk.WaitForExit();
+        var (code2, _, err2) = CliTests.Cli("bench", "forward", "--shape", "tiny", "--repeats", "1", "--json", tmp["fifo.json"]);
+        Assert.AreEqual(2, code2, err2);
+        StringAssert.Contains(err2, "is a fifo, not a regular file; refusing to replace it");
+        var e = Assert.ThrowsExactly<IOException>(() => AtomicFile.Write(tmp["fifo.json"], s => s.WriteByte(1)));
+        StringAssert.Contains(e.Message, "refusing to replace it");
+        Assert.AreEqual(FileChecks.Kind.Fifo, FileChecks.KindOf(tmp["fifo.json"]));
+    }
+}

@@ -29,6 +29,39 @@ public static class FileChecks
         };
     }
 
+    [DllImport("libc", EntryPoint = "realpath", SetLastError = true)]
+    private static extern IntPtr RealPath(string path, IntPtr resolved);
+
+    [DllImport("libc", EntryPoint = "free")]
+    private static extern void Free(IntPtr p);
+
+    /// <summary>The file's identity (device and inode, from stat(2), links followed), or null where it does not exist or on
+    /// another OS: two paths name the same file exactly when these are equal (symlinked folders and hard links included).</summary>
+    public static (ulong device, ulong inode)? Identity(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        var buf = new byte[256];
+        if (Stat(path, buf) != 0) return null;
+        return (BitConverter.ToUInt64(buf, 0), BitConverter.ToUInt64(buf, 8));   // st_dev, st_ino: the first two fields on x86-64 and arm64
+    }
+
+    /// <summary>The path with every link resolved (realpath(3)); for a file that does not exist yet, its folder's resolved path and
+    /// its name. Falls back to the full path where links cannot be resolved.</summary>
+    public static string Canonical(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (!OperatingSystem.IsLinux()) return full;
+        static string? Real(string p)
+        {
+            IntPtr r = RealPath(p, IntPtr.Zero);
+            if (r == IntPtr.Zero) return null;
+            try { return Marshal.PtrToStringUTF8(r); } finally { Free(r); }
+        }
+        if (Real(full) is { } resolved) return resolved;
+        string? dir = Path.GetDirectoryName(full);
+        return dir is not null && Real(dir) is { } d ? Path.Combine(d, Path.GetFileName(full)) : full;
+    }
+
     /// <summary>Throws unless <paramref name="path"/> is a regular file (what <paramref name="what"/> names in the message).</summary>
     public static void RequireRegularFile(string path, string what)
     {
@@ -45,20 +78,24 @@ public static class FileChecks
     public static List<(string name, string problem)> CheckOutputs(IEnumerable<(string name, string? path)> outputs, IEnumerable<string?> inputs)
     {
         var problems = new List<(string, string)>();
-        var inputSet = inputs.Where(p => !string.IsNullOrEmpty(p)).Select(p => Path.GetFullPath(p!)).ToHashSet();
+        // Inputs are compared as files, not as path strings: resolved links, then device and inode (a hard link, or a folder
+        // reached through a symlink, names the same file under another path).
+        var inputList = inputs.Where(p => !string.IsNullOrEmpty(p)).Select(p => p!).ToList();
+        var inputSet = inputList.Select(Canonical).ToHashSet();
+        var inputIds = inputList.Select(Identity).Where(i => i is not null).ToHashSet();
         var seen = new Dictionary<string, string>();
         foreach (var (name, path) in outputs)
         {
             if (path is null) continue;
             if (path.Trim().Length == 0) { problems.Add((name, "is empty; give a file path.")); continue; }
-            string full = Path.GetFullPath(path);
+            string full = Canonical(path);
             var kind = KindOf(full);
             string? dir = Path.GetDirectoryName(full);
             if (kind == Kind.Directory) problems.Add((name, $"'{path}' is a folder; give a file path inside it."));
             else if (kind is not (Kind.Missing or Kind.Regular)) problems.Add((name, $"'{path}' is a {kind.ToString().ToLowerInvariant()}, not a regular file; refusing to replace it."));
             else if (dir is null || !Directory.Exists(dir)) problems.Add((name, $"the folder '{dir}' does not exist; create it first."));
             else if (!CanWrite(dir)) problems.Add((name, $"the folder '{dir}' is not writable."));
-            else if (inputSet.Contains(full)) problems.Add((name, $"'{path}' is also an input; writing it would destroy the input. Choose another path."));
+            else if (inputSet.Contains(full) || (Identity(full) is { } id && inputIds.Contains(id))) problems.Add((name, $"'{path}' is also an input; writing it would destroy the input. Choose another path."));
             else if (seen.TryGetValue(full, out var other)) problems.Add((name, $"'{path}' is also given to {other}; each output needs its own path."));
             seen.TryAdd(full, name);
         }

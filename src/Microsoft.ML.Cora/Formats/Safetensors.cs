@@ -167,6 +167,9 @@ public static class AtomicFile
     public static void Write(string path, Action<Stream> write)
     {
         string full = System.IO.Path.GetFullPath(path);
+        var kind = Data.FileChecks.KindOf(full);
+        if (kind is not (Data.FileChecks.Kind.Missing or Data.FileChecks.Kind.Regular))
+            throw new IOException($"'{Data.ErrorText.Elide(path)}' is a {kind.ToString().ToLowerInvariant()}, not a regular file; refusing to replace it.");
         string dir = System.IO.Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(dir);
         string name = System.IO.Path.GetFileName(full);
