@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Formats;
 using Parquet;
 using Parquet.Schema;
@@ -77,6 +78,7 @@ internal static class ScoreShards
 
     private static async Task<List<ScoredRow>> ReadAsync(string path)
     {
+        FileChecks.RequireRegularFile(path, "Scored part");
         await using var fs = File.OpenRead(path);
         await using var r = await ParquetReader.CreateAsync(fs);
         var all = new List<ScoredRow>();
@@ -104,38 +106,67 @@ internal static class ScoreShards
     public static void WriteManifest(string path, ShardManifest m) =>
         AtomicFile.Write(path, s => s.Write(JsonSerializer.SerializeToUtf8Bytes(m, Json)));
 
-    public static ShardManifest ReadManifest(string path) =>
-        JsonSerializer.Deserialize<ShardManifest>(File.ReadAllBytes(path), Json) ?? throw new InvalidDataException($"{path}: empty manifest.");
+    public static ShardManifest ReadManifest(string path)
+    {
+        FileChecks.RequireRegularFile(path, "Shard manifest");
+        return JsonSerializer.Deserialize<ShardManifest>(File.ReadAllBytes(path), Json) ?? throw new InvalidDataException($"{path}: empty manifest.");
+    }
 
     /// <summary>
     /// Checks a scored folder: manifests agree (shard count, input, model, LLM), every part 0..N-1 exists with the bytes its manifest
     /// names, and the parts together cover every input row exactly once. Returns the problems (empty = complete).
     /// </summary>
+    /// <summary>Most shards and input rows a manifest may declare (bounds before anything is allocated from them).</summary>
+    internal const int MaxShards = 100_000;
+    internal const long MaxInputRows = 1L << 30;
+
     public static List<string> Verify(string dir, out long rows)
     {
         rows = 0;
         var problems = new List<string>();
-        var manifests = Directory.GetFiles(dir, "part-*.json").OrderBy(f => f, StringComparer.Ordinal).ToList();
+        // Every entry of the folder is looked at, without opening anything but regular files (a FIFO would block a reader).
+        foreach (var entry in Directory.EnumerateFileSystemEntries(dir).OrderBy(f => f, StringComparer.Ordinal))
+        {
+            var kind = FileChecks.KindOf(entry);
+            if (kind != FileChecks.Kind.Regular && !Path.GetFileName(entry).StartsWith('.'))
+                problems.Add($"{Path.GetFileName(entry)}: a {kind.ToString().ToLowerInvariant()}, not a part or a manifest; nothing else belongs in a scored folder.");
+        }
+        var manifests = Directory.GetFiles(dir, "part-*.json").Where(f => FileChecks.KindOf(f) == FileChecks.Kind.Regular).OrderBy(f => f, StringComparer.Ordinal).ToList();
         if (manifests.Count == 0) { problems.Add($"{dir}: no part-*.json manifests; nothing was scored here."); return problems; }
         var ms = new List<ShardManifest>();
         foreach (var f in manifests)
         {
-            try { ms.Add(ReadManifest(f)); }
-            catch (JsonException e) { problems.Add($"{Path.GetFileName(f)}: not a valid manifest ({e.Message})."); }
+            ShardManifest m;
+            try { m = ReadManifest(f); }
+            catch (Exception e) when (e is JsonException or InvalidDataException or IOException) { problems.Add($"{Path.GetFileName(f)}: not a valid manifest ({ErrorText.Elide(e.Message, 200)})."); continue; }
+            string name = Path.GetFileName(f);
+            if (m.Shards < 1 || m.Shards > MaxShards || m.Shard < 0 || m.Shard >= m.Shards)
+                problems.Add($"{name}: shard {m.Shard} of {m.Shards} is out of range (1 to {MaxShards} shards).");
+            else if (m.InputRows < 0 || m.InputRows > MaxInputRows || m.Rows < 0 || m.Rows > MaxInputRows * Math.Max(1, m.Candidates + 1))
+                problems.Add($"{name}: row counts out of range (input {m.InputRows}, part {m.Rows}).");
+            else if (name != ManifestName(m.Shard) || m.Part != PartName(m.Shard))
+                problems.Add($"{name}: describes shard {m.Shard} ({m.Part}); a manifest copied or renamed from another shard's.");
+            else ms.Add(m);
         }
         if (ms.Count == 0) return problems;
         var first = ms[0];
         foreach (var m in ms)
-            foreach (var (what, a, b) in new[] { ("shard count", m.Shards.ToString(), first.Shards.ToString()), ("input", m.InputSha256, first.InputSha256),
+            foreach (var (what, a, b) in new[] { ("shard count", m.Shards.ToString(), first.Shards.ToString()), ("input", m.InputSha256, first.InputSha256), ("input rows", m.InputRows.ToString(), first.InputRows.ToString()),
                                                   ("model", m.ModelSha256, first.ModelSha256), ("LLM", m.LlmSha256 ?? "", first.LlmSha256 ?? ""), ("candidates", m.Candidates.ToString(), first.Candidates.ToString()) })
                 if (a != b) problems.Add($"{m.Part}: another {what} than {first.Part} (mixed runs in one folder).");
+        // Exactly the expected set: a stray or extra part would be counted by every reader of part-*.parquet.
+        var expected = Enumerable.Range(0, first.Shards).SelectMany(i => new[] { PartName(i), ManifestName(i) }).ToHashSet();
+        foreach (var f in Directory.GetFiles(dir).Select(Path.GetFileName).Where(n => n is not null && !n.StartsWith('.')).OrderBy(n => n, StringComparer.Ordinal))
+            if (!expected.Contains(f!) && FileChecks.KindOf(Path.Combine(dir, f!)) == FileChecks.Kind.Regular)
+                problems.Add($"{f}: not part of this run's {first.Shards} shard(s); remove it (readers of part-*.parquet would count it).");
+        if (problems.Count > 0) return problems;
         var seen = new long[first.InputRows];
         for (int shard = 0; shard < first.Shards; shard++)
         {
             var m = ms.FirstOrDefault(x => x.Shard == shard);
             string part = Path.Combine(dir, PartName(shard));
             if (m is null) { problems.Add($"shard {shard}/{first.Shards}: {ManifestName(shard)} is missing (not run, or not finished); rerun it with --shard {shard}/{first.Shards}."); continue; }
-            if (!File.Exists(part)) { problems.Add($"shard {shard}: {PartName(shard)} is missing; rerun it."); continue; }
+            if (FileChecks.KindOf(part) != FileChecks.Kind.Regular) { problems.Add($"shard {shard}: {PartName(shard)} is missing; rerun it."); continue; }
             if (LlmFiles.FileSha256(part) != m.PartSha256) { problems.Add($"shard {shard}: {PartName(shard)} does not match its manifest (changed or partly written); rerun it."); continue; }
             var data = ReadPart(part);
             if (data.Count != m.Rows) problems.Add($"shard {shard}: {data.Count} rows, the manifest says {m.Rows}.");

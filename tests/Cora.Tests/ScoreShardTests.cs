@@ -160,3 +160,94 @@ public class DeploymentFileTests
         Assert.AreEqual(completions, Enumerable.Range(0, completions).Select(i => ScoreCommand.ResolveShard(null, 0, k => k == "JOB_COMPLETION_INDEX" ? i.ToString() : env.GetValueOrDefault(k))).Distinct().Count());
     }
 }
+
+/// <summary><c>cora score verify</c> passes only the exact set of parts and manifests of one run, and never blocks on a FIFO.</summary>
+[TestClass]
+public class ScoreVerifyExactSetTests
+{
+    private static readonly Lazy<(string dir, string model, string data)> Scored = new(() =>
+    {
+        string dir = Path.Combine(Path.GetDirectoryName(Synthetic.Paths.Train)!, "verify");   // removed with the synthetic folder
+        Directory.CreateDirectory(dir);
+        string model = Path.Combine(dir, "m.zip"), data = Path.Combine(dir, "rows.tsv");
+        InteractionTsv.Write(Path.Combine(dir, "train.tsv"), Slice.Train.Take(300));
+        InteractionTsv.Write(Path.Combine(dir, "valid.tsv"), Slice.Valid.Where(r => r.Label).Take(20).Concat(Slice.Valid.Where(r => !r.Label).Take(20)));
+        var (code, _, err) = CliTests.Cli("train", "--train", Path.Combine(dir, "train.tsv"), "--valid", Path.Combine(dir, "valid.tsv"), "--items", Slice.ItemsPath, "--method", "mf", "--out", model, "--mf-dim", "4", "--mf-epochs", "1");
+        Assert.AreEqual(0, code, err);
+        InteractionTsv.Write(data, Slice.Valid.Take(40));
+        return (dir, model, data);
+    });
+
+    private static string Fresh(string name)
+    {
+        var (dir, model, data) = Scored.Value;
+        string o = Path.Combine(dir, name);
+        foreach (var s in new[] { "0/2", "1/2" })
+        {
+            var (code, _, err) = CliTests.Cli("score", "--model", model, "--data", data, "--out", o, "--shard", s);
+            Assert.AreEqual(0, code, err);
+        }
+        Assert.AreEqual(0, CliTests.Cli("score", "verify", o).code, "the complete set verifies");
+        return o;
+    }
+
+    private static string Verify(string dir)
+    {
+        var task = Task.Run(() => CliTests.Cli("score", "verify", dir));
+        Assert.IsTrue(task.Wait(TimeSpan.FromSeconds(60)), "verify returned (it did not block)");
+        Assert.AreEqual(1, task.Result.code, task.Result.stdout);
+        return task.Result.stderr;
+    }
+
+    [TestMethod]
+    public void ACopiedOrStrayPartFailsVerification()
+    {
+        string o = Fresh("copied");
+        File.Copy(Path.Combine(o, "part-00000.parquet"), Path.Combine(o, "part-00002.parquet"));
+        File.Copy(Path.Combine(o, "part-00000.json"), Path.Combine(o, "part-00002.json"));
+        string err = Verify(o);
+        StringAssert.Contains(err, "part-00002.json: describes shard 0 (part-00000.parquet); a manifest copied or renamed from another shard's");
+        StringAssert.Contains(err, "part-00002.parquet: not part of this run's 2 shard(s)");
+        string stray = Fresh("stray");
+        File.WriteAllText(Path.Combine(stray, "extra.parquet"), "x");
+        StringAssert.Contains(Verify(stray), "extra.parquet: not part of this run's 2 shard(s)");
+    }
+
+    [TestMethod]
+    public void AbsurdCountsAreNamedWithTheFileAndAFifoIsNeverOpened()
+    {
+        string o = Fresh("absurd");
+        var m = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(o, "part-00001.json")))!;
+        m["input_rows"] = long.MaxValue;
+        File.WriteAllText(Path.Combine(o, "part-00001.json"), m.ToJsonString());
+        StringAssert.Contains(Verify(o), "part-00001.json: row counts out of range");
+
+        string f = Fresh("fifo");
+        File.Delete(Path.Combine(f, "part-00001.parquet"));
+        using (var mk = System.Diagnostics.Process.Start("mkfifo", Path.Combine(f, "part-00001.parquet"))) mk.WaitForExit();
+        StringAssert.Contains(Verify(f), "part-00001.parquet: a fifo, not a part or a manifest");
+    }
+
+    [TestMethod]
+    public void FifosWhereTheToolsReadFilesFailAtOnce()
+    {
+        using var tmp = TestPaths.Temp();
+        using (var mk = System.Diagnostics.Process.Start("mkfifo", tmp["llm.bin"])) mk.WaitForExit();
+        using (var mk = System.Diagnostics.Process.Start("mkfifo", tmp["data.tsv"])) mk.WaitForExit();
+        string hf = Directory.CreateDirectory(tmp["hf"]).FullName;
+        foreach (var file in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(file, Path.Combine(hf, Path.GetFileName(file)));
+        File.Delete(Path.Combine(hf, "config.json"));
+        using (var mk = System.Diagnostics.Process.Start("mkfifo", Path.Combine(hf, "config.json"))) mk.WaitForExit();
+        foreach (var (act, text) in new (Action, string)[]
+        {
+            (() => Microsoft.ML.Cora.Llm.LanguageModel.Load(tmp["llm.bin"]), "is a fifo, not a regular file"),
+            (() => Microsoft.ML.Cora.Llm.LanguageModel.Load(hf), "Model config"),
+            (() => InteractionTsv.Read(tmp["data.tsv"]), "Interactions file"),
+        })
+        {
+            var task = Task.Run(() => { try { act(); return ""; } catch (Exception e) { return e.Message; } });
+            Assert.IsTrue(task.Wait(TimeSpan.FromSeconds(30)), $"blocked: {text}");
+            StringAssert.Contains(task.Result, text);
+        }
+    }
+}

@@ -44,6 +44,7 @@ public static class InteractionTsv
     public static List<Interaction> Read(string path, int maxRows = 0, Action<string>? notice = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Interactions file not found: '{path}'.", path);
+        FileChecks.RequireRegularFile(path, "Interactions file");
         using var reader = new StreamReader(path, new UTF8Encoding(false, throwOnInvalidBytes: true));
         string? header;
         try { header = reader.ReadLine(); }
@@ -190,6 +191,7 @@ public sealed class ItemCatalog
     public static ItemCatalog Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Items file not found: '{path}'.", path);
+        FileChecks.RequireRegularFile(path, "Items file");
         using var fs = File.OpenRead(path);
         return Read(fs, path);
     }

@@ -26,6 +26,7 @@ public sealed class SafetensorsFile
     public static SafetensorsFile Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Weights file not found: '{path}'.", path);
+        Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(path, "Weights file");
         using var fs = File.OpenRead(path);
         long length = fs.Length;
         if (length < 8) throw new InvalidDataException($"{path}: truncated safetensors file ({length} bytes, no header).");

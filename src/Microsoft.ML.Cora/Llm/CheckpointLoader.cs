@@ -28,6 +28,7 @@ public static class CheckpointLoader
         if (File.Exists(index))
         {
             JsonObject? map;
+            Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(index, "Shard index");
             try { map = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject; }
             catch (Exception e) { throw new InvalidDataException($"{index}: not valid JSON ({e.Message}).", e); }
             if (map is null) throw new InvalidDataException($"{index}: no 'weight_map'.");
@@ -105,6 +106,7 @@ public static class CheckpointLoader
     public static LlamaForCausalLM LoadLlama2c(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint not found: '{path}'.", path);
+        Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(path, "llama2.c checkpoint");
         using var fs = File.OpenRead(path);
         long length = fs.Length;
         if (length < 28) throw new InvalidDataException($"{path}: truncated: {length} bytes, the header alone needs 28.");

@@ -73,6 +73,7 @@ public sealed class SentencePieceTextTokenizer : ITextTokenizer
     public SentencePieceTextTokenizer(string path)
     {
         Source = path;
+        Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(path, "Tokenizer");
         try
         {
             using var s = File.OpenRead(path);
@@ -100,6 +101,7 @@ public sealed class HuggingFaceJsonTokenizer : ITextTokenizer, IDisposable
     public HuggingFaceJsonTokenizer(string path)
     {
         Source = path;
+        Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(path, "Tokenizer");
         JsonObject root;
         try { root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException("not an object"); }
         catch (Exception e) { throw new InvalidDataException($"{path}: not a valid tokenizer.json ({e.Message}).", e); }
@@ -162,6 +164,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     public Llama2cTokenizer(string path, int? vocabSize = null)
     {
         Source = path;
+        Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(path, "Tokenizer");
         var bytes = File.ReadAllBytes(path);
         var pieces = new List<string>();
         var scores = new List<float>();
