@@ -108,8 +108,16 @@ internal static class TrainCommand
             }
             if (problems.Count > 0) throw new UsageException(string.Join(" ", problems));
             CoraDevice.Resolve(device);
+            // Inputs exist as regular files (a FIFO or a device would block or never end), the LLM as a file or a folder, and a
+            // checkpoint folder is writable: all before --restart deletes anything and before any data is read.
+            foreach (var (flag, path) in new[] { ("--train", p.GetValue(train)), ("--valid", p.GetValue(valid)), ("--items", p.GetValue(items)), ("--cf-from", p.GetValue(cfFrom)) })
+                if (path is not null && FileChecks.KindOf(path) is var kind && kind != FileChecks.Kind.Regular)
+                    problems.Add($"{flag}: '{ErrorText.Elide(path)}' {(kind == FileChecks.Kind.Missing ? "does not exist" : $"is a {kind.ToString().ToLowerInvariant()}, not a regular file")}.");
+            if (llmPath is not null && FileChecks.KindOf(llmPath) is not (FileChecks.Kind.Regular or FileChecks.Kind.Directory))
+                problems.Add($"--llm: '{ErrorText.Elide(llmPath)}' is neither a llama2.c .bin file nor a Hugging Face folder.");
+            if (p.GetValue(ckpt) is { } ckDir && FileChecks.FolderProblem(ckDir) is { } ckProblem) problems.Add($"--checkpoint-dir: {ckProblem}");
+            if (problems.Count > 0) throw new UsageException(string.Join(" ", problems));
             if (p.GetValue(restart) && p.GetValue(ckpt) is { } ck) CoraModelTrainer.ClearCheckpoints(ck);
-            if (llmPath is not null && !File.Exists(llmPath) && !Directory.Exists(llmPath)) throw new FileNotFoundException($"LLM not found: '{llmPath}'.");
 
             CoraTransformer? cfSource = null;
             if (p.GetValue(cfFrom) is { } from)

@@ -343,3 +343,38 @@ public class OutputsAreFilesNotPathsTests
         Assert.AreEqual(FileChecks.Kind.Fifo, FileChecks.KindOf(tmp["fifo.json"]));
     }
 }
+
+/// <summary>Every check runs before any work or deletion.</summary>
+[TestClass]
+public class ChecksBeforeWorkTests
+{
+    [TestMethod]
+    public void BadInputsCheckpointFoldersAndLongOutputsAreRefusedBeforeRestartDeletesAnything()
+    {
+        using var tmp = TestPaths.Temp();
+        string ck = Directory.CreateDirectory(tmp["ck"]).FullName;
+        File.WriteAllText(Path.Combine(ck, "state.json"), "{}");
+        string[] Args(params string[] extra) => new[] { "train", "--valid", Slice.ValidPath, "--items", Slice.ItemsPath, "--llm", Slice.LlmPath, "--out", tmp["m.zip"] }.Concat(extra).ToArray();
+
+        var (code, _, err) = CliTests.Cli(Args("--checkpoint-dir", ck, "--restart", "--train", tmp["trian.tsv"]));   // mistyped
+        Assert.AreEqual(2, code, err);
+        StringAssert.Contains(err, $"--train: '{tmp["trian.tsv"]}' does not exist");
+        Assert.IsTrue(File.Exists(Path.Combine(ck, "state.json")), "--restart deleted nothing");
+
+        var (code2, _, err2) = CliTests.Cli(Args("--train", Slice.TrainPath, "--checkpoint-dir", "/proc/cora-checkpoints"));
+        Assert.AreEqual(2, code2, err2);
+        StringAssert.Contains(err2, "--checkpoint-dir: '/proc' is not writable");
+
+        var (code3, _, err3) = CliTests.Cli(Args("--train", Slice.TrainPath, "--json", tmp[new string('j', 5000) + ".json"]));
+        Assert.AreEqual(2, code3, err3);
+        StringAssert.Contains(err3, "--json: ");
+        StringAssert.Contains(err3, "is too long");
+        Assert.AreEqual(1, err3.Trim().Split('\n').Length, "one line");
+        Assert.IsTrue(err3.Length < 600, "the long value is elided");
+
+        var (code4, _, err4) = CliTests.Cli(new[] { "train", "--train", Slice.TrainPath, "--valid", Slice.ValidPath, "--items", Slice.ItemsPath, "--llm", "/dev/null", "--out", tmp["m.zip"] });
+        Assert.AreEqual(2, code4, err4);
+        StringAssert.Contains(err4, "--llm: '/dev/null' is neither a llama2.c .bin file nor a Hugging Face folder");
+        Assert.IsFalse(File.Exists(tmp["m.zip"]));
+    }
+}

@@ -119,7 +119,7 @@ public class CliTests
         var cases = new List<(string[] args, string expect, int code)>
         {
             (new[] { "evaluate", "--model", Path.Combine(dir, "missing.zip"), "--data", v }, "model not found", 1),
-            (new[] { "train", "--train", Path.Combine(dir, "nope.tsv"), "--valid", v, "--items", Data("items.tsv"), "--method", "mf", "--out", Path.Combine(dir, "x.zip") }, "Interactions file not found", 1),
+            (new[] { "train", "--train", Path.Combine(dir, "nope.tsv"), "--valid", v, "--items", Data("items.tsv"), "--method", "mf", "--out", Path.Combine(dir, "x.zip") }, $"--train: '{Path.Combine(dir, "nope.tsv")}' does not exist", 2),
             (new[] { "train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "magic", "--out", Path.Combine(dir, "x.zip") }, "unknown --method 'magic'", 2),
             (new[] { "train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "cora", "--out", Path.Combine(dir, "x.zip") }, "--llm is required", 2),
             (new[] { "predict", "--model", MfModel.Value, "--user", "99999", "--items", "1" }, "user 99999 is unknown", 1),

@@ -89,6 +89,10 @@ public static class FileChecks
             if (path is null) continue;
             if (path.Trim().Length == 0) { problems.Add((name, "is empty; give a file path.")); continue; }
             string full = Canonical(path);
+            if (System.Text.Encoding.UTF8.GetByteCount(Path.GetFileName(full)) > MaxNameBytes || System.Text.Encoding.UTF8.GetByteCount(full) > MaxPathBytes)
+            {
+                problems.Add((name, $"'{ErrorText.Elide(path, 80)}' is too long ({full.Length} characters; a name takes at most {MaxNameBytes} bytes, a path {MaxPathBytes}).")); continue;
+            }
             var kind = KindOf(full);
             string? dir = Path.GetDirectoryName(full);
             if (kind == Kind.Directory) problems.Add((name, $"'{path}' is a folder; give a file path inside it."));
@@ -100,6 +104,24 @@ public static class FileChecks
             seen.TryAdd(full, name);
         }
         return problems;
+    }
+
+    /// <summary>Longest file name and path the checks accept (Linux's NAME_MAX and PATH_MAX).</summary>
+    public const int MaxNameBytes = 255, MaxPathBytes = 4095;
+
+    /// <summary>Why <paramref name="dir"/> cannot be used as a folder to write into (null when it can, or when it does not exist yet
+    /// and its parent can hold it).</summary>
+    public static string? FolderProblem(string dir)
+    {
+        if (dir.Trim().Length == 0) return "is empty; give a folder.";
+        string full = Path.GetFullPath(dir);
+        if (System.Text.Encoding.UTF8.GetByteCount(full) > MaxPathBytes) return $"the path is {full.Length} characters long; at most {MaxPathBytes} bytes.";
+        var kind = KindOf(full);
+        if (kind == Kind.Directory) return CanWrite(full) ? null : $"'{ErrorText.Elide(dir)}' is not writable.";
+        if (kind != Kind.Missing) return $"'{ErrorText.Elide(dir)}' is a {kind.ToString().ToLowerInvariant()}, not a folder.";
+        string? parent = Path.GetDirectoryName(full);
+        while (parent is not null && KindOf(parent) == Kind.Missing) parent = Path.GetDirectoryName(parent);
+        return parent is null || KindOf(parent) != Kind.Directory ? $"'{ErrorText.Elide(dir)}' cannot be created." : CanWrite(parent) ? null : $"'{ErrorText.Elide(parent)}' is not writable, so '{ErrorText.Elide(dir)}' cannot be created.";
     }
 
     private static bool CanWrite(string dir)
