@@ -281,3 +281,57 @@ public class HardeningTests
         Assert.IsFalse(File.Exists(dir[".m2.zip.999999.abcdef12.tmp"]));
     }
 }
+
+/// <summary>The LLM a model names is checked over every byte the loader reads.</summary>
+[TestClass]
+public class LlmFingerprintTests
+{
+    [TestMethod]
+    public void AShardIndexPointingOutsideTheFolderIsRefused()
+    {
+        using var tmp = TestPaths.Temp();
+        string hf = Directory.CreateDirectory(tmp["hf"]).FullName;
+        foreach (var f in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(f, Path.Combine(hf, Path.GetFileName(f)));
+        File.Move(Path.Combine(hf, "model.safetensors"), tmp["outside.safetensors"]);
+        var names = SafetensorsFile.Open(tmp["outside.safetensors"]).Entries.Keys;
+        File.WriteAllText(Path.Combine(hf, "model.safetensors.index.json"),
+            new JsonObject { ["weight_map"] = new JsonObject(names.Select(n => KeyValuePair.Create(n, (JsonNode?)JsonValue.Create("../outside.safetensors")))) }.ToJsonString());
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => Microsoft.ML.Cora.Llm.LanguageModel.Load(hf));
+        StringAssert.Contains(e.Message, "shard '../outside.safetensors' is not a file name inside the model folder");
+        Assert.ThrowsExactly<InvalidDataException>(() => LlmFiles.Of(hf));
+
+        // Inside the folder, every shard the index names is part of the checksum: changing one byte of it changes the checksum.
+        File.Move(tmp["outside.safetensors"], Path.Combine(hf, "model-00001-of-00001.safetensors"));
+        File.WriteAllText(Path.Combine(hf, "model.safetensors.index.json"),
+            new JsonObject { ["weight_map"] = new JsonObject(names.Select(n => KeyValuePair.Create(n, (JsonNode?)JsonValue.Create("model-00001-of-00001.safetensors")))) }.ToJsonString());
+        var files = LlmFiles.Of(hf);
+        CollectionAssert.Contains(files.Select(Path.GetFileName).ToList(), "model-00001-of-00001.safetensors");
+        CollectionAssert.Contains(files.Select(Path.GetFileName).ToList(), "model.safetensors.index.json");
+        string before = LlmFiles.Checksum(files);
+        var bytes = File.ReadAllBytes(Path.Combine(hf, "model-00001-of-00001.safetensors"));
+        bytes[^1] ^= 1;
+        File.WriteAllBytes(Path.Combine(hf, "model-00001-of-00001.safetensors"), bytes);
+        Assert.AreNotEqual(before, LlmFiles.Checksum(LlmFiles.Of(hf)));
+    }
+
+    [TestMethod]
+    public void AManifestWithoutAnLlmChecksumIsRefused()
+    {
+        using var tmp = TestPaths.Temp();
+        string llm = Directory.CreateDirectory(tmp["llm"]).FullName;
+        foreach (var f in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(f, Path.Combine(llm, Path.GetFileName(f)));
+        using (var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), Microsoft.ML.Cora.Llm.LanguageModel.Load(llm), Synthetic.SmallMf(), Synthetic.Items)) m.Save(tmp["m.zip"]);
+        using (var z = ZipFile.Open(tmp["m.zip"], ZipArchiveMode.Update))
+        {
+            var entry = z.GetEntry("manifest.json")!;
+            JsonNode json;
+            using (var r = new StreamReader(entry.Open())) json = JsonNode.Parse(r.ReadToEnd())!;
+            json["LlmChecksum"] = null;
+            entry.Delete();
+            using var w = new StreamWriter(z.CreateEntry("manifest.json").Open());
+            w.Write(json.ToJsonString());
+        }
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["m.zip"]));
+        StringAssert.Contains(e.Message, "records no checksum of its LLM");
+    }
+}

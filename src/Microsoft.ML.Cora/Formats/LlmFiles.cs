@@ -20,9 +20,15 @@ public static class LlmFiles
             return new[] { Path.GetFullPath(source), Path.GetFullPath(tokenizerPath ?? TextTokenizer.PathBesideLlama2c(source)) }.Distinct().ToList();
         }
         if (!Directory.Exists(source)) throw new FileNotFoundException($"LLM not found: '{ErrorText.Elide(source)}'.", source);
-        var files = Directory.EnumerateFiles(source)
-            .Where(f => Path.GetFileName(f) is "config.json" or "model.safetensors.index.json" or "pytorch_model.bin" || f.EndsWith(".safetensors", StringComparison.Ordinal))
-            .Select(Path.GetFullPath).OrderBy(f => f, StringComparer.Ordinal).ToList();
+        // Exactly what the loader reads: config.json, then the index and the shards it names, or model.safetensors, or
+        // pytorch_model.bin; every other *.safetensors in the folder as well (a changed file beside them changes the checksum too).
+        string index = Path.Combine(source, "model.safetensors.index.json");
+        var read = new List<string> { Path.Combine(source, "config.json") };
+        if (File.Exists(index)) { read.Add(index); read.AddRange(CheckpointLoader.IndexedShards(index).Select(s => Path.Combine(source, s))); }
+        foreach (var name in new[] { "model.safetensors", "pytorch_model.bin" })
+            if (File.Exists(Path.Combine(source, name))) read.Add(Path.Combine(source, name));
+        read.AddRange(Directory.EnumerateFiles(source, "*.safetensors"));
+        var files = read.Select(Path.GetFullPath).Distinct().OrderBy(f => f, StringComparer.Ordinal).ToList();
         files.Add(Path.GetFullPath(tokenizerPath ?? TextTokenizer.PathInHuggingFaceFolder(source)));
         return files.Distinct().ToList();
     }

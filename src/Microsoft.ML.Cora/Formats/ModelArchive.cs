@@ -211,7 +211,8 @@ public static class ModelArchive
         if (llmPath is null && !m.LlmEmbedded && Environment.GetEnvironmentVariable("CORA_LLM_ROOTS") is { Length: > 0 } roots
             && !roots.Split(':', StringSplitOptions.RemoveEmptyEntries).Any(r => Path.GetFullPath(source).StartsWith(Path.GetFullPath(r).TrimEnd('/') + "/", StringComparison.Ordinal)))
             throw new UnauthorizedAccessException($"{name}: the model names an LLM at '{ErrorText.Elide(source)}', outside CORA_LLM_ROOTS; pass the LLM's location explicitly (llmPath / --llm) if you trust it.");
-        if (m.LlmChecksum is not null)
+        if (m.LlmChecksum is null)
+            throw new InvalidDataException($"{name}: the manifest records no checksum of its LLM, so the LLM at '{ErrorText.Elide(source)}' cannot be checked; the file is damaged or was not written by Cora. Retrain or re-save the model.");
         {
             bool same = m.FormatVersion >= 2
                 ? LlmFiles.Checksum(LlmFiles.Of(source, tokenizer ?? TokenizerNamed(source, m.LlmTokenizer))) == m.LlmChecksum

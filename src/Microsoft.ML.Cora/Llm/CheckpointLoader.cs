@@ -15,6 +15,26 @@ public static class CheckpointLoader
     // Tensors some exporters write that carry no weights (recomputed here).
     private static bool IsIgnorable(string name) => name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal);
 
+    /// <summary>Whether <paramref name="name"/> names a file directly inside a folder (no separator, no "..", not empty or hidden).</summary>
+    internal static bool IsPlainFileName(string name) =>
+        name.Length > 0 && name.Length <= 255 && name == Path.GetFileName(name) && name is not ("." or "..") && !name.Contains('/') && !name.Contains('\\') && !name.Contains('\0');
+
+    /// <summary>The shard files a Hugging Face folder's <c>model.safetensors.index.json</c> names (each checked to be a plain file
+    /// name inside the folder), in order; what the loader reads.</summary>
+    internal static IReadOnlyList<string> IndexedShards(string index)
+    {
+        Data.FileChecks.RequireRegularFile(index, "Shard index");
+        JsonObject? map;
+        try { map = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject; }
+        catch (Exception e) { throw new InvalidDataException($"{index}: not valid JSON ({e.Message}).", e); }
+        if (map is null) throw new InvalidDataException($"{index}: no 'weight_map'.");
+        var names = map.Select(kv => kv.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : "").Distinct().OrderBy(s => s, StringComparer.Ordinal).ToList();
+        foreach (var n in names)
+            if (!IsPlainFileName(n))
+                throw new InvalidDataException($"{index}: shard '{Data.ErrorText.Elide(n, 80)}' is not a file name inside the model folder; every shard must sit beside the index.");
+        return names;
+    }
+
     /// <summary>Loads a Hugging Face model folder onto the CPU in float32.</summary>
     /// <param name="allowPickle">Pickled PyTorch checkpoints (pytorch_model.bin) can run code when read; they are
     /// refused unless this is true (safetensors is the safe default).</param>
@@ -32,8 +52,10 @@ public static class CheckpointLoader
             try { map = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject; }
             catch (Exception e) { throw new InvalidDataException($"{index}: not valid JSON ({e.Message}).", e); }
             if (map is null) throw new InvalidDataException($"{index}: no 'weight_map'.");
-            foreach (var group in map.GroupBy(kv => (string)kv.Value!))
+            foreach (var group in map.GroupBy(kv => kv.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : ""))
             {
+                if (!IsPlainFileName(group.Key))
+                    throw new InvalidDataException($"{index}: shard '{Data.ErrorText.Elide(group.Key, 80)}' is not a file name inside the model folder; every shard must sit beside the index.");
                 var file = SafetensorsFile.Open(Path.Combine(dir, group.Key));
                 var names = group.Select(kv => kv.Key).ToHashSet();
                 foreach (var n in names)
