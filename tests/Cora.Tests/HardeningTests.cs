@@ -43,7 +43,7 @@ public class HardeningTests
         w.Write(json.ToJsonString());
     }
 
-    private static int LeftoverTempFolders() => Directory.GetDirectories(Path.GetTempPath(), "cora-load-*").Length;
+    private static int LeftoverTempFolders() => Directory.GetDirectories(ScratchSpace.Root, "*-load-*").Length;
 
     [TestMethod]
     [Timeout(120_000)]
@@ -333,5 +333,40 @@ public class LlmFingerprintTests
         }
         var e = Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["m.zip"]));
         StringAssert.Contains(e.Message, "records no checksum of its LLM");
+    }
+}
+
+/// <summary>Temporaries of dead writers are recognised by their free lock, not by a process id that may have been reused.</summary>
+[TestClass]
+public class TemporaryFileTests
+{
+    [TestMethod]
+    public void AnAtomicWriteRemovesTemporariesNobodyHoldsAndKeepsHeldOnes()
+    {
+        using var tmp = TestPaths.Temp();
+        // A temporary named after PID 1 (alive in every container) but held by nobody: a dead writer's, removed.
+        File.WriteAllText(tmp[".out.json.1.deadbeef.tmp"], "partial");
+        using var held = new FileStream(tmp[".out.json.99999.cafecafe.tmp"], FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        AtomicFile.Write(tmp["out.json"], s => s.WriteByte((byte)'1'));
+        Assert.IsFalse(File.Exists(tmp[".out.json.1.deadbeef.tmp"]), "the dead writer's temporary is gone");
+        Assert.IsTrue(File.Exists(tmp[".out.json.99999.cafecafe.tmp"]), "a temporary still held by its writer stays");
+        Assert.AreEqual("1", File.ReadAllText(tmp["out.json"]));
+        Assert.AreEqual(2, Directory.GetFiles(tmp.Path).Length, "no temporary of this write is left");
+    }
+
+    [TestMethod]
+    public void ScratchEntriesLiveInOneFolderNamedAfterTheirOwner()
+    {
+        string best = ScratchSpace.NewFile("best", ".safetensors");
+        Assert.AreEqual(ScratchSpace.Root, Path.GetDirectoryName(best));
+        Assert.IsTrue(Path.GetFileName(best).Contains("-best-"));
+        string owner = Path.GetFileName(best).Split('-')[0];
+        Assert.IsTrue(File.Exists(Path.Combine(ScratchSpace.Root, $".owner-{owner}.lock")), "this process's lock file");
+        File.WriteAllText(best, "x");
+        ScratchSpace.RemoveDead(ScratchSpace.Root, "another-process");
+        Assert.IsTrue(File.Exists(best), "a living owner's entries survive another process's clean-up");
+        File.Delete(best);
+        using var snapshot = new Microsoft.ML.Cora.Training.BestSnapshot();
+        Assert.AreEqual(ScratchSpace.Root, Path.GetDirectoryName(snapshot.FilePath), "the best snapshot is a scratch entry");
     }
 }

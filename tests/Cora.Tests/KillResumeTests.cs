@@ -13,9 +13,10 @@ public class KillResumeTests
                 "--generator-layers", "1", "--generator-hidden", "32", "--generator-ffn", "64" }
             .Concat(ckpt is null ? Array.Empty<string>() : new[] { "--checkpoint-dir", ckpt }).ToArray();
 
-    private static Process Start(string[] args)
+    private static Process Start(string[] args, string? scratch = null)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (scratch is not null) psi.Environment[Microsoft.ML.Cora.Formats.ScratchSpace.Variable] = scratch;
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cora.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
@@ -67,5 +68,34 @@ public class KillResumeTests
         var b = JsonNode.Parse(File.ReadAllText(tmp["resumed.json"]))!;
         foreach (var k in new[] { "auc", "uauc", "logloss" })
             Assert.AreEqual((double?)a[k], (double?)b[k], $"{k}: resumed run differs from the uninterrupted one");
+    }
+
+    [TestMethod]
+    [TestCategory(TestTiers.Slow)]
+    [Timeout(600_000)]
+    public void ATrainingKilledWithSigkillLeavesNoTemporaryBehindTheNextStart()
+    {
+        using var tmp = TestPaths.Temp();
+        string train = tmp["train.tsv"], valid = tmp["valid.tsv"], scratch = Directory.CreateDirectory(tmp["scratch"]).FullName;
+        File.WriteAllLines(train, File.ReadLines(Slice.TrainPath).Take(1001));
+        File.WriteAllLines(valid, File.ReadLines(Slice.ValidPath).Take(101));
+        var args = TrainArgs(tmp.Path, train, valid, "killed", null).Select(a => a == "8" ? "400" : a).ToArray();   // long enough to be killed
+        using (var p = Start(args, scratch))
+        {
+            var sw = Stopwatch.StartNew();
+            while (!p.HasExited && sw.Elapsed < TimeSpan.FromMinutes(5) && !Directory.EnumerateFileSystemEntries(scratch, "*-best-*").Any()) Thread.Sleep(100);
+            Assert.IsFalse(p.HasExited, "the child was still training when killed");
+            p.Kill(entireProcessTree: true);                 // SIGKILL on Linux
+            p.WaitForExit();
+        }
+        Assert.IsTrue(Directory.EnumerateFileSystemEntries(scratch, "*-best-*").Any(), "the killed run left its snapshot");
+        // The next process to use the scratch folder removes what the dead one left (its lock is free); a live owner's entries stay.
+        string live = Path.Combine(scratch, ".owner-liveowner000.lock");
+        using var held = new FileStream(live, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        File.WriteAllText(Path.Combine(scratch, "liveowner000-best-x.safetensors"), "x");
+        int removed = Microsoft.ML.Cora.Formats.ScratchSpace.RemoveDead(scratch, "nobody");
+        Assert.IsTrue(removed >= 1, $"{removed} entries removed");
+        CollectionAssert.AreEquivalent(new[] { ".owner-liveowner000.lock", "liveowner000-best-x.safetensors" },
+            Directory.EnumerateFileSystemEntries(scratch).Select(Path.GetFileName).ToArray(), "only the live owner's entries remain");
     }
 }

@@ -78,7 +78,7 @@ public static class ModelArchive
         try { zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true); }
         catch (InvalidDataException e) { throw new InvalidDataException($"{name}: not a Cora model (not a readable zip: {e.Message}).", e); }
         using var _ = zip;
-        string scratch = Path.Combine(Path.GetTempPath(), "cora-load-" + Guid.NewGuid().ToString("N"));
+        string scratch = ScratchSpace.NewFile("load");
         try
         {
             foreach (var e in zip.Entries)

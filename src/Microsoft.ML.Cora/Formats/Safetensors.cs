@@ -178,12 +178,14 @@ public static class AtomicFile
         string tmp = System.IO.Path.Combine(dir, $".{name}.{Environment.ProcessId}.{Guid.NewGuid().ToString("N")[..8]}.tmp");
         try
         {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+            // FileShare.None holds an exclusive advisory lock (flock) on the temporary until it has been renamed into place: a
+            // temporary that nobody holds belongs to a writer that died, whatever its process id now names.
+            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 write(fs);
                 fs.Flush(flushToDisk: true);
+                File.Move(tmp, full, overwrite: true);
             }
-            File.Move(tmp, full, overwrite: true);
         }
         finally
         {
@@ -195,16 +197,12 @@ public static class AtomicFile
     {
         foreach (var f in Directory.EnumerateFiles(dir, $".{name}.*.tmp"))
         {
-            var parts = System.IO.Path.GetFileName(f)[(name.Length + 2)..].Split('.');
-            if (parts.Length == 3 && int.TryParse(parts[0], out int pid) && pid != Environment.ProcessId && !Alive(pid))
-                try { File.Delete(f); } catch (IOException) { }
+            try
+            {
+                using var held = new FileStream(f, FileMode.Open, FileAccess.ReadWrite, FileShare.None);   // fails while its writer lives
+                File.Delete(f);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
-    }
-
-    private static bool Alive(int pid)
-    {
-        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
-        catch (ArgumentException) { return false; }
-        catch (InvalidOperationException) { return false; }
     }
 }

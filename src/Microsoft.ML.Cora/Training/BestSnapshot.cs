@@ -11,7 +11,7 @@ namespace Microsoft.ML.Cora.Training;
 /// </summary>
 public sealed class BestSnapshot : IDisposable
 {
-    private readonly string _path = Path.Combine(Path.GetTempPath(), "cora-best-" + Guid.NewGuid().ToString("N") + ".safetensors");
+    private readonly string _path = ScratchSpace.NewFile("best", ".safetensors");
     public double Score { get; private set; } = double.NegativeInfinity;
     public int Step { get; private set; }
     public bool HasState => File.Exists(_path);
