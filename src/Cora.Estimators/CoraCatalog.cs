@@ -46,8 +46,9 @@ public static class CoraMLContextExtensions
         if (Runtime.CoraDevice.GeneratorDtypeError(generatorDtype) is { } ge) throw new ArgumentException(ge + ".", nameof(generatorDtype));
         Data.FileChecks.RequireRegularFile(filePath, "Model file");
         // Checked here so that a file that is not a zip gets Cora's message and ML.NET leaves no temporary folder behind.
-        try { using var z = System.IO.Compression.ZipFile.OpenRead(filePath); }
-        catch (InvalidDataException e) { throw new InvalidDataException($"{filePath}: not a model file (not a readable zip: {e.Message}).", e); }
+        // The outer ML.NET zip is bounded like Cora's own before ML.NET unpacks any of it.
+        try { using var z = System.IO.Compression.ZipFile.OpenRead(filePath); Formats.ModelArchive.CheckTotal(z, filePath); }
+        catch (InvalidDataException e) when (!e.Message.StartsWith(filePath, StringComparison.Ordinal)) { throw new InvalidDataException($"{filePath}: not a model file (not a readable zip: {e.Message}).", e); }
         MlNetInternals.EnvironmentOf(models).ComponentCatalog.RegisterCora();
         CoraTransformer.PendingLoad = (device, llmDtype, generatorDtype);
         try { return models.Load(filePath, out inputSchema); }

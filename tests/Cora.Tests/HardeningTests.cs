@@ -370,3 +370,48 @@ public class TemporaryFileTests
         Assert.AreEqual(ScratchSpace.Root, Path.GetDirectoryName(snapshot.FilePath), "the best snapshot is a scratch entry");
     }
 }
+
+/// <summary>Small files cannot make Cora allocate or unpack large amounts: sizes are checked against the bytes present first.</summary>
+[TestClass]
+public class BoundedCostTests
+{
+    [TestMethod]
+    public void AConfigNeedingMoreBytesThanTheWeightsHoldIsRefusedBeforeAllocation()
+    {
+        using var tmp = TestPaths.Temp();
+        string hf = Directory.CreateDirectory(tmp["hf"]).FullName;
+        foreach (var f in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(f, Path.Combine(hf, Path.GetFileName(f)));
+        var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(hf, "config.json")))!.AsObject();
+        cfg["hidden_size"] = 8192; cfg["intermediate_size"] = 22016; cfg["num_attention_heads"] = 64; cfg["num_key_value_heads"] = 64; cfg["vocab_size"] = 100_000;
+        File.WriteAllText(Path.Combine(hf, "config.json"), cfg.ToJsonString());
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => CheckpointLoader.LoadHuggingFace(hf));
+        StringAssert.Contains(e.Message, "config.json: describes");
+        StringAssert.Contains(e.Message, "the config does not belong to these weights");
+        // The count is the model's own: a config and its weights agree.
+        using var real = CheckpointLoader.LoadHuggingFace(Synthetic.LlmPath);
+        Assert.AreEqual(real.parameters().Sum(p => p.numel()), CheckpointLoader.ParameterCount(real.Config));
+    }
+
+    private static void ZipOfZeros(string path, int entries, int bytesEach)
+    {
+        using var z = ZipFile.Open(path, ZipArchiveMode.Create);
+        var zeros = new byte[bytesEach];
+        for (int i = 0; i < entries; i++)
+        {
+            using var s = z.CreateEntry($"e{i}.bin", CompressionLevel.Optimal).Open();
+            s.Write(zeros);
+        }
+    }
+
+    [TestMethod]
+    public void ManySmallEntriesAndTheOuterZipAreRatioCheckedInAll()
+    {
+        using var tmp = TestPaths.Temp();
+        ZipOfZeros(tmp["many.zip"], 3, 15 << 20);      // each under the per-entry check's 16 MiB, 45 MiB in all
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["many.zip"]));
+        StringAssert.Contains(e.Message, "its 3 entries would expand");
+        Assert.AreEqual(0, Directory.GetDirectories(ScratchSpace.Root, "*-load-*").Count(d => Directory.EnumerateFileSystemEntries(d).Any()), "nothing unpacked");
+        var outer = Assert.ThrowsExactly<InvalidDataException>(() => new Microsoft.ML.MLContext().Model.LoadCora(tmp["many.zip"], out _));
+        StringAssert.Contains(outer.Message, "would expand");
+    }
+}

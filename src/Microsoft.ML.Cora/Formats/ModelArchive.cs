@@ -37,6 +37,23 @@ public static class ModelArchive
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
 
+    /// <summary>
+    /// Refuses an archive whose entries together would expand beyond <see cref="MaxCompressionRatio"/> times their stored bytes
+    /// (many entries each small enough to skip the per-entry check), before anything is unpacked.
+    /// </summary>
+    public static void CheckTotal(ZipArchive zip, string name)
+    {
+        long total = 0, stored = 0;
+        foreach (var e in zip.Entries)
+        {
+            if (e.Length < 0 || e.CompressedLength < 0) throw new InvalidDataException($"{name}: entry '{ErrorText.Elide(e.FullName, 80)}' declares a negative size; the file is corrupt.");
+            total = total > long.MaxValue - e.Length ? long.MaxValue : total + e.Length;
+            stored += e.CompressedLength;
+        }
+        if (total > RatioCheckFromBytes && total > MaxCompressionRatio * Math.Max(1, stored))
+            throw new InvalidDataException($"{name}: its {zip.Entries.Count} entries would expand {stored} bytes to {total} (more than {MaxCompressionRatio}:1 in all); refusing to unpack them.");
+    }
+
     public static void Save(CoraModel model, Stream stream, bool embedLlm)
     {
         using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
@@ -89,6 +106,7 @@ public static class ModelArchive
                 if (e.Length > RatioCheckFromBytes && e.Length > MaxCompressionRatio * Math.Max(1, e.CompressedLength))
                     throw new InvalidDataException($"{name}: entry '{ErrorText.Elide(e.FullName, 80)}' would expand {e.CompressedLength} bytes to {e.Length} (more than {MaxCompressionRatio}:1); refusing to unpack it.");
             }
+            CheckTotal(zip, name);
             ZipArchiveEntry Entry(string n) => zip.GetEntry(n) ?? throw new InvalidDataException($"{name}: the entry '{n}' is missing; the file is not a complete Cora model.");
             var manifestEntry = Entry("manifest.json");
             if (manifestEntry.Length > MaxManifestBytes) throw new InvalidDataException($"{name}: manifest.json declares {manifestEntry.Length} bytes (at most {MaxManifestBytes}); the file is corrupt or crafted.");

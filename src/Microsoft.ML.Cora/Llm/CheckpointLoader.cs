@@ -42,7 +42,7 @@ public static class CheckpointLoader
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"Model folder not found: '{dir}'.");
         var config = LlamaConfig.FromJsonFile(Path.Combine(dir, "config.json"));
-        var model = new LlamaForCausalLM(config);
+        LlamaForCausalLM? model = null;
         string single = Path.Combine(dir, "model.safetensors"), index = Path.Combine(dir, "model.safetensors.index.json");
         var files = new List<(SafetensorsFile file, HashSet<string>? names)>();
         if (File.Exists(index))
@@ -69,11 +69,17 @@ public static class CheckpointLoader
             string pickle = Path.Combine(dir, "pytorch_model.bin");
             if (!allowPickle)
                 throw new InvalidDataException($"{pickle}: pickled PyTorch checkpoints can execute code when loaded and are refused. Convert the model to safetensors, or opt in with allowPickle (CLI: --allow-pickle) if you trust the file.");
+            RequireBytesFor(config, new FileInfo(pickle).Length, pickle);
+            model = new LlamaForCausalLM(config);
             LoadPickle(model, pickle);
             return model;
         }
         else throw new FileNotFoundException($"No weights in '{dir}': expected model.safetensors or model.safetensors.index.json.");
 
+        // The weights' bytes are known from the headers: a config.json that needs more than they hold is refused before the
+        // model is allocated (a few bytes of JSON must not cost gigabytes of memory).
+        RequireBytesFor(config, files.Sum(f => f.file.Entries.Values.Where(e => f.names is null || f.names.Contains(e.Name)).Sum(e => e.End - e.Begin)), Path.Combine(dir, "config.json"));
+        model = new LlamaForCausalLM(config);
         var sources = new Dictionary<string, Func<Tensor>>();
         var origin = new Dictionary<string, string>();
         foreach (var (file, names) in files)
@@ -88,6 +94,24 @@ public static class CheckpointLoader
             }
         Assign(model, sources, origin, dir, shapes: files.SelectMany(f => f.file.Entries.Values).ToDictionary(e => e.Name, e => e.Shape));
         return model;
+    }
+
+    /// <summary>The parameters a config describes (embeddings, every layer's projections, norms and biases, the head unless tied).</summary>
+    internal static long ParameterCount(LlamaConfig c)
+    {
+        long d = c.HiddenSize, inter = c.IntermediateSize, att = c.AttentionDim, kv = c.KvDim;
+        long layer = d * att + 2 * d * kv + att * d + 3 * d * inter + 2 * d + (c.AttentionBias ? att + 2 * kv : 0);
+        return checked(c.VocabSize * d + c.NumHiddenLayers * layer + d + (c.TieWordEmbeddings ? 0 : c.VocabSize * d));
+    }
+
+    /// <summary>Refuses a config whose parameters need more bytes than the weights files hold (2 bytes each at the least).</summary>
+    private static void RequireBytesFor(LlamaConfig c, long bytesPresent, string what)
+    {
+        long parameters;
+        try { parameters = ParameterCount(c); }
+        catch (OverflowException) { throw new InvalidDataException($"{what}: the model it describes is too large to count."); }
+        if (parameters > bytesPresent / 2)
+            throw new InvalidDataException($"{what}: describes {parameters:N0} parameters (at least {2 * parameters:N0} bytes), but the weights hold {bytesPresent:N0} bytes; the config does not belong to these weights.");
     }
 
     private static void LoadPickle(LlamaForCausalLM model, string path)
