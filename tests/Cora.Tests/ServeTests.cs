@@ -90,8 +90,19 @@ public class ServeTests
         Assert.IsNotNull(e["errors"]!["pairs[1].item"], e.ToJsonString());
         Assert.IsNotNull(e["errors"]!["pairs[2].user"], e.ToJsonString());
         Assert.IsNotNull(e["errors"]!["deadline_ms"], e.ToJsonString());
-        var raw = await client.PostAsync("/score", new StringContent("{not json", System.Text.Encoding.UTF8, "application/json"));
-        Assert.AreEqual(HttpStatusCode.BadRequest, raw.StatusCode);
+        // Malformed JSON, a wrong type, an unknown route: each an error status with a problem-details body, never an empty one.
+        foreach (var (raw, status) in new[]
+        {
+            (await client.PostAsync("/score", new StringContent("{not json", System.Text.Encoding.UTF8, "application/json")), HttpStatusCode.BadRequest),
+            (await client.PostAsync("/score", new StringContent("{\"pairs\": [{\"user\": \"seven\", \"item\": 1}]}", System.Text.Encoding.UTF8, "application/json")), HttpStatusCode.BadRequest),
+            (await client.GetAsync("/recommend/not-a-number"), HttpStatusCode.NotFound),
+        })
+        {
+            Assert.AreEqual(status, raw.StatusCode);
+            StringAssert.StartsWith(raw.Content.Headers.ContentType?.MediaType, "application/problem+json");
+            var body = JsonNode.Parse(await raw.Content.ReadAsStringAsync())!;
+            Assert.AreEqual((int)status, (int)body["status"]!, body.ToJsonString());
+        }
         e = await Bad(await client.GetAsync("/recommend/1?k=0"));
         Assert.IsNotNull(e["errors"]!["k"]);
         foreach (var (flag, value) in new[] { ("--port", "70000"), ("--host", "my host") })

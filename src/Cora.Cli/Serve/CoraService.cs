@@ -48,6 +48,7 @@ public static class CoraService
         // Graceful shutdown: the server stops accepting, in-flight requests finish, then the queue is drained.
         app.Lifetime.ApplicationStopped.Register(() => batcher.DisposeAsync().AsTask().GetAwaiter().GetResult());
         app.UseExceptionHandler();
+        app.UseStatusCodePages();   // every error response gets a problem-details body (malformed JSON, wrong types, 404s included)
         app.MapOpenApi();
 
         app.MapGet("/healthz", () => Results.Ok(new
