@@ -330,18 +330,44 @@ public sealed class CoraModel : IDisposable
         if (prompts is not null && plan.BucketByLength) order = order.OrderBy(i => prompts[i].Ids.Length).ToArray();
         // The CF lookup and generator run over chunks of several batches (their matrices are used better), the LLM over batches.
         int chunk = UsesLlm && plan.GeneratorChunks ? Math.Max(1, plan.GeneratorChunkRows / batchSize) * batchSize : batchSize;
-        var batchRows = new List<Interaction>(chunk);
-        var batchPrompts = new List<TokenizedPrompt>(chunk);
-        for (int s = 0; s < rows.Count; s += chunk)
+        int chunks = (rows.Count + chunk - 1) / chunk;
+        void ScoreChunk(int c)
         {
-            ct.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
-            int n = Math.Min(chunk, rows.Count - s);
-            batchRows.Clear(); batchPrompts.Clear();
+            int s = c * chunk, n = Math.Min(chunk, rows.Count - s);
+            var batchRows = new List<Interaction>(n);
+            var batchPrompts = new List<TokenizedPrompt>(n);
             for (int j = 0; j < n; j++) { batchRows.Add(rows[order[s + j]]); if (prompts is not null) batchPrompts.Add(prompts[order[s + j]]); }
             var l = Logits(batchRows, prompts is null ? null : batchPrompts, chunk > batchSize ? batchSize : null).cpu().data<float>().ToArray();   // one host copy per chunk
             for (int j = 0; j < n; j++) result[order[s + j]] = l[j];
         }
+        int streams = plan.ScoringStreams && Device.type == DeviceType.CPU ? Math.Min(chunks, Math.Min(Environment.ProcessorCount, torch.get_num_threads())) : 1;
+        if (streams <= 1)
+        {
+            for (int c = 0; c < chunks; c++) { ct.ThrowIfCancellationRequested(); ScoreChunk(c); }
+            return result;
+        }
+        // Dedicated threads (not the thread pool: libtorch's thread count is a per-thread setting they keep), each taking the next
+        // chunk until none is left.
+        int next = -1;
+        Exception? failure = null;
+        var workers = Enumerable.Range(0, streams).Select(_ => new Thread(() =>
+        {
+            try
+            {
+                torch.set_num_threads(1);
+                using var mode = plan.InferenceMode ? torch.inference_mode() : torch.no_grad();
+                for (int c; (c = Interlocked.Increment(ref next)) < chunks && Volatile.Read(ref failure) is null;)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    ScoreChunk(c);
+                }
+            }
+            catch (Exception e) { Interlocked.CompareExchange(ref failure, e, null); }
+        }) { IsBackground = true, Name = "Cora scoring stream" }).ToList();
+        foreach (var w in workers) w.Start();
+        foreach (var w in workers) w.Join();
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
         return result;
     }
 

@@ -43,6 +43,25 @@ public class FastPathTests
     }
 
     [TestMethod]
+    public void ScoringStreamsGiveTheSameScoresAndNeverTouchTheCallersThreads()
+    {
+        using var m = Slice.Model(CoraMethod.Cora);
+        DeviceMoveTests.RandomiseP(m, 0.05);
+        var rows = Slice.Valid.Take(300).ToList();   // several chunks of the generator's 128 rows
+        int threads = torch.get_num_threads();
+        m.Plan = ComputePlan.Fast with { ScoringStreams = false };
+        var one = m.Score(rows, 8);
+        m.Plan = ComputePlan.Fast;
+        var streams = m.Score(rows, 8);
+        double diff = one.Zip(streams).Max(x => Math.Abs(x.First - x.Second));
+        Assert.IsTrue(diff <= 1e-5 * (1 + one.Max(Math.Abs)), $"max |diff| {diff:E2}");
+        Assert.AreEqual(threads, torch.get_num_threads(), "the caller's libtorch threads are unchanged");
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.ThrowsExactly<OperationCanceledException>(() => m.Score(rows, 8, cts.Token), "cancellation reaches the streams");
+    }
+
+    [TestMethod]
     public void LengthGroupsGiveTheSameLossAndGradients() => SameLossAndGradients(ComputePlan.Fast with { LengthGroups = false }, ComputePlan.Fast, split: true);
 
     [TestMethod]

@@ -19,7 +19,7 @@ public sealed record ComputePlan
     {
         LastTokenOnly = false, ShareInputProduct = false, HeadAfterMean = false, SingleKeyShortcut = false,
         RightPadding = false, CachePrompts = false, BucketByLength = false, InferenceMode = false, LengthGroups = false,
-        FinalLayerAtLastToken = false, GeneratorChunks = false, NarrowHeadKernel = false, FastDropout = false,
+        FinalLayerAtLastToken = false, GeneratorChunks = false, NarrowHeadKernel = false, FastDropout = false, ScoringStreams = false,
     };
 
     /// <summary>The names of the on/off savings (the bool properties), for <see cref="Without"/> and <c>cora bench --baseline</c>.</summary>
@@ -82,6 +82,11 @@ public sealed record ComputePlan
     /// with probability 1 - p, scale by 1 / (1 - p)), reproducible under the trainer's seeds, another random stream. Scoring has no
     /// dropout, so scores are unchanged; other devices and dtypes use libtorch anyway.</summary>
     public bool FastDropout { get; init; } = true;
+    /// <summary>On a CPU with several cores, scoring runs its chunks of rows as parallel streams, one per libtorch thread, each on
+    /// its own thread with one libtorch thread, instead of one stream whose every operation is split across the cores: a small LLM's
+    /// many small operations keep cores waiting for each other more than they compute. Each chunk is the same computation on one
+    /// libtorch thread (scores agree within float rounding; tested).</summary>
+    public bool ScoringStreams { get; init; } = true;
     /// <summary>Scoring under libtorch's inference mode (no autograd bookkeeping at all) instead of no_grad.</summary>
     public bool InferenceMode { get; init; } = true;
     /// <summary>Training's AdamW keeps each parameter group in one buffer and updates it as one tensor (see
