@@ -341,7 +341,8 @@ public sealed class CoraModel : IDisposable
             var l = Logits(batchRows, prompts is null ? null : batchPrompts, chunk > batchSize ? batchSize : null).cpu().data<float>().ToArray();   // one host copy per chunk
             for (int j = 0; j < n; j++) result[order[s + j]] = l[j];
         }
-        int streams = plan.ScoringStreams && Device.type == DeviceType.CPU ? Math.Min(chunks, Math.Min(Environment.ProcessorCount, torch.get_num_threads())) : 1;
+        int streams = chunks > 1 && plan.ScoringStreams && Device.type == DeviceType.CPU && Llm is { } lm
+            ? Math.Min(chunks, int.Parse(CpuChoices.ScoringStreams(lm.Config.HiddenSize).Chosen, System.Globalization.CultureInfo.InvariantCulture)) : 1;
         if (streams <= 1)
         {
             for (int c = 0; c < chunks; c++) { ct.ThrowIfCancellationRequested(); ScoreChunk(c); }

@@ -83,6 +83,14 @@ public class MeasuredChoiceTests
         var attn = CpuChoices.AttentionKernel(4, 2, 8, rows: 2, tokens: 64);
         CollectionAssert.AreEqual(new[] { "libtorch", "narrow-head" }, attn.Timings.Select(t => t.Candidate).ToArray());
         Assert.IsTrue(attn.Timings.All(t => t.Milliseconds > 0), attn.ToString());
+        var streams = CpuChoices.ScoringStreams(48);
+        if (Math.Min(Environment.ProcessorCount, torch.get_num_threads()) > 1)
+        {
+            CollectionAssert.AreEqual(new[] { "1", Math.Min(CpuChoices.MaxScoringStreams, Math.Min(Environment.ProcessorCount, torch.get_num_threads())).ToString() },
+                streams.Timings.Select(t => t.Candidate).ToArray());
+            Assert.IsTrue(streams.Timings.All(t => t.Milliseconds > 0), streams.ToString());
+        }
+        else Assert.AreEqual("1", streams.Chosen, "one core: one stream, unmeasured");
         var wide = CpuChoices.AttentionKernel(2, 2, 64);
         Assert.AreEqual("libtorch", wide.Chosen, "heads wider than the kernel takes: libtorch, unmeasured");
         Assert.IsTrue(CpuChoices.Made.Any(c => c.Switch == CpuChoices.AttentionKernelSwitch));

@@ -43,6 +43,7 @@ public static class Doctor
                 // The decisions Cora makes by timing (once per process): CoRA's default generator, and stories260K's heads.
                 list.Add(new(CpuChoices.GeneratorDtypeSwitch, CpuChoices.GeneratorDtype(CoraDefaults.GeneratorHidden, CoraDefaults.GeneratorFeedForward).ToString()));
                 list.Add(new(CpuChoices.AttentionKernelSwitch + " (8 heads of 8, 4 kv)", CpuChoices.AttentionKernel(8, 4, 8).ToString()));
+                list.Add(new(CpuChoices.ScoringStreamsSwitch + " (width 64)", CpuChoices.ScoringStreams(64).ToString()));
             }
             bool cuda = torch.cuda.is_available();
             list.Add(new("cuda available", cuda ? $"yes, {torch.cuda.device_count()} device(s)" : "no"));

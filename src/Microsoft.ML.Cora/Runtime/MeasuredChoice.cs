@@ -88,7 +88,10 @@ public sealed record MeasuredChoice(string Switch, string Chosen, IReadOnlyList<
 public static class CpuChoices
 {
     /// <summary>Names of the switches, as <see cref="Override"/> and <c>cora doctor</c> spell them.</summary>
-    public const string GeneratorDtypeSwitch = "generator dtype (auto)", AttentionKernelSwitch = "attention kernel";
+    public const string GeneratorDtypeSwitch = "generator dtype (auto)", AttentionKernelSwitch = "attention kernel", ScoringStreamsSwitch = "scoring streams";
+
+    /// <summary>Most parallel scoring streams (each holds a chunk's activations).</summary>
+    public const int MaxScoringStreams = 4;
 
     /// <summary>Environment variable naming the folder of the decision cache (default: $XDG_CACHE_HOME/cora or ~/.cache/cora).</summary>
     public const string CacheVariable = "CORA_CACHE_DIR";
@@ -230,6 +233,47 @@ public static class CpuChoices
             });
             return MeasuredChoice.Measure(AttentionKernelSwitch, new (string, Func<double>)[] { ("libtorch", Libtorch), ("narrow-head", Narrow) }, "libtorch");
         });
+
+    /// <summary>
+    /// How many parallel streams scoring runs on this CPU for an LLM of width <paramref name="hidden"/>: "1" (one stream, every
+    /// operation split across libtorch's threads) or "N" (N streams of one thread each, N = libtorch's threads, at most
+    /// <see cref="MaxScoringStreams"/>). Timed on a decoder-layer-like chain of small operations at that width, done twice: one
+    /// stream after the other against both at once on their own threads.
+    /// </summary>
+    public static MeasuredChoice ScoringStreams(int hidden)
+    {
+        int n = Math.Min(MaxScoringStreams, Math.Min(Environment.ProcessorCount, Math.Max(1, torch.get_num_threads())));
+        if (n <= 1) return new MeasuredChoice(ScoringStreamsSwitch, "1", Array.Empty<ChoiceTiming>());
+        return Decide(ScoringStreamsSwitch, $"streams:{hidden}:{n}", () =>
+        {
+            int rows = Math.Max(16, 512 * 64 / Math.Max(64, hidden));
+            var gen = new torch.Generator(3);
+            var w1 = torch.randn(new long[] { hidden, hidden }, generator: gen).mul(0.02);
+            var w2 = torch.randn(new long[] { hidden, hidden }, generator: gen).mul(0.02);
+            var x = torch.randn(new long[] { rows, hidden }, generator: gen);
+            void Work()
+            {
+                using var mode = torch.inference_mode();
+                using var scope = torch.NewDisposeScope();
+                var h = x;
+                for (int i = 0; i < 12; i++)
+                {
+                    var a = nn.functional.linear(h, w1);
+                    h = nn.functional.linear(nn.functional.silu(a).mul(a), w2).add(h, Scalars.One);
+                    h = h.mul(h.mul(h).mean(new long[] { -1 }, keepdim: true).add(Scalars.Of(1e-5)).rsqrt());
+                }
+            }
+            double One() => MeasuredChoice.Time(() => { for (int s = 0; s < n; s++) Work(); });
+            double Streams() => MeasuredChoice.Time(() =>
+            {
+                var threads = Enumerable.Range(0, n).Select(_ => new Thread(() => { torch.set_num_threads(1); Work(); })).ToList();
+                foreach (var t in threads) t.Start();
+                foreach (var t in threads) t.Join();
+            });
+            try { return MeasuredChoice.Measure(ScoringStreamsSwitch, new (string, Func<double>)[] { ("1", One), (n.ToString(System.Globalization.CultureInfo.InvariantCulture), Streams) }, "1"); }
+            finally { w1.Dispose(); w2.Dispose(); x.Dispose(); }
+        });
+    }
 
     /// <summary>Forgets this process's decisions (the cache file stays; tests).</summary>
     public static void Reset() => Cache.Clear();
