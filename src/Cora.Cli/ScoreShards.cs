@@ -74,7 +74,13 @@ internal static class ScoreShards
         await g.WriteAsync<int>(RankField, rows.Select(r => r.Rank).ToArray());
     }
 
-    public static List<ScoredRow> ReadPart(string path) => ReadAsync(path).GetAwaiter().GetResult();
+    /// <summary>Reads a scored part; a file Parquet.Net cannot read is an <see cref="InvalidDataException"/> naming it.</summary>
+    public static List<ScoredRow> ReadPart(string path)
+    {
+        try { return ReadAsync(path).GetAwaiter().GetResult(); }
+        catch (Exception e) when (e is not (InvalidDataException or FileNotFoundException or OutOfMemoryException or OperationCanceledException))
+        { throw new InvalidDataException($"{path}: not a readable scored part ({ErrorText.Elide(e.Message.Split('\n')[0], 200)}).", e); }
+    }
 
     private static async Task<List<ScoredRow>> ReadAsync(string path)
     {
