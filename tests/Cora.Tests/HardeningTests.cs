@@ -364,6 +364,14 @@ public class TemporaryFileTests
         Assert.IsTrue(File.Exists(Path.Combine(ScratchSpace.Root, $".owner-{owner}.lock")), "this process's lock file");
         File.WriteAllText(best, "x");
         ScratchSpace.RemoveDead(ScratchSpace.Root, "another-process");
+        // A dead owner's entries and the temporaries of its unfinished atomic writes are removed.
+        string dead = "deadowner000";
+        File.WriteAllText(Path.Combine(ScratchSpace.Root, $".owner-{dead}.lock"), "");
+        File.WriteAllText(Path.Combine(ScratchSpace.Root, $"{dead}-best-1.safetensors"), "x");
+        File.WriteAllText(Path.Combine(ScratchSpace.Root, $".{dead}-best-2.safetensors.77.abcd1234.tmp"), "partial");
+        Directory.CreateDirectory(Path.Combine(ScratchSpace.Root, $"{dead}-load-3"));
+        Assert.AreEqual(3, ScratchSpace.RemoveDead(ScratchSpace.Root, owner));
+        Assert.IsFalse(Directory.EnumerateFileSystemEntries(ScratchSpace.Root, $"*{dead}*").Any(), "nothing of the dead owner is left");
         Assert.IsTrue(File.Exists(best), "a living owner's entries survive another process's clean-up");
         File.Delete(best);
         using var snapshot = new Microsoft.ML.Cora.Training.BestSnapshot();

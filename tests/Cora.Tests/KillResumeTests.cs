@@ -83,7 +83,8 @@ public class KillResumeTests
         using (var p = Start(args, scratch))
         {
             var sw = Stopwatch.StartNew();
-            while (!p.HasExited && sw.Elapsed < TimeSpan.FromMinutes(5) && !Directory.EnumerateFileSystemEntries(scratch, "*-best-*").Any()) Thread.Sleep(100);
+            // Its best snapshot, or the temporary of its atomic write in progress.
+            while (!p.HasExited && sw.Elapsed < TimeSpan.FromMinutes(5) && !Directory.EnumerateFileSystemEntries(scratch, "*-best-*").Any()) Thread.Sleep(20);
             Assert.IsFalse(p.HasExited, "the child was still training when killed");
             p.Kill(entireProcessTree: true);                 // SIGKILL on Linux
             p.WaitForExit();

@@ -63,7 +63,8 @@ public static class ScratchSpace
             catch (UnauthorizedAccessException) { continue; }     // another user's
             using (probe)
             {
-                foreach (var entry in Directory.EnumerateFileSystemEntries(root, owner + "-*").ToList())
+                // Its entries, and the temporaries of atomic writes it had in progress (".{entry}.{pid}.{random}.tmp").
+                foreach (var entry in Directory.EnumerateFileSystemEntries(root, owner + "-*").Concat(Directory.EnumerateFileSystemEntries(root, "." + owner + "-*")).ToList())
                 {
                     try
                     {
