@@ -341,9 +341,13 @@ public sealed class CoraModel : IDisposable
             var l = Logits(batchRows, prompts is null ? null : batchPrompts, chunk > batchSize ? batchSize : null).cpu().data<float>().ToArray();   // one host copy per chunk
             for (int j = 0; j < n; j++) result[order[s + j]] = l[j];
         }
-        int streams = chunks > 1 && plan.ScoringStreams && Device.type == DeviceType.CPU && Llm is { } lm
-            ? Math.Min(chunks, int.Parse(CpuChoices.ScoringStreams(lm.Config.HiddenSize).Chosen, System.Globalization.CultureInfo.InvariantCulture)) : 1;
-        if (streams <= 1)
+        // Where streams are chosen, every chunk runs on one libtorch thread, even a lone one: a chunk's scores then do not depend
+        // on how many chunks a call has (libtorch's kernels may round differently with another thread count), so a shard scored
+        // alone gives the bits the whole input gives.
+        int chosen = plan.ScoringStreams && Device.type == DeviceType.CPU && Llm is { } lm
+            ? int.Parse(CpuChoices.ScoringStreams(lm.Config.HiddenSize).Chosen, System.Globalization.CultureInfo.InvariantCulture) : 1;
+        int streams = chosen > 1 ? Math.Min(chunks, chosen) : 0;
+        if (streams == 0)
         {
             for (int c = 0; c < chunks; c++) { ct.ThrowIfCancellationRequested(); ScoreChunk(c); }
             return result;

@@ -85,7 +85,8 @@ public sealed record ComputePlan
     /// <summary>On a CPU with several cores, scoring runs its chunks of rows as parallel streams, one per libtorch thread, each on
     /// its own thread with one libtorch thread, instead of one stream whose every operation is split across the cores: a small LLM's
     /// many small operations keep cores waiting for each other more than they compute. Each chunk is the same computation on one
-    /// libtorch thread (scores agree within float rounding; tested). Used where it measured faster on this CPU for the LLM's width
+    /// libtorch thread (scores agree with one stream within float rounding; tested); then every chunk runs on one libtorch thread,
+    /// a lone one too, so that scores do not depend on how rows are split between calls or shards. Used where it measured faster on this CPU for the LLM's width
     /// (<see cref="CpuChoices.ScoringStreams"/>), with at most <see cref="CpuChoices.MaxScoringStreams"/> streams.</summary>
     public bool ScoringStreams { get; init; } = true;
     /// <summary>Scoring under libtorch's inference mode (no autograd bookkeeping at all) instead of no_grad.</summary>
