@@ -28,20 +28,23 @@ internal static class CoraRecommender
         var cf = model.Cf;
         var pool = cf.ItemIds.Select(i => (int)i).Where(i => model.Items.Contains(i) && !(excludeSeen && seen.Contains(i))).ToArray();
         if (pool.Length == 0) return new();
-        float[] cfScores;
-        if (cf.KnowsUser(userId) || (cf is Collaborative.SasRec && liked.Length > 0))   // SASRec reads any user's history
-            cfScores = cf.ScoreRows(pool.Select(i => new Interaction(userId, i, false, 0, true, liked)).ToList());   // SASRec reads the history
-        else
+        // The CF model's own score of every candidate (for a user it never saw, its cold-start score); it retrieves, unless the
+        // user is unknown to it: then popularity among the training users retrieves, and the scores shown stay the model's (a
+        // count is not a logit).
+        float[] cfScores = cf.ScoreRows(pool.Select(i => new Interaction(userId, i, false, 0, true, liked)).ToList());   // SASRec reads the history
+        float[] retrieval = cfScores;
+        if (!(cf.KnowsUser(userId) || (cf is Collaborative.SasRec && liked.Length > 0)))   // SASRec reads any user's history
         {
-            // A user the CF stage never saw has no embedding: retrieve by popularity among the training users instead.
             var popularity = model.Users.Popularity();
-            cfScores = pool.Select(i => (float)popularity.GetValueOrDefault(i)).ToArray();
+            retrieval = pool.Select(i => (float)popularity.GetValueOrDefault(i)).ToArray();
         }
-        var top = pool.Zip(cfScores).OrderByDescending(x => x.Second).ThenBy(x => x.First).Take(candidates).ToList();
+        var top = pool.Select((item, i) => (First: item, Second: cfScores[i], Retrieval: retrieval[i]))
+            .OrderByDescending(x => x.Retrieval).ThenBy(x => x.First).Take(candidates).ToList();
         var rows = top.Select(x => new Interaction(userId, x.First, false, 0, true, liked)).ToList();
         var scores = model.UsesLlm ? model.Score(rows, scoringBatchSize) : top.Select(x => x.Second).ToArray();
-        return top.Select((x, i) => (item: x.First, cfScore: x.Second, score: scores[i]))
-            .OrderByDescending(x => x.score).ThenBy(x => x.item).Take(k)
+        // Equal scores keep the retrieval order (an unknown user's cold-start scores are often all equal).
+        return top.Select((x, i) => (item: x.First, cfScore: x.Second, score: scores[i], retrieved: i))
+            .OrderByDescending(x => x.score).ThenBy(x => x.retrieved).Take(k)
             .Select((x, r) => new CoraRecommendation
             {
                 UserId = userId, Rank = r + 1, ItemId = x.item, Title = model.Items.Title(x.item), Score = x.score,

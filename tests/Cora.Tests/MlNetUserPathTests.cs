@@ -96,6 +96,30 @@ public class MlNetUserPathTests
     }
 
     [TestMethod]
+    public void AnUnknownUsersListShowsTheModelsScoresNotPopularityCounts()
+    {
+        var ml = new MLContext(seed: 1);
+        var o = new CoraTrainer.Options { ItemTitles = Synthetic.Items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value) };
+        o.Method = CoraMethod.Mf;
+        o.MatrixFactorization = new Microsoft.ML.Cora.Collaborative.MatrixFactorizationOptions { EmbeddingDim = 8, MaxEpochs = 3 };
+        var mf = ml.Recommendation().Trainers.Cora(o).Fit(ml.Data.LoadFromEnumerable(CoraInput.From(Synthetic.Train.Take(3000))));
+        const int unknown = 987_654;
+        var top = mf.Recommend(unknown, k: 5);
+        Assert.AreEqual(5, top.Count);
+        var cold = mf.Model.Cf.ScoreRows(top.Select(r => new Interaction(unknown, r.ItemId, false, 0, true, Array.Empty<int>())).ToList());
+        for (int i = 0; i < top.Count; i++)
+        {
+            Assert.AreEqual(cold[i], top[i].Score, 1e-6, "the MF model's own cold-start score, not a count");
+            Assert.AreEqual(cold[i], top[i].CfScore, 1e-6);
+            Assert.IsTrue(top[i].Probability < 0.99, $"probability {top[i].Probability}");
+        }
+        // Retrieval is still by popularity among the training users: the most popular unseen items come first.
+        var popularity = mf.Model.Users.Popularity();
+        int best = popularity.Where(kv => mf.Model.Items.Contains(kv.Key)).OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key).First().Key;
+        Assert.IsTrue(top.Any(r => r.ItemId == best), "the most popular item is among them");
+    }
+
+    [TestMethod]
     public void NewItemsComeWithTheDataOrAreAddedToALoadedModel()
     {
         var (ml, model) = Trained.Value;
