@@ -35,9 +35,7 @@ public static class Slice
             File.Copy(Path.Combine(TestPaths.StoriesDir, "tok512.model"), Path.Combine(dir, "tok512.model"));
             return Path.Combine(dir, "llm.bin");
         }
-        string llm = Directory.CreateDirectory(Path.Combine(dir, "llm")).FullName;
-        foreach (var f in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(f, Path.Combine(llm, Path.GetFileName(f)));
-        return llm;
+        return Synthetic.CopyLlmFolder(Path.Combine(dir, "llm"));
     }
 
     private static readonly Lazy<(List<Interaction> train, List<Interaction> valid, ItemCatalog items)> Data = new(() =>

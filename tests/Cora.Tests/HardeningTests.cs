@@ -23,15 +23,13 @@ public class HardeningTests
     private static (TempDir dir, string model, string llm) SavedModel(bool embed = false)
     {
         var dir = TestPaths.Temp();
-        string llm = dir["llm"];
-        Directory.CreateDirectory(llm);
-        foreach (var f in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(f, Path.Combine(llm, Path.GetFileName(f)));
+        string llm = Synthetic.CopyLlmFolder(dir["llm"]);
         using var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), LanguageModel.Load(llm), Synthetic.SmallMf(), Synthetic.Items);
         m.Save(dir["m.zip"], embed);
         return (dir, dir["m.zip"], llm);
     }
 
-    private static void EditManifest(string zip, Action<JsonNode> edit)
+    internal static void EditManifest(string zip, Action<JsonNode> edit)
     {
         using var z = ZipFile.Open(zip, ZipArchiveMode.Update);
         var e = z.GetEntry("manifest.json")!;
@@ -290,8 +288,7 @@ public class LlmFingerprintTests
     public void AShardIndexPointingOutsideTheFolderIsRefused()
     {
         using var tmp = TestPaths.Temp();
-        string hf = Directory.CreateDirectory(tmp["hf"]).FullName;
-        foreach (var f in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(f, Path.Combine(hf, Path.GetFileName(f)));
+        string hf = Synthetic.CopyLlmFolder(tmp["hf"]);
         File.Move(Path.Combine(hf, "model.safetensors"), tmp["outside.safetensors"]);
         var names = SafetensorsFile.Open(tmp["outside.safetensors"]).Entries.Keys;
         File.WriteAllText(Path.Combine(hf, "model.safetensors.index.json"),
@@ -318,19 +315,9 @@ public class LlmFingerprintTests
     public void AManifestWithoutAnLlmChecksumIsRefused()
     {
         using var tmp = TestPaths.Temp();
-        string llm = Directory.CreateDirectory(tmp["llm"]).FullName;
-        foreach (var f in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(f, Path.Combine(llm, Path.GetFileName(f)));
+        string llm = Synthetic.CopyLlmFolder(tmp["llm"]);
         using (var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), Microsoft.ML.Cora.Llm.LanguageModel.Load(llm), Synthetic.SmallMf(), Synthetic.Items)) m.Save(tmp["m.zip"]);
-        using (var z = ZipFile.Open(tmp["m.zip"], ZipArchiveMode.Update))
-        {
-            var entry = z.GetEntry("manifest.json")!;
-            JsonNode json;
-            using (var r = new StreamReader(entry.Open())) json = JsonNode.Parse(r.ReadToEnd())!;
-            json["LlmChecksum"] = null;
-            entry.Delete();
-            using var w = new StreamWriter(z.CreateEntry("manifest.json").Open());
-            w.Write(json.ToJsonString());
-        }
+        HardeningTests.EditManifest(tmp["m.zip"], j => j["LlmChecksum"] = null);
         var e = Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(tmp["m.zip"]));
         StringAssert.Contains(e.Message, "records no checksum of its LLM");
     }
@@ -387,8 +374,7 @@ public class BoundedCostTests
     public void AConfigNeedingMoreBytesThanTheWeightsHoldIsRefusedBeforeAllocation()
     {
         using var tmp = TestPaths.Temp();
-        string hf = Directory.CreateDirectory(tmp["hf"]).FullName;
-        foreach (var f in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(f, Path.Combine(hf, Path.GetFileName(f)));
+        string hf = Synthetic.CopyLlmFolder(tmp["hf"]);
         var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(hf, "config.json")))!.AsObject();
         cfg["hidden_size"] = 8192; cfg["intermediate_size"] = 22016; cfg["num_attention_heads"] = 64; cfg["num_key_value_heads"] = 64; cfg["vocab_size"] = 100_000;
         File.WriteAllText(Path.Combine(hf, "config.json"), cfg.ToJsonString());

@@ -82,8 +82,7 @@ public class LoaderFuzzTests
     public void HuggingFaceConfigs()
     {
         using var tmp = TestPaths.Temp();
-        string hf = Directory.CreateDirectory(tmp["hf"]).FullName;
-        foreach (var f in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(f, Path.Combine(hf, Path.GetFileName(f)));
+        string hf = Synthetic.CopyLlmFolder(tmp["hf"]);
         var original = File.ReadAllBytes(Path.Combine(hf, "config.json"));
         var (refused, _) = Fuzz("config.json", original, Path.Combine(hf, "config.json"), _ => CheckpointLoader.LoadHuggingFace(hf).Dispose(), cases: 60,
             alsoClear: new[] { typeof(ArgumentException) });

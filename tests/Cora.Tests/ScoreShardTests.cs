@@ -234,8 +234,7 @@ public class ScoreVerifyExactSetTests
         using var tmp = TestPaths.Temp();
         using (var mk = System.Diagnostics.Process.Start("mkfifo", tmp["llm.bin"])) mk.WaitForExit();
         using (var mk = System.Diagnostics.Process.Start("mkfifo", tmp["data.tsv"])) mk.WaitForExit();
-        string hf = Directory.CreateDirectory(tmp["hf"]).FullName;
-        foreach (var file in Directory.GetFiles(Synthetic.LlmPath)) File.Copy(file, Path.Combine(hf, Path.GetFileName(file)));
+        string hf = Synthetic.CopyLlmFolder(tmp["hf"]);
         File.Delete(Path.Combine(hf, "config.json"));
         using (var mk = System.Diagnostics.Process.Start("mkfifo", Path.Combine(hf, "config.json"))) mk.WaitForExit();
         foreach (var (act, text) in new (Action, string)[]

@@ -31,6 +31,14 @@ public static class Synthetic
     public static CoraModel Model(CoraMethod method, MatrixFactorization? mf = null, string? dtype = null) =>
         new(Slice.SmallOptions(method), method == CoraMethod.Mf ? null : LanguageModel.Load(LlmPath, dtype: dtype), mf ?? SmallMf(), Items);
 
+    /// <summary>A private copy of the synthetic LLM's Hugging Face folder at <paramref name="dir"/> (created); returns it.</summary>
+    public static string CopyLlmFolder(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        foreach (var f in Directory.GetFiles(LlmPath)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        return Path.GetFullPath(dir);
+    }
+
     private static readonly Lazy<string> Tree = new(() =>
     {
         string root = Path.Combine(Path.GetDirectoryName(Paths.Train)!, "shared-stand-in");

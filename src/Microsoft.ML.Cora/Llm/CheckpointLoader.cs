@@ -21,18 +21,22 @@ public static class CheckpointLoader
 
     /// <summary>The shard files a Hugging Face folder's <c>model.safetensors.index.json</c> names (each checked to be a plain file
     /// name inside the folder), in order; what the loader reads.</summary>
-    internal static IReadOnlyList<string> IndexedShards(string index)
+    internal static IReadOnlyList<string> IndexedShards(string index) =>
+        WeightMap(index).Values.Distinct().OrderBy(s => s, StringComparer.Ordinal).ToList();
+
+    /// <summary>An index's weight map (tensor name -> shard file), every shard checked to be a plain file name inside the folder.</summary>
+    private static Dictionary<string, string> WeightMap(string index)
     {
         Data.FileChecks.RequireRegularFile(index, "Shard index");
         JsonObject? map;
         try { map = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject; }
         catch (Exception e) { throw new InvalidDataException($"{index}: not valid JSON ({e.Message}).", e); }
         if (map is null) throw new InvalidDataException($"{index}: no 'weight_map'.");
-        var names = map.Select(kv => kv.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : "").Distinct().OrderBy(s => s, StringComparer.Ordinal).ToList();
-        foreach (var n in names)
+        var result = map.ToDictionary(kv => kv.Key, kv => kv.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : "");
+        foreach (var n in result.Values.Distinct())
             if (!IsPlainFileName(n))
                 throw new InvalidDataException($"{index}: shard '{Data.ErrorText.Elide(n, 80)}' is not a file name inside the model folder; every shard must sit beside the index.");
-        return names;
+        return result;
     }
 
     /// <summary>Loads a Hugging Face model folder onto the CPU in float32.</summary>
@@ -47,15 +51,8 @@ public static class CheckpointLoader
         var files = new List<(SafetensorsFile file, HashSet<string>? names)>();
         if (File.Exists(index))
         {
-            JsonObject? map;
-            Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(index, "Shard index");
-            try { map = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject; }
-            catch (Exception e) { throw new InvalidDataException($"{index}: not valid JSON ({e.Message}).", e); }
-            if (map is null) throw new InvalidDataException($"{index}: no 'weight_map'.");
-            foreach (var group in map.GroupBy(kv => kv.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : ""))
+            foreach (var group in WeightMap(index).GroupBy(kv => kv.Value))
             {
-                if (!IsPlainFileName(group.Key))
-                    throw new InvalidDataException($"{index}: shard '{Data.ErrorText.Elide(group.Key, 80)}' is not a file name inside the model folder; every shard must sit beside the index.");
                 var file = SafetensorsFile.Open(Path.Combine(dir, group.Key));
                 var names = group.Select(kv => kv.Key).ToHashSet();
                 foreach (var n in names)

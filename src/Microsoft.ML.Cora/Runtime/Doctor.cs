@@ -66,13 +66,15 @@ public static class Doctor
     }
 
     /// <summary>The CPU's model name (/proc/cpuinfo's "model name", as lscpu prints it), or null where it cannot be read.</summary>
-    public static string? CpuModelName()
+    public static string? CpuModelName() => CpuInfoLine("model name") is { } line ? line[(line.IndexOf(':') + 1)..].Trim() : null;
+
+    /// <summary>The first line of /proc/cpuinfo that starts with <paramref name="key"/>, or null (not Linux, unreadable).</summary>
+    internal static string? CpuInfoLine(string key)
     {
         try
         {
             if (!OperatingSystem.IsLinux() || !File.Exists("/proc/cpuinfo")) return null;
-            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            return line is null ? null : line[(line.IndexOf(':') + 1)..].Trim();
+            return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
