@@ -179,3 +179,95 @@ public class ServeTests
         }
     }
 }
+
+/// <summary>The request merger under abuse: abandoned work is not done, a failing request fails alone.</summary>
+[TestClass]
+public class ScoreBatcherTests
+{
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private static List<Interaction> Rows(CoraModel m, int n, int skip = 0) =>
+        ServeLoad.Pairs(m, skip, n).Select(p => new Interaction(p.User!.Value, p.Item!.Value, false, 0, true, m.Users.Liked(p.User.Value))).ToList();
+
+    [TestMethod]
+    public async Task WorkWhoseAnswerIsNoLongerWantedIsDroppedOrStoppedBetweenChunks()
+    {
+        using var t = ServeTests.SmallModel();
+        await using var b = new ScoreBatcher(t.Model, 8, new BatcherOptions { MaxWait = TimeSpan.Zero });
+        // Cancelled before the loop reads it: never scored.
+        using (var gone = new CancellationTokenSource())
+        {
+            gone.Cancel();
+            Assert.IsTrue(b.TryEnqueue(Rows(t.Model, 4), gone.Token, out var never));
+            await Assert.ThrowsExactlyAsync<TaskCanceledException>(() => never);
+        }
+        Assert.AreEqual(0L, Interlocked.Read(ref b.Started), "a cancelled request starts no model call");
+        // Cancelled while its (long) model call runs: the call stops between chunks instead of scoring every row.
+        using var late = new CancellationTokenSource();
+        var big = Rows(t.Model, 4000);
+        Assert.IsTrue(b.TryEnqueue(big, late.Token, out var stopped));
+        while (Interlocked.Read(ref b.Started) == 0 && !stopped.IsCompleted) await Task.Delay(1);
+        late.Cancel();
+        await Assert.ThrowsExactlyAsync<TaskCanceledException>(() => stopped);
+        Assert.AreEqual(2L, Interlocked.Read(ref b.Abandoned));
+        Assert.AreEqual(0L, Interlocked.Read(ref b.Rows), "no call finished: the long one stopped part-way");
+        // The batcher goes on serving.
+        var rows = Rows(t.Model, 3);
+        Assert.IsTrue(b.TryEnqueue(rows, CancellationToken.None, out var fine));
+        CollectionAssert.AreEqual(t.Model.Score(rows, 8), await fine);
+    }
+
+    [TestMethod]
+    public async Task WhenAMergedCallFailsOnlyTheRequestThatCausesItFails()
+    {
+        using var t = ServeTests.SmallModel();
+        await using var b = new ScoreBatcher(t.Model, 8, new BatcherOptions { MaxWait = TimeSpan.FromMilliseconds(500) });
+        var good1 = Rows(t.Model, 3);
+        var bad = new List<Interaction> { good1[0] with { ItemId = 987_654 } };   // no title: its prompt cannot be built
+        var good2 = Rows(t.Model, 2, skip: 5);
+        Assert.IsTrue(b.TryEnqueue(good1, CancellationToken.None, out var a));
+        Assert.IsTrue(b.TryEnqueue(bad, CancellationToken.None, out var failing));
+        Assert.IsTrue(b.TryEnqueue(good2, CancellationToken.None, out var c));
+        CollectionAssert.AreEqual(t.Model.Score(good1, 8), await a);
+        CollectionAssert.AreEqual(t.Model.Score(good2, 8), await c);
+        var e = await Assert.ThrowsAsync<Exception>(() => failing);
+        StringAssert.Contains(e.Message, "987654");
+    }
+
+    [TestMethod]
+    public async Task APairWhosePromptCannotBeBuiltGets400NamingItAndRecommendGoesThroughTheBatcher()
+    {
+        using var t = ServeTests.SmallModel();
+        int ctx = t.Model.Llm!.Config.MaxPositionEmbeddings;
+        const int longItem = 990_001;
+        t.Model.AddItems(new[] { KeyValuePair.Create(longItem, string.Join(" ", Enumerable.Repeat("Mississippi", ctx))) });
+        var app = CoraService.Build(t, new BatcherOptions { MaxWait = TimeSpan.FromMilliseconds(200) }, configure: b => b.WebHost.UseTestServer());
+        await app.StartAsync();
+        await using var _ = app;
+        var client = ((TestServer)app.Services.GetRequiredService<IServer>()).CreateClient();
+        var pairs = ServeLoad.Pairs(t.Model, 0, 3);
+        pairs.Insert(1, new ScorePair(pairs[0].User, longItem, null));
+        var resp = await client.PostAsJsonAsync("/score", new ScoreRequest(pairs, null), Json);
+        Assert.AreEqual(HttpStatusCode.BadRequest, resp.StatusCode);
+        var errors = (await resp.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
+        CollectionAssert.AreEqual(new[] { "pairs[1]" }, errors.Select(kv => kv.Key).ToArray(), errors.ToJsonString());
+        StringAssert.Contains(errors["pairs[1]"]![0]!.ToString(), "tokens");
+        pairs.RemoveAt(1);
+        Assert.AreEqual(HttpStatusCode.OK, (await client.PostAsJsonAsync("/score", new ScoreRequest(pairs, null), Json)).StatusCode, "the others alone are fine");
+
+        // /recommend: its candidates join the shared batches (counted as received), within the deadline the model ranks them.
+        int user = t.Model.Users.UserIds.First(u => t.Model.Cf.KnowsUser(u) && t.Model.Users.Liked(u).Length > 0);
+        long before = (long)(await client.GetFromJsonAsync<JsonObject>("/healthz"))!["received"]!;
+        var rec = (await client.GetFromJsonAsync<RecommendResponse>($"/recommend/{user}?k=5", Json))!;
+        Assert.AreEqual("cora", rec.Source);
+        Assert.AreEqual(before + 1, (long)(await client.GetFromJsonAsync<JsonObject>("/healthz"))!["received"]!, "/recommend went through the batcher");
+        CollectionAssert.AreEqual(t.Recommend(user, 5).Select(r => r.ItemId).ToArray(), rec.Cora.Select(r => r.Item).ToArray());
+        // Past its deadline (shorter than the batch wait) the CF order answers, marked as such.
+        rec = (await client.GetFromJsonAsync<RecommendResponse>($"/recommend/{user}?k=5&deadline_ms=1", Json))!;
+        Assert.AreEqual("cf", rec.Source);
+        CollectionAssert.AreEqual(rec.Cf.Select(r => r.Item).ToArray(), rec.Cora.Select(r => r.Item).ToArray(), "ranked by the CF score");
+        var bad = await client.GetAsync($"/recommend/{user}?deadline_ms=0");
+        Assert.AreEqual(HttpStatusCode.BadRequest, bad.StatusCode);
+        StringAssert.Contains(await bad.Content.ReadAsStringAsync(), "deadline_ms");
+    }
+}

@@ -2,6 +2,7 @@ using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -20,8 +21,9 @@ public sealed record ScoredPair(int User, int Item, float Score, float Probabili
 public sealed record ScoreResponse(List<ScoredPair> Scores);
 public sealed record RankedItem(int Rank, int Item, string Title, float Score, float Probability, float CfScore);
 public sealed record TitledItem(int Item, string Title);
-/// <summary>GET /recommend/{user}: the liked history, the top-K by the CF stage alone and after the model re-ranks its candidates.</summary>
-public sealed record RecommendResponse(int User, bool KnownUser, List<TitledItem> History, List<RankedItem> Cf, List<RankedItem> Cora);
+/// <summary>GET /recommend/{user}: the liked history, the top-K by the CF stage alone and after the model re-ranks its candidates;
+/// <c>source</c> says what ranked the second list: "cora" (the model), or "cf" (the CF stage, after the deadline passed or for MF).</summary>
+public sealed record RecommendResponse(int User, bool KnownUser, List<TitledItem> History, List<RankedItem> Cf, List<RankedItem> Cora, string Source);
 
 /// <summary>
 /// <c>cora serve</c>: one loaded model shared by every request; POST /score merges concurrent requests into batches
@@ -30,7 +32,7 @@ public sealed record RecommendResponse(int User, bool KnownUser, List<TitledItem
 /// </summary>
 public static class CoraService
 {
-    public const int MaxPairs = 10_000, MaxK = 100;
+    public const int MaxPairs = 10_000, MaxK = 100, MaxDeadlineMs = 600_000;
 
     /// <summary>Builds the app (not started). <paramref name="configure"/> may change the host (e.g. a test server).</summary>
     public static WebApplication Build(CoraTransformer model, BatcherOptions options, string[]? urls = null, Action<WebApplicationBuilder>? configure = null)
@@ -54,7 +56,7 @@ public static class CoraService
         app.MapGet("/healthz", () => Results.Ok(new
         {
             status = "ok", method = model.Model.Options.Method.ToString(), cf = model.Model.Cf.Kind, batches = Interlocked.Read(ref batcher.Batches), rows = Interlocked.Read(ref batcher.Rows),
-            received = Interlocked.Read(ref batcher.Received),
+            received = Interlocked.Read(ref batcher.Received), abandoned = Interlocked.Read(ref batcher.Abandoned),
         }));
 
         app.MapPost("/score", async (ScoreRequest? request, CancellationToken ct) =>
@@ -63,28 +65,45 @@ public static class CoraService
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "Bad /score request");
             var rows = request!.Pairs!.Select(p => new Interaction(p.User!.Value, p.Item!.Value, false, 0, true,
                 p.History?.Where(h => h != 0).ToArray() ?? model.Model.Users.Liked(p.User.Value))).ToList();
-            if (!batcher.TryEnqueue(rows, out var scored))
-                return Results.Problem("The scoring queue is full or the service is stopping; retry later.", statusCode: StatusCodes.Status503ServiceUnavailable);
-            var deadline = TimeSpan.FromMilliseconds(request.DeadlineMs ?? options.Deadline.TotalMilliseconds);
-            string source = "cora";
-            float[] scores;
-            if (await Task.WhenAny(scored, Task.Delay(deadline, ct)) == scored) scores = await scored;
-            else { scores = model.Model.Cf.ScoreRows(rows); source = "cf"; }   // documented fallback: the CF stage's score
+            foreach (var (i, problem) in PromptProblems(model.Model, rows).Take(20)) errors[$"pairs[{i}]"] = new[] { problem };
+            if (errors.Count > 0) return Results.ValidationProblem(errors, title: "Bad /score request");
+            var (scores, source) = await ScoreWithin(batcher, model.Model, rows, TimeSpan.FromMilliseconds(request.DeadlineMs ?? options.Deadline.TotalMilliseconds), ct);
+            if (scores is null) return QueueFull();
             return Results.Ok(new ScoreResponse(rows.Select((r, i) => new ScoredPair(r.UserId, r.ItemId, scores[i], CoraTransformer.Sigmoid(scores[i]), source)).ToList()));
         });
 
-        app.MapGet("/recommend/{user:int}", (int user, int? k) =>
+        // The same batching, queue limit and deadline as /score: the candidates' rows join the shared batches; past the deadline the
+        // CF order answers (source "cf").
+        app.MapGet("/recommend/{user:int}", async (int user, int? k, [FromQuery(Name = "deadline_ms")] int? deadlineMs, CancellationToken ct) =>
         {
             int top = k ?? CoraDefaults.RecommendTop;
-            if (top < 1 || top > MaxK) return Results.ValidationProblem(new Dictionary<string, string[]> { ["k"] = new[] { $"k must be from 1 to {MaxK} (got {top})." } });
+            var errors = new Dictionary<string, string[]>();
+            if (top < 1 || top > MaxK) errors["k"] = new[] { $"k must be from 1 to {MaxK} (got {top})." };
+            if (deadlineMs is { } d && (d < 1 || d > MaxDeadlineMs)) errors["deadline_ms"] = new[] { $"deadline_ms must be from 1 to {MaxDeadlineMs} (got {d})." };
+            if (errors.Count > 0) return Results.ValidationProblem(errors, title: "Bad /recommend request");
             int pool = Math.Max(top, CoraDefaults.RecommendCandidates);
-            var all = model.Recommend(user, pool, candidates: pool);
+            var candidates = CoraRecommender.Retrieve(model.Model, user, top, null, pool, excludeSeen: true);
+            // A candidate whose prompt cannot be built (a title longer than the context) is left out, not the whole answer.
+            var bad = PromptProblems(model.Model, candidates.Rows).Select(x => x.Index).ToHashSet();
+            if (bad.Count > 0)
+                candidates = candidates with
+                {
+                    Rows = candidates.Rows.Where((_, i) => !bad.Contains(i)).ToList(), CfScores = candidates.CfScores.Where((_, i) => !bad.Contains(i)).ToArray(),
+                };
+            float[]? scores = candidates.CfScores;
+            string source = "cf";
+            if (model.Model.UsesLlm && candidates.Rows.Count > 0)
+            {
+                (scores, source) = await ScoreWithin(batcher, model.Model, candidates.Rows, deadlineMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Deadline, ct);
+                if (scores is null) return QueueFull();
+            }
+            var all = CoraRecommender.Rank(model.Model, candidates, scores, pool);
             var items = model.Model.Items;
             var cora = all.Take(top).Select(r => new RankedItem(r.Rank, r.ItemId, r.Title, r.Score, r.Probability, r.CfScore)).ToList();
             var cf = all.OrderByDescending(r => r.CfScore).ThenBy(r => r.ItemId).Take(top)
                 .Select((r, i) => new RankedItem(i + 1, r.ItemId, r.Title, r.CfScore, CoraTransformer.Sigmoid(r.CfScore), r.CfScore)).ToList();
             var history = model.Model.Users.Liked(user).Where(items.Contains).Select(i => new TitledItem(i, items.Title(i))).ToList();
-            return Results.Ok(new RecommendResponse(user, model.Model.Cf.KnowsUser(user), history, cf, cora));
+            return Results.Ok(new RecommendResponse(user, model.Model.Cf.KnowsUser(user), history, cf, cora, source));
         });
 
         app.MapGet("/users", (int? limit) => Results.Ok(model.Model.Users.UserIds.Take(Math.Clamp(limit ?? 100, 1, 10_000)).ToList()));
@@ -101,6 +120,36 @@ public static class CoraService
         return app;
     }
 
+    private static IResult QueueFull() =>
+        Results.Problem("The scoring queue is full or the service is stopping; retry later.", statusCode: StatusCodes.Status503ServiceUnavailable);
+
+    /// <summary>
+    /// Scores rows through the batcher within <paramref name="deadline"/>: the model's scores ("cora"), or past the deadline the CF
+    /// stage's ("cf") - the rows are then dropped from the batcher's work, or their model call stops between chunks. Null scores: the
+    /// queue is full.
+    /// </summary>
+    private static async Task<(float[]? Scores, string Source)> ScoreWithin(ScoreBatcher batcher, CoraModel model, IReadOnlyList<Interaction> rows, TimeSpan deadline, CancellationToken aborted)
+    {
+        using var wanted = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        wanted.CancelAfter(deadline);
+        if (!batcher.TryEnqueue(rows, wanted.Token, out var scored)) return (null, "");
+        try { return (await scored.WaitAsync(wanted.Token), "cora"); }
+        catch (OperationCanceledException) when (!aborted.IsCancellationRequested) { return (model.Cf.ScoreRows(rows), "cf"); }   // the documented fallback
+    }
+
+    /// <summary>Rows whose prompt cannot be built (e.g. a title longer than the LLM's context), with the reason.</summary>
+    internal static IEnumerable<(int Index, string Problem)> PromptProblems(CoraModel model, IReadOnlyList<Interaction> rows)
+    {
+        if (!model.UsesLlm) yield break;
+        for (int i = 0; i < rows.Count; i++)
+        {
+            string? problem = null;
+            try { model.Tokenize(rows[i]); }   // cached per row: scoring reuses it
+            catch (InvalidOperationException e) { problem = e.Message; }
+            if (problem is not null) yield return (i, problem);
+        }
+    }
+
     private static readonly Lazy<string> Page = new(() =>
     {
         using var s = typeof(CoraService).Assembly.GetManifestResourceStream("Cora.Cli.Serve.page.html")!;
@@ -113,7 +162,7 @@ public static class CoraService
         var e = new Dictionary<string, string[]>();
         if (request?.Pairs is not { Count: > 0 } pairs) { e["pairs"] = new[] { "Give at least one {\"user\": id, \"item\": id} pair." }; return e; }
         if (pairs.Count > MaxPairs) { e["pairs"] = new[] { $"At most {MaxPairs} pairs per request (got {pairs.Count}); split the request." }; return e; }
-        if (request.DeadlineMs is { } d && (d < 1 || d > 600_000)) e["deadline_ms"] = new[] { $"deadline_ms must be from 1 to 600000 (got {d})." };
+        if (request.DeadlineMs is { } d && (d < 1 || d > MaxDeadlineMs)) e["deadline_ms"] = new[] { $"deadline_ms must be from 1 to {MaxDeadlineMs} (got {d})." };
         for (int i = 0; i < pairs.Count && e.Count < 20; i++)
         {
             var p = pairs[i];
