@@ -30,7 +30,8 @@ internal static class BenchCommand
 #if CORA_SERVE
     private static Command ServeLoadCommand(CliContext c)
     {
-        var model = Cli.Req("--model", "The model (.zip) to serve.");
+        var loaded = ModelOptions.Create("The model (.zip) to serve.");
+        var model = loaded.Model;
         var requests = Positive("--requests", 200, "Requests per concurrency level (a bounded run: it stops by itself).");
         var pairs = Positive("--pairs", 4, "User-item pairs per request.");
         var levels = new Option<string>("--concurrency") { Description = "Comma-separated concurrency levels.", DefaultValueFactory = _ => "1,8,32" };
@@ -38,12 +39,12 @@ internal static class BenchCommand
         var json = JsonOption();
         var cmd = new Command("serve", "Start cora serve in-process on 127.0.0.1 (a free port), run a bounded /score load at each concurrency, print p50/p95/p99 latency and rows/s, stop.")
             { model, requests, pairs, levels, json };
-        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd); cmd.Options.Add(loaded.Llm);
         cmd.SetAction(p =>
         {
             Cli.CheckOutputs(new[] { ("--json", p.GetValue(json)) }, new[] { p.GetValue(model) });
             var on = dev.Get(p);
-            var (_, t) = Cli.Load(p.GetValue(model)!, on);
+            var (_, t) = loaded.Load(p, on);
             using var _ = t;
             var app = CoraService.Build(t, new BatcherOptions(), new[] { "http://127.0.0.1:0" });
             app.StartAsync().GetAwaiter().GetResult();

@@ -58,7 +58,7 @@ internal sealed class BenchSetup : IDisposable
     /// <summary>Scoring through ML.NET: Transform over the rows, then a cursor reading Score.</summary>
     public Func<IReadOnlyList<Interaction>, float[]> Transform(int batch)
     {
-        var ml = new MLContext(seed: 1);
+        var ml = Cli.NewContext(1);
         var t = CoraTransformer.Create(ml, Model, batch);
         return rows => t.Transform(ml.Data.LoadFromEnumerable(CoraInput.From(rows))).GetColumn<float>(nameof(CoraPrediction.Score)).ToArray();
     }

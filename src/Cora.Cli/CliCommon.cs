@@ -52,14 +52,18 @@ internal static class Cli
         _ => throw new UsageException($"unknown --method '{s}'. Use cora, mf, llm-lora or collm."),
     };
 
-    public static (MLContext ml, CoraTransformer model) Load(string path, DeviceChoice on, int scoringBatchSize = 0)
+    public static (MLContext ml, CoraTransformer model) Load(string path, DeviceChoice on, int scoringBatchSize = 0, string? llmPath = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"model not found: '{path}'.");
-        var ml = new MLContext(seed: 1);
-        var t = CoraTransformer.Find(ml.Model.LoadCora(path, out _, on.Device, on.Dtype, on.GeneratorDtype));
+        var ml = NewContext(1);
+        var t = CoraTransformer.Find(ml.Model.LoadCora(path, out _, on.Device, on.Dtype, on.GeneratorDtype, llmPath));
         if (scoringBatchSize > 0) t.ScoringBatchSize = scoringBatchSize;
         return (ml, t);
     }
+
+    /// <summary>An MLContext whose own temporary files (ML.NET unpacks models into <c>ml_dotnet*</c> folders) live in this process's
+    /// scratch folder, so that a killed run leaves none behind for long (<see cref="ScratchSpace"/>).</summary>
+    public static MLContext NewContext(int seed) => new(seed) { TempFilePath = ScratchSpace.NewFolder("mlnet") };
 
     public static void CheckTitles(IEnumerable<Interaction> rows, ItemCatalog items, string path)
     {
@@ -136,6 +140,34 @@ internal static class Cli
         var last = rows[^1];
         return last.History.Concat(last.Label ? new[] { last.ItemId } : Array.Empty<int>()).ToArray();
     }
+}
+
+/// <summary>--model and --llm, the same on every command that loads a saved model.</summary>
+internal sealed record ModelOptions(Option<string> Model, Option<string?> Llm)
+{
+    /// <summary>Environment variable giving --llm's default (e.g. in a container where the LLM is mounted elsewhere).</summary>
+    public const string LlmVariable = "CORA_LLM";
+
+    public static ModelOptions Create(string modelHelp = "A model zip written by 'cora train'.")
+    {
+        var llm = new Option<string?>("--llm")
+        {
+            Description = $"The frozen LLM (Hugging Face folder or llama2.c .bin) where it is now, when not where the model was trained; checked against the SHA-256 the model records (default: ${LlmVariable}, else the recorded path).",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(LlmVariable) is { Length: > 0 } v ? v : null,
+        };
+        llm.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string?>() is { } v && FileChecks.KindOf(v) is not (FileChecks.Kind.Regular or FileChecks.Kind.Directory))
+                r.AddError($"--llm: '{ErrorText.Elide(v)}' is neither a llama2.c .bin file nor a Hugging Face folder{(r.Implicit ? $" (from ${LlmVariable})" : "")}.");
+        });
+        return new(Cli.Req("--model", modelHelp), llm);
+    }
+
+    public void AddTo(Command c) { c.Options.Add(Model); c.Options.Add(Llm); }
+
+    /// <summary>Loads the model (and its LLM from --llm when given).</summary>
+    public (MLContext ml, CoraTransformer model) Load(ParseResult p, DeviceChoice on, int scoringBatchSize = 0) =>
+        Cli.Load(p.GetValue(Model)!, on, scoringBatchSize, p.GetValue(Llm));
 }
 
 /// <summary>--device, --llm-dtype and --generator-dtype, the same on every command that computes; checked before any work starts.</summary>

@@ -21,6 +21,14 @@ public static class CoraCli
             foreach (var e in parse.Errors) stderr.WriteLine($"error: {ErrorLine(e.Message)}");
             return 2;
         }
+        // The scratch folder is checked before any work: a bad CORA_TMPDIR would otherwise fail at the first save or load.
+        if (parse.Action is not System.CommandLine.Help.HelpAction
+            && Environment.GetEnvironmentVariable(Microsoft.ML.Cora.Formats.ScratchSpace.Variable) is { Length: > 0 } scratch
+            && Microsoft.ML.Cora.Data.FileChecks.FolderProblem(scratch) is { } problem)
+        {
+            stderr.WriteLine($"error: {ErrorLine($"{Microsoft.ML.Cora.Formats.ScratchSpace.Variable}: {problem} Point it at a writable folder, or unset it to use the system temp folder.")}");
+            return 2;
+        }
         try
         {
             // CORA_LIBTORCH, before TorchSharp starts (doctor reports a failure itself, after the versions).

@@ -12,14 +12,15 @@ internal static class InspectCommand
 {
     public static Command Create(CliContext c)
     {
-        var model = Cli.Req("--model", "A model zip written by 'cora train' (any method; the generator probe needs --method cora).");
+        var loaded = ModelOptions.Create("A model zip written by 'cora train' (any method; the generator probe needs --method cora).");
+        var model = loaded.Model;
         var data = Cli.Req("--data", "Interactions to probe with (TSV), e.g. the validation split.");
         var rows = Cli.Int("--rows", 1000, "Probe the first N rows of --data.", 2);
         var json = new Option<string?>("--json") { Description = "Write {rows, cf: {auc, uauc, item_only_auc, ..., user_rank, item_rank}, spread, user_shuffled, items_zeroed} here." };
         var cmd = new Command("inspect", "Probe a model: its CF stage's AUC split into what the items alone say and what each user's vector adds; for " +
                                          "CoRA, how far the query generator's per-sample weights A_b spread and move when users are shuffled or items " +
                                          "zeroed (near 0 = the generator ignores the CF embeddings).") { model, data, rows, json };
-        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd); cmd.Options.Add(loaded.Llm);
         cmd.SetAction(p =>
         {
             var outputs = FileChecks.CheckOutputs(new[] { ("--json", p.GetValue(json)) }, new[] { p.GetValue(model), p.GetValue(data) });
@@ -27,7 +28,7 @@ internal static class InspectCommand
             // The rows first (cheap), then the model: a bad --data is reported before the model is loaded.
             var probeRows = InteractionTsv.Read(p.GetValue(data)!, p.GetValue(rows), c.Out.WriteLine);
             if (CfProbe.RowsProblem(probeRows) is { } problem) throw new UsageException($"--data: {p.GetValue(data)} gives {problem}.");
-            var (_, t) = Cli.Load(p.GetValue(model)!, dev.Get(p));
+            var (_, t) = loaded.Load(p, dev.Get(p));
             var cf = CfProbe.Measure(t.Model.Cf, probeRows);
             c.Out.WriteLine($"CF stage ({t.Model.Cf.Kind}) on {cf.Rows} rows, u.i = m.i + (u - m).i with m the rows' mean user (AUC / UAUC):");
             c.Out.WriteLine($"  u.i, the CF score          {cf.Full.Auc:F4} / {cf.Full.Uauc:F4}");

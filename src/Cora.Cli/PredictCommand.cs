@@ -10,17 +10,18 @@ internal static class PredictCommand
 {
     public static Command Create(CliContext c)
     {
-        var model = Cli.Req("--model", "A model zip written by 'cora train'.");
+        var loaded = ModelOptions.Create("A model zip written by 'cora train'.");
+        var model = loaded.Model;
         var user = new Option<int>("--user") { Description = "User id.", Required = true };
         var items = Cli.Req("--items", "Comma-separated item ids to score.");
         var data = Cli.HistoryOption();
         var cmd = new Command("predict", "Score items for a user, best first.") { model, user, items, data };
-        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd); cmd.Options.Add(loaded.Llm);
         cmd.SetAction(p =>
         {
             var ids = p.GetValue(items)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(s => int.TryParse(s, out var v) && v >= 0 ? v : throw new UsageException($"--items: '{s}' is not an item id.")).ToArray();
-            var (ml, t) = Cli.Load(p.GetValue(model)!, dev.Get(p));
+            var (ml, t) = loaded.Load(p, dev.Get(p));
             int u = p.GetValue(user);
             if (!t.Model.Cf.KnowsUser(u))
                 throw Cli.UnknownUser(u);

@@ -44,7 +44,7 @@ internal static class QuickstartCommand
             var items = ItemCatalog.Read(itemsPath);
             c.Out.WriteLine($"{label}\n{train.Count} train, {valid.Count} valid rows, {items.Count} items");
             c.Out.WriteLine(on.GeneratorLine(resolved));
-            var ml = new MLContext(seed: (int)CoraDefaults.Seed);
+            var ml = Cli.NewContext((int)CoraDefaults.Seed);
             using var progress = new ProgressPrinter(c.Out);
             var trainView = ml.Data.LoadFromEnumerable(CoraInput.From(train));
             var validView = ml.Data.LoadFromEnumerable(CoraInput.From(valid));

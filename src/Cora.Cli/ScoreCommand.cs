@@ -17,7 +17,8 @@ internal static class ScoreCommand
 
     public static Command Create(CliContext c)
     {
-        var model = Cli.Req("--model", "The model (.zip) from cora train.");
+        var loaded = ModelOptions.Create("The model (.zip) from cora train.");
+        var model = loaded.Model;
         var data = Cli.Req("--data", "Interactions (TSV): each row a user-item candidate to score, or with --candidates a user to retrieve for.");
         var outDir = Cli.Req("--out", "Output folder (created): part-NNNNN.parquet and part-NNNNN.json per shard.");
         var shard = new Option<string?>("--shard") { Description = $"I/N: score shard I of N (users by a stable hash). Default: ${ShardIndexVariable} (Kubernetes Indexed Job) of ${ShardCountVariable} or --shards, else 0/1." };
@@ -27,7 +28,7 @@ internal static class ScoreCommand
         var batch = Cli.Int("--batch", CoraDefaults.ScoringBatchSize, "Rows per LLM forward.", 1);
         var cmd = new Command("score", "Score one shard of a candidate file (or CF-retrieved candidates) into Parquet with a manifest; rerunning a shard rewrites the same bytes.")
             { model, data, outDir, shard, shards, candidates, batch };
-        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd); cmd.Options.Add(loaded.Llm);
         cmd.Subcommands.Add(Verify(c));
         cmd.SetAction(p =>
         {
@@ -41,7 +42,7 @@ internal static class ScoreCommand
             var rows = InteractionTsv.Read(p.GetValue(data)!, notice: c.Err.WriteLine);
             var mine = Enumerable.Range(0, rows.Count).Where(i => ScoreShards.ShardOf(rows[i].UserId, count) == index).ToList();
             c.Out.WriteLine($"shard {index}/{count}: {mine.Count} of {rows.Count} input rows");
-            var (_, t) = Cli.Load(p.GetValue(model)!, on, p.GetValue(batch));
+            var (_, t) = loaded.Load(p, on, p.GetValue(batch));
             using var _ = t;
             int k = p.GetValue(candidates);
             var scored = new List<ScoredRow>();

@@ -134,7 +134,7 @@ internal static class TrainCommand
             var catalog = ItemCatalog.Read(p.GetValue(items)!);
             if (m != CoraMethod.Mf) Cli.CheckTitles(trainRows.Concat(validRows), catalog, p.GetValue(items)!);
             c.Out.WriteLine($"data: {trainRows.Count} train rows, {validRows.Count} valid rows, {catalog.Count} items");
-            var ml = new MLContext(seed: (int)s);
+            var ml = Cli.NewContext((int)s);
             using var progress = new ProgressPrinter(c.Out);
             progress.Attach(ml, options);
             options.ItemTitles = catalog.Titles.ToDictionary(kv => kv.Key, kv => kv.Value);

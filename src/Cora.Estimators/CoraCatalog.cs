@@ -36,10 +36,12 @@ public static class CoraMLContextExtensions
     /// A model scores on any device whatever device it was trained on: <paramref name="device"/> cpu (default), cuda,
     /// cuda:N or auto; <paramref name="llmDtype"/> auto (bf16 on CUDA, fp32 on the CPU), bf16, fp16 or fp32;
     /// <paramref name="generatorDtype"/> the query generator's matrix products: auto (default: bf16 on a CPU with native bf16
-    /// products, fp32 elsewhere), bf16 or fp32 (not stored in the model: its weights are fp32 either way).
+    /// products, fp32 elsewhere), bf16 or fp32 (not stored in the model: its weights are fp32 either way); <paramref name="llmPath"/>
+    /// the frozen LLM's folder or .bin when it is no longer where the model was trained (it must match the SHA-256 the model
+    /// records). Errors are Cora's own, not wrapped by ML.NET's loader.
     /// </summary>
     public static ITransformer LoadCora(this ModelOperationsCatalog models, string filePath, out DataViewSchema inputSchema,
-        string? device = null, string? llmDtype = null, string? generatorDtype = null)
+        string? device = null, string? llmDtype = null, string? generatorDtype = null, string? llmPath = null)
     {
         if (Runtime.CoraDevice.DeviceError(device) is { } de) throw new ArgumentException(de + ".", nameof(device));
         if (Runtime.CoraDevice.DtypeError(llmDtype) is { } te) throw new ArgumentException(te + ".", nameof(llmDtype));
@@ -50,9 +52,21 @@ public static class CoraMLContextExtensions
         try { using var z = System.IO.Compression.ZipFile.OpenRead(filePath); Formats.ModelArchive.CheckTotal(z, filePath); }
         catch (InvalidDataException e) when (!e.Message.StartsWith(filePath, StringComparison.Ordinal)) { throw new InvalidDataException($"{filePath}: not a model file (not a readable zip: {e.Message}).", e); }
         MlNetInternals.EnvironmentOf(models).ComponentCatalog.RegisterCora();
-        CoraTransformer.PendingLoad = (device, llmDtype, generatorDtype);
+        CoraTransformer.PendingLoad = (device, llmDtype, generatorDtype, llmPath);
         try { return models.Load(filePath, out inputSchema); }
+        catch (Exception e) when (Unwrapped(e) is { } inner && inner != e)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(inner).Throw();
+            throw;
+        }
         finally { CoraTransformer.PendingLoad = null; }
+    }
+
+    /// <summary>The exception Cora threw inside ML.NET's loader (which reaches it by reflection and wraps what it throws).</summary>
+    private static Exception Unwrapped(Exception e)
+    {
+        while (e is System.Reflection.TargetInvocationException { InnerException: { } inner }) e = inner;
+        return e;
     }
 
     private static void RegisterCoraCore(ComponentCatalog catalog) =>

@@ -157,8 +157,8 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         {
             throw new InvalidDataException($"The Cora model inside this ML.NET model is truncated or corrupt ({e.Message}).", e);
         }
-        var (device, dtype, generatorDtype) = PendingLoad ?? (null, null, null);
-        var model = CoraModel.Load(fs, "Cora model", device: device, llmDtype: dtype);
+        var (device, dtype, generatorDtype, llmPath) = PendingLoad ?? (null, null, null, null);
+        var model = CoraModel.Load(fs, "Cora model", llmPath, device: device, llmDtype: dtype);
         if (generatorDtype is not null) model.GeneratorDtype = generatorDtype;
         return new CoraTransformer(env, model, columns, batch, embedLlm: false);
     }
@@ -175,8 +175,8 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         return new CoraTransformer(mlContext, model, new CoraColumns(o.UserIdColumnName, o.ItemIdColumnName, o.HistoryColumnName, null, null), scoringBatchSize, embedLlm: false);
     }
 
-    // Set by Model.LoadCora(..., device, llmDtype, generatorDtype) for the duration of one load on this thread (ML.NET's loader takes no arguments).
-    [ThreadStatic] internal static (string? device, string? dtype, string? generatorDtype)? PendingLoad;
+    // Set by Model.LoadCora(..., device, llmDtype, generatorDtype, llmPath) for the duration of one load on this thread (ML.NET's loader takes no arguments).
+    [ThreadStatic] internal static (string? device, string? dtype, string? generatorDtype, string? llmPath)? PendingLoad;
 
     /// <summary>The Cora transformer itself, or the one inside a transformer chain (e.g. what Model.Load or a pipeline's Fit returns).</summary>
     public static CoraTransformer Find(ITransformer model) => model switch

@@ -1,3 +1,5 @@
+using Microsoft.ML;
+using Microsoft.ML.Cora.Estimators;
 using System.Diagnostics;
 using System.IO.Compression;
 using System.Text.Json.Nodes;
@@ -328,6 +330,30 @@ public class LlmFingerprintTests
 public class TemporaryFileTests
 {
     [TestMethod]
+    public void MlNetsOwnTemporariesLiveInTheScratchFolderAndABadScratchFolderIsRefusedFirst()
+    {
+        // The CLI's contexts put ML.NET's model unpacking folders in this process's scratch entry (removed once it is dead).
+        var ml = Cora.Cli.Cli.NewContext(1);
+        StringAssert.StartsWith(ml.TempFilePath, Path.GetFullPath(ScratchSpace.Root));
+        Assert.IsTrue(Directory.Exists(ml.TempFilePath));
+        using var tmp = TestPaths.Temp();
+        File.WriteAllText(tmp["file"], "x");
+        try
+        {
+            foreach (var bad in new[] { tmp["file"], Path.Combine(tmp["file"], "sub") })
+            {
+                Environment.SetEnvironmentVariable(ScratchSpace.Variable, bad);
+                var (code, _, err) = CliTests.Cli("evaluate", "--model", tmp["none.zip"], "--data", tmp["none.tsv"]);
+                Assert.AreEqual(2, code, err);
+                StringAssert.StartsWith(err, "error: CORA_TMPDIR: ");
+            }
+            Environment.SetEnvironmentVariable(ScratchSpace.Variable, tmp["file"]);
+            Assert.AreEqual(0, CliTests.Cli("evaluate", "--help").code, "help needs no scratch folder");
+        }
+        finally { Environment.SetEnvironmentVariable(ScratchSpace.Variable, null); }
+    }
+
+    [TestMethod]
     public void AnAtomicWriteRemovesTemporariesNobodyHoldsAndKeepsHeldOnes()
     {
         using var tmp = TestPaths.Temp();
@@ -407,5 +433,71 @@ public class BoundedCostTests
         Assert.AreEqual(0, Directory.GetDirectories(ScratchSpace.Root, "*-load-*").Count(d => Directory.EnumerateFileSystemEntries(d).Any()), "nothing unpacked");
         var outer = Assert.ThrowsExactly<InvalidDataException>(() => new Microsoft.ML.MLContext().Model.LoadCora(tmp["many.zip"], out _));
         StringAssert.Contains(outer.Message, "would expand");
+    }
+}
+
+/// <summary>A model moved to a machine where its LLM lives elsewhere: one flag (or CORA_LLM) and the stored SHA-256.</summary>
+[TestClass]
+public class MovedModelTests
+{
+    [TestMethod]
+    public void AMovedLlmIsFoundWithLlmAndCheckedAgainstTheRecordedHash()
+    {
+        using var dir = TestPaths.Temp();
+        string llm = Synthetic.CopyLlmFolder(dir["llm"]);
+        var rows = Synthetic.Train.Where(r => Synthetic.Items.Contains(r.ItemId)).Take(6).ToList();
+        var ml = new MLContext(1);
+        float[] before;
+        using (var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), LanguageModel.Load(llm), Synthetic.SmallMf(), Synthetic.Items))
+        using (var t = CoraTransformer.Create(ml, m))
+        {
+            before = m.Score(rows.Select(r => r with { History = r.History }).ToList());
+            ml.Model.Save(t, ml.Data.LoadFromEnumerable(CoraInput.From(rows)).Schema, dir["m.zip"]);
+        }
+        Directory.Move(llm, dir["moved"]);
+
+        // Cora's own message, not ML.NET's reflection wrapper, and it names the way out.
+        var e = Assert.ThrowsExactly<FileNotFoundException>(() => new MLContext(1).Model.LoadCora(dir["m.zip"], out _));
+        StringAssert.Contains(e.Message, "--llm");
+        using (var t = CoraTransformer.Find(new MLContext(1).Model.LoadCora(dir["m.zip"], out _, llmPath: dir["moved"])))
+            CollectionAssert.AreEqual(before, t.Model.Score(rows));
+
+        // Another LLM under the new path is refused by the hash.
+        string other = Synthetic.CopyLlmFolder(dir["other"]);
+        var weights = Directory.GetFiles(other, "*.safetensors").Single();
+        var bytes = File.ReadAllBytes(weights);
+        bytes[^1] ^= 0x55;
+        File.WriteAllBytes(weights, bytes);
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => new MLContext(1).Model.LoadCora(dir["m.zip"], out _, llmPath: other)).Message,
+            "is not the one this model was trained with");
+
+        // The CLI: --llm on every command that loads a model, CORA_LLM as its default.
+        var pair = $"{rows[0].ItemId}";
+        var (code, _, err) = CliTests.Cli("predict", "--model", dir["m.zip"], "--user", $"{rows[0].UserId}", "--items", pair);
+        Assert.AreNotEqual(0, code);
+        StringAssert.Contains(err, "--llm");
+        (code, var stdout, err) = CliTests.Cli("predict", "--model", dir["m.zip"], "--user", $"{rows[0].UserId}", "--items", pair, "--llm", dir["moved"]);
+        Assert.AreEqual(0, code, err);
+        StringAssert.Contains(stdout, pair);
+        (code, _, err) = CliTests.Cli("predict", "--model", dir["m.zip"], "--user", $"{rows[0].UserId}", "--items", pair, "--llm", dir["nowhere"]);
+        Assert.AreEqual(2, code);
+        StringAssert.Contains(err, "--llm: ");
+        try
+        {
+            Environment.SetEnvironmentVariable("CORA_LLM", dir["moved"]);
+            (code, _, err) = CliTests.Cli("predict", "--model", dir["m.zip"], "--user", $"{rows[0].UserId}", "--items", pair);
+            Assert.AreEqual(0, code, err);
+            Environment.SetEnvironmentVariable("CORA_LLM", dir["nowhere"]);
+            (code, _, err) = CliTests.Cli("predict", "--model", dir["m.zip"], "--user", $"{rows[0].UserId}", "--items", pair);
+            Assert.AreEqual(2, code);
+            StringAssert.Contains(err, "(from $CORA_LLM)");
+        }
+        finally { Environment.SetEnvironmentVariable("CORA_LLM", null); }
+        foreach (var command in new[] { "score", "serve", "evaluate", "predict", "recommend", "inspect" })
+        {
+            var (_, help, _) = CliTests.Cli(command, "--help");
+            StringAssert.Contains(help, "--llm", command);
+            StringAssert.Contains(help, "CORA_LLM", command);
+        }
     }
 }

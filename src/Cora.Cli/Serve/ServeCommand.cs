@@ -9,7 +9,8 @@ internal static class ServeCommand
 {
     public static Command Create(CliContext c)
     {
-        var model = Cli.Req("--model", "The model (.zip) from cora train.");
+        var loaded = ModelOptions.Create("The model (.zip) from cora train.");
+        var model = loaded.Model;
         var host = new Option<string>("--host") { Description = "Address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).", DefaultValueFactory = _ => "127.0.0.1" };
         host.Validators.Add(r =>
         {
@@ -25,11 +26,11 @@ internal static class ServeCommand
         var batch = Cli.Int("--batch", Microsoft.ML.Cora.CoraDefaults.ScoringBatchSize, "Rows per LLM forward inside a merged batch.", 1);
         var cmd = new Command("serve", "HTTP service: POST /score, GET /recommend/{user}?k=10, GET /healthz, /openapi/v1.json and a page at /.")
             { model, host, port, maxBatch, maxWait, queue, deadline, batch };
-        var dev = DeviceOptions.Create(); dev.AddTo(cmd);
+        var dev = DeviceOptions.Create(); dev.AddTo(cmd); cmd.Options.Add(loaded.Llm);
         cmd.SetAction(p =>
         {
             var on = dev.Get(p);
-            var (_, t) = Cli.Load(p.GetValue(model)!, on, p.GetValue(batch));
+            var (_, t) = loaded.Load(p, on, p.GetValue(batch));
             using var _ = t;
             var options = Options(p.GetValue(maxBatch), p.GetValue(maxWait), p.GetValue(queue), p.GetValue(deadline));
             var app = CoraService.Build(t, options, new[] { $"http://{p.GetValue(host)}:{p.GetValue(port)}" });
