@@ -412,6 +412,26 @@ public class BoundedCostTests
         Assert.AreEqual(real.parameters().Sum(p => p.numel()), CheckpointLoader.ParameterCount(real.Config));
     }
 
+    [TestMethod]
+    public void CfTablesWiderThanTheFileHoldsAreRefusedBeforeTheModelIsBuilt()
+    {
+        // MF: 10,000 user ids and a one-row table declaring width 50,000 would allocate 2 GB for the user table.
+        var mf = new Dictionary<string, TorchSharp.torch.Tensor>
+        {
+            ["user_ids"] = TorchSharp.torch.arange(10_000L), ["item_ids"] = TorchSharp.torch.arange(3L),
+            ["user_embedding.weight"] = TorchSharp.torch.zeros(1, 50_000), ["item_embedding.weight"] = TorchSharp.torch.zeros(4, 50_000),
+        };
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CollaborativeModels.Import("mf", k => mf[k])).Message, "do not match the id lists");
+        // SASRec: a wide item table and 16 blocks whose weights the file does not hold (they would need 16 x 6 x 4096^2 floats).
+        var sas = new Dictionary<string, TorchSharp.torch.Tensor>
+        {
+            ["user_ids"] = TorchSharp.torch.arange(3L), ["item_ids"] = TorchSharp.torch.arange(3L), ["config"] = TorchSharp.torch.tensor(new long[] { 16, 1, 50 }),
+            ["item_embedding.weight"] = TorchSharp.torch.zeros(4, 4096), ["position_embedding.weight"] = TorchSharp.torch.zeros(50, 4096),
+            ["blocks.0.query.weight"] = TorchSharp.torch.zeros(4, 4),
+        };
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CollaborativeModels.Import("sasrec", k => sas[k])).Message, "'blocks.0.query.weight' is [4,4], expected [4096,4096]");
+    }
+
     private static void ZipOfZeros(string path, int entries, int bytesEach)
     {
         using var z = ZipFile.Open(path, ZipArchiveMode.Create);

@@ -302,9 +302,10 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         var iids = read("item_ids").data<long>().ToArray();
         var u = read("user_embedding.weight");
         var i = read("item_embedding.weight");
+        // Shapes first: the tables to allocate are exactly the ones present in the file (never a size the file only declares).
+        if (u.dim() != 2 || i.dim() != 2 || u.shape[0] != uids.Length + 1 || i.shape[0] != iids.Length + 1 || u.shape[1] != i.shape[1] || u.shape[1] < 1)
+            throw new InvalidDataException($"MF state: tables [{string.Join(",", u.shape)}] and [{string.Join(",", i.shape)}] do not match the id lists ({uids.Length}+1, {iids.Length}+1).");
         var mf = new MatrixFactorization(new IdMap(uids), new IdMap(iids), (int)u.shape[1]);
-        if (u.shape[0] != uids.Length + 1 || i.shape[0] != iids.Length + 1)
-            throw new InvalidDataException($"MF state: embedding rows ({u.shape[0]}, {i.shape[0]}) do not match the id lists ({uids.Length}+1, {iids.Length}+1).");
         using var _ = torch.no_grad();
         mf.user_embedding.weight!.copy_(u);
         mf.item_embedding.weight!.copy_(i);

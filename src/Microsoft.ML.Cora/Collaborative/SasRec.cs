@@ -213,7 +213,21 @@ public sealed class SasRec : nn.Module, ICollaborativeModel
         var items = read("item_embedding.weight");
         if (cfg.Length != 3 || cfg[0] < 1 || cfg[0] > 16 || cfg[1] < 1 || cfg[2] < 1 || cfg[2] > 4096 || items.dim() != 2 || items.shape[0] != iids.Length + 1)
             throw new InvalidDataException($"SASRec state: config [{string.Join(",", cfg)}] or item table [{string.Join(",", items.shape)}] does not match {iids.Length} items.");
-        var m = new SasRec(new IdMap(uids), new IdMap(iids), (int)items.shape[1], (int)cfg[0], (int)cfg[1], (int)cfg[2], 0);
+        // Every weight the model will allocate must already be in the file with its shape (read, so its bytes are present): a
+        // small file cannot declare a width whose blocks need gigabytes.
+        long d = items.shape[1];
+        using (var scope = torch.NewDisposeScope())
+        {
+            void Expect(string name, params long[] shape)
+            {
+                var t = read(name);
+                if (!t.shape.SequenceEqual(shape)) throw new InvalidDataException($"SASRec state: '{name}' is [{string.Join(",", t.shape)}], expected [{string.Join(",", shape)}].");
+            }
+            Expect("position_embedding.weight", cfg[2], d);
+            for (int b = 0; b < cfg[0]; b++)
+                foreach (var lin in new[] { "query", "key", "value", "output", "ffn1", "ffn2" }) Expect($"blocks.{b}.{lin}.weight", d, d);
+        }
+        var m = new SasRec(new IdMap(uids), new IdMap(iids), (int)d, (int)cfg[0], (int)cfg[1], (int)cfg[2], 0);
         using (torch.no_grad())
             foreach (var (name, t) in m.state_dict())
             {
