@@ -151,6 +151,7 @@ public class CollaborativeModelTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     public void TheMlNetOptionAndTheCliFlagReachEachCfModel()
     {
         var ml = new MLContext(seed: 1);

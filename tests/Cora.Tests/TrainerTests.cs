@@ -49,6 +49,7 @@ public class TrainerTests
     private sealed class SimulatedKill : Exception { }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     public void ACheckpointStoppedAtAnyOfItsFilesResumesFromACompleteSetToTheSameResult()
     {
         using var tmp = TestPaths.Temp();
@@ -159,6 +160,7 @@ public class TrainerTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     public void OneBufferOptimizerTrainsResumesAndSavesLikeThePerParameterOne()
     {
         // On a GPU AdamW keeps each group in one buffer; on the CPU it updates parameter by parameter. Forced here on the CPU: the
@@ -200,6 +202,7 @@ public class TrainerTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]
     public void TrainingInFloat64TakesTheOneBufferPathEndToEnd()
     {
         // Off float32 (as on a GPU) AdamW has no fused pass and keeps each group in one buffer by itself (AdamWTests checks the
