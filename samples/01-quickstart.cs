@@ -9,7 +9,8 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
-using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
 
 // ../shared beside the checkout (or CORA_SHARED) holds the MovieLens-1M CoLLM split and the stories260K LLM.
 var shared = Environment.GetEnvironmentVariable("CORA_SHARED") ?? Path.GetFullPath(Path.Combine("..", "..", "..", "shared"));

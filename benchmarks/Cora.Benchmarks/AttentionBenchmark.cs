@@ -38,7 +38,7 @@ public class AttentionBenchmark
         torch.matmul(torch.matmul(_q, _k.transpose(-1, -2)).mul(1 / Math.Sqrt(D)).add(_bias).softmax(-1), _v);          // [B, H, T, D]
 
     private Tensor Narrow() =>
-        Microsoft.ML.Cora.Llm.NarrowHeadAttention.Causal(_q.transpose(1, 2), _k.transpose(1, 2), _v.transpose(1, 2));   // [B, T, H, D]
+        Microsoft.ML.Cora.Llm.Kernels.NarrowHeadAttention.Causal(_q.transpose(1, 2), _k.transpose(1, 2), _v.transpose(1, 2));   // [B, T, H, D]
 
     private Tensor Mlp() =>
         nn.functional.linear(nn.functional.silu(nn.functional.linear(_x, _gate)).mul(nn.functional.linear(_x, _up)), _down);   // [B*T, 64]

@@ -1,4 +1,4 @@
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -9,6 +9,8 @@ using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Evaluation;
 using Microsoft.ML.Cora.Runtime;
+using Microsoft.ML.Cora.Methods;
+using Microsoft.ML.Cora.CollaborativeFiltering;
 
 namespace Cora.Cli;
 
@@ -77,7 +79,7 @@ internal static class Cli
     {
         var scored = model.Transform(ml.Data.LoadFromEnumerable(CoraInput.From(rows)));
         var scores = scored.GetColumn<float>("Score").ToArray();
-        var warm = warmFromData ? rows.Select(r => r.NotCold).ToArray() : rows.Select(r => Metrics.IsWarm(model.Model.Cf, r.UserId, r.ItemId)).ToArray();
+        var warm = warmFromData ? rows.Select(r => r.NotCold).ToArray() : rows.Select(r => CollaborativeModels.IsWarm(model.Model.Cf, r.UserId, r.ItemId)).ToArray();
         return Metrics.Evaluate(scores, rows.Select(r => r.Label).ToArray(), rows.Select(r => r.UserId).ToArray(), warm);
     }
 
@@ -109,7 +111,7 @@ internal static class Cli
 
     /// <summary>Writes an indented JSON object atomically.</summary>
     public static void WriteJson(string path, JsonObject o) =>
-        Microsoft.ML.Cora.Formats.AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));
+        Microsoft.ML.Cora.IO.AtomicFile.Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))));
 
     public static string? FindShared()
     {

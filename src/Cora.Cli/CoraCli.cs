@@ -23,10 +23,10 @@ public static class CoraCli
         }
         // The scratch folder is checked before any work: a bad CORA_TMPDIR would otherwise fail at the first save or load.
         if (parse.Action is not System.CommandLine.Help.HelpAction
-            && Environment.GetEnvironmentVariable(Microsoft.ML.Cora.Formats.ScratchSpace.Variable) is { Length: > 0 } scratch
-            && Microsoft.ML.Cora.Data.FileChecks.FolderProblem(scratch) is { } problem)
+            && Environment.GetEnvironmentVariable(Microsoft.ML.Cora.IO.ScratchSpace.Variable) is { Length: > 0 } scratch
+            && Microsoft.ML.Cora.IO.FileChecks.FolderProblem(scratch) is { } problem)
         {
-            stderr.WriteLine($"error: {ErrorLine($"{Microsoft.ML.Cora.Formats.ScratchSpace.Variable}: {problem} Point it at a writable folder, or unset it to use the system temp folder.")}");
+            stderr.WriteLine($"error: {ErrorLine($"{Microsoft.ML.Cora.IO.ScratchSpace.Variable}: {problem} Point it at a writable folder, or unset it to use the system temp folder.")}");
             return 2;
         }
         try
@@ -59,7 +59,7 @@ public static class CoraCli
     }
 
     /// <summary>One line, at most 400 characters (long values elided in the middle).</summary>
-    internal static string ErrorLine(string message) => Microsoft.ML.Cora.Data.ErrorText.Elide(message.Replace("\r", " ").Replace("\n", " "), 400);
+    internal static string ErrorLine(string message) => Microsoft.ML.Cora.IO.ErrorText.Elide(message.Replace("\r", " ").Replace("\n", " "), 400);
 }
 
 /// <summary>A usage error found after parsing (bad value combinations, output paths): exit code 2.</summary>

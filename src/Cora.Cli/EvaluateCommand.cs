@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.IO;
 
 namespace Cora.Cli;
 

@@ -3,6 +3,8 @@ using System.Text.Json.Nodes;
 using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Evaluation;
+using Microsoft.ML.Cora.IO;
+using Microsoft.ML.Cora.Methods;
 
 namespace Cora.Cli;
 

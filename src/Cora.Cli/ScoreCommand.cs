@@ -3,7 +3,8 @@ using System.Reflection;
 using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
+using Microsoft.ML.Cora.Llm;
 
 namespace Cora.Cli;
 

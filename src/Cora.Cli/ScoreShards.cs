@@ -1,8 +1,9 @@
 using System.Text.Json;
 using Microsoft.ML.Cora.Data;
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using Parquet;
 using Parquet.Schema;
+using Microsoft.ML.Cora.Llm;
 
 namespace Cora.Cli;
 
@@ -55,7 +56,7 @@ internal static class ScoreShards
         error = null;
         var parts = s.Split('/');
         if (parts.Length == 2 && int.TryParse(parts[0], out int i) && int.TryParse(parts[1], out int n) && n >= 1 && n <= 100_000 && i >= 0 && i < n) return (i, n);
-        error = $"--shard: '{Microsoft.ML.Cora.Data.ErrorText.Elide(s, 40)}' is not I/N with 0 <= I < N <= 100000 (e.g. 0/4).";
+        error = $"--shard: '{Microsoft.ML.Cora.IO.ErrorText.Elide(s, 40)}' is not I/N with 0 <= I < N <= 100000 (e.g. 0/4).";
         return null;
     }
 

@@ -1,10 +1,11 @@
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.ML;
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Plots;
@@ -47,7 +48,7 @@ internal static class TrainCommand
         var genFfn = new Option<int?>("--generator-ffn") { Description = $"Q-Former feed-forward width (paper: {CoraDefaults.GeneratorFeedForward})." };
         var tokenRms = new Option<double?>("--cf-token-rms") { Description = $"RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows (default {CoraDefaults.CfTokenRms}; 0 = the raw token, as CoRA's code)." };
         var cfKind = new Option<string>("--cf") { Description = "The CF stage: mf (default), lightgcn or sasrec (the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS); --mf-* options apply to each.", DefaultValueFactory = _ => "mf" };
-        cfKind.Validators.Add(r => { var v = r.GetValueOrDefault<string>() ?? ""; if (!CollaborativeModels.Kinds.Contains(v)) r.AddError($"--cf: unknown CF model '{Microsoft.ML.Cora.Data.ErrorText.Elide(v, 40)}'; use {string.Join(", ", CollaborativeModels.Kinds)}."); });
+        cfKind.Validators.Add(r => { var v = r.GetValueOrDefault<string>() ?? ""; if (!CollaborativeModels.Kinds.Contains(v)) r.AddError($"--cf: unknown CF model '{Microsoft.ML.Cora.IO.ErrorText.Elide(v, 40)}'; use {string.Join(", ", CollaborativeModels.Kinds)}."); });
         var cfFrom = new Option<string?>("--cf-from") { Description = "Reuse the CF stage of a saved model (.zip from cora train) instead of training one: train it once, compare methods on it." };
         var mfDim = new Option<int?>("--mf-dim") { Description = $"CF embedding size (default: mf and lightgcn {CoraDefaults.MfEmbeddingDim}, sasrec {CoraDefaults.SasRecEmbeddingDim})." };
         var mfLr = new Option<double?>("--mf-lr") { Description = $"CF stage's Adam learning rate (default: mf and lightgcn {CoraDefaults.MfLearningRate:G3}, sasrec {CoraDefaults.SasRecLearningRate:G3})." };
@@ -142,7 +143,7 @@ internal static class TrainCommand
             var trainView = ml.Data.LoadFromEnumerable(CoraInput.From(trainRows));
             var model = ml.Recommendation().Trainers.Cora(options).Fit(trainView);
             // Atomic: a failure mid-save leaves an existing model file intact.
-            Microsoft.ML.Cora.Formats.AtomicFile.Write(p.GetValue(output)!, st => ml.Model.Save(model, trainView.Schema, st));
+            Microsoft.ML.Cora.IO.AtomicFile.Write(p.GetValue(output)!, st => ml.Model.Save(model, trainView.Schema, st));
             var metrics = Cli.EvaluateRows(ml, model, validRows, p.GetValue(warmFromData));
             progress.Done();
             Cli.Print(c.Out, metrics);

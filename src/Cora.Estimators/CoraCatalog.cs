@@ -2,6 +2,8 @@ using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Evaluation;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
+using Microsoft.ML.Cora.Methods;
+using Microsoft.ML.Cora.CollaborativeFiltering;
 
 namespace Microsoft.ML.Cora;
 
@@ -46,10 +48,10 @@ public static class CoraMLContextExtensions
         if (Runtime.CoraDevice.DeviceError(device) is { } de) throw new ArgumentException(de + ".", nameof(device));
         if (Runtime.CoraDevice.DtypeError(llmDtype) is { } te) throw new ArgumentException(te + ".", nameof(llmDtype));
         if (Runtime.CoraDevice.GeneratorDtypeError(generatorDtype) is { } ge) throw new ArgumentException(ge + ".", nameof(generatorDtype));
-        Data.FileChecks.RequireRegularFile(filePath, "Model file");
+        IO.FileChecks.RequireRegularFile(filePath, "Model file");
         // Checked here so that a file that is not a zip gets Cora's message and ML.NET leaves no temporary folder behind.
         // The outer ML.NET zip is bounded like Cora's own before ML.NET unpacks any of it.
-        try { using var z = System.IO.Compression.ZipFile.OpenRead(filePath); Formats.ModelArchive.CheckTotal(z, filePath); }
+        try { using var z = System.IO.Compression.ZipFile.OpenRead(filePath); ModelArchive.CheckTotal(z, filePath); }
         catch (InvalidDataException e) when (!e.Message.StartsWith(filePath, StringComparison.Ordinal)) { throw new InvalidDataException($"{filePath}: not a model file (not a readable zip: {e.Message}).", e); }
         MlNetInternals.EnvironmentOf(models).ComponentCatalog.RegisterCora();
         CoraTransformer.PendingLoad = (device, llmDtype, generatorDtype, llmPath);
@@ -82,7 +84,7 @@ public sealed class CoraRecommendationCatalog
 
     /// <summary>
     /// AUC, UAUC (CoLLM's definition) and log loss (bits, as ML.NET; also in nats), overall and split into warm rows (user and
-    /// item known to the model's CF stage, <see cref="Metrics.IsWarm"/>) and cold rows. <paramref name="model"/> is the Cora
+    /// item known to the model's CF stage, <see cref="CollaborativeModels.IsWarm"/>) and cold rows. <paramref name="model"/> is the Cora
     /// transformer or any transformer chain that contains one (what Fit of a pipeline or Model.Load returns).
     /// </summary>
     public RecommendationMetrics Evaluate(IDataView scored, ITransformer model, string labelColumnName = CoraTrainer.Defaults.LabelColumnName,
@@ -103,7 +105,7 @@ public sealed class CoraRecommendationCatalog
         while (cur.MoveNext())
         {
             label(ref l); score(ref sc); user(ref u); item(ref i);
-            scores.Add(sc); labels.Add(l); users.Add(u); warm.Add(Metrics.IsWarm(cora.Model.Cf, u, i));
+            scores.Add(sc); labels.Add(l); users.Add(u); warm.Add(CollaborativeModels.IsWarm(cora.Model.Cf, u, i));
         }
         return Metrics.Evaluate(scores, labels, users, warm);
     }
@@ -124,15 +126,15 @@ public sealed class CoraTrainers
     /// <param name="historyColumnName">The user's liked items before this row, oldest first: a vector of item ids or text of space-separated ids.</param>
     /// <param name="method">Cora (default), Collm, LlmLora or Mf.</param>
     /// <param name="epochs">Passes over the training rows.</param>
-    /// <param name="generator">The query generator's size: null = <see cref="Collaborative.QueryGeneratorOptions.Paper"/> (CoRA's, 8 x 512,
-    /// about 1.1 GB to train on a CPU); <see cref="Collaborative.QueryGeneratorOptions.Compact"/> trains several times faster in a third
+    /// <param name="generator">The query generator's size: null = <see cref="Methods.QueryGeneratorOptions.Paper"/> (CoRA's, 8 x 512,
+    /// about 1.1 GB to train on a CPU); <see cref="Methods.QueryGeneratorOptions.Compact"/> trains several times faster in a third
     /// of the memory.</param>
     /// <param name="device">cpu (default), cuda, cuda:N or auto.</param>
     public CoraTrainer Cora(string llmPath, IDictionary<int, string> itemTitles,
         string userIdColumnName = CoraTrainer.Defaults.UserIdColumnName, string itemIdColumnName = CoraTrainer.Defaults.ItemIdColumnName,
         string labelColumnName = CoraTrainer.Defaults.LabelColumnName, string historyColumnName = CoraTrainer.Defaults.HistoryColumnName,
         CoraMethod method = CoraTrainer.Defaults.Method, int epochs = CoraTrainer.Defaults.Epochs,
-        Collaborative.QueryGeneratorOptions? generator = null, string device = CoraDefaults.Device)
+        Methods.QueryGeneratorOptions? generator = null, string device = CoraDefaults.Device)
     {
         var o = new CoraTrainer.Options
         {

@@ -43,7 +43,7 @@ internal static class CoraRecommender
         // count is not a logit).
         float[] cfScores = cf.ScoreRows(pool.Select(i => new Interaction(userId, i, false, 0, true, liked)).ToList());   // SASRec reads the history
         float[] retrieval = cfScores;
-        if (!(cf.KnowsUser(userId) || (cf is Collaborative.SasRec && liked.Length > 0)))   // SASRec reads any user's history
+        if (!(cf.KnowsUser(userId) || (cf is CollaborativeFiltering.SasRec && liked.Length > 0)))   // SASRec reads any user's history
         {
             var popularity = model.Users.Popularity();
             retrieval = pool.Select(i => (float)popularity.GetValueOrDefault(i)).ToArray();

@@ -1,4 +1,5 @@
-using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Runtime;
@@ -119,7 +120,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         public IDataView? ValidationData { get; set; }
         public double ValidationFraction { get; set; } = CoraDefaults.ValidationFraction;
         /// <summary>A CF model trained elsewhere (e.g. from ML.NET MF factor matrices via
-        /// <see cref="Collaborative.MatrixFactorization.FromMatrices"/>); when null, Fit trains MF first.</summary>
+        /// <see cref="CollaborativeFiltering.MatrixFactorization.FromMatrices"/>); when null, Fit trains MF first.</summary>
         public ICollaborativeModel? CollaborativeModel { get; set; }
         /// <summary>Typed progress after every training step (also written to <c>mlContext.Log</c>, source "Cora").</summary>
         public IProgress<TrainingProgress>? Progress { get; set; }

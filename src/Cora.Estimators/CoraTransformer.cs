@@ -111,7 +111,7 @@ public sealed class CoraTransformer : ITransformer, IDisposable
             Columns.Write(w);
             w.Write(ScoringBatchSize);
             // The Cora zip goes through a temporary file and is copied in chunks: no whole-model buffer in memory.
-            string tmp = Microsoft.ML.Cora.Formats.ScratchSpace.NewFile("save", ".zip");
+            string tmp = Microsoft.ML.Cora.IO.ScratchSpace.NewFile("save", ".zip");
             try
             {
                 using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose))
@@ -133,7 +133,7 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         var (r, written) = MlNetInternals.Open(ctx, ModelSignature, Version, ReadableFrom, LoaderSignature);
         CoraColumns columns;
         int batch;
-        string tmp = Microsoft.ML.Cora.Formats.ScratchSpace.NewFile("load", ".zip");
+        string tmp = Microsoft.ML.Cora.IO.ScratchSpace.NewFile("load", ".zip");
         using var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
         try
         {

@@ -1,4 +1,4 @@
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using Microsoft.ML.Cora.Training;
 using ScottPlot;
 
@@ -21,7 +21,7 @@ public static class TrainingPlot
         Series(plot, result.LossCurve, "training loss", LossColor, markerSize: 0, right: false);
         Series(plot, result.ValidationCurve, "validation AUC", AucColor, markerSize: 7, right: true);
         plot.ShowLegend(Alignment.UpperRight);
-        Formats.AtomicFile.Write(path, s => s.Write(plot.GetImageBytes(width, height, ImageFormat.Png)));
+        IO.AtomicFile.Write(path, s => s.Write(plot.GetImageBytes(width, height, ImageFormat.Png)));
     }
 
     private static void Series(Plot plot, List<(int step, double value)> points, string legend, Color color, float markerSize, bool right)

@@ -1,6 +1,7 @@
-using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Training;
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json.Nodes;

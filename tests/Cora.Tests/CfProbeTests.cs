@@ -1,6 +1,8 @@
-using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Evaluation;
+using Cora.Cli;
 
 namespace Cora.Tests;
 

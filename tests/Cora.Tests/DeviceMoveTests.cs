@@ -3,12 +3,15 @@ using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Evaluation;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
+using Cora.Cli;
+using Microsoft.ML.Cora.Llm.Kernels;
 
 namespace Cora.Tests;
 
@@ -202,7 +205,7 @@ public class DeviceMoveTests
         Assert.AreEqual(gen.ToString(), checks[CpuChoices.GeneratorDtypeSwitch]);
         StringAssert.Matches(checks[CpuChoices.GeneratorDtypeSwitch], new System.Text.RegularExpressions.Regex(@"^(bf16|fp32) \(fp32 [0-9.]+ ms, bf16 [0-9.]+ ms\)$"));
         Assert.AreEqual(gen.Chosen == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32, CoraDevice.ResolveGeneratorDtype("auto", torch.CPU));
-        StringAssert.StartsWith(checks[CpuChoices.AttentionKernelSwitch + " (8 heads of 8, 4 kv)"], CpuChoices.AttentionKernel(8, 4, 8).Chosen);
+        StringAssert.StartsWith(checks[CpuChoices.AttentionKernelSwitch + " (8 heads of 8, 4 kv)"], AttentionKernelChoice.For(8, 4, 8).Chosen);
         if (File.Exists("/proc/cpuinfo")) Assert.AreNotEqual("(model unknown)", checks["cpu"]);
     }
 

@@ -1,6 +1,7 @@
 using Microsoft.ML.Cora.Llm;
 using TorchSharp;
 using static TorchSharp.torch;
+using Microsoft.ML.Cora.Llm.Kernels;
 
 namespace Cora.Tests;
 

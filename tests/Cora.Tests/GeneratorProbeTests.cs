@@ -1,6 +1,8 @@
 using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Evaluation;
+using Cora.Cli;
+using Microsoft.ML.Cora.Methods;
 
 namespace Cora.Tests;
 

@@ -5,13 +5,15 @@ using System.IO.Compression;
 using System.Text.Json.Nodes;
 using Cora.Cli;
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Evaluation;
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Training;
 using TorchSharp;
+using Microsoft.ML.Cora.Runtime;
 
 namespace Cora.Tests;
 
@@ -387,7 +389,7 @@ public class TemporaryFileTests
         Assert.IsFalse(Directory.EnumerateFileSystemEntries(ScratchSpace.Root, $"*{dead}*").Any(), "nothing of the dead owner is left");
         Assert.IsTrue(File.Exists(best), "a living owner's entries survive another process's clean-up");
         File.Delete(best);
-        using var snapshot = new Microsoft.ML.Cora.Training.BestSnapshot();
+        using var snapshot = new Microsoft.ML.Cora.Runtime.BestSnapshot();
         Assert.AreEqual(ScratchSpace.Root, Path.GetDirectoryName(snapshot.FilePath), "the best snapshot is a scratch entry");
     }
 }

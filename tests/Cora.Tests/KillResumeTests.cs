@@ -16,7 +16,7 @@ public class KillResumeTests
     private static Process Start(string[] args, string? scratch = null)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        if (scratch is not null) psi.Environment[Microsoft.ML.Cora.Formats.ScratchSpace.Variable] = scratch;
+        if (scratch is not null) psi.Environment[Microsoft.ML.Cora.IO.ScratchSpace.Variable] = scratch;
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cora.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
@@ -94,7 +94,7 @@ public class KillResumeTests
         string live = Path.Combine(scratch, ".owner-liveowner000.lock");
         using var held = new FileStream(live, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
         File.WriteAllText(Path.Combine(scratch, "liveowner000-best-x.safetensors"), "x");
-        int removed = Microsoft.ML.Cora.Formats.ScratchSpace.RemoveDead(scratch, "nobody");
+        int removed = Microsoft.ML.Cora.IO.ScratchSpace.RemoveDead(scratch, "nobody");
         Assert.IsTrue(removed >= 1, $"{removed} entries removed");
         CollectionAssert.AreEquivalent(new[] { ".owner-liveowner000.lock", "liveowner000-best-x.safetensors" },
             Directory.EnumerateFileSystemEntries(scratch).Select(Path.GetFileName).ToArray(), "only the live owner's entries remain");

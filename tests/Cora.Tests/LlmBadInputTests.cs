@@ -1,4 +1,4 @@
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using Microsoft.ML.Cora.Runtime;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Cora.Llm;

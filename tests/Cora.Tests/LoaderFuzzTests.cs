@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Cora.Cli;
 using Microsoft.ML.Cora.Data;
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using Microsoft.ML.Cora.Llm;
 
 namespace Cora.Tests;

@@ -3,6 +3,8 @@ using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
+using Microsoft.ML.Cora.Llm.Kernels;
+using Microsoft.ML.Cora.Methods;
 
 namespace Cora.Tests;
 
@@ -80,7 +82,7 @@ public class MeasuredChoiceTests
         CollectionAssert.AreEqual(new[] { "fp32", "bf16" }, gen.Timings.Select(t => t.Candidate).ToArray());
         Assert.IsTrue(gen.Timings.All(t => t.Milliseconds > 0), gen.ToString());
         Assert.AreSame(gen, CpuChoices.GeneratorDtype(64, 128, rows: 16), "measured once per process and shape");
-        var attn = CpuChoices.AttentionKernel(4, 2, 8, rows: 2, tokens: 64);
+        var attn = AttentionKernelChoice.For(4, 2, 8, rows: 2, tokens: 64);
         CollectionAssert.AreEqual(new[] { "libtorch", "narrow-head" }, attn.Timings.Select(t => t.Candidate).ToArray());
         Assert.IsTrue(attn.Timings.All(t => t.Milliseconds > 0), attn.ToString());
         var streams = CpuChoices.ScoringStreams(48);
@@ -91,7 +93,7 @@ public class MeasuredChoiceTests
             Assert.IsTrue(streams.Timings.All(t => t.Milliseconds > 0), streams.ToString());
         }
         else Assert.AreEqual("1", streams.Chosen, "one core: one stream, unmeasured");
-        var wide = CpuChoices.AttentionKernel(2, 2, 64);
+        var wide = AttentionKernelChoice.For(2, 2, 64);
         Assert.AreEqual("libtorch", wide.Chosen, "heads wider than the kernel takes: libtorch, unmeasured");
         Assert.IsTrue(CpuChoices.Made.Any(c => c.Switch == CpuChoices.AttentionKernelSwitch));
         // Under inference mode (scoring) a decision still measures with autograd.
@@ -110,7 +112,7 @@ public class MeasuredChoiceTests
             var first = CpuChoices.GeneratorDtype(48, 96, rows: 8);
             var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(tmp["choices.json"]))!.AsObject();
             var (key, entry) = json.Single();
-            StringAssert.Contains(key, Doctor.CpuModelName() ?? "unknown cpu");
+            StringAssert.Contains(key, MachineInfo.CpuModelName() ?? "unknown cpu");
             StringAssert.Contains(key, $"{torch.get_num_threads()} threads");
             Assert.AreEqual(first.Chosen, (string)entry!["Chosen"]!);
 

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Training;
@@ -101,7 +102,7 @@ public class MlNetUserPathTests
         var ml = new MLContext(seed: 1);
         var o = new CoraTrainer.Options { ItemTitles = Synthetic.Items.Titles.ToDictionary(kv => kv.Key, kv => kv.Value) };
         o.Method = CoraMethod.Mf;
-        o.MatrixFactorization = new Microsoft.ML.Cora.Collaborative.MatrixFactorizationOptions { EmbeddingDim = 8, MaxEpochs = 3 };
+        o.MatrixFactorization = new Microsoft.ML.Cora.CollaborativeFiltering.MatrixFactorizationOptions { EmbeddingDim = 8, MaxEpochs = 3 };
         var mf = ml.Recommendation().Trainers.Cora(o).Fit(ml.Data.LoadFromEnumerable(CoraInput.From(Synthetic.Train.Take(3000))));
         const int unknown = 987_654;
         var top = mf.Recommend(unknown, k: 5);

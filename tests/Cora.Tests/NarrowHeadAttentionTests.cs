@@ -2,6 +2,7 @@ using Microsoft.ML.Cora.Llm;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
+using Microsoft.ML.Cora.Llm.Kernels;
 
 namespace Cora.Tests;
 

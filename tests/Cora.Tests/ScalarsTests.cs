@@ -64,7 +64,7 @@ public class ScalarsTests
     [TestCategory(TestTiers.Slow)]
     public void ScoringIsStableUnderGarbageCollection()
     {
-        using var m = Synthetic.Model(Microsoft.ML.Cora.CoraMethod.Cora);
+        using var m = Synthetic.Model(Microsoft.ML.Cora.Methods.CoraMethod.Cora);
         DeviceMoveTests.RandomiseP(m, 0.05);
         var rows = Synthetic.Valid.Take(6).ToList();
         var expected = m.Score(rows, batchSize: 3);

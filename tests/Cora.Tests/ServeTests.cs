@@ -12,6 +12,7 @@ using Microsoft.ML;
 using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
+using Microsoft.ML.Cora.Methods;
 
 namespace Cora.Tests;
 

@@ -1,7 +1,9 @@
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.Collaborative;
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Llm;
+using Cora.Cli;
 
 namespace Cora.Tests;
 

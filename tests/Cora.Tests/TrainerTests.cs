@@ -3,6 +3,7 @@ using static TorchSharp.torch;
 using Microsoft.ML.Cora.Runtime;
 using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Training;
+using Microsoft.ML.Cora.Methods;
 
 namespace Cora.Tests;
 

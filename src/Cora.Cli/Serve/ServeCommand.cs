@@ -15,7 +15,7 @@ internal static class ServeCommand
         host.Validators.Add(r =>
         {
             var h = r.GetValueOrDefault<string>() ?? "";
-            if (h != "localhost" && !System.Net.IPAddress.TryParse(h, out _)) r.AddError($"--host: '{Microsoft.ML.Cora.Data.ErrorText.Elide(h, 40)}' is not an IP address; use 127.0.0.1 (this machine), 0.0.0.0 (every interface) or localhost.");
+            if (h != "localhost" && !System.Net.IPAddress.TryParse(h, out _)) r.AddError($"--host: '{Microsoft.ML.Cora.IO.ErrorText.Elide(h, 40)}' is not an IP address; use 127.0.0.1 (this machine), 0.0.0.0 (every interface) or localhost.");
         });
         var port = Cli.Int("--port", 5080, "TCP port (0 = any free port).", 0);
         port.Validators.Add(r => { if (r.Parsed(out int v) && v > 65535) r.AddError("--port must be at most 65535."); });

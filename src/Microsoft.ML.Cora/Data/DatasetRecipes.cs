@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Microsoft.ML.Cora.IO;
 
 namespace Microsoft.ML.Cora.Data;
 

@@ -1,4 +1,4 @@
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using System.Globalization;
 using System.Text;
 
@@ -135,7 +135,7 @@ public static class InteractionTsv
         foreach (var r in rows)
             sb.Append(r.UserId).Append('\t').Append(r.ItemId).Append('\t').Append(r.Label ? 1 : 0).Append('\t').Append(r.Timestamp)
               .Append('\t').Append(r.NotCold ? 1 : 0).Append('\t').Append(string.Join(' ', new[] { 0 }.Concat(r.History))).Append('\n');
-        Formats.AtomicFile.Write(path, s => { var b = new UTF8Encoding(false).GetBytes(sb.ToString()); s.Write(b); });
+        IO.AtomicFile.Write(path, s => { var b = new UTF8Encoding(false).GetBytes(sb.ToString()); s.Write(b); });
     }
 }
 
@@ -223,7 +223,7 @@ public sealed class ItemCatalog
         return new ItemCatalog(d);
     }
 
-    public void Write(string path) => Formats.AtomicFile.Write(path, Write);
+    public void Write(string path) => IO.AtomicFile.Write(path, Write);
 
     public void Write(Stream stream)
     {
@@ -231,12 +231,4 @@ public sealed class ItemCatalog
         foreach (var (id, t) in _titles.OrderBy(kv => kv.Key)) sb.Append(id).Append('\t').Append(t).Append('\n');
         stream.Write(new UTF8Encoding(false).GetBytes(sb.ToString()));
     }
-}
-
-/// <summary>Error text helpers: one policy for quoting user values in messages.</summary>
-public static class ErrorText
-{
-    /// <summary>The value, elided in the middle when longer than <paramref name="max"/> characters.</summary>
-    public static string Elide(string value, int max = 120) =>
-        value.Length <= max ? value : value[..(max / 2 - 2)] + " ... " + value[^(max / 2 - 3)..] + $" ({value.Length} chars)";
 }

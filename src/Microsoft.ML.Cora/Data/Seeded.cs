@@ -24,4 +24,11 @@ public static class Seeded
         Random(seed, purpose, round).Shuffle(idx);
         return idx;
     }
+
+    /// <summary><paramref name="n"/> rows drawn without replacement (the "train-sample" stream), in their original order.</summary>
+    public static List<T> Sample<T>(IReadOnlyList<T> rows, int n, long seed)
+    {
+        var idx = Permutation(rows.Count, seed, "train-sample");
+        return idx.Take(n).OrderBy(i => i).Select(i => rows[i]).ToList();
+    }
 }

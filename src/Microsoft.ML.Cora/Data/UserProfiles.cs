@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Microsoft.ML.Cora.IO;
 
 namespace Microsoft.ML.Cora.Data;
 

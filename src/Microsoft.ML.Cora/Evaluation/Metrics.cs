@@ -92,7 +92,7 @@ public static class Metrics
 
     /// <summary>
     /// Overall metrics and the same split by <paramref name="warm"/>. Cora's one definition of a warm row: the model's CF stage
-    /// knows both the user and the item (<see cref="IsWarm"/>); a data file's not_cold column is used only when asked for.
+    /// knows both the user and the item (<c>CollaborativeModels.IsWarm</c>); a data file's not_cold column is used only when asked for.
     /// </summary>
     public static RecommendationMetrics Evaluate(IReadOnlyList<float> logits, IReadOnlyList<bool> labels, IReadOnlyList<int> users, IReadOnlyList<bool> warm)
     {
@@ -103,7 +103,4 @@ public static class Metrics
         }
         return new RecommendationMetrics(Compute(logits, labels, users), Sub(true), Sub(false));
     }
-
-    /// <summary>Warm = the CF stage was trained on both the user and the item (everything else is cold).</summary>
-    public static bool IsWarm(Collaborative.ICollaborativeModel cf, int user, int item) => cf.KnowsUser(user) && cf.KnowsItem(item);
 }

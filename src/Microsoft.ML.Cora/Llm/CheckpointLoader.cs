@@ -1,4 +1,4 @@
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -27,7 +27,7 @@ public static class CheckpointLoader
     /// <summary>An index's weight map (tensor name -> shard file), every shard checked to be a plain file name inside the folder.</summary>
     private static Dictionary<string, string> WeightMap(string index)
     {
-        Data.FileChecks.RequireRegularFile(index, "Shard index");
+        IO.FileChecks.RequireRegularFile(index, "Shard index");
         JsonObject? map;
         try { map = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject; }
         catch (Exception e) { throw new InvalidDataException($"{index}: not valid JSON ({e.Message}).", e); }
@@ -35,7 +35,7 @@ public static class CheckpointLoader
         var result = map.ToDictionary(kv => kv.Key, kv => kv.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : "");
         foreach (var n in result.Values.Distinct())
             if (!IsPlainFileName(n))
-                throw new InvalidDataException($"{index}: shard '{Data.ErrorText.Elide(n, 80)}' is not a file name inside the model folder; every shard must sit beside the index.");
+                throw new InvalidDataException($"{index}: shard '{IO.ErrorText.Elide(n, 80)}' is not a file name inside the model folder; every shard must sit beside the index.");
         return result;
     }
 
@@ -149,7 +149,7 @@ public static class CheckpointLoader
     public static LlamaForCausalLM LoadLlama2c(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint not found: '{path}'.", path);
-        Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(path, "llama2.c checkpoint");
+        Microsoft.ML.Cora.IO.FileChecks.RequireRegularFile(path, "llama2.c checkpoint");
         using var fs = File.OpenRead(path);
         long length = fs.Length;
         if (length < 28) throw new InvalidDataException($"{path}: truncated: {length} bytes, the header alone needs 28.");

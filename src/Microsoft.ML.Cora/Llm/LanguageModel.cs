@@ -64,10 +64,10 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>The files of this LLM (weights, config, tokenizer): one definition for checksum, embedding and reload.</summary>
-    public IReadOnlyList<string> Files => Formats.LlmFiles.Of(SourcePath, Tokenizer.Source);
+    public IReadOnlyList<string> Files => Llm.LlmFiles.Of(SourcePath, Tokenizer.Source);
 
     /// <summary>SHA-256 over the LLM's files (names, lengths, contents): identifies the exact frozen LLM and its tokenizer.</summary>
-    public string Checksum() => Formats.LlmFiles.Checksum(Files);
+    public string Checksum() => Llm.LlmFiles.Checksum(Files);
 
     /// <summary>Pads token id rows into (ids [B, T], mask [B, T]) on the model's device, on the right (default: the causal
     /// fast path of attention) or on the left (the paper's code; needs an explicit mask).</summary>

@@ -63,7 +63,7 @@ public sealed record LlamaConfig
     public static LlamaConfig FromJsonFile(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Model config not found: '{path}'. A Hugging Face model folder needs config.json.", path);
-        Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(path, "Model config");
+        Microsoft.ML.Cora.IO.FileChecks.RequireRegularFile(path, "Model config");
         JsonNode? root;
         try { root = JsonNode.Parse(File.ReadAllText(path)); }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e); }

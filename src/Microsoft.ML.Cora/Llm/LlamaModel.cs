@@ -2,6 +2,7 @@ using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Microsoft.ML.Cora.Llm.Kernels;
 
 namespace Microsoft.ML.Cora.Llm;
 

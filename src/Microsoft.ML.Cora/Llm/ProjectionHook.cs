@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using Microsoft.ML.Cora.Llm.Kernels;
 
 namespace Microsoft.ML.Cora.Llm;
 

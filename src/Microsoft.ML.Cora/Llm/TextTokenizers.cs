@@ -1,4 +1,4 @@
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using System.Text;
 using System.Text.Json.Nodes;
 
@@ -73,7 +73,7 @@ public sealed class SentencePieceTextTokenizer : ITextTokenizer
     public SentencePieceTextTokenizer(string path)
     {
         Source = path;
-        Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(path, "Tokenizer");
+        Microsoft.ML.Cora.IO.FileChecks.RequireRegularFile(path, "Tokenizer");
         try
         {
             using var s = File.OpenRead(path);
@@ -101,7 +101,7 @@ public sealed class HuggingFaceJsonTokenizer : ITextTokenizer, IDisposable
     public HuggingFaceJsonTokenizer(string path)
     {
         Source = path;
-        Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(path, "Tokenizer");
+        Microsoft.ML.Cora.IO.FileChecks.RequireRegularFile(path, "Tokenizer");
         JsonObject root;
         try { root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException("not an object"); }
         catch (Exception e) { throw new InvalidDataException($"{path}: not a valid tokenizer.json ({e.Message}).", e); }
@@ -164,7 +164,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     public Llama2cTokenizer(string path, int? vocabSize = null)
     {
         Source = path;
-        Microsoft.ML.Cora.Data.FileChecks.RequireRegularFile(path, "Tokenizer");
+        Microsoft.ML.Cora.IO.FileChecks.RequireRegularFile(path, "Tokenizer");
         var bytes = File.ReadAllBytes(path);
         var pieces = new List<string>();
         var scores = new List<float>();

@@ -70,7 +70,7 @@ public sealed class PromptBuilder
             var p = TokenizeText(Text(titles, targetTitle), tokenizer, placeholderId);
             if (p.Ids.Length <= budget) return p with { TitlesUsed = titles.Count };
             if (titles.Count == 0)
-                throw new InvalidOperationException($"The prompt for target \"{Data.ErrorText.Elide(targetTitle)}\" needs {p.Ids.Length} tokens with no history, more than the budget of {budget}: shorten the template or raise PromptOptions.MaxTokens / use an LLM with a longer context.");
+                throw new InvalidOperationException($"The prompt for target \"{IO.ErrorText.Elide(targetTitle)}\" needs {p.Ids.Length} tokens with no history, more than the budget of {budget}: shorten the template or raise PromptOptions.MaxTokens / use an LLM with a longer context.");
             titles.RemoveAt(0);                       // drop the oldest title first
         }
     }

@@ -70,14 +70,14 @@ public sealed record ComputePlan
     public bool GeneratorChunks { get; init; } = true;
     /// <summary>Rows the generator sees at once when scoring (rounded down to whole scoring batches, at least one).</summary>
     public int GeneratorChunkRows { get; init; } = 128;
-    /// <summary>Causal attention of narrow float32 heads on the CPU through <see cref="Llm.NarrowHeadAttention"/> (one fused SIMD pass
+    /// <summary>Causal attention of narrow float32 heads on the CPU through <see cref="Llm.Kernels.NarrowHeadAttention"/> (one fused SIMD pass
     /// per row and key-value head, forward and backward) instead of libtorch's scaled-dot-product attention, whose CPU kernel is
     /// built for wide heads. Needs right padding (no explicit mask); other devices, dtypes and head widths use libtorch anyway.
     /// When on, the kernel is used where it measured faster than libtorch's attention on this CPU for the LLM's heads
     /// (<see cref="CpuChoices.AttentionKernel"/>, printed by <c>cora doctor</c>).</summary>
     public bool NarrowHeadKernel { get; init; } = true;
     /// <summary>In training, the dropout masks of the low-rank inputs (one per projection and step, each the size of the activations)
-    /// and of the query generator come from <see cref="Llm.FastDropout"/>'s hashed counter instead of libtorch's CPU Bernoulli sampler
+    /// and of the query generator come from <see cref="Llm.Kernels.FastDropout"/>'s hashed counter instead of libtorch's CPU Bernoulli sampler
     /// (the generator's attention-weight dropout among its queries stays inside libtorch's attention): the same distribution (keep
     /// with probability 1 - p, scale by 1 / (1 - p)), reproducible under the trainer's seeds, another random stream. Scoring has no
     /// dropout, so scores are unchanged; other devices and dtypes use libtorch anyway.</summary>
@@ -140,7 +140,7 @@ public sealed class PhaseProfile
         public void Dispose()
         {
             if (_p is null) return;
-            if (_p.SynchronizeOn is { } device) Doctor.Synchronize(device);
+            if (_p.SynchronizeOn is { } device) MachineInfo.Synchronize(device);
             _p.Add(_phase, Stopwatch.GetElapsedTime(_start).TotalSeconds);
         }
     }

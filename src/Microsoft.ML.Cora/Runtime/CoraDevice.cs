@@ -62,7 +62,7 @@ public static class CoraDevice
     public static bool CpuFlagsHaveBf16(string? flagsLine) =>
         flagsLine is not null && flagsLine.Split(new[] { ' ', '\t', ':' }, StringSplitOptions.RemoveEmptyEntries).Any(f => f is "avx512_bf16" or "amx_bf16");
 
-    private static string? ReadCpuFlags() => Doctor.CpuInfoLine("flags");
+    private static string? ReadCpuFlags() => MachineInfo.CpuInfoLine("flags");
 
     /// <summary>The exception for a value one of the *Error checks refused: its text as a sentence.</summary>
     internal static ArgumentException Refusal(string error, string? paramName = null) => new(char.ToUpperInvariant(error[0]) + error[1..] + ".", paramName);

@@ -125,10 +125,11 @@ public static class CpuChoices
     {
         string Version(System.Reflection.Assembly a) =>
             System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(a)?.InformationalVersion ?? a.GetName().Version?.ToString() ?? "?";
-        return $"{Doctor.CpuModelName() ?? "unknown cpu"} | {Environment.ProcessorCount} cpus | {torch.get_num_threads()} threads | torchsharp {Version(typeof(torch).Assembly)} | cora {Version(typeof(CpuChoices).Assembly)}";
+        return $"{MachineInfo.CpuModelName() ?? "unknown cpu"} | {Environment.ProcessorCount} cpus | {torch.get_num_threads()} threads | torchsharp {Version(typeof(torch).Assembly)} | cora {Version(typeof(CpuChoices).Assembly)}";
     }
 
-    private static MeasuredChoice Decide(string name, string key, Func<MeasuredChoice> measure)
+    /// <summary>The decision for <paramref name="name"/> on this machine: fixed by <see cref="Override"/>, cached, or measured now.</summary>
+    internal static MeasuredChoice Decide(string name, string key, Func<MeasuredChoice> measure)
     {
         if (Override?.Invoke(name) is { } fixedChoice) return new MeasuredChoice(name, fixedChoice, Array.Empty<ChoiceTiming>());
         LibTorchRuntime.EnsureLoaded();
@@ -172,7 +173,7 @@ public static class CpuChoices
                 var all = ReadFile(path);
                 all[key] = choice;
                 Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                Formats.AtomicFile.Write(path, s => System.Text.Json.JsonSerializer.Serialize(s, all, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                IO.AtomicFile.Write(path, s => System.Text.Json.JsonSerializer.Serialize(s, all, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // a read-only home: decisions stay per process
     }
@@ -198,40 +199,6 @@ public static class CpuChoices
                 w.grad = null; x.grad = null;
             });
             return MeasuredChoice.Measure(GeneratorDtypeSwitch, new (string, Func<double>)[] { ("fp32", () => Run(null)), ("bf16", () => Run(ScalarType.BFloat16)) }, "fp32");
-        });
-
-    /// <summary>
-    /// Which causal attention is faster for float32 heads of this shape on this CPU, forward and backward: "libtorch"
-    /// (scaled-dot-product attention) or "narrow-head" (<see cref="Llm.NarrowHeadAttention"/>). Heads wider than the kernel takes
-    /// are libtorch's without measuring.
-    /// </summary>
-    public static MeasuredChoice AttentionKernel(int heads, int kvHeads, int headDim, int rows = 4, int tokens = 256) =>
-        Decide(AttentionKernelSwitch, $"attn:{heads}:{kvHeads}:{headDim}:{rows}:{tokens}", () =>
-        {
-            if (headDim > Llm.NarrowHeadAttention.MaxHeadDim || !System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
-                return new MeasuredChoice(AttentionKernelSwitch, "libtorch", new[] { new ChoiceTiming("narrow-head", null, $"takes heads up to {Llm.NarrowHeadAttention.MaxHeadDim} wide with 256-bit vectors") });
-            LibTorchRuntime.EnsureLoaded();
-            using var scope = torch.NewDisposeScope();
-            var gen = new torch.Generator(2);
-            var q = torch.randn(new long[] { rows, tokens, heads, headDim }, generator: gen).requires_grad_();      // [B, T, H, hd]
-            var k = torch.randn(new long[] { rows, tokens, kvHeads, headDim }, generator: gen).requires_grad_();    // [B, T, KV, hd]
-            var v = torch.randn(new long[] { rows, tokens, kvHeads, headDim }, generator: gen).requires_grad_();
-            int repeat = heads / kvHeads;
-            double Libtorch() => MeasuredChoice.Time(() =>
-            {
-                using var s = torch.NewDisposeScope();
-                var qh = q.transpose(1, 2);                                                                      // [B, H, T, hd]
-                var kh = k.transpose(1, 2).repeat_interleave(repeat, 1); var vh = v.transpose(1, 2).repeat_interleave(repeat, 1);
-                nn.functional.scaled_dot_product_attention(qh, kh, vh, is_casual: true).transpose(1, 2).sum().backward();
-                q.grad = null; k.grad = null; v.grad = null;
-            });
-            double Narrow() => MeasuredChoice.Time(() =>
-            {
-                using var s = torch.NewDisposeScope();
-                Llm.NarrowHeadAttention.Causal(q, k, v).sum().backward();
-                q.grad = null; k.grad = null; v.grad = null;
-            });
-            return MeasuredChoice.Measure(AttentionKernelSwitch, new (string, Func<double>)[] { ("libtorch", Libtorch), ("narrow-head", Narrow) }, "libtorch");
         });
 
     /// <summary>

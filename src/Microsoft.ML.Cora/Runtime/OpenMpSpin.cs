@@ -8,7 +8,7 @@ namespace Microsoft.ML.Cora.Runtime;
 /// <see cref="SpinCount"/> instead of libgomp's 300,000 (~1-4 ms on the project's machines).
 /// </summary>
 /// <remarks>
-/// Cora's own SIMD kernels (<see cref="Llm.NarrowHeadAttention"/>, <see cref="Llm.FastDropout"/>, the fused
+/// Cora's own SIMD kernels (<see cref="Llm.Kernels.NarrowHeadAttention"/>, <see cref="Llm.Kernels.FastDropout"/>, the fused
 /// <see cref="Training.AdamW"/>) run on .NET threads right after libtorch operations. With the default spin, the libgomp worker
 /// that has just finished kept one of the two cores busy waiting, and the kernels ran at single-thread speed: one 4 x 289-token
 /// attention group took 2.5 ms forward and 3.8 ms backward, against 1.3-1.5 and 2.1-2.2 ms with a short spin (and 2.4 / 3.9 ms on

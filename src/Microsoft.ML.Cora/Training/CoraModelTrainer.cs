@@ -1,5 +1,5 @@
 using Microsoft.ML.Cora.Runtime;
-using Microsoft.ML.Cora.Formats;
+using Microsoft.ML.Cora.IO;
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.ML.Cora.Data;
@@ -58,7 +58,7 @@ public sealed record TrainingOptions
             .Concat(OptionChecks.AtLeast(prefix + nameof(MaxSteps), MaxSteps, 0))
             .Concat(OptionChecks.Between(prefix + nameof(ScoringBatchSize), ScoringBatchSize, 1, 1 << 16))
             .Concat(CheckpointDirectory is { } d && (File.Exists(d) || d.Trim().Length == 0)
-                ? new[] { new OptionError(prefix + nameof(CheckpointDirectory), $"'{Data.ErrorText.Elide(d)}' is a file (or empty), not a folder for checkpoints.") }
+                ? new[] { new OptionError(prefix + nameof(CheckpointDirectory), $"'{IO.ErrorText.Elide(d)}' is a file (or empty), not a folder for checkpoints.") }
                 : Array.Empty<OptionError>());
     }
 }
@@ -79,13 +79,6 @@ public sealed record TrainingResult(int Steps, double BestValidationAuc, int Bes
 /// </summary>
 public static class CoraModelTrainer
 {
-    /// <summary>A seeded random sample of <paramref name="n"/> rows, in their original order.</summary>
-    public static List<Interaction> Sample(IReadOnlyList<Interaction> rows, int n, long seed)
-    {
-        var idx = Seeded.Permutation(rows.Count, seed, "train-sample");
-        return idx.Take(n).OrderBy(i => i).Select(i => rows[i]).ToList();
-    }
-
     /// <summary>A fixed random half of valid (CoRA's valid_small).</summary>
     public static List<Interaction> ValidationHalf(IReadOnlyList<Interaction> valid, long seed, int cap = 0)
     {
@@ -105,7 +98,7 @@ public static class CoraModelTrainer
         var o = options ?? new TrainingOptions();
         if (!model.UsesLlm) throw new InvalidOperationException("The mf method has nothing to train beyond the CF stage.");
         OptionChecks.ThrowIfAny(o.Validate("Training."), nameof(options));
-        var rows = o.MaxTrainRows > 0 && o.MaxTrainRows < train.Count ? Sample(train, o.MaxTrainRows, o.Seed) : train.ToList();
+        var rows = o.MaxTrainRows > 0 && o.MaxTrainRows < train.Count ? Seeded.Sample(train, o.MaxTrainRows, o.Seed) : train.ToList();
         InteractionChecks.RequireBothLabels(valid, "validation data");
         var validSmall = ValidationHalf(valid, o.Seed, o.MaxValidationRows);
         if (o.MaxValidationRows == 0 && validSmall.Select(r => r.Label).Distinct().Count() < 2)
@@ -430,12 +423,6 @@ public static class CoraModelTrainer
             return true;
         }
     }
-}
-
-/// <summary>Training produced a non-finite loss or gradient; the message names the step and the fix.</summary>
-public sealed class TrainingDivergedException : Exception
-{
-    public TrainingDivergedException(string message) : base(message) { }
 }
 
 /// <summary>A checkpoint folder holds another run's state (data, options, model or LLM differ).</summary>

@@ -1,0 +1,43 @@
+using Microsoft.ML.Cora.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Llm.Kernels;
+
+/// <summary>The measured choice between libtorch's attention and <see cref="NarrowHeadAttention"/> (a <see cref="CpuChoices"/> switch).</summary>
+public static class AttentionKernelChoice
+{
+    /// <summary>
+    /// Which causal attention is faster for float32 heads of this shape on this CPU, forward and backward: "libtorch"
+    /// (scaled-dot-product attention) or "narrow-head" (<see cref="NarrowHeadAttention"/>). Heads wider than the kernel takes
+    /// are libtorch's without measuring.
+    /// </summary>
+    public static MeasuredChoice For(int heads, int kvHeads, int headDim, int rows = 4, int tokens = 256) =>
+        CpuChoices.Decide(CpuChoices.AttentionKernelSwitch, $"attn:{heads}:{kvHeads}:{headDim}:{rows}:{tokens}", () =>
+        {
+            if (headDim > NarrowHeadAttention.MaxHeadDim || !System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
+                return new MeasuredChoice(CpuChoices.AttentionKernelSwitch, "libtorch", new[] { new ChoiceTiming("narrow-head", null, $"takes heads up to {NarrowHeadAttention.MaxHeadDim} wide with 256-bit vectors") });
+            LibTorchRuntime.EnsureLoaded();
+            using var scope = torch.NewDisposeScope();
+            var gen = new torch.Generator(2);
+            var q = torch.randn(new long[] { rows, tokens, heads, headDim }, generator: gen).requires_grad_();      // [B, T, H, hd]
+            var k = torch.randn(new long[] { rows, tokens, kvHeads, headDim }, generator: gen).requires_grad_();    // [B, T, KV, hd]
+            var v = torch.randn(new long[] { rows, tokens, kvHeads, headDim }, generator: gen).requires_grad_();
+            int repeat = heads / kvHeads;
+            double Libtorch() => MeasuredChoice.Time(() =>
+            {
+                using var s = torch.NewDisposeScope();
+                var qh = q.transpose(1, 2);                                                                      // [B, H, T, hd]
+                var kh = k.transpose(1, 2).repeat_interleave(repeat, 1); var vh = v.transpose(1, 2).repeat_interleave(repeat, 1);
+                nn.functional.scaled_dot_product_attention(qh, kh, vh, is_casual: true).transpose(1, 2).sum().backward();
+                q.grad = null; k.grad = null; v.grad = null;
+            });
+            double Narrow() => MeasuredChoice.Time(() =>
+            {
+                using var s = torch.NewDisposeScope();
+                NarrowHeadAttention.Causal(q, k, v).sum().backward();
+                q.grad = null; k.grad = null; v.grad = null;
+            });
+            return MeasuredChoice.Measure(CpuChoices.AttentionKernelSwitch, new (string, Func<double>)[] { ("libtorch", Libtorch), ("narrow-head", Narrow) }, "libtorch");
+        });
+}

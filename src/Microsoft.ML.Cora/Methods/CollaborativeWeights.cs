@@ -1,0 +1,130 @@
+using Microsoft.ML.Cora.Llm;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Methods;
+
+/// <summary>
+/// CoRA's collaborative weights: for every targeted projection a learned P: r -> d_out (zero-initialised, no
+/// bias). With a sample's A_b from the query generator, the projection becomes
+/// <c>y = W x + scale * P(dropout(x) A_b)</c>; A_b is shared by all targeted projections of the sample.
+/// </summary>
+public sealed class CollaborativeWeights : nn.Module
+{
+#pragma warning disable IDE1006
+    public LinearMap p;
+#pragma warning restore IDE1006
+    public double Scale { get; }
+    public double Dropout { get; }
+    /// <summary>x·A_b once for the projections that share an input (see <see cref="Runtime.ComputePlan.ShareInputProduct"/>).</summary>
+    public bool ShareInputProduct { get; set; } = true;
+    /// <summary>Dropout masks from <see cref="FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
+    public bool FastDropout { get; set; } = true;
+
+    public CollaborativeWeights(IReadOnlyList<ProjectionSite> sites, int dModel, int rank, double alpha, double dropout) : base("collaborative_weights")
+    {
+        Scale = alpha / rank; Dropout = dropout;
+        p = new LinearMap("p");
+        foreach (var s in sites)
+        {
+            if (s.InFeatures != dModel)
+                throw new ArgumentException($"CoRA shares one A of shape [d_model={dModel}, r] across projections, but {s.Name} takes {s.InFeatures} inputs. Target q, k, v, o, gate or up (not down).");
+            var lin = nn.Linear(rank, s.OutFeatures, hasBias: false);
+            using (torch.no_grad()) lin.weight!.zero_();
+            p.Add(Key(s), lin);
+        }
+        RegisterComponents();
+    }
+
+    private static string Key(ProjectionSite s) => s.Name.Replace('.', '_');
+
+    /// <summary>A hook for one batch: <paramref name="a"/> is [B, d_model, r].</summary>
+    public IProjectionHook Bind(Tensor a) => new Hook(this, a);
+
+    private sealed class Hook : IProjectionHook
+    {
+        private readonly CollaborativeWeights _w; private readonly Tensor _a;
+        // q, k and v (gate and up) receive the same input object within a layer: its product with A_b is computed once
+        // when no dropout mask separates them. The product lives in the caller's dispose scope (the layer's forward).
+        private Tensor? _lastInput, _lastProduct;
+        public Hook(CollaborativeWeights w, Tensor a) { _w = w; _a = a; }
+
+        public IProjectionHook Rows(Tensor rows) => new Hook(_w, _a.index_select(0, rows));
+
+        public Tensor? Delta(ProjectionSite site, Tensor x)
+        {
+            if (!_w.p.TryGetValue(Key(site), out var lin)) return null;
+            bool dropout = _w.Dropout > 0 && _w.training;
+            if (!_w.ShareInputProduct || dropout) return LowRank.PerSample(x, _a, lin, _w.Scale, _w.Dropout, _w.training, _w.FastDropout);
+            if (!ReferenceEquals(x, _lastInput) || _lastProduct is null || _lastProduct.IsInvalid)
+            {
+                _lastProduct = LowRank.InputProduct(x, _a, 0, false);                // [B, T, r]
+                _lastInput = x;
+            }
+            return LowRank.Output(_lastProduct, lin, _w.Scale, x.dtype);
+        }
+    }
+}
+
+/// <summary>
+/// A plain LoRA on the frozen LLM (TALLRec): per projection A: in -> r (Kaiming-uniform) and B: r -> out (zero),
+/// <c>y = W x + (alpha / r) B(A(dropout(x)))</c>; the same for every sample.
+/// </summary>
+public sealed class LoraWeights : nn.Module, IProjectionHook
+{
+#pragma warning disable IDE1006
+    public LinearMap lora_a, lora_b;
+#pragma warning restore IDE1006
+    private readonly double _scale, _dropout;
+    /// <summary>Dropout masks from <see cref="Llm.Kernels.FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
+    public bool FastDropout { get; set; } = true;
+
+    public LoraWeights(IReadOnlyList<ProjectionSite> sites, int rank, double alpha, double dropout, long seed) : base("lora")
+    {
+        _scale = alpha / rank; _dropout = dropout;
+        torch.manual_seed(seed);
+        lora_a = new LinearMap("lora_a"); lora_b = new LinearMap("lora_b");
+        foreach (var s in sites)
+        {
+            string k = s.Name.Replace('.', '_');
+            lora_a.Add(k, nn.Linear(s.InFeatures, rank, hasBias: false));
+            var b = nn.Linear(rank, s.OutFeatures, hasBias: false);
+            using (torch.no_grad()) b.weight!.zero_();
+            lora_b.Add(k, b);
+        }
+        RegisterComponents();
+    }
+
+    public Tensor? Delta(ProjectionSite site, Tensor x)
+    {
+        string k = site.Name.Replace('.', '_');
+        if (!lora_a.TryGetValue(k, out var a)) return null;
+        using var scope = torch.NewDisposeScope();
+        var w = a.weight!.dtype;                                       // LoRA computes in its own dtype (fp32), cast back after
+        var h = x.dtype == w ? x : x.to(w);
+        if (_dropout > 0 && training) h = Llm.Kernels.FastDropout.Apply(h, _dropout, training: true, FastDropout);
+        var y = lora_b[k].call(a.call(h)).mul(Runtime.Scalars.Of(_scale));
+        return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>CoLLM's collaborative-information encoder: an MLP from a CF embedding to one LLM token embedding.</summary>
+public sealed class CfTokenMapper : nn.Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006
+    public Linear fc1, fc2;
+#pragma warning restore IDE1006
+    public CfTokenMapper(int cfDim, int dModel) : base("cf_token_mapper")
+    {
+        fc1 = nn.Linear(cfDim, dModel * 2);
+        fc2 = nn.Linear(dModel * 2, dModel);
+        RegisterComponents();
+    }
+    /// <param name="e">[B, cf]</param><returns>[B, d_model]</returns>
+    public override Tensor forward(Tensor e)
+    {
+        using var h = nn.functional.relu(fc1.call(e));
+        return fc2.call(h);
+    }
+}

@@ -1,0 +1,65 @@
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
+using Microsoft.ML.Cora.Llm;
+using Microsoft.ML.Cora.Prompting;
+using Microsoft.ML.Cora.Runtime;
+
+namespace Microsoft.ML.Cora.Methods;
+
+/// <summary>The methods of the paper's comparison, one option apart (each is a strategy in <c>Methods/</c>).</summary>
+public enum CoraMethod
+{
+    /// <summary>The CF model alone (MF).</summary>
+    Mf,
+    /// <summary>TALLRec: the same prompt, a plain trainable LoRA, no CF signal.</summary>
+    LlmLora,
+    /// <summary>CoLLM: CF embeddings mapped by an MLP into token embeddings inserted in the prompt (plus LoRA).</summary>
+    Collm,
+    /// <summary>CoRA: CF embeddings -> query generator -> per-sample collaborative weights on the frozen LLM.</summary>
+    Cora,
+}
+
+/// <summary>Model options. Defaults follow CoRA's public code (<see cref="CoraDefaults"/>); each says how to choose it.</summary>
+public sealed record CoraModelOptions
+{
+    /// <summary>cora (default) or a baseline: mf, llm-lora (TALLRec), collm.</summary>
+    public CoraMethod Method { get; init; } = CoraDefaults.Method;
+    /// <summary>Rank r of the collaborative weights (16). Higher r = more capacity and a larger head (d_model * r outputs).</summary>
+    public int Rank { get; init; } = CoraDefaults.Rank;
+    /// <summary>alpha (32); the update is scaled by alpha / r (2 by default). Keep alpha / r near 2 when changing r.</summary>
+    public double Alpha { get; init; } = CoraDefaults.Alpha;
+    /// <summary>Dropout on the projection input of the low-rank term (0.05).</summary>
+    public double Dropout { get; init; } = CoraDefaults.Dropout;
+    /// <summary>Projections that receive collaborative weights (q, k, v, o of every layer). gate and up also work.</summary>
+    public string[] TargetModules { get; init; } = { "q", "k", "v", "o" };
+    /// <summary>The collaborative query generator (<see cref="QueryGeneratorOptions.Paper"/> by default, or <see cref="QueryGeneratorOptions.Compact"/>).</summary>
+    public QueryGeneratorOptions QueryGenerator { get; init; } = new();
+    /// <summary>LoRA rank of the llm-lora and collm baselines (8, TALLRec).</summary>
+    public int LoraRank { get; init; } = CoraDefaults.LoraRank;
+    /// <summary>LoRA alpha of the baselines (16).</summary>
+    public double LoraAlpha { get; init; } = CoraDefaults.LoraAlpha;
+    public string[] LoraTargetModules { get; init; } = { "q", "v" };
+    public PromptOptions Prompt { get; init; } = new();
+    /// <summary>Seed for every random initialisation (2023).</summary>
+    public long Seed { get; init; } = CoraDefaults.Seed;
+
+    /// <summary>Every out-of-range value, by option name.</summary>
+    public IEnumerable<OptionError> Validate(string prefix = "")
+    {
+        var e = OptionChecks.Between(prefix + nameof(Rank), Rank, 1, 1024)
+            .Concat(OptionChecks.Finite(prefix + nameof(Alpha), Alpha, 0, 1e6, minExclusive: true))
+            .Concat(OptionChecks.Finite(prefix + nameof(Dropout), Dropout, 0, 0.99))
+            .Concat(OptionChecks.Between(prefix + nameof(LoraRank), LoraRank, 1, 1024))
+            .Concat(OptionChecks.Finite(prefix + nameof(LoraAlpha), LoraAlpha, 0, 1e6, minExclusive: true))
+            .Concat((QueryGenerator ?? new()).Validate(prefix + nameof(QueryGenerator) + "."));
+        if (!Enum.IsDefined(Method)) e = e.Append(new OptionError(prefix + nameof(Method), $"{(int)Method} is not a method; use Mf, LlmLora, Collm or Cora."));
+        foreach (var (name, list) in new[] { (nameof(TargetModules), TargetModules), (nameof(LoraTargetModules), LoraTargetModules) })
+        {
+            if (list is null || list.Length == 0) { e = e.Append(new OptionError(prefix + name, "is empty; name at least one projection (q, k, v, o, gate, up, down).")); continue; }
+            foreach (var m in list)
+                if (!ProjectionSite.TryParseKind(m, out _)) e = e.Append(new OptionError(prefix + name, $"'{m}' is not a projection; use q, k, v, o, gate, up or down."));
+        }
+        return e;
+    }
+}
+

@@ -1,0 +1,7 @@
+namespace Microsoft.ML.Cora.Runtime;
+
+/// <summary>Training produced a non-finite loss or gradient; the message names the step and the fix.</summary>
+public sealed class TrainingDivergedException : Exception
+{
+    public TrainingDivergedException(string message) : base(message) { }
+}
