@@ -47,7 +47,7 @@ internal static class TrainCommand
         var genHeads = new Option<int?>("--generator-heads") { Description = $"Q-Former attention heads (paper: {CoraDefaults.GeneratorHeads})." };
         var genFfn = new Option<int?>("--generator-ffn") { Description = $"Q-Former feed-forward width (paper: {CoraDefaults.GeneratorFeedForward})." };
         var tokenRms = new Option<double?>("--cf-token-rms") { Description = $"RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows (default {CoraDefaults.CfTokenRms}; 0 = the raw token, as CoRA's code)." };
-        var cfKind = new Option<string>("--cf") { Description = "The CF stage: mf (default), lightgcn or sasrec (the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS); --mf-* options apply to each.", DefaultValueFactory = _ => "mf" };
+        var cfKind = new Option<string>("--cf") { Description = $"The CF stage: {string.Join(", ", CollaborativeModels.Kinds)} (default mf; the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS); --mf-* options apply to each.", DefaultValueFactory = _ => "mf" };
         cfKind.Validators.Add(r => { var v = r.GetValueOrDefault<string>() ?? ""; if (!CollaborativeModels.Kinds.Contains(v)) r.AddError($"--cf: unknown CF model '{Microsoft.ML.Cora.IO.ErrorText.Elide(v, 40)}'; use {string.Join(", ", CollaborativeModels.Kinds)}."); });
         var cfFrom = new Option<string?>("--cf-from") { Description = "Reuse the CF stage of a saved model (.zip from cora train) instead of training one: train it once, compare methods on it." };
         var mfDim = new Option<int?>("--mf-dim") { Description = $"CF embedding size (default: mf and lightgcn {CoraDefaults.MfEmbeddingDim}, sasrec {CoraDefaults.SasRecEmbeddingDim})." };

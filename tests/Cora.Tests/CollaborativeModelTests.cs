@@ -203,3 +203,27 @@ public class CollaborativeModelTests
         }
     }
 }
+
+[TestClass]
+public class CollaborativeRegistryTests
+{
+    [TestMethod]
+    public void EveryCfKindIsOneRegisteredUnitAndEveryLookupGoesThroughIt()
+    {
+        var kinds = Enum.GetValues<CollaborativeKind>();
+        CollectionAssert.AreEquivalent(kinds, CollaborativeModels.All.Select(u => u.Kind).ToArray(), "one unit per kind");
+        foreach (var u in CollaborativeModels.All)
+        {
+            Assert.AreEqual(u.Kind, CollaborativeModels.Parse(u.Name));
+            Assert.AreEqual(u.Kind, CollaborativeModels.Parse(u.Name.ToUpperInvariant()));
+            foreach (var a in u.Aliases) Assert.AreEqual(u.Kind, CollaborativeModels.Parse(a));
+            Assert.AreEqual(u.DefaultEmbeddingDim, new MatrixFactorizationOptions().EmbeddingDimFor(u.Kind), "defaults come from the unit");
+            Assert.AreEqual(u.DefaultLearningRate, new MatrixFactorizationOptions().LearningRateFor(u.Kind));
+        }
+        Assert.AreEqual(3, CollaborativeModels.All.Select(u => u.Name).Distinct().Count());
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => CollaborativeModels.Parse("bpr")).Message, "use mf, lightgcn, sasrec");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CollaborativeModels.Import("bpr", _ => throw new InvalidOperationException())).Message, "this Cora knows: mf, lightgcn, sasrec");
+        var (_, help, _) = CliTests.Cli("train", "--help");
+        StringAssert.Contains(help, "mf, lightgcn, sasrec");
+    }
+}

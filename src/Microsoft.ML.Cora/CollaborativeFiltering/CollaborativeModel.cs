@@ -43,49 +43,54 @@ public interface ICollaborativeModel : IDisposable
     Dictionary<string, Tensor> ExportState();
 }
 
-/// <summary>Rebuilds a saved CF model by its <see cref="ICollaborativeModel.Kind"/>.</summary>
+/// <summary>
+/// One CF model as a unit: its kind, the name saved models and the CLI use (with aliases), the name messages use, its defaults
+/// (embedding size, learning rate, weight decay), how it trains and how it is rebuilt from a saved model. Each CF model declares
+/// its own (<c>Registration</c>) and <see cref="CollaborativeModels.All"/> lists them; nothing else switches on the kind.
+/// </summary>
+public sealed record CollaborativeModelUnit(
+    CollaborativeKind Kind, string Name, string DisplayName, IReadOnlyList<string> Aliases,
+    int DefaultEmbeddingDim, double DefaultLearningRate, double DefaultWeightDecay,
+    Func<IReadOnlyList<Interaction>, IReadOnlyList<Interaction>, MatrixFactorizationOptions?, Action<string>?, CancellationToken, ICollaborativeModel> Train,
+    Func<Func<string, Tensor>, ICollaborativeModel> Import);
+
+/// <summary>The CF models Cora has (<see cref="All"/>), and what is done with one by its kind or name.</summary>
 public static class CollaborativeModels
 {
-    public static ICollaborativeModel Import(string kind, Func<string, Tensor> read) => kind switch
-    {
-        "mf" => MatrixFactorization.ImportState(read),
-        "lightgcn" => LightGcn.ImportState(read),
-        "sasrec" => SasRec.ImportState(read),
-        _ => throw new InvalidDataException($"unknown CF model kind '{ErrorText.Elide(kind, 40)}'; this Cora knows: {string.Join(", ", Kinds)}."),
-    };
+    /// <summary>Every CF model, one entry each: adding a model is its file, its <see cref="CollaborativeKind"/> value and a line here.</summary>
+    public static IReadOnlyList<CollaborativeModelUnit> All { get; } = new[] { MatrixFactorization.Registration, LightGcn.Registration, SasRec.Registration };
+
+    /// <summary>The unit of a kind.</summary>
+    public static CollaborativeModelUnit Of(CollaborativeKind kind) =>
+        All.FirstOrDefault(u => u.Kind == kind) ?? throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown CF model");
+
+    /// <summary>Rebuilds a saved CF model by its <see cref="ICollaborativeModel.Kind"/>.</summary>
+    public static ICollaborativeModel Import(string kind, Func<string, Tensor> read) =>
+        (All.FirstOrDefault(u => u.Name == kind) ?? throw new InvalidDataException($"unknown CF model kind '{ErrorText.Elide(kind, 40)}'; this Cora knows: {string.Join(", ", Kinds)}.")).Import(read);
 
     /// <summary>Warm = the CF stage was trained on both the user and the item (everything else is cold); Cora's one definition.</summary>
     public static bool IsWarm(ICollaborativeModel cf, int user, int item) => cf.KnowsUser(user) && cf.KnowsItem(item);
 
     /// <summary>The CF models Cora has, by <see cref="ICollaborativeModel.Kind"/>.</summary>
-    public static IReadOnlyList<string> Kinds { get; } = Enum.GetValues<CollaborativeKind>().Select(Name).ToArray();
+    public static IReadOnlyList<string> Kinds { get; } = All.Select(u => u.Name).ToArray();
 
     /// <summary>Trains the CF stage of a kind on the training rows (early stopping on <paramref name="valid"/>'s AUC).</summary>
     public static ICollaborativeModel Train(CollaborativeKind kind, IReadOnlyList<Interaction> train, IReadOnlyList<Interaction> valid,
-        MatrixFactorizationOptions? options = null, Action<string>? log = null, CancellationToken ct = default) => kind switch
-    {
-        CollaborativeKind.Mf => MatrixFactorization.Train(train, valid, options, log, ct),
-        CollaborativeKind.LightGcn => LightGcn.Train(train, valid, options, log, ct),
-        CollaborativeKind.SasRec => SasRec.Train(train, valid, options, log, ct),
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown CF model"),
-    };
+        MatrixFactorizationOptions? options = null, Action<string>? log = null, CancellationToken ct = default) =>
+        Of(kind).Train(train, valid, options, log, ct);
 
-    public static string Name(CollaborativeKind kind) => kind switch
-    {
-        CollaborativeKind.LightGcn => "lightgcn", CollaborativeKind.SasRec => "sasrec", _ => "mf",
-    };
+    public static string Name(CollaborativeKind kind) => Of(kind).Name;
 
     /// <summary>MF, LightGCN or SASRec (for messages).</summary>
-    public static string DisplayName(CollaborativeKind kind) => kind switch
-    {
-        CollaborativeKind.LightGcn => "LightGCN", CollaborativeKind.SasRec => "SASRec", _ => "MF",
-    };
+    public static string DisplayName(CollaborativeKind kind) => Of(kind).DisplayName;
 
-    public static CollaborativeKind Parse(string s) => s.Trim().ToLowerInvariant() switch
+    /// <summary>The kind named <paramref name="s"/> (its name or an alias, any case).</summary>
+    public static CollaborativeKind Parse(string s)
     {
-        "mf" => CollaborativeKind.Mf, "lightgcn" or "lgcn" => CollaborativeKind.LightGcn, "sasrec" or "sas" => CollaborativeKind.SasRec,
-        _ => throw new ArgumentException($"unknown CF model '{ErrorText.Elide(s, 40)}'; use mf, lightgcn or sasrec."),
-    };
+        string key = s.Trim().ToLowerInvariant();
+        return (All.FirstOrDefault(u => u.Name == key || u.Aliases.Contains(key))
+            ?? throw new ArgumentException($"unknown CF model '{ErrorText.Elide(s, 40)}'; use {string.Join(", ", Kinds)}.")).Kind;
+    }
 }
 
 /// <summary>The CF stage under the LLM methods (the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS).</summary>
@@ -153,10 +158,12 @@ public sealed record MatrixFactorizationOptions
     /// <summary><see cref="WeightDecay"/>, or <paramref name="kind"/>'s default when it is null.</summary>
     public double WeightDecayFor(CollaborativeKind kind) => WeightDecay ?? DefaultsFor(kind).WeightDecay;
 
-    /// <summary>Which of <see cref="CoraDefaults"/>' sets a CF model takes: SASRec its own, MF and LightGCN the MF stage's.</summary>
-    private static (int Dim, double LearningRate, double WeightDecay) DefaultsFor(CollaborativeKind kind) => kind == CollaborativeKind.SasRec
-        ? (CoraDefaults.SasRecEmbeddingDim, CoraDefaults.SasRecLearningRate, CoraDefaults.SasRecWeightDecay)
-        : (CoraDefaults.MfEmbeddingDim, CoraDefaults.MfLearningRate, CoraDefaults.MfWeightDecay);
+    /// <summary>The defaults a CF model declares in its unit (<see cref="CollaborativeModels.All"/>).</summary>
+    private static (int Dim, double LearningRate, double WeightDecay) DefaultsFor(CollaborativeKind kind)
+    {
+        var u = CollaborativeModels.Of(kind);
+        return (u.DefaultEmbeddingDim, u.DefaultLearningRate, u.DefaultWeightDecay);
+    }
 
     public IEnumerable<OptionError> Validate(string prefix = "")
     {
@@ -300,6 +307,11 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         ["user_ids"] = torch.tensor(Users.Ids.ToArray()),
         ["item_ids"] = torch.tensor(Items.Ids.ToArray()),
     };
+
+    /// <summary>MF as a CF unit: CoRA's MF stage defaults.</summary>
+    public static CollaborativeModelUnit Registration { get; } = new(CollaborativeKind.Mf, "mf", "MF", new[] { "mf" },
+        CoraDefaults.MfEmbeddingDim, CoraDefaults.MfLearningRate, CoraDefaults.MfWeightDecay,
+        (t, v, o, log, ct) => Train(t, v, o, log, ct), ImportState);
 
     public static MatrixFactorization ImportState(Func<string, Tensor> read)
     {

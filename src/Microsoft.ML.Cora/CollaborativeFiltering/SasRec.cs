@@ -206,6 +206,11 @@ public sealed class SasRec : nn.Module, ICollaborativeModel
         return state;
     }
 
+    /// <summary>SASRec as a CF unit: CoLLM's tuned ML-1M defaults.</summary>
+    public static CollaborativeModelUnit Registration { get; } = new(CollaborativeKind.SasRec, "sasrec", "SASRec", new[] { "sas" },
+        CoraDefaults.SasRecEmbeddingDim, CoraDefaults.SasRecLearningRate, CoraDefaults.SasRecWeightDecay,
+        (t, v, o, log, ct) => Train(t, v, o, log, ct), ImportState);
+
     public static SasRec ImportState(Func<string, Tensor> read)
     {
         var uids = read("user_ids").data<long>().ToArray();
