@@ -178,13 +178,15 @@ internal sealed record DeviceOptions(Option<string> Device, Option<string> Dtype
     /// <param name="generatorDtype">--generator-dtype's default (a command that must compute the same on every CPU pins fp32)</param>
     public static DeviceOptions Create(string generatorDtype = CoraDefaults.GeneratorDtype)
     {
-        var device = new Option<string>("--device") { Description = $"Where to compute: {CoraDevice.DeviceChoices} (auto = CUDA when available).", DefaultValueFactory = _ => CoraDefaults.Device };
+        // Flags and help as the ML.NET options declare them (CoraTrainer.Options); the values are checked here, before any work.
+        string Help(string property) => DeclaredOptions.Help(typeof(CoraTrainer.Options), property);
+        var device = new Option<string>("--device") { Description = Help(nameof(CoraTrainer.Options.Device)), DefaultValueFactory = _ => CoraDefaults.Device };
         device.Validators.Add(r => { if (CoraDevice.DeviceError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--device: " + e + "."); });
-        var dtype = new Option<string>("--llm-dtype") { Description = $"dtype of the frozen LLM: {CoraDevice.DtypeChoices} (auto = bf16 on CUDA, fp32 on the CPU). The generator's weights and the loss stay fp32.", DefaultValueFactory = _ => CoraDefaults.LlmDtype };
+        var dtype = new Option<string>("--llm-dtype") { Description = Help(nameof(CoraTrainer.Options.LlmDtype)), DefaultValueFactory = _ => CoraDefaults.LlmDtype };
         dtype.Validators.Add(r => { if (CoraDevice.DtypeError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--llm-dtype: " + e + "."); });
-        var generator = new Option<string>("--generator-dtype") { Description = $"dtype of the query generator's matrix products: {CoraDevice.GeneratorDtypeChoices} (auto = bf16 on a CPU with native bf16 products, fp32 elsewhere; fp32 = exact).", DefaultValueFactory = _ => generatorDtype };
+        var generator = new Option<string>("--generator-dtype") { Description = Help(nameof(CoraTrainer.Options.GeneratorDtype)), DefaultValueFactory = _ => generatorDtype };
         generator.Validators.Add(r => { if (CoraDevice.GeneratorDtypeError(r.GetValueOrDefault<string>()) is { } e) r.AddError("--generator-dtype: " + e + "."); });
-        var threads = Cli.Int("--threads", 0, "CPU threads for libtorch (0 = one per core); lower it when several runs share the machine.");
+        var threads = Cli.Int("--threads", 0, Help(nameof(CoraTrainer.Options.Threads)));
         return new(device, dtype, generator, threads);
     }
     public void AddTo(Command c) { c.Options.Add(Device); c.Options.Add(Dtype); c.Options.Add(GeneratorDtype); c.Options.Add(Threads); }

@@ -55,16 +55,20 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         /// <summary>Hugging Face model folder or llama2.c .bin (tokenizer beside it). Not needed for <see cref="CoraMethod.Mf"/>.</summary>
         public string? LlmPath { get; set; }
         /// <summary>"cpu" (default), "cuda", "cuda:N" or "auto" (CUDA when available). Checked when the trainer is created.</summary>
+        [Option("--device", "Where to compute: cpu, cuda, cuda:N or auto (auto = CUDA when available).")]
         public string Device { get; set; } = CoraDefaults.Device;
         /// <summary>dtype of the frozen LLM: "auto" (default: bf16 on CUDA, fp32 on the CPU), "bf16", "fp16" or "fp32". The query
         /// generator's weights, the collaborative weights and the loss stay fp32.</summary>
+        [Option("--llm-dtype", "dtype of the frozen LLM: auto, bf16, fp16 or fp32 (auto = bf16 on CUDA, fp32 on the CPU). The generator's weights and the loss stay fp32.")]
         public string LlmDtype { get; set; } = CoraDefaults.LlmDtype;
         /// <summary>dtype of the query generator's matrix products: "auto" (default: bf16 on a CPU with native bf16 products such as
         /// AVX512-BF16 or AMX, where they run about 2.4x as fast and a training step takes about 0.83x the time; fp32 elsewhere), "bf16"
         /// or "fp32" (exact, as CoRA's code computes). Its weights and the optimiser stay fp32, so the choice is not saved: set
         /// <c>CoraModel.GeneratorDtype</c> on a loaded model to change it. Measured on ML-1M: the same valid AUC either way.</summary>
+        [Option("--generator-dtype", "dtype of the query generator's matrix products: auto, bf16 or fp32 (auto = whichever this CPU runs faster, measured; fp32 = exact).")]
         public string GeneratorDtype { get; set; } = CoraDefaults.GeneratorDtype;
         /// <summary>CPU threads for libtorch (0 = one per core). Lower it when several processes share the machine. Applies to the process.</summary>
+        [Option("--threads", "CPU threads for libtorch (0 = one per core); lower it when several runs share the machine.", Min = 0, Max = 1024)]
         public int Threads { get; set; }
         /// <summary>Store the frozen LLM's files inside the saved model (default: referenced by path and SHA-256).</summary>
         public bool EmbedLlm { get; set; }
@@ -136,7 +140,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             foreach (var (n, v) in new[] { (nameof(UserIdColumnName), UserIdColumnName), (nameof(ItemIdColumnName), ItemIdColumnName), (nameof(LabelColumnName), LabelColumnName), (nameof(HistoryColumnName), HistoryColumnName) })
                 if (string.IsNullOrWhiteSpace(v)) e = e.Append(new OptionError(n, "is empty; name the column."));
             if (CoraDevice.DeviceError(Device) is { } de) e = e.Append(new OptionError(nameof(Device), de + "."));
-            e = e.Concat(OptionChecks.Between(nameof(Threads), Threads, 0, 1024));
+            e = e.Concat(OptionChecks.Declared(this));
             if (!Enum.IsDefined(CollaborativeFilter))
                 e = e.Append(new OptionError(nameof(CollaborativeFilter), $"{(int)CollaborativeFilter} is not a CF model; use Mf, LightGcn or SasRec."));
             if (CoraDevice.DtypeError(LlmDtype) is { } te) e = e.Append(new OptionError(nameof(LlmDtype), te + "."));

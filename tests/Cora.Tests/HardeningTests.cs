@@ -249,12 +249,12 @@ public class HardeningTests
             (Args("--out", "/dev/null"), "is a device, not a regular file"),
             (Args("--out", dir.Path), "is a folder"),
             (Args("--out", Path.Combine(dir.Path, "no", "such", "m.zip")), "does not exist; create it first"),
-            (Args("--out", dir["m.zip"], "--lr", "nan"), "--lr: NaN is out of range"),
-            (Args("--out", dir["m.zip"], "--validate-every", "0"), "--validate-every must be at least 1"),
+            (Args("--out", dir["m.zip"], "--lr", "nan"), "--lr: NaN is not a finite number"),
+            (Args("--out", dir["m.zip"], "--validate-every", "0"), "--validate-every: 0 is out of range; it must be at least 1"),
             (Args("--out", dir["m.zip"], "--mf-dim", "0"), "--mf-dim: 0 is out of range; use 1 to 8192"),
             (Args("--out", dir["m.zip"], "--cf-token-rms", "-1"), "--cf-token-rms: -1 is out of range"),
-            (Args("--out", dir["m.zip"], "--max-rows", "-1"), "--max-rows must be at least 0"),
-            (Args("--out", dir["m.zip"], "--epochs", "0"), "--epochs must be at least 1"),
+            (Args("--out", dir["m.zip"], "--max-rows", "-1"), "--max-rows: -1 is out of range; it must be at least 0"),
+            (Args("--out", dir["m.zip"], "--epochs", "0"), "--epochs: 0 is out of range; use 1 to 10000"),
             (Args("--out", dir["m.zip"], "--checkpoint-dir", p.Train), "--checkpoint-dir: '" + p.Train + "' is a file"),
         };
         foreach (var (args, expect) in cases)

@@ -25,18 +25,23 @@ public sealed record CoraModelOptions
     /// <summary>cora (default) or a baseline: mf, llm-lora (TALLRec), collm.</summary>
     public CoraMethod Method { get; init; } = CoraDefaults.Method;
     /// <summary>Rank r of the collaborative weights (16). Higher r = more capacity and a larger head (d_model * r outputs).</summary>
+    [Option("--rank", "Rank r of the collaborative weights (keep alpha / r near 2).", Min = 1, Max = 1024)]
     public int Rank { get; init; } = CoraDefaults.Rank;
     /// <summary>alpha (32); the update is scaled by alpha / r (2 by default). Keep alpha / r near 2 when changing r.</summary>
+    [Option("--alpha", "alpha of the collaborative weights; the update is scaled by alpha / r.", Min = 0, MinExclusive = true, Max = 1e6)]
     public double Alpha { get; init; } = CoraDefaults.Alpha;
     /// <summary>Dropout on the projection input of the low-rank term (0.05).</summary>
+    [Option("--dropout", "Dropout on the projection input of the low-rank term.", Min = 0, Max = 0.99)]
     public double Dropout { get; init; } = CoraDefaults.Dropout;
     /// <summary>Projections that receive collaborative weights (q, k, v, o of every layer). gate and up also work.</summary>
     public string[] TargetModules { get; init; } = { "q", "k", "v", "o" };
     /// <summary>The collaborative query generator (<see cref="QueryGeneratorOptions.Paper"/> by default, or <see cref="QueryGeneratorOptions.Compact"/>).</summary>
     public QueryGeneratorOptions QueryGenerator { get; init; } = new();
     /// <summary>LoRA rank of the llm-lora and collm baselines (8, TALLRec).</summary>
+    [Option("--lora-rank", "LoRA rank of the llm-lora and collm baselines.", Min = 1, Max = 1024)]
     public int LoraRank { get; init; } = CoraDefaults.LoraRank;
     /// <summary>LoRA alpha of the baselines (16).</summary>
+    [Option("--lora-alpha", "LoRA alpha of the llm-lora and collm baselines.", Min = 0, MinExclusive = true, Max = 1e6)]
     public double LoraAlpha { get; init; } = CoraDefaults.LoraAlpha;
     public string[] LoraTargetModules { get; init; } = { "q", "v" };
     public PromptOptions Prompt { get; init; } = new();
@@ -46,11 +51,7 @@ public sealed record CoraModelOptions
     /// <summary>Every out-of-range value, by option name.</summary>
     public IEnumerable<OptionError> Validate(string prefix = "")
     {
-        var e = OptionChecks.Between(prefix + nameof(Rank), Rank, 1, 1024)
-            .Concat(OptionChecks.Finite(prefix + nameof(Alpha), Alpha, 0, 1e6, minExclusive: true))
-            .Concat(OptionChecks.Finite(prefix + nameof(Dropout), Dropout, 0, 0.99))
-            .Concat(OptionChecks.Between(prefix + nameof(LoraRank), LoraRank, 1, 1024))
-            .Concat(OptionChecks.Finite(prefix + nameof(LoraAlpha), LoraAlpha, 0, 1e6, minExclusive: true))
+        var e = OptionChecks.Declared(this, prefix)
             .Concat((QueryGenerator ?? new()).Validate(prefix + nameof(QueryGenerator) + "."));
         if (!Enum.IsDefined(Method)) e = e.Append(new OptionError(prefix + nameof(Method), $"{(int)Method} is not a method; use Mf, LlmLora, Collm or Cora."));
         foreach (var (name, list) in new[] { (nameof(TargetModules), TargetModules), (nameof(LoraTargetModules), LoraTargetModules) })

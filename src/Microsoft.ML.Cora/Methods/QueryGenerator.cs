@@ -16,16 +16,22 @@ public sealed record QueryGeneratorOptions
     public static QueryGeneratorOptions Compact { get; } = new() { NumLayers = 2, Hidden = 256, Heads = 4, FeedForward = 1024 };
 
     /// <summary>Learnable queries (4). More queries average more views of the CF token; 4 is CoRA's choice.</summary>
+    [Option("--generator-queries", "Learned queries of the Q-Former.", Min = 1, Max = 256)]
     public int NumQueries { get; init; } = CoraDefaults.GeneratorQueries;
     /// <summary>Q-Former layers (8). Fewer layers train faster; the CF token is a single vector, so depth matters little.</summary>
+    [Option("--generator-layers", "Q-Former layers.", Min = 1, Max = 48)]
     public int NumLayers { get; init; } = CoraDefaults.GeneratorLayers;
     /// <summary>Q-Former width (512). Must be divisible by <see cref="Heads"/>.</summary>
+    [Option("--generator-hidden", "Q-Former width; must be divisible by the heads.", Min = 1, Max = 8192)]
     public int Hidden { get; init; } = CoraDefaults.GeneratorHidden;
     /// <summary>Attention heads (8).</summary>
+    [Option("--generator-heads", "Q-Former attention heads.", Min = 1, Max = 128)]
     public int Heads { get; init; } = CoraDefaults.GeneratorHeads;
     /// <summary>Feed-forward width (3072, BERT's).</summary>
+    [Option("--generator-ffn", "Q-Former feed-forward width.", Min = 1, Max = 65536)]
     public int FeedForward { get; init; } = CoraDefaults.GeneratorFeedForward;
     /// <summary>Dropout inside the Q-Former (0.1).</summary>
+    [Option("--generator-dropout", "Dropout inside the Q-Former.", Min = 0, Max = 0.99)]
     public double Dropout { get; init; } = CoraDefaults.GeneratorDropout;
     /// <summary>The RMS at which the generator reads each half (user, item) of the CF token (0.4; 0 = the raw token). Before training,
     /// each half's root mean square over a sample of the training rows sets a fixed scale, stored with the model. CF models leave
@@ -35,18 +41,13 @@ public sealed record QueryGeneratorOptions
     /// what the generator can express. 0.4 was chosen on the valid split (2,000 training rows, stories260K): 0.1 leaves CoRA-SAS
     /// collapsed (AUC 0.49), 1.0 costs CoRA-MF 0.03 AUC, 0.4 keeps CoRA-MF within run-to-run noise of the raw token and lifts
     /// CoRA-SAS from 0.49 to 0.69. 0 feeds the raw token, as CoRA's public code does (and as model files of format 2 did).</summary>
+    [Option("--cf-token-rms", "RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows (0 = the raw token, as CoRA's code).", Min = 0, Max = 1000)]
     public double CfTokenRms { get; init; } = CoraDefaults.CfTokenRms;
 
     /// <summary>Every out-of-range value, by option name (bounds keep a model file from asking for absurd allocations).</summary>
     public IEnumerable<OptionError> Validate(string prefix = "")
     {
-        var e = OptionChecks.Between(prefix + nameof(NumQueries), NumQueries, 1, 256)
-            .Concat(OptionChecks.Between(prefix + nameof(NumLayers), NumLayers, 1, 48))
-            .Concat(OptionChecks.Between(prefix + nameof(Hidden), Hidden, 1, 8192))
-            .Concat(OptionChecks.Between(prefix + nameof(Heads), Heads, 1, 128))
-            .Concat(OptionChecks.Between(prefix + nameof(FeedForward), FeedForward, 1, 65536))
-            .Concat(OptionChecks.Finite(prefix + nameof(Dropout), Dropout, 0, 0.99))
-            .Concat(OptionChecks.Finite(prefix + nameof(CfTokenRms), CfTokenRms, 0, 1000));
+        var e = OptionChecks.Declared(this, prefix);
         if (Heads >= 1 && Hidden >= 1 && Hidden % Heads != 0)
             e = e.Append(new OptionError(prefix + nameof(Hidden), $"{Hidden} must be divisible by {prefix}{nameof(Heads)} ({Heads})."));
         return e;

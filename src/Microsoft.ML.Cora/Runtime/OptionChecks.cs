@@ -23,6 +23,31 @@ public static class OptionChecks
         return Array.Empty<OptionError>();
     }
 
+    /// <summary>
+    /// Every declared range (<see cref="OptionAttribute"/>) that a property of <paramref name="options"/> breaks, named
+    /// <paramref name="prefix"/> + the property's name. Null values (meaning "the default") are not checked.
+    /// </summary>
+    public static IEnumerable<OptionError> Declared(object options, string prefix = "")
+    {
+        foreach (var prop in options.GetType().GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+        {
+            if (prop.GetCustomAttributes(typeof(OptionAttribute), false) is not [OptionAttribute a]) continue;
+            if (double.IsNaN(a.Min) && double.IsNaN(a.Max)) continue;
+            string name = prefix + prop.Name;
+            switch (prop.GetValue(options))
+            {
+                case int or long:
+                    long v = Convert.ToInt64(prop.GetValue(options), System.Globalization.CultureInfo.InvariantCulture);
+                    long min = double.IsNaN(a.Min) ? long.MinValue : (long)Math.Ceiling(a.Min + (a.MinExclusive ? 1e-9 : 0));
+                    foreach (var e in double.IsNaN(a.Max) ? AtLeast(name, v, min) : Between(name, v, min, (long)a.Max)) yield return e;
+                    break;
+                case double d:
+                    foreach (var e in Finite(name, d, double.IsNaN(a.Min) ? double.MinValue : a.Min, double.IsNaN(a.Max) ? double.MaxValue : a.Max, a.MinExclusive)) yield return e;
+                    break;
+            }
+        }
+    }
+
     /// <summary>Throws one <see cref="ArgumentException"/> listing every problem (the option names first).</summary>
     public static void ThrowIfAny(IEnumerable<OptionError> errors, string paramName = "options")
     {
