@@ -61,9 +61,3 @@ public static class CoraCli
     /// <summary>One line, at most 400 characters (long values elided in the middle).</summary>
     internal static string ErrorLine(string message) => Microsoft.ML.Cora.IO.ErrorText.Elide(message.Replace("\r", " ").Replace("\n", " "), 400);
 }
-
-/// <summary>A usage error found after parsing (bad value combinations, output paths): exit code 2.</summary>
-internal sealed class UsageException : Exception
-{
-    public UsageException(string message) : base(message) { }
-}

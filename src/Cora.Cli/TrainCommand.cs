@@ -91,7 +91,7 @@ internal static class TrainCommand
                 problems.Add($"--llm: '{ErrorText.Elide(llmPath)}' is neither a llama2.c .bin file nor a Hugging Face folder.");
             if (trainingValues.CheckpointDirectory is { } ckDir && FileChecks.FolderProblem(ckDir) is { } ckProblem) problems.Add($"--checkpoint-dir: {ckProblem}");
             if (problems.Count > 0) throw new UsageException(string.Join(" ", problems));
-            if (p.GetValue(restart) && trainingValues.CheckpointDirectory is { } ck) CoraModelTrainer.ClearCheckpoints(ck);
+            if (p.GetValue(restart) && trainingValues.CheckpointDirectory is { } ck) TrainingLoop.ClearCheckpoints(ck);
 
             CoraTransformer? cfSource = null;
             if (p.GetValue(cfFrom) is { } from)

@@ -2,18 +2,6 @@ using Microsoft.ML.Cora.Data;
 
 namespace Microsoft.ML.Cora.Estimators;
 
-/// <summary>One recommended item: its rank (1 = best), id, title, the model's score and probability, and the CF score that retrieved it.</summary>
-public sealed class CoraRecommendation
-{
-    public int UserId { get; set; }
-    public int Rank { get; set; }
-    public int ItemId { get; set; }
-    public string Title { get; set; } = "";
-    public float Score { get; set; }
-    public float Probability { get; set; }
-    public float CfScore { get; set; }
-}
-
 /// <summary>Top-K: CF retrieval of candidates, then the model re-ranks them (the paper's two-stage use of a CF model and an LLM).</summary>
 internal static class CoraRecommender
 {

@@ -3,46 +3,196 @@ using Microsoft.ML.Data;
 
 namespace Microsoft.ML.Cora.Estimators;
 
-/// <summary>
-/// An input row for Cora with the default column names: <c>mlContext.Data.LoadFromEnumerable(rows)</c> gives the IDataView that
-/// <c>Recommendation().Trainers.Cora(...)</c> fits on and its transformer scores.
-/// </summary>
-public sealed class CoraInput
+/// <summary>Reads interactions out of IDataView rows.</summary>
+internal sealed class CoraRows
 {
-    /// <summary>User id.</summary>
-    public int UserId { get; set; }
-    /// <summary>Item id (its title comes from the item catalog, or from <see cref="Title"/> when the trainer's TitleColumnName is "Title").</summary>
-    public int ItemId { get; set; }
-    /// <summary>Did the user like the item? (Fit only.)</summary>
-    public bool Label { get; set; }
-    /// <summary>The user's earlier liked items, oldest first.</summary>
-    [VectorType] public int[] History { get; set; } = Array.Empty<int>();
-    /// <summary>Optional title of the item (used only when Options.TitleColumnName = "Title").</summary>
-    public string Title { get; set; } = "";
+    private readonly ValueGetter<int> _user, _item;
+    private readonly ValueGetter<bool>? _label;
+    private readonly ValueGetter<int[]>? _history;
+    private readonly ValueGetter<ReadOnlyMemory<char>>? _prompt, _title;
 
-    /// <summary>Rows from interactions read with <see cref="InteractionTsv"/> or built in code.</summary>
-    public static IEnumerable<CoraInput> From(IEnumerable<Interaction> rows) =>
-        rows.Select(r => new CoraInput { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label, History = r.History });
-}
+    public CoraRows(DataViewRow row, CoraColumns c, bool withLabel)
+    {
+        var s = row.Schema;
+        if (c.Title is not null) _title = row.GetGetter<ReadOnlyMemory<char>>(s[c.Title]);
+        _user = IdGetter(row, s[c.UserId]);
+        _item = IdGetter(row, s[c.ItemId]);
+        if (withLabel && c.Label is not null) _label = row.GetGetter<bool>(s[c.Label]);
+        if (c.Prompt is not null) _prompt = row.GetGetter<ReadOnlyMemory<char>>(s[c.Prompt]);
+        else _history = HistoryGetter(row, s[c.History]);
+    }
 
-/// <summary>The columns Cora adds, for <c>GetColumn</c>/<c>CreateEnumerable</c> and <c>PredictionEngine&lt;CoraInput, CoraPrediction&gt;</c>.</summary>
-public sealed class CoraPrediction
-{
-    /// <summary>The "Yes" logit (MF: the CF logit).</summary>
-    public float Score { get; set; }
-    /// <summary>sigmoid(Score).</summary>
-    public float Probability { get; set; }
-    /// <summary>Probability &gt; 0.5.</summary>
-    public bool PredictedLabel { get; set; }
-}
+    public static IEnumerable<DataViewSchema.Column> Needed(DataViewSchema s, CoraColumns c, bool withLabel)
+    {
+        yield return s[c.UserId];
+        yield return s[c.ItemId];
+        if (c.Prompt is not null) yield return s[c.Prompt]; else yield return s[c.History];
+        if (withLabel && c.Label is not null) yield return s[c.Label];
+        if (c.Title is not null) yield return s[c.Title];
+    }
 
-/// <summary>Loads Cora's TSV files (the layout of CoLLM's MovieLens-1M split) for ML.NET.</summary>
-public static class CoraData
-{
-    /// <summary>Interactions (<c>uid iid label timestamp not_cold his</c>) as an IDataView of <see cref="CoraInput"/>.</summary>
-    public static IDataView LoadInteractions(this DataOperationsCatalog data, string path, int maxRows = 0) =>
-        data.LoadFromEnumerable(CoraInput.From(InteractionTsv.Read(path, maxRows)).ToList());
+    /// <summary>The target item's title in this row, when a title column is given and the cell is not empty.</summary>
+    public string? ReadTitle()
+    {
+        if (_title is null) return null;
+        ReadOnlyMemory<char> t = default;
+        _title(ref t);
+        return t.Span.Trim().Length == 0 ? null : t.ToString();
+    }
 
-    /// <summary>Item titles (<c>iid title</c>) as a dictionary for Options.ItemTitles.</summary>
-    public static Dictionary<int, string> LoadItemTitles(string path) => ItemCatalog.Read(path).Titles.ToDictionary(kv => kv.Key, kv => kv.Value);
+    /// <summary>Rows read from a data view, with ready prompts and titles when those columns are given.</summary>
+    public sealed record Data(List<Interaction> Rows, List<string>? Prompts, Dictionary<int, string> Titles);
+
+    public (Interaction row, string? prompt) Read()
+    {
+        int u = 0, i = 0; bool label = false; int[] his = Array.Empty<int>(); ReadOnlyMemory<char> p = default;
+        _user(ref u); _item(ref i);
+        _label?.Invoke(ref label);
+        _history?.Invoke(ref his);
+        _prompt?.Invoke(ref p);
+        return (new Interaction(u, i, label, 0, true, his), _prompt is null ? null : p.ToString());
+    }
+
+    public static Data ReadAll(IDataView data, CoraColumns c, bool withLabel, Action check)
+    {
+        var rows = new List<Interaction>();
+        List<string>? prompts = c.Prompt is null ? null : new();
+        var titles = new Dictionary<int, string>();
+        using var cursor = data.GetRowCursor(Needed(data.Schema, c, withLabel));
+        var reader = new CoraRows(cursor, c, withLabel);
+        while (cursor.MoveNext())
+        {
+            if ((rows.Count & 1023) == 0) check();
+            var (r, p) = reader.Read();
+            rows.Add(r);
+            prompts?.Add(p!);
+            if (reader.ReadTitle() is { } t) titles[r.ItemId] = t;
+        }
+        return new Data(rows, prompts, titles);
+    }
+
+    public static ItemCatalog ReadCatalog(IDataView items, string idColumn, string titleColumn)
+    {
+        var s = items.Schema;
+        var idCol = s.GetColumnOrNull(idColumn) ?? throw new ArgumentOutOfRangeException(nameof(items), $"Cora: the item catalog has no column '{idColumn}' (set Options.ItemsIdColumnName).");
+        var titleCol = s.GetColumnOrNull(titleColumn) ?? throw new ArgumentOutOfRangeException(nameof(items), $"Cora: the item catalog has no column '{titleColumn}' (set Options.ItemsTitleColumnName).");
+        if (titleCol.Type is not TextDataViewType) throw new ArgumentOutOfRangeException(nameof(items), $"Cora: the item title column '{titleColumn}' must be text.");
+        var d = new Dictionary<int, string>();
+        using var cur = items.GetRowCursor(new[] { idCol, titleCol });
+        var id = IdGetter(cur, idCol);
+        var title = cur.GetGetter<ReadOnlyMemory<char>>(titleCol);
+        int v = 0; ReadOnlyMemory<char> t = default;
+        while (cur.MoveNext())
+        {
+            id(ref v); title(ref t);
+            if (!d.TryAdd(v, t.ToString())) throw new InvalidDataException($"Cora: item {v} appears twice in the item catalog.");
+        }
+        return new ItemCatalog(d);
+    }
+
+    private static int ToId(double v, string col)
+    {
+        if (v < 0 || v > int.MaxValue || v != Math.Floor(v)) throw new InvalidDataException($"Cora: column '{col}' holds {v}, which is not a non-negative integer id.");
+        return (int)v;
+    }
+
+    internal static ValueGetter<int> IdGetter(DataViewRow row, DataViewSchema.Column col)
+    {
+        var t = col.Type;
+        string n = col.Name;
+        if (t == NumberDataViewType.Int32) { var g = row.GetGetter<int>(col); return (ref int v) => { g(ref v); if (v < 0) throw new InvalidDataException($"Cora: column '{n}' holds {v}, not a non-negative id."); }; }
+        if (t == NumberDataViewType.Int64) { var g = row.GetGetter<long>(col); long x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
+        if (t is KeyDataViewType)
+        {
+            var ids = KeyIds(col);
+            var g = row.GetGetter<uint>(col); uint x = 0;
+            return (ref int v) => { g(ref x); v = FromKey(ids, x, n); };
+        }
+        if (t == NumberDataViewType.UInt32) { var g = row.GetGetter<uint>(col); uint x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
+        if (t == NumberDataViewType.Single) { var g = row.GetGetter<float>(col); float x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
+        if (t == NumberDataViewType.Double) { var g = row.GetGetter<double>(col); double x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
+        throw new ArgumentOutOfRangeException(nameof(col), $"Cora: column '{n}' has unsupported type {t}.");
+    }
+
+    /// <summary>
+    /// The original id of each key of a key-typed column (index = key; key 0 = missing), read from its KeyValues annotation
+    /// (what MapValueToKey records). Cora works on the original ids (they index the titles and the CF model), never on key indices.
+    /// </summary>
+    internal static int[] KeyIds(DataViewSchema.Column col)
+    {
+        var kv = col.Annotations.Schema.GetColumnOrNull("KeyValues")
+            ?? throw new ArgumentOutOfRangeException(nameof(col), $"Cora: the column '{col.Name}' holds keys without key values, so the original item/user ids cannot be recovered. " +
+                $"Give Cora the raw ids (put MapValueToKey after Cora, or add MapKeyToValue(\"{col.Name}\") before it).");
+        int[] Convert<T>(Func<T, string, int> conv)
+        {
+            VBuffer<T> values = default;
+            col.Annotations.GetValue("KeyValues", ref values);
+            var dense = values.DenseValues().ToArray();
+            var ids = new int[dense.Length + 1];
+            ids[0] = -1;
+            for (int i = 0; i < dense.Length; i++) ids[i + 1] = conv(dense[i], col.Name);
+            return ids;
+        }
+        var type = kv.Type is VectorDataViewType v ? v.ItemType : kv.Type;
+        if (type == NumberDataViewType.Int32) return Convert<int>((x, c) => ToId(x, c));
+        if (type == NumberDataViewType.Int64) return Convert<long>((x, c) => ToId(x, c));
+        if (type == NumberDataViewType.UInt32) return Convert<uint>((x, c) => ToId(x, c));
+        if (type == NumberDataViewType.Single) return Convert<float>((x, c) => ToId(x, c));
+        if (type == NumberDataViewType.Double) return Convert<double>((x, c) => ToId(x, c));
+        if (type is TextDataViewType)
+            return Convert<ReadOnlyMemory<char>>((x, c) => int.TryParse(x.Span, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var id) && id >= 0 ? id
+                : throw new InvalidDataException($"Cora: the key values of column '{c}' include '{x}', which is not an integer id."));
+        throw new ArgumentOutOfRangeException(nameof(col), $"Cora: the key values of column '{col.Name}' have type {type}; expected integer ids.");
+    }
+
+    private static int FromKey(int[] ids, uint key, string col)
+    {
+        if (key == 0 || key >= ids.Length)
+            throw new InvalidDataException($"Cora: column '{col}' holds key {key}, a value the key map did not see when it was fitted, so its id is unknown. Fit the key map on data that includes every id, or give Cora the raw ids.");
+        return ids[key];
+    }
+
+    private static ValueGetter<int[]> HistoryGetter(DataViewRow row, DataViewSchema.Column col)
+    {
+        string n = col.Name;
+        if (col.Type is TextDataViewType)
+        {
+            var g = row.GetGetter<ReadOnlyMemory<char>>(col);
+            ReadOnlyMemory<char> text = default;
+            return (ref int[] v) =>
+            {
+                g(ref text);
+                var parts = text.ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                v = parts.Select(p => int.TryParse(p, out var x) && x >= 0 ? x : throw new InvalidDataException($"Cora: column '{n}': '{p}' is not an item id.")).Where(x => x != 0).ToArray();
+            };
+        }
+        var item = ((VectorDataViewType)col.Type).ItemType;
+        ValueGetter<int[]> Make<T>(Func<T, double> conv)
+        {
+            var g = row.GetGetter<VBuffer<T>>(col);
+            VBuffer<T> buf = default;
+            return (ref int[] v) =>
+            {
+                g(ref buf);
+                var dense = buf.DenseValues().ToArray();
+                v = dense.Select(x => ToId(conv(x), n)).Where(x => x != 0).ToArray();
+            };
+        }
+        if (item == NumberDataViewType.Int32) return Make<int>(x => x);
+        if (item == NumberDataViewType.Int64) return Make<long>(x => x);
+        if (item is KeyDataViewType)
+        {
+            var ids = KeyIds(col);
+            var g = row.GetGetter<VBuffer<uint>>(col);
+            VBuffer<uint> buf = default;
+            return (ref int[] v) =>
+            {
+                g(ref buf);
+                v = buf.DenseValues().Where(k => k != 0).Select(k => FromKey(ids, k, n)).Where(x => x != 0).ToArray();
+            };
+        }
+        if (item == NumberDataViewType.UInt32) return Make<uint>(x => x);
+        if (item == NumberDataViewType.Single) return Make<float>(x => x);
+        return Make<double>(x => x);
+    }
 }

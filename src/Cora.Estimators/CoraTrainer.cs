@@ -245,7 +245,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
                 o.Progress?.Report(p);
                 ch.Trace(MessageSensitivity.None, p.ToString());   // every step: Trace; milestones: Info
             });
-            trainingResult = CoraModelTrainer.Train(model, train, valid, o.Training, progress, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
+            trainingResult = TrainingLoop.Train(model, train, valid, o.Training, progress, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
         }
         return new CoraTransformer(_ml, model, columns with { Label = null }, o.ScoringBatchSize, o.EmbedLlm) { TrainingResult = trainingResult };
     }

@@ -164,7 +164,7 @@ public sealed class CoraTransformer : ITransformer, IDisposable
     }
 
     /// <summary>
-    /// Wraps a <see cref="CoraModel"/> built or trained outside ML.NET (e.g. with <c>CoraModelTrainer</c>) as a transformer that reads
+    /// Wraps a <see cref="CoraModel"/> built or trained outside ML.NET (e.g. with <c>TrainingLoop</c>) as a transformer that reads
     /// <see cref="CoraInput"/>'s columns (UserId, ItemId, History). The transformer shares the model; dispose one of them, not both.
     /// </summary>
     public static CoraTransformer Create(MLContext mlContext, CoraModel model, int scoringBatchSize = CoraDefaults.ScoringBatchSize)

@@ -29,7 +29,7 @@ public sealed record GeneratorProbe(int Rows, double Spread, double UserShuffled
         try
         {
             var items = rows.Select(r => (long)r.ItemId).ToArray();
-            var token = CoraCollaborativeLora.CfToken(model.Cf, rows, items);                           // [N, 2k]
+            var token = CollaborativeLoraMethod.CfToken(model.Cf, rows, items);                           // [N, 2k]
             long half = token.shape[1] / 2;
             Tensor A(Tensor t) => generator.Forward(t).flatten(1);                                      // [N, d*r], unit rows
             var a = A(token);

@@ -120,7 +120,7 @@ public sealed class CoraModel : IDisposable
         var sample = rows.Count > CoraDefaults.CfTokenCalibrationRows ? Seeded.Sample(rows, CoraDefaults.CfTokenCalibrationRows, seed) : rows;
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var tokens = sample.Chunk(1024).Select(c => CoraCollaborativeLora.CfToken(Cf, c, c.Select(r => (long)r.ItemId).ToArray())).ToList();
+        var tokens = sample.Chunk(1024).Select(c => CollaborativeLoraMethod.CfToken(Cf, c, c.Select(r => (long)r.ItemId).ToArray())).ToList();
         generator.Calibrate(torch.cat(tokens, 0), Options.QueryGenerator.CfTokenRms);                                                  // [N, 2k]
     }
 

@@ -3,37 +3,6 @@ using Microsoft.ML.Cora.Llm;
 
 namespace Microsoft.ML.Cora.Prompting;
 
-/// <summary>Prompt options. The defaults reproduce CoLLM/TALLRec's MovieLens template literally.</summary>
-public sealed record PromptOptions
-{
-    /// <summary>
-    /// CoLLM/TALLRec's template. Placeholders: <c>&lt;ItemTitleList&gt;</c>, <c>&lt;TargetItemTitle&gt;</c>,
-    /// <c>&lt;ItemNoun&gt;</c>, <c>&lt;ItemNounPlural&gt;</c>; the CoLLM baseline also uses <c>&lt;UserID&gt;</c> and
-    /// <c>&lt;TargetItemID&gt;</c> (one soft token each). <c>\n</c> is a literal backslash-n, as in the original.
-    /// </summary>
-    public const string DefaultTemplate =
-        "#Question: A user has given high ratings to the following <ItemNounPlural>: <ItemTitleList>. Leverage the information to predict whether the user would enjoy the <ItemNoun> titled <TargetItemTitle>? Answer with \"Yes\" or \"No\". \\n#Answer:";
-
-    /// <summary>CoLLM's template with soft-token slots for the user and the target item.</summary>
-    public const string CollmTemplate =
-        "#Question: A user has given high ratings to the following <ItemNounPlural>: <ItemTitleList>. Additionally, we have information about the user's preferences encoded in the feature <UserID>. Using all available information, make a prediction about whether the user would enjoy the <ItemNoun> titled <TargetItemTitle> with the feature <TargetItemID>? Answer with \"Yes\" or \"No\". \\n#Answer:";
-
-    public string Template { get; init; } = DefaultTemplate;
-    /// <summary>Domain noun, singular ("movie", "book").</summary>
-    public string ItemNoun { get; init; } = "movie";
-    /// <summary>Domain noun, plural ("movies", "books").</summary>
-    public string ItemNounPlural { get; init; } = "movies";
-    /// <summary>How many of the most recent liked items to list (CoLLM uses 10).</summary>
-    public int MaxHistory { get; init; } = 10;
-    /// <summary>Stand-in for an empty history (CoLLM's spelling).</summary>
-    public string EmptyHistory { get; init; } = "unkow";
-    /// <summary>Token budget of a prompt (BOS included); 0 = the LLM's context length.</summary>
-    public int MaxTokens { get; init; }
-}
-
-/// <summary>A tokenised prompt; <see cref="Slots"/> are positions where soft tokens replace the placeholder id.</summary>
-public sealed record TokenizedPrompt(int[] Ids, (int position, string slot)[] Slots, int TitlesUsed);
-
 /// <summary>Builds prompts from a user's history and a target item; drops the oldest titles first when too long.</summary>
 public sealed class PromptBuilder
 {

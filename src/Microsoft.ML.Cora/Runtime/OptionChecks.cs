@@ -1,11 +1,5 @@
 namespace Microsoft.ML.Cora.Runtime;
 
-/// <summary>A problem with an option value: the option's name and what is wrong (and how to fix it).</summary>
-public sealed record OptionError(string Option, string Problem)
-{
-    public override string ToString() => $"{Option}: {Problem}";
-}
-
 /// <summary>Checks shared by the option records.</summary>
 public static class OptionChecks
 {

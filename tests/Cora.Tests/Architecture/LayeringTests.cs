@@ -59,6 +59,6 @@ public class LayeringTests
         Assert.IsTrue(model.Contains(typeof(Microsoft.ML.Cora.Methods.MethodStrategy)), "a property type");
         Assert.IsTrue(model.Contains(typeof(Microsoft.ML.Cora.Runtime.CpuChoices)), "a static call in a method body");
         Assert.IsTrue(refs[typeof(Microsoft.ML.Cora.IO.AtomicFile)].Contains(typeof(Microsoft.ML.Cora.IO.FileChecks)), "a call in a method body");
-        Assert.IsTrue(refs[typeof(Microsoft.ML.Cora.Training.CoraModelTrainer)].Contains(typeof(Microsoft.ML.Cora.Runtime.BestSnapshot)), "a field");
+        Assert.IsTrue(refs[typeof(Microsoft.ML.Cora.Training.TrainingLoop)].Contains(typeof(Microsoft.ML.Cora.Runtime.BestSnapshot)), "a field");
     }
 }

@@ -34,7 +34,7 @@ public class CfTokenScaleTests
         int k = m.Cf.EmbeddingDim;
         using (torch.no_grad())
         {
-            var token = CoraCollaborativeLora.CfToken(m.Cf, rows, rows.Select(r => (long)r.ItemId).ToArray()).mul(m.Trainable.query_generator!.token_scale);
+            var token = CollaborativeLoraMethod.CfToken(m.Cf, rows, rows.Select(r => (long)r.ItemId).ToArray()).mul(m.Trainable.query_generator!.token_scale);
             foreach (var (start, what) in new[] { (0L, "user"), ((long)k, "item") })
                 Assert.AreEqual(CoraDefaults.CfTokenRms, Math.Sqrt(token.narrow(1, start, k).pow(2).mean().item<float>()), 1e-4 * CoraDefaults.CfTokenRms, $"{what} half");
         }
@@ -55,19 +55,19 @@ public class CfTokenScaleTests
         var rows = Slice.Train.Take(16).ToList();
         using (var m = Model())
         {
-            CoraModelTrainer.Train(m, rows, Slice.Valid.Take(8).ToList(), new TrainingOptions { BatchSize = 8, MaxSteps = 1, ValidateEvery = 1000 });
+            TrainingLoop.Train(m, rows, Slice.Valid.Take(8).ToList(), new TrainingOptions { BatchSize = 8, MaxSteps = 1, ValidateEvery = 1000 });
             var set = Scale(m);
             Assert.IsTrue(set.All(x => x != 1f && float.IsFinite(x) && x > 0), "set from the training rows before the first step");
-            CoraModelTrainer.Train(m, Slice.Train.Skip(500).Take(16).ToList(), Slice.Valid.Take(8).ToList(), new TrainingOptions { BatchSize = 8, MaxSteps = 1, ValidateEvery = 1000 });
+            TrainingLoop.Train(m, Slice.Train.Skip(500).Take(16).ToList(), Slice.Valid.Take(8).ToList(), new TrainingOptions { BatchSize = 8, MaxSteps = 1, ValidateEvery = 1000 });
             CollectionAssert.AreEqual(set, Scale(m), "training further (other rows) keeps the scale the generator was trained with");
         }
         using var fresh = Model();
         fresh.Trainable.eval();
         var items = rows.Select(r => (long)r.ItemId).ToArray();
         using var _ = torch.no_grad();
-        var a0 = fresh.Trainable.query_generator!.Forward(CoraCollaborativeLora.CfToken(fresh.Cf, rows, items));    // [B, d, r]
+        var a0 = fresh.Trainable.query_generator!.Forward(CollaborativeLoraMethod.CfToken(fresh.Cf, rows, items));    // [B, d, r]
         fresh.CalibrateCfToken(rows, seed: 1);
-        var a1 = fresh.Trainable.query_generator!.Forward(CoraCollaborativeLora.CfToken(fresh.Cf, rows, items));
+        var a1 = fresh.Trainable.query_generator!.Forward(CollaborativeLoraMethod.CfToken(fresh.Cf, rows, items));
         Assert.IsTrue(a0.sub(a1).abs().max().item<float>() > 1e-4, "the scale reaches the generator's output");
     }
 

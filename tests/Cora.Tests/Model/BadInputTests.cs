@@ -212,20 +212,20 @@ public class OneLabelValidationTests
             }
             using var m = Slice.Model(CoraMethod.Cora);
             var before = m.Trainable.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
-            var err = Assert.ThrowsExactly<InvalidDataException>(() => CoraModelTrainer.Train(m, train, oneLabel, new TrainingOptions { BatchSize = 8, MaxSteps = 2 }));
+            var err = Assert.ThrowsExactly<InvalidDataException>(() => TrainingLoop.Train(m, train, oneLabel, new TrainingOptions { BatchSize = 8, MaxSteps = 2 }));
             StringAssert.Contains(err.Message, "validation data: all 60 rows");
             Assert.IsTrue(m.Trainable.state_dict().All(kv => kv.Value.eq(before[kv.Key]).all().item<bool>()), "nothing trained");
         }
         // Both labels in the data, but the rows actually scored at each validation (a seeded half, capped) hold one: named with the cap.
         var mixed = Slice.Valid.Where(r => r.Label).Take(40).Append(Slice.Valid.First(r => !r.Label)).ToList();
         using var model = Slice.Model(CoraMethod.Cora);
-        var capped = Assert.ThrowsExactly<InvalidDataException>(() => CoraModelTrainer.Train(model, train, mixed, new TrainingOptions { BatchSize = 8, MaxSteps = 2, MaxValidationRows = 3 }));
+        var capped = Assert.ThrowsExactly<InvalidDataException>(() => TrainingLoop.Train(model, train, mixed, new TrainingOptions { BatchSize = 8, MaxSteps = 2, MaxValidationRows = 3 }));
         StringAssert.Contains(capped.Message, "--max-valid-rows");
         // Two rows, one of each label: the seeded half holds one row, so every validation scores both, and says so.
         var pair = new[] { Slice.Valid.First(r => r.Label), Slice.Valid.First(r => !r.Label) };
         var said = new List<string>();
         using var small = Slice.Model(CoraMethod.Cora);
-        var result = CoraModelTrainer.Train(small, train, pair, new TrainingOptions { BatchSize = 8, MaxSteps = 1 }, null, said.Add);
+        var result = TrainingLoop.Train(small, train, pair, new TrainingOptions { BatchSize = 8, MaxSteps = 1 }, null, said.Add);
         StringAssert.Contains(string.Join("\n", said), "the seeded half of the 2 validation rows holds one label; every validation scores all 2 rows");
         Assert.IsTrue(double.IsFinite(result.BestValidationAuc), "a finite AUC selected the model");
     }

@@ -73,7 +73,7 @@ public class CoraModelTests
         var llmBefore = m.Llm!.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
         var cfBefore = m.Cf.ExportState().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
         var trBefore = m.Trainable.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
-        CoraModelTrainer.Train(m, Slice.Train.Take(16).ToList(), Slice.Valid.Take(8).ToList(),
+        TrainingLoop.Train(m, Slice.Train.Take(16).ToList(), Slice.Valid.Take(8).ToList(),
             new TrainingOptions { BatchSize = 8, MaxSteps = 2, ValidateEvery = 100, Patience = 0 });
         Assert.IsTrue(m.Llm.Model.parameters().All(p => !p.requires_grad), "LLM frozen");
         Assert.IsTrue(m.Cf.Weights.All(p => !p.requires_grad), "CF frozen");
@@ -96,7 +96,7 @@ public class CoraModelTests
         using var m = Slice.Model(method);
         if (method != CoraMethod.Mf)
         {
-            var r = CoraModelTrainer.Train(m, rows, valid, new TrainingOptions { Epochs = 6, BatchSize = 8, LearningRate = 3e-3, Warmup = 0, ValidateEvery = 1000, Patience = 0 });
+            var r = TrainingLoop.Train(m, rows, valid, new TrainingOptions { Epochs = 6, BatchSize = 8, LearningRate = 3e-3, Warmup = 0, ValidateEvery = 1000, Patience = 0 });
             double first = r.LossCurve.Take(2).Average(x => x.loss), last = r.LossCurve.TakeLast(2).Average(x => x.loss);
             Assert.IsTrue(last < first, $"{method}: loss did not fall ({first:F4} -> {last:F4})");
         }

@@ -202,7 +202,7 @@ public class HardeningTests
     {
         using var m = Synthetic.Model(CoraMethod.Cora);
         using (torch.no_grad()) m.Trainable.collaborative_weights!.p.values().First().weight!.fill_(float.NaN);
-        var e = Assert.ThrowsExactly<TrainingDivergedException>(() => CoraModelTrainer.Train(m, Synthetic.Train.Take(64).ToList(), Synthetic.Valid.Take(32).ToList(),
+        var e = Assert.ThrowsExactly<TrainingDivergedException>(() => TrainingLoop.Train(m, Synthetic.Train.Take(64).ToList(), Synthetic.Valid.Take(32).ToList(),
             new TrainingOptions { BatchSize = 8, MaxSteps = 3, ValidateEvery = 100 }));
         StringAssert.Contains(e.Message, "step 1");
         StringAssert.Contains(e.Message, "not finite");
@@ -216,21 +216,21 @@ public class HardeningTests
     {
         using var dir = TestPaths.Temp();
         var o = new TrainingOptions { BatchSize = 8, MaxSteps = 2, ValidateEvery = 1, CheckpointDirectory = dir["ckpt"] };
-        using (var m = Synthetic.Model(CoraMethod.Cora)) CoraModelTrainer.Train(m, Synthetic.Train.Take(80).ToList(), Synthetic.Valid.Take(40).ToList(), o);
+        using (var m = Synthetic.Model(CoraMethod.Cora)) TrainingLoop.Train(m, Synthetic.Train.Take(80).ToList(), Synthetic.Valid.Take(40).ToList(), o);
         // Different data: refused, saying what differs.
         using (var m = Synthetic.Model(CoraMethod.Cora))
         {
-            var e = Assert.ThrowsExactly<CheckpointMismatchException>(() => CoraModelTrainer.Train(m, Synthetic.Train.Skip(80).Take(80).ToList(), Synthetic.Valid.Take(40).ToList(), o));
+            var e = Assert.ThrowsExactly<CheckpointMismatchException>(() => TrainingLoop.Train(m, Synthetic.Train.Skip(80).Take(80).ToList(), Synthetic.Valid.Take(40).ToList(), o));
             StringAssert.Contains(e.Message, "different training data");
             StringAssert.Contains(e.Message, "--restart");
         }
         // Different options (generator size): refused, not libtorch frames.
         using (var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora) with { Rank = 8 }, LanguageModel.Load(Synthetic.LlmPath), Synthetic.SmallMf(), Synthetic.Items))
-            StringAssert.Contains(Assert.ThrowsExactly<CheckpointMismatchException>(() => CoraModelTrainer.Train(m, Synthetic.Train.Take(80).ToList(), Synthetic.Valid.Take(40).ToList(), o)).Message, "model options");
+            StringAssert.Contains(Assert.ThrowsExactly<CheckpointMismatchException>(() => TrainingLoop.Train(m, Synthetic.Train.Take(80).ToList(), Synthetic.Valid.Take(40).ToList(), o)).Message, "model options");
         // All-negative validation rows cannot select a model: refused before a step or a checkpoint.
         var negatives = Synthetic.Valid.Where(r => !r.Label).Take(20).ToList();
         using (var m = Synthetic.Model(CoraMethod.Cora))
-            StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => CoraModelTrainer.Train(m, Synthetic.Train.Take(40).ToList(), negatives, o with { CheckpointDirectory = dir["neg"] })).Message,
+            StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => TrainingLoop.Train(m, Synthetic.Train.Take(40).ToList(), negatives, o with { CheckpointDirectory = dir["neg"] })).Message,
                 "all 20 rows have label 0");
         Assert.IsFalse(Directory.Exists(dir["neg"]) && Directory.EnumerateFiles(dir["neg"]).Any(), "no checkpoint written");
     }

@@ -8,7 +8,7 @@ using Microsoft.ML.Cora.Methods;
 namespace Cora.Tests;
 
 [TestClass]
-public class TrainerTests
+public class TrainingLoopTests
 {
     private static TrainingOptions Options(string? ckpt) => new()
     {
@@ -25,7 +25,7 @@ public class TrainerTests
         float[] reference;
         using (var m = Slice.Model(CoraMethod.Cora))
         {
-            var r = CoraModelTrainer.Train(m, rows, valid, Options(null));
+            var r = TrainingLoop.Train(m, rows, valid, Options(null));
             Assert.AreEqual(6, r.Steps);
             reference = m.Score(valid, 8);
         }
@@ -35,12 +35,12 @@ public class TrainerTests
         {
             using var cts = new CancellationTokenSource();
             var progress = new SyncProgress(p => { if (p.Step == 3) cts.Cancel(); });
-            Assert.ThrowsExactly<OperationCanceledException>(() => CoraModelTrainer.Train(m, rows, valid, Options(ckpt), progress, null, cts.Token));
+            Assert.ThrowsExactly<OperationCanceledException>(() => TrainingLoop.Train(m, rows, valid, Options(ckpt), progress, null, cts.Token));
             Assert.IsTrue(File.Exists(Path.Combine(ckpt, "state.json")), "a checkpoint was written before the interruption");
         }
         using (var m = Slice.Model(CoraMethod.Cora))
         {
-            var r = CoraModelTrainer.Train(m, rows, valid, Options(ckpt));
+            var r = TrainingLoop.Train(m, rows, valid, Options(ckpt));
             Assert.IsTrue(r.Resumed);
             Assert.AreEqual(6, r.Steps);
             CollectionAssert.AreEqual(reference, m.Score(valid, 8), "resumed run ends with the same weights");
@@ -59,7 +59,7 @@ public class TrainerTests
         float[] reference;
         using (var m = Slice.Model(CoraMethod.Cora))
         {
-            CoraModelTrainer.Train(m, rows, valid, Options(null));
+            TrainingLoop.Train(m, rows, valid, Options(null));
             reference = m.Score(valid, 8);
         }
         // Saves come at steps 2, 4 and 6; the one at step 4 is stopped right after each of its files in turn.
@@ -71,22 +71,22 @@ public class TrainerTests
                 string ckpt = tmp[$"ck{b}"];
                 int saves = 0;
                 var seen = new List<string>();
-                CoraModelTrainer.Checkpoints.AfterFileWritten = name =>
+                TrainingLoop.Checkpoints.AfterFileWritten = name =>
                 {
                     if (saves == 1) seen.Add(name);
                     if (saves == 1 && name.StartsWith(boundaries[b], StringComparison.Ordinal)) throw new SimulatedKill();
                     if (name == "state.json") saves++;
                 };
                 using (var m = Slice.Model(CoraMethod.Cora))
-                    Assert.ThrowsExactly<SimulatedKill>(() => CoraModelTrainer.Train(m, rows, valid, Options(ckpt)));
-                CoraModelTrainer.Checkpoints.AfterFileWritten = null;
+                    Assert.ThrowsExactly<SimulatedKill>(() => TrainingLoop.Train(m, rows, valid, Options(ckpt)));
+                TrainingLoop.Checkpoints.AfterFileWritten = null;
                 Assert.IsTrue(seen.Last().StartsWith(boundaries[b], StringComparison.Ordinal), $"stopped after {boundaries[b]}: {string.Join(", ", seen)}");
                 int expectedStep = boundaries[b] == "state.json" ? 4 : 2;
                 Assert.AreEqual(expectedStep, (int)System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(ckpt, "state.json")))!["Step"]!,
                     $"stopped after {boundaries[b]}: the committed set");
                 using var again = Slice.Model(CoraMethod.Cora);
                 var log = new List<string>();
-                var r = CoraModelTrainer.Train(again, rows, valid, Options(ckpt), null, log.Add);
+                var r = TrainingLoop.Train(again, rows, valid, Options(ckpt), null, log.Add);
                 Assert.IsTrue(r.Resumed, boundaries[b]);
                 StringAssert.Contains(log.First(l => l.StartsWith("resumed")), $"at step {expectedStep}");
                 CollectionAssert.AreEqual(reference, again.Score(valid, 8), $"stopped after {boundaries[b]}: the resumed run ends with the same weights");
@@ -94,7 +94,7 @@ public class TrainerTests
                 Assert.IsTrue(left.All(n => n!.Contains("00000006") || n!.Contains("00000004") || n!.StartsWith("best-")), "only the last two sets remain: " + string.Join(", ", left));
             }
         }
-        finally { CoraModelTrainer.Checkpoints.AfterFileWritten = null; }
+        finally { TrainingLoop.Checkpoints.AfterFileWritten = null; }
     }
 
     [TestMethod]
@@ -107,7 +107,7 @@ public class TrainerTests
         float[] reference;
         using (var m = Slice.Model(CoraMethod.Cora))
         {
-            CoraModelTrainer.Train(m, rows, valid, Options(ckpt));
+            TrainingLoop.Train(m, rows, valid, Options(ckpt));
             reference = m.Score(valid, 8);
         }
         // Flip one byte of the newest set's trainable state (same size: only the hash can tell).
@@ -118,7 +118,7 @@ public class TrainerTests
         using (var m = Slice.Model(CoraMethod.Cora))
         {
             var log = new List<string>();
-            var r = CoraModelTrainer.Train(m, rows, valid, Options(ckpt), null, log.Add);
+            var r = TrainingLoop.Train(m, rows, valid, Options(ckpt), null, log.Add);
             Assert.IsTrue(r.Resumed);
             StringAssert.Contains(string.Join("\n", log), "current-00000006.safetensors (current) does not match its SHA-256 in the manifest); resuming from the one before it");
             StringAssert.Contains(log.First(l => l.StartsWith("resumed")), "at step 4");
@@ -128,22 +128,22 @@ public class TrainerTests
         foreach (var f in Directory.GetFiles(ckpt, "optimizer-*.safetensors")) File.WriteAllBytes(f, new byte[10]);
         using (var m = Slice.Model(CoraMethod.Cora))
         {
-            var e = Assert.ThrowsExactly<InvalidDataException>(() => CoraModelTrainer.Train(m, rows, valid, Options(ckpt)));
+            var e = Assert.ThrowsExactly<InvalidDataException>(() => TrainingLoop.Train(m, rows, valid, Options(ckpt)));
             StringAssert.Contains(e.Message, "no complete checkpoint to resume from");
             StringAssert.Contains(e.Message, "--restart");
         }
-        CoraModelTrainer.ClearCheckpoints(ckpt);
+        TrainingLoop.ClearCheckpoints(ckpt);
         Assert.AreEqual(0, Directory.GetFiles(ckpt).Length, "--restart's clear removes every set and manifest");
     }
 
     [TestMethod]
     public void LearningRateWarmsUpThenDecays()
     {
-        Assert.AreEqual(0.1, CoraModelTrainer.LearningRate(1.0, 0, 10, 100), 1e-12);
-        Assert.AreEqual(1.0, CoraModelTrainer.LearningRate(1.0, 9, 10, 100), 1e-12);
-        Assert.AreEqual(1.0, CoraModelTrainer.LearningRate(1.0, 10, 10, 100), 1e-12);
-        Assert.AreEqual(0.5, CoraModelTrainer.LearningRate(1.0, 55, 10, 100), 1e-12);
-        Assert.AreEqual(0.0, CoraModelTrainer.LearningRate(1.0, 100, 10, 100), 1e-12);
+        Assert.AreEqual(0.1, TrainingLoop.LearningRate(1.0, 0, 10, 100), 1e-12);
+        Assert.AreEqual(1.0, TrainingLoop.LearningRate(1.0, 9, 10, 100), 1e-12);
+        Assert.AreEqual(1.0, TrainingLoop.LearningRate(1.0, 10, 10, 100), 1e-12);
+        Assert.AreEqual(0.5, TrainingLoop.LearningRate(1.0, 55, 10, 100), 1e-12);
+        Assert.AreEqual(0.0, TrainingLoop.LearningRate(1.0, 100, 10, 100), 1e-12);
     }
 
     [TestMethod]
@@ -154,7 +154,7 @@ public class TrainerTests
         float[] Run()
         {
             using var m = Slice.Model(CoraMethod.Cora);
-            CoraModelTrainer.Train(m, rows, valid, Options(null) with { MaxSteps = 3 });
+            TrainingLoop.Train(m, rows, valid, Options(null) with { MaxSteps = 3 });
             return m.Score(valid, 8);
         }
         CollectionAssert.AreEqual(Run(), Run());
@@ -174,7 +174,7 @@ public class TrainerTests
         {
             using var m = Slice.Model(CoraMethod.Cora);
             m.Plan = plan;
-            CoraModelTrainer.Train(m, rows, valid, Options(ckpt), progress, null, ct);
+            TrainingLoop.Train(m, rows, valid, Options(ckpt), progress, null, ct);
             if (save is not null) m.Save(save);
             var scores = m.Score(valid, 8);
             // The trained weights (views of the optimiser's buffer when it kept one) move like any others.
@@ -215,7 +215,7 @@ public class TrainerTests
             using var m = Slice.Model(CoraMethod.Cora);
             m.To(torch.CPU, ScalarType.Float64, ScalarType.Float64);
             m.Plan = ComputePlan.Fast with { SingleBufferOptimizer = singleBuffer };
-            CoraModelTrainer.Train(m, rows, valid, Options(null));
+            TrainingLoop.Train(m, rows, valid, Options(null));
             Assert.IsTrue(m.Trainable.parameters().All(p => p.dtype == ScalarType.Float64), "trained in float64");
             return m.Score(valid, 8);
         }

@@ -10,77 +10,12 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.Cora.Training;
 
-/// <summary>Optimisation settings for the LLM-based methods (defaults in <see cref="CoraDefaults"/>; each says how to choose it).</summary>
-public sealed record TrainingOptions
-{
-    /// <summary>Passes over the training rows (1). More epochs help small data; watch validation AUC.</summary>
-    [Option("--epochs", "Passes over the training rows. Start with 1; raise while validation AUC improves.", Min = 1, Max = 10_000)]
-    public int Epochs { get; init; } = CoraDefaults.Epochs;
-    /// <summary>Rows per forward pass (8). Raise it on a GPU; memory grows with batch x prompt length.</summary>
-    [Option("--batch-size", "Rows per training step. Memory grows with batch x prompt length.", Min = 1, Max = 1 << 16)]
-    public int BatchSize { get; init; } = CoraDefaults.BatchSize;
-    /// <summary>Batches whose gradients are summed before a step (1); effective batch = BatchSize x this.</summary>
-    [Option("--grad-accum", "Batches summed per optimiser step (effective batch = batch x this).", Min = 1, Max = 1 << 16)]
-    public int GradientAccumulation { get; init; } = CoraDefaults.GradientAccumulation;
-    /// <summary>Peak AdamW learning rate (1e-3). Lower it (3e-4) if the loss jumps; raise it for tiny data.</summary>
-    [Option("--lr", "Peak AdamW learning rate; lower it (3e-4) if the loss jumps.", Min = 0, MinExclusive = true, Max = 10)]
-    public double LearningRate { get; init; } = CoraDefaults.LearningRate;
-    /// <summary>AdamW weight decay (1e-3), not applied to biases and 1-D parameters.</summary>
-    [Option("--weight-decay", "AdamW weight decay (not on biases and 1-D parameters).", Min = 0, Max = 10)]
-    public double WeightDecay { get; init; } = CoraDefaults.WeightDecay;
-    /// <summary>Linear warm-up before the cosine decay: a fraction of all steps when below 1, else a step count (0.05).</summary>
-    [Option("--warmup", "Warm-up: a fraction of all steps when below 1, else a step count.", Min = 0, Max = 1e9)]
-    public double Warmup { get; init; } = CoraDefaults.Warmup;
-    /// <summary>Validate every N optimiser steps (and at the end of each epoch) (200). Lower it for short runs.</summary>
-    [Option("--validate-every", "Validate every N optimiser steps (and at each epoch's end).", Min = 1)]
-    public int ValidateEvery { get; init; } = CoraDefaults.ValidateEvery;
-    /// <summary>Validation rows: a fixed random half of valid (CoRA's "valid_small"), capped at this (0 = no cap).</summary>
-    [Option("--max-valid-rows", "Cap on validation rows used at each validation (0 = half of valid).", Min = 0)]
-    public int MaxValidationRows { get; init; } = 0;
-    /// <summary>Stop after this many validations without a better AUC (5; 0 = never stop early).</summary>
-    [Option("--patience", "Stop after this many validations without a better AUC (0 = never).", Min = 0)]
-    public int Patience { get; init; } = CoraDefaults.Patience;
-    /// <summary>Use at most this many training rows (0 = all): a seeded random sample, kept in file order.</summary>
-    [Option("--max-rows", "Use at most N training rows (0 = all; a seeded random sample).", Min = 0)]
-    public int MaxTrainRows { get; init; } = 0;
-    /// <summary>Seed of the sampling, shuffling and dropout (2023).</summary>
-    [Option("--seed", "One seed for initialisation, sampling, shuffling and dropout.")]
-    public long Seed { get; init; } = CoraDefaults.Seed;
-    /// <summary>Folder for resumable checkpoints (written atomically at each validation); null = none.</summary>
-    [Option("--checkpoint-dir", "Resumable checkpoints; a rerun with the same folder and the same data and options resumes.")]
-    public string? CheckpointDirectory { get; init; }
-    /// <summary>Stop after this many optimiser steps (0 = no limit); for tests and quick runs.</summary>
-    [Option("--max-steps", "Stop after N optimiser steps (0 = no limit).", Min = 0)]
-    public int MaxSteps { get; init; } = 0;
-    /// <summary>Rows per LLM forward when scoring (8, fastest on the CPU; the generator still sees 128-row chunks). On a GPU use 64 or more.</summary>
-    [Option("--scoring-batch-size", "Rows per LLM forward when scoring.", Min = 1, Max = 1 << 16)]
-    public int ScoringBatchSize { get; init; } = CoraDefaults.ScoringBatchSize;
-
-    /// <summary>Every out-of-range value, by option name.</summary>
-    public IEnumerable<OptionError> Validate(string prefix = "")
-    {
-        return OptionChecks.Declared(this, prefix)
-            .Concat(CheckpointDirectory is { } d && (File.Exists(d) || d.Trim().Length == 0)
-                ? new[] { new OptionError(prefix + nameof(CheckpointDirectory), $"'{IO.ErrorText.Elide(d)}' is a file (or empty), not a folder for checkpoints.") }
-                : Array.Empty<OptionError>());
-    }
-}
-
-/// <summary>Progress of a training run (reported after each optimiser step).</summary>
-public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double RowsPerSecond, TimeSpan Eta, double? LastValidationAuc)
-{
-    public override string ToString() =>
-        $"Cora step {Step}/{TotalSteps}: loss {Loss:F4}, {RowsPerSecond:F1} rows/s, ETA {Eta:hh\\:mm\\:ss}, valid AUC {(LastValidationAuc is { } a ? a.ToString("F4") : "-")}";
-}
-
-public sealed record TrainingResult(int Steps, double BestValidationAuc, int BestStep, List<(int step, double loss)> LossCurve, List<(int step, double auc)> ValidationCurve, bool StoppedEarly, bool Resumed);
-
 /// <summary>
 /// Trains the trainable parts of a <see cref="CoraModel"/> (the LLM and CF model stay frozen): AdamW (0.9, 0.999),
 /// linear warm-up then cosine decay, gradient accumulation, validation on a fixed random half of valid, best
 /// weights by validation AUC, early stopping, deterministic on the CPU for a seed, cancellable, resumable.
 /// </summary>
-public static class CoraModelTrainer
+public static class TrainingLoop
 {
     /// <summary>A fixed random half of valid (CoRA's valid_small).</summary>
     public static List<Interaction> ValidationHalf(IReadOnlyList<Interaction> valid, long seed, int cap = 0)

@@ -1,0 +1,43 @@
+using Microsoft.ML.Cora.IO;
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Cora;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Estimators;
+using Microsoft.ML.Cora.Evaluation;
+using Microsoft.ML.Cora.Runtime;
+using Microsoft.ML.Cora.Methods;
+using Microsoft.ML.Cora.CollaborativeFiltering;
+
+namespace Cora.Cli;
+
+/// <summary>--model and --llm, the same on every command that loads a saved model.</summary>
+internal sealed record ModelOptions(Option<string> Model, Option<string?> Llm)
+{
+    /// <summary>Environment variable giving --llm's default (e.g. in a container where the LLM is mounted elsewhere).</summary>
+    public const string LlmVariable = "CORA_LLM";
+
+    public static ModelOptions Create(string modelHelp = "A model zip written by 'cora train'.")
+    {
+        var llm = new Option<string?>("--llm")
+        {
+            Description = $"The frozen LLM (Hugging Face folder or llama2.c .bin) where it is now, when not where the model was trained; checked against the SHA-256 the model records (default: ${LlmVariable}, else the recorded path).",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(LlmVariable) is { Length: > 0 } v ? v : null,
+        };
+        llm.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string?>() is { } v && FileChecks.KindOf(v) is not (FileChecks.Kind.Regular or FileChecks.Kind.Directory))
+                r.AddError($"--llm: '{ErrorText.Elide(v)}' is neither a llama2.c .bin file nor a Hugging Face folder{(r.Implicit ? $" (from ${LlmVariable})" : "")}.");
+        });
+        return new(Cli.Req("--model", modelHelp), llm);
+    }
+
+    public void AddTo(Command c) { c.Options.Add(Model); c.Options.Add(Llm); }
+
+    /// <summary>Loads the model (and its LLM from --llm when given).</summary>
+    public (MLContext ml, CoraTransformer model) Load(ParseResult p, DeviceChoice on, int scoringBatchSize = 0) =>
+        Cli.Load(p.GetValue(Model)!, on, scoringBatchSize, p.GetValue(Llm));
+}

@@ -1,0 +1,19 @@
+using Microsoft.ML.Cora.CollaborativeFiltering;
+using Microsoft.ML.Cora.Methods;
+using Microsoft.ML.Cora.Data;
+using Microsoft.ML.Cora.Llm;
+using Microsoft.ML.Cora.Prompting;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Cora.Methods;
+
+/// <summary>TALLRec: the same prompt, a plain trainable LoRA on the frozen LLM, no CF signal.</summary>
+public sealed class LlmLoraMethod : MethodStrategy
+{
+    public static readonly LlmLoraMethod Instance = new();
+    public override void Build(TrainableParts parts, CoraModelOptions o, LanguageModel llm, int cfDim) =>
+        parts.lora = new LoraWeights(llm.Model.Sites(o.LoraTargetModules.Select(ProjectionSite.ParseKind)), o.LoraRank, o.LoraAlpha, o.Dropout, o.Seed);
+    public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts) =>
+        (embeds, parts.lora);
+}
