@@ -68,7 +68,7 @@ public class ReadmeSnippetTests
         }
 
         // Every code line of the snippet above appears in the README, in order.
-        var src = File.ReadAllLines(Path.Combine(TestPaths.RepoRoot, "tests", "Cora.Tests", "ReadmeSnippetTests.cs"));
+        var src = File.ReadAllLines(Path.Combine(TestPaths.RepoRoot, "tests", "Cora.Tests", "Docs", "ReadmeSnippetTests.cs"));
         var snippet = new List<string>();
         bool on = false;
         foreach (var l in src)
