@@ -34,48 +34,120 @@ public static class CoraService
 {
     public const int MaxPairs = 10_000, MaxK = 100, MaxDeadlineMs = 600_000;
 
-    /// <summary>Builds the app (not started). <paramref name="configure"/> may change the host (e.g. a test server).</summary>
-    public static WebApplication Build(CoraTransformer model, BatcherOptions options, string[]? urls = null, Action<WebApplicationBuilder>? configure = null)
+    /// <summary>Builds the app (not started) for one model. <paramref name="configure"/> may change the host (e.g. a test server).</summary>
+    public static WebApplication Build(CoraTransformer model, BatcherOptions options, string[]? urls = null, Action<WebApplicationBuilder>? configure = null,
+        ServeOptions? serve = null) =>
+        Build(new ServedModel(model, options, serve?.ModelId ?? "in-memory", ownsModel: false), options, urls, configure, serve);
+
+    /// <summary>Builds the app (not started) serving <paramref name="served"/> (which a reload may swap).</summary>
+    internal static WebApplication Build(ServedModel served, BatcherOptions options, string[]? urls, Action<WebApplicationBuilder>? configure, ServeOptions? serve)
     {
+        var so = serve ?? new ServeOptions();
         var builder = WebApplication.CreateSlimBuilder();
+        // Structured JSON logs; levels from configuration (Logging__LogLevel__Default=Debug, appsettings), these are only the defaults.
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+        {
+            InitialData = new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = "Information", ["Logging:LogLevel:Microsoft"] = "Warning", ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Information" },
+        });
         builder.Logging.ClearProviders();
-        if (urls is not null) builder.WebHost.UseUrls(urls);
+        builder.Logging.AddJsonConsole(o => { o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; o.IncludeScopes = true; });
+        if (urls is not null) builder.WebHost.UseUrls(urls);   // else ASP.NET Core's own: ASPNETCORE_URLS / URLS
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = so.MaxRequestBytes);
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi();
         builder.Services.ConfigureHttpJsonOptions(j => { j.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower; });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        if (so.RatePerSecond > 0)
+            builder.Services.AddRateLimiter(r =>
+            {
+                r.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+                r.GlobalLimiter = System.Threading.RateLimiting.PartitionedRateLimiter.Create<HttpContext, string>(ctx =>
+                    System.Threading.RateLimiting.RateLimitPartition.GetFixedWindowLimiter(ctx.Connection.RemoteIpAddress?.ToString() ?? "local",
+                        _ => new System.Threading.RateLimiting.FixedWindowRateLimiterOptions { PermitLimit = so.RatePerSecond, Window = TimeSpan.FromSeconds(1), QueueLimit = 0 }));
+            });
         configure?.Invoke(builder);
         var app = builder.Build();
-        var batcher = new ScoreBatcher(model.Model, model.ScoringBatchSize, options);
-        // Graceful shutdown: the server stops accepting, in-flight requests finish, then the queue is drained.
-        app.Lifetime.ApplicationStopped.Register(() => batcher.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        var metrics = new ServeMetrics();
+        served.Current.Batcher.OnBatch = metrics.Batch;
+        metrics.Loaded(so.LoadSeconds);
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cora.Serve");
+        bool draining = false;
+        // Rolling updates: on SIGTERM readiness fails at once, while in-flight requests finish; then the queue is drained.
+        app.Lifetime.ApplicationStopping.Register(() => Volatile.Write(ref draining, true));
+        app.Lifetime.ApplicationStopped.Register(() => served.DisposeAsync().AsTask().GetAwaiter().GetResult());
         app.UseExceptionHandler();
         app.UseStatusCodePages();   // every error response gets a problem-details body (malformed JSON, wrong types, 404s included)
+
+        // Every request: an id (X-Request-Id, kept when the caller sends one), the model's id and version in the headers, an API
+        // key check where one is set, a body size check, one JSON log line and the metrics.
+        app.Use(async (ctx, next) =>
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            string id = ctx.Request.Headers.TryGetValue("X-Request-Id", out var given) && given.ToString() is { Length: > 0 and <= 128 } g ? g : Guid.NewGuid().ToString("N")[..16];
+            ctx.TraceIdentifier = id;
+            var current = served.Current;
+            ctx.Response.Headers["X-Request-Id"] = id;
+            ctx.Response.Headers["X-Cora-Model"] = current.Id;
+            ctx.Response.Headers["X-Cora-Version"] = ServedModel.Version;
+            using var scope = log.BeginScope(new Dictionary<string, object> { ["request_id"] = id });
+            if (so.ApiKey is { } key && Protected(ctx.Request.Path) && !Authorized(ctx.Request, key))
+            {
+                ctx.Response.Headers.WWWAuthenticate = "Bearer";
+                await Results.Problem("Send the API key as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'.", statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(ctx);
+            }
+            else if (ctx.Request.ContentLength > so.MaxRequestBytes)
+                await Results.Problem($"The body is {ctx.Request.ContentLength} bytes; at most {so.MaxRequestBytes} are accepted. Split the request.", statusCode: StatusCodes.Status413PayloadTooLarge).ExecuteAsync(ctx);
+            else await next(ctx);
+            string route = (ctx.GetEndpoint() as Microsoft.AspNetCore.Routing.RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
+            metrics.Request(route, ctx.Response.StatusCode, sw.Elapsed.TotalSeconds);
+            if (ctx.Items.TryGetValue("cora.source", out var src) && src is "cf") metrics.CfFallback();
+            log.LogInformation("{method} {route} {status} {latency_ms:F1} ms rows={rows} source={source} model={model}", ctx.Request.Method, route, ctx.Response.StatusCode,
+                sw.Elapsed.TotalMilliseconds, ctx.Items.TryGetValue("cora.rows", out var rows) ? rows : 0, src ?? "-", current.Id);
+        });
+        if (so.RatePerSecond > 0) app.UseRateLimiter();
         app.MapOpenApi();
 
-        app.MapGet("/healthz", () => Results.Ok(new
+        app.MapGet("/healthz", () =>
         {
-            status = "ok", method = model.Model.Options.Method.ToString(), cf = model.Model.Cf.Kind, batches = Interlocked.Read(ref batcher.Batches), rows = Interlocked.Read(ref batcher.Rows),
-            received = Interlocked.Read(ref batcher.Received), abandoned = Interlocked.Read(ref batcher.Abandoned),
-        }));
+            var s = served.Current;
+            return Results.Ok(new
+            {
+                status = "ok", model_id = s.Id, version = ServedModel.Version, method = s.Transformer.Model.Options.Method.ToString(), cf = s.Transformer.Model.Cf.Kind,
+                batches = Interlocked.Read(ref s.Batcher.Batches), rows = Interlocked.Read(ref s.Batcher.Rows),
+                received = Interlocked.Read(ref s.Batcher.Received), abandoned = Interlocked.Read(ref s.Batcher.Abandoned),
+            });
+        });
+        // Ready: the model is loaded and warm and the service is not draining.
+        app.MapGet("/readyz", () =>
+        {
+            var s = served.Current;
+            var body = new { status = Volatile.Read(ref draining) ? "draining" : "ready", model_id = s.Id, version = ServedModel.Version, method = s.Transformer.Model.Options.Method.ToString() };
+            return Volatile.Read(ref draining) ? Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Ok(body);
+        });
+        app.MapGet("/metrics", () => Results.Text(metrics.Render(served.Current), "text/plain; version=0.0.4; charset=utf-8"));
 
-        app.MapPost("/score", async (ScoreRequest? request, CancellationToken ct) =>
+        app.MapPost("/score", async (ScoreRequest? request, HttpContext http, CancellationToken ct) =>
         {
+            using var lease = served.Acquire();
+            var model = lease.Snapshot.Transformer;
             var errors = Validate(model.Model, request);
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "Bad /score request");
             var rows = request!.Pairs!.Select(p => new Interaction(p.User!.Value, p.Item!.Value, false, 0, true,
                 p.History?.Where(h => h != 0).ToArray() ?? model.Model.Users.Liked(p.User.Value))).ToList();
             foreach (var (i, problem) in PromptProblems(model.Model, rows).Take(20)) errors[$"pairs[{i}]"] = new[] { problem };
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "Bad /score request");
-            var (scores, source) = await ScoreWithin(batcher, model.Model, rows, TimeSpan.FromMilliseconds(request.DeadlineMs ?? options.Deadline.TotalMilliseconds), ct);
+            var (scores, source) = await ScoreWithin(lease.Snapshot.Batcher, model.Model, rows, TimeSpan.FromMilliseconds(request.DeadlineMs ?? options.Deadline.TotalMilliseconds), ct);
             if (scores is null) return QueueFull();
+            http.Items["cora.rows"] = rows.Count; http.Items["cora.source"] = source;
             return Results.Ok(new ScoreResponse(rows.Select((r, i) => new ScoredPair(r.UserId, r.ItemId, scores[i], CoraTransformer.Sigmoid(scores[i]), source)).ToList()));
         });
 
         // The same batching, queue limit and deadline as /score: the candidates' rows join the shared batches; past the deadline the
         // CF order answers (source "cf").
-        app.MapGet("/recommend/{user:int}", async (int user, int? k, [FromQuery(Name = "deadline_ms")] int? deadlineMs, CancellationToken ct) =>
+        app.MapGet("/recommend/{user:int}", async (int user, int? k, [FromQuery(Name = "deadline_ms")] int? deadlineMs, HttpContext http, CancellationToken ct) =>
         {
+            using var lease = served.Acquire();
+            var model = lease.Snapshot.Transformer;
             int top = k ?? CoraDefaults.RecommendTop;
             var errors = new Dictionary<string, string[]>();
             if (top < 1 || top > MaxK) errors["k"] = new[] { $"k must be from 1 to {MaxK} (got {top})." };
@@ -94,9 +166,11 @@ public static class CoraService
             string source = "cf";
             if (model.Model.UsesLlm && candidates.Rows.Count > 0)
             {
-                (scores, source) = await ScoreWithin(batcher, model.Model, candidates.Rows, deadlineMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Deadline, ct);
+                (scores, source) = await ScoreWithin(lease.Snapshot.Batcher, model.Model, candidates.Rows, deadlineMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Deadline, ct);
                 if (scores is null) return QueueFull();
+                http.Items["cora.source"] = source;
             }
+            http.Items["cora.rows"] = candidates.Rows.Count;
             var all = CoraRecommender.Rank(model.Model, candidates, scores, pool);
             var items = model.Model.Items;
             var cora = all.Take(top).Select(r => new RankedItem(r.Rank, r.ItemId, r.Title, r.Score, r.Probability, r.CfScore)).ToList();
@@ -106,19 +180,44 @@ public static class CoraService
             return Results.Ok(new RecommendResponse(user, model.Model.Cf.KnowsUser(user), history, cf, cora, source));
         });
 
-        app.MapGet("/users", (int? limit) => Results.Ok(model.Model.Users.UserIds.Take(Math.Clamp(limit ?? 100, 1, 10_000)).ToList()));
+        app.MapGet("/users", (string? q, int? limit) =>
+        {
+            using var lease = served.Acquire();
+            var ids = lease.Snapshot.Transformer.Model.Users.UserIds;
+            var hits = string.IsNullOrWhiteSpace(q) ? ids : ids.Where(u => u.ToString(System.Globalization.CultureInfo.InvariantCulture).StartsWith(q.Trim(), StringComparison.Ordinal));
+            return Results.Ok(hits.Take(Math.Clamp(limit ?? 100, 1, 10_000)).ToList());
+        });
 
         app.MapGet("/items", (string? q, int? limit) =>
         {
-            var items = model.Model.Items;
+            using var lease = served.Acquire();
+            var items = lease.Snapshot.Transformer.Model.Items;
             var hits = items.Titles.Where(kv => string.IsNullOrWhiteSpace(q) || kv.Value.Contains(q, StringComparison.OrdinalIgnoreCase))
                 .OrderBy(kv => kv.Key).Take(Math.Clamp(limit ?? 20, 1, 1000)).Select(kv => new TitledItem(kv.Key, kv.Value)).ToList();
             return Results.Ok(hits);
         });
 
         app.MapGet("/", () => Results.Content(Page.Value, "text/html; charset=utf-8"));
+        app.MapGet("/favicon.ico", () => Results.Bytes(Favicon, "image/svg+xml"));
         return app;
     }
+
+    /// <summary>Routes open without the API key: the probes, the metrics, the OpenAPI document, the page and its icon.</summary>
+    private static bool Protected(PathString path) =>
+        !(path == "/" || path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || path.StartsWithSegments("/metrics")
+          || path.StartsWithSegments("/openapi") || path.StartsWithSegments("/favicon.ico"));
+
+    private static bool Authorized(HttpRequest r, string key)
+    {
+        string? given = r.Headers.Authorization.ToString() is { } a && a.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? a[7..].Trim()
+            : r.Headers.TryGetValue("X-Api-Key", out var x) ? x.ToString() : null;
+        if (given is null) return false;
+        var g = System.Text.Encoding.UTF8.GetBytes(given); var k = System.Text.Encoding.UTF8.GetBytes(key);
+        return g.Length == k.Length && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(g, k);
+    }
+
+    private static readonly byte[] Favicon = System.Text.Encoding.UTF8.GetBytes(
+        "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><rect width='16' height='16' rx='3' fill='#2b5797'/><text x='8' y='12' font-size='10' text-anchor='middle' fill='white' font-family='sans-serif'>C</text></svg>");
 
     private static IResult QueueFull() =>
         Results.Problem("The scoring queue is full or the service is stopping; retry later.", statusCode: StatusCodes.Status503ServiceUnavailable);

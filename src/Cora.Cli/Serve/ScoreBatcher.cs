@@ -22,6 +22,11 @@ internal sealed class ScoreBatcher : IAsyncDisposable
     private readonly Task _loop;
     /// <summary>Model calls started and finished, rows scored, requests taken into the queue, requests dropped or stopped because they were cancelled.</summary>
     public long Started, Batches, Rows, Received, Abandoned;
+    private long _pending;
+    /// <summary>Requests queued and not yet taken by the scoring loop.</summary>
+    public long Pending => Interlocked.Read(ref _pending);
+    /// <summary>Called with the rows of each finished model call (for the batch-size histogram).</summary>
+    public Action<int>? OnBatch { get; set; }
 
     public ScoreBatcher(CoraModel model, int scoringBatch, BatcherOptions options)
     {
@@ -38,7 +43,8 @@ internal sealed class ScoreBatcher : IAsyncDisposable
     {
         var tcs = new TaskCompletionSource<float[]>(TaskCreationOptions.RunContinuationsAsynchronously);
         scores = tcs.Task;
-        if (!_queue.Writer.TryWrite(new Work(rows, tcs, ct))) return false;
+        Interlocked.Increment(ref _pending);
+        if (!_queue.Writer.TryWrite(new Work(rows, tcs, ct))) { Interlocked.Decrement(ref _pending); return false; }
         Interlocked.Increment(ref Received);
         return true;
     }
@@ -56,6 +62,7 @@ internal sealed class ScoreBatcher : IAsyncDisposable
             {
                 if (reader.TryRead(out var w))
                 {
+                    Interlocked.Decrement(ref _pending);
                     if (w.Ct.IsCancellationRequested) { Abandon(w); continue; }   // nobody waits for it any more
                     batch.Add(w); rows += w.Rows.Count; continue;
                 }
@@ -87,6 +94,7 @@ internal sealed class ScoreBatcher : IAsyncDisposable
             Interlocked.Increment(ref Started);
             var scores = _model.Score(all, _scoringBatch, allGone.Token);
             Interlocked.Increment(ref Batches); Interlocked.Add(ref Rows, all.Count);
+            OnBatch?.Invoke(all.Count);
             int at = 0;
             foreach (var w in works) { w.Done.TrySetResult(scores[at..(at + w.Rows.Count)]); at += w.Rows.Count; }
             return true;

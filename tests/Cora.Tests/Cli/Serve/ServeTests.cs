@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -270,5 +271,145 @@ public class ScoreBatcherTests
         var bad = await client.GetAsync($"/recommend/{user}?deadline_ms=0");
         Assert.AreEqual(HttpStatusCode.BadRequest, bad.StatusCode);
         StringAssert.Contains(await bad.Content.ReadAsStringAsync(), "deadline_ms");
+    }
+}
+
+/// <summary>What an operator needs from <c>cora serve</c>: ids, probes, metrics, access control, limits, logs, reloads.</summary>
+[TestClass]
+public class ServiceOperationsTests
+{
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private sealed class CapturedLogs : Microsoft.Extensions.Logging.ILoggerProvider
+    {
+        public readonly System.Collections.Concurrent.ConcurrentQueue<string> Lines = new();
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string category) => new Logger(this, category);
+        public void Dispose() { }
+        private sealed class Logger(CapturedLogs owner, string category) : Microsoft.Extensions.Logging.ILogger
+        {
+            private readonly System.Collections.Concurrent.ConcurrentStack<object> _scopes = new();
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull { _scopes.Push(state); return new Pop(_scopes); }
+            public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel level) => true;
+            public void Log<TState>(Microsoft.Extensions.Logging.LogLevel level, Microsoft.Extensions.Logging.EventId id, TState state, Exception? e, Func<TState, Exception?, string> format)
+            {
+                string scopes = string.Join(";", _scopes.Select(s => s is IEnumerable<KeyValuePair<string, object>> kv ? string.Join(",", kv.Select(x => $"{x.Key}={x.Value}")) : s.ToString()));
+                owner.Lines.Enqueue($"{category}|{scopes}|{format(state, e)}");
+            }
+            private sealed class Pop(System.Collections.Concurrent.ConcurrentStack<object> s) : IDisposable { public void Dispose() => s.TryPop(out _); }
+        }
+    }
+
+    private static async Task<(WebApplication app, HttpClient client, CapturedLogs logs)> Start(CoraTransformer t, ServeOptions? so = null)
+    {
+        var logs = new CapturedLogs();
+        var app = CoraService.Build(t, new BatcherOptions(), configure: b => { b.WebHost.UseTestServer(); b.Logging.AddProvider(logs); }, serve: so);
+        await app.StartAsync();
+        return (app, ((TestServer)app.Services.GetRequiredService<IServer>()).CreateClient(), logs);
+    }
+
+    [TestMethod]
+    public async Task EveryResponseCarriesARequestIdAndTheModelAndProbesMetricsAndLogsReport()
+    {
+        using var t = ServeTests.SmallModel();
+        var (app, client, logs) = await Start(t, new ServeOptions { ModelId = "abc123def456" });
+        await using var _ = app;
+        var pairs = ServeLoad.Pairs(t.Model, 0, 3);
+        var req = new HttpRequestMessage(HttpMethod.Post, "/score") { Content = JsonContent.Create(new ScoreRequest(pairs, null), options: Json) };
+        req.Headers.Add("X-Request-Id", "caller-id-7");
+        var resp = await client.SendAsync(req);
+        Assert.AreEqual(HttpStatusCode.OK, resp.StatusCode);
+        Assert.AreEqual("caller-id-7", resp.Headers.GetValues("X-Request-Id").Single(), "the caller's id is kept");
+        Assert.AreEqual("abc123def456", resp.Headers.GetValues("X-Cora-Model").Single());
+        Assert.IsFalse(string.IsNullOrEmpty(resp.Headers.GetValues("X-Cora-Version").Single()));
+        var generated = (await client.GetAsync("/healthz")).Headers.GetValues("X-Request-Id").Single();
+        Assert.AreEqual(16, generated.Length, "an id is made when none is sent");
+
+        var ready = (await client.GetFromJsonAsync<JsonObject>("/readyz"))!;
+        Assert.AreEqual("ready", (string)ready["status"]!);
+        Assert.AreEqual("abc123def456", (string)ready["model_id"]!);
+
+        string metrics = await client.GetStringAsync("/metrics");
+        StringAssert.Contains(metrics, "cora_requests_total{route=\"/score\",status=\"200\"} 1");
+        StringAssert.Contains(metrics, "cora_request_duration_seconds_count{route=\"/score\"} 1");
+        StringAssert.Contains(metrics, "cora_batch_rows_count 1");
+        StringAssert.Contains(metrics, "cora_rows_scored_total 3");
+        StringAssert.Contains(metrics, "cora_model_info{model_id=\"abc123def456\"");
+        foreach (var line in metrics.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith('#')))
+            Assert.IsTrue(System.Text.RegularExpressions.Regex.IsMatch(line, @"^[a-z_]+(\{[a-z_]+=""[^""]*""(,[a-z_]+=""[^""]*"")*\})? (-?[0-9.eE+-]+|\+Inf|NaN)$"), $"not Prometheus text: {line}");
+
+        var line7 = logs.Lines.FirstOrDefault(l => l.StartsWith("Cora.Serve|") && l.Contains("request_id=caller-id-7"));
+        Assert.IsNotNull(line7, string.Join("\n", logs.Lines.Take(20)));
+        StringAssert.Contains(line7, "POST /score 200");
+        StringAssert.Contains(line7, "rows=3 source=cora model=abc123def456");
+    }
+
+    [TestMethod]
+    public async Task AnApiKeyGuardsTheModelRoutesAndLimitsAnswerWithProblemDetails()
+    {
+        using var t = ServeTests.SmallModel();
+        string key = new string('k', 24);
+        var (app, client, _) = await Start(t, new ServeOptions { ApiKey = key, MaxRequestBytes = 2048, RatePerSecond = 0 });
+        await using var _ = app;
+        var body = new ScoreRequest(ServeLoad.Pairs(t.Model, 0, 2), null);
+        var denied = await client.PostAsJsonAsync("/score", body, Json);
+        Assert.AreEqual(HttpStatusCode.Unauthorized, denied.StatusCode);
+        StringAssert.StartsWith(denied.Content.Headers.ContentType!.MediaType, "application/problem+json");
+        var wrong = new HttpRequestMessage(HttpMethod.Post, "/score") { Content = JsonContent.Create(body, options: Json) };
+        wrong.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key + "x");
+        Assert.AreEqual(HttpStatusCode.Unauthorized, (await client.SendAsync(wrong)).StatusCode);
+        var right = new HttpRequestMessage(HttpMethod.Post, "/score") { Content = JsonContent.Create(body, options: Json) };
+        right.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        Assert.AreEqual(HttpStatusCode.OK, (await client.SendAsync(right)).StatusCode);
+        var viaHeader = new HttpRequestMessage(HttpMethod.Get, "/users?limit=2");
+        viaHeader.Headers.Add("X-Api-Key", key);
+        Assert.AreEqual(HttpStatusCode.OK, (await client.SendAsync(viaHeader)).StatusCode);
+        foreach (var open in new[] { "/healthz", "/readyz", "/metrics", "/", "/favicon.ico" })
+            Assert.AreEqual(HttpStatusCode.OK, (await client.GetAsync(open)).StatusCode, open);
+        // A body over the limit: 413 before it is read.
+        var big = new HttpRequestMessage(HttpMethod.Post, "/score") { Content = new StringContent("{\"pairs\": [" + string.Join(",", Enumerable.Repeat("{\"user\": 1, \"item\": 2}", 200)) + "]}", System.Text.Encoding.UTF8, "application/json") };
+        big.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        Assert.AreEqual(HttpStatusCode.RequestEntityTooLarge, (await client.SendAsync(big)).StatusCode);
+
+        // A rate limit per client: past it, 429.
+        var (app2, client2, _) = await Start(t, new ServeOptions { RatePerSecond = 2 });
+        await using var __ = app2;
+        var codes = new List<HttpStatusCode>();
+        for (int i = 0; i < 6; i++) codes.Add((await client2.GetAsync("/healthz")).StatusCode);
+        CollectionAssert.Contains(codes, HttpStatusCode.TooManyRequests);
+        Assert.AreEqual(HttpStatusCode.OK, codes[0]);
+
+        // The CLI refuses to listen beyond loopback without a key.
+        var (code, _, err) = CliTests.Cli("serve", "--model", "m.zip", "--host", "0.0.0.0");
+        Assert.AreNotEqual(0, code);
+        StringAssert.Contains(err, "needs an API key");
+    }
+
+    [TestMethod]
+    public async Task AReloadSwapsTheModelAtomicallyAndAFailedOneKeepsTheOld()
+    {
+        using var t = ServeTests.SmallModel();
+        var served = new ServedModel(t, new BatcherOptions(), "first", ownsModel: false);
+        var app = CoraService.Build(served, new BatcherOptions(), null, b => b.WebHost.UseTestServer(), new ServeOptions { ModelId = "first" });
+        await app.StartAsync();
+        await using var _ = app;
+        var client = ((TestServer)app.Services.GetRequiredService<IServer>()).CreateClient();
+        var pairs = ServeLoad.Pairs(t.Model, 0, 4);
+        var before = (await (await client.PostAsJsonAsync("/score", new ScoreRequest(pairs, null), Json)).Content.ReadFromJsonAsync<ScoreResponse>(Json))!;
+
+        // Requests keep flowing during the reload; every one is answered.
+        var load = ServeLoad.RunAsync(client, t.Model, concurrency: 4, requests: 24, pairsPerRequest: 2);
+        var failed = await served.ReloadAsync(() => throw new InvalidDataException("model.zip: not a model file"));
+        Assert.IsInstanceOfType<InvalidDataException>(failed);
+        Assert.AreEqual("first", served.Current.Id, "a failed reload keeps the model");
+        var next = ServeTests.SmallModel();
+        Assert.IsNull(await served.ReloadAsync(() => (next, "second")));
+        var f = await load;
+        Assert.AreEqual(24, f.Answered);
+        Assert.AreEqual(0, f.Failed + f.Mismatched);
+        var after = await client.PostAsJsonAsync("/score", new ScoreRequest(pairs, null), Json);
+        Assert.AreEqual("second", after.Headers.GetValues("X-Cora-Model").Single());
+        var scores = (await after.Content.ReadFromJsonAsync<ScoreResponse>(Json))!;
+        CollectionAssert.AreEqual(before.Scores.Select(s => s.Score).ToArray(), scores.Scores.Select(s => s.Score).ToArray(), "the same model file scores the same after a reload");
+        StringAssert.Contains(await client.GetStringAsync("/metrics"), "cora_model_info{model_id=\"second\"");
     }
 }
