@@ -6,7 +6,12 @@ namespace Cora.Cli;
 /// <summary>The <c>cora</c> command-line tool, built on the ML.NET surface (Cora.Estimators). One file per command.</summary>
 public static class CoraCli
 {
-    /// <summary>Runs the tool; returns the exit code (0 ok, 1 failure, 2 usage error, 130 cancelled).</summary>
+    /// <summary>Exit codes: what a scheduler may do about each (docs/serving.md; the Job's podFailurePolicy uses them).</summary>
+    public const int Ok = 0, Failed = 1, Usage = 2, BadInput = 3, Cancelled = 130;
+
+    /// <summary>Runs the tool; returns the exit code: 0 ok, 1 a failure a retry may cure (memory, I/O, a device), 2 a usage error,
+    /// 3 bad or missing input (a model, LLM or data file that is absent, corrupt or not the one recorded: retrying cannot help),
+    /// 130 cancelled.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)
     {
         ParseResult parse; Option<bool> verbose;
@@ -40,7 +45,12 @@ public static class CoraCli
             var inner = e;
             while (inner is System.Reflection.TargetInvocationException or AggregateException && inner.InnerException is not null) inner = inner.InnerException;
             stderr.WriteLine(parse.GetValue(verbose) ? $"error: {e}" : $"error: {ErrorLine(inner.Message)}");
-            return inner switch { OperationCanceledException => 130, UsageException => 2, _ => 1 };
+            return inner switch
+            {
+                OperationCanceledException => Cancelled, UsageException => Usage,
+                InvalidDataException or FileNotFoundException or DirectoryNotFoundException => BadInput,
+                _ => Failed,
+            };
         }
     }
 

@@ -27,17 +27,17 @@ internal sealed record ModelOptions(Option<string> Model, Option<string?> Llm)
             Description = $"The frozen LLM (Hugging Face folder or llama2.c .bin) where it is now, when not where the model was trained; checked against the SHA-256 the model records (default: ${LlmVariable}, else the recorded path).",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable(LlmVariable) is { Length: > 0 } v ? v : null,
         };
-        llm.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<string?>() is { } v && FileChecks.KindOf(v) is not (FileChecks.Kind.Regular or FileChecks.Kind.Directory))
-                r.AddError($"--llm: '{ErrorText.Elide(v)}' is neither a llama2.c .bin file nor a Hugging Face folder{(r.Implicit ? $" (from ${LlmVariable})" : "")}.");
-        });
         return new(Cli.Req("--model", modelHelp), llm);
     }
 
     public void AddTo(Command c) { c.Options.Add(Model); c.Options.Add(Llm); }
 
     /// <summary>Loads the model (and its LLM from --llm when given).</summary>
-    public (MLContext ml, CoraTransformer model) Load(ParseResult p, DeviceChoice on, int scoringBatchSize = 0) =>
-        Cli.Load(p.GetValue(Model)!, on, scoringBatchSize, p.GetValue(Llm));
+    public (MLContext ml, CoraTransformer model) Load(ParseResult p, DeviceChoice on, int scoringBatchSize = 0)
+    {
+        // Checked here, not while parsing: a deployment file's arguments parse on any machine, the paths exist only where it runs.
+        if (p.GetValue(Llm) is { } v && FileChecks.KindOf(v) is not (FileChecks.Kind.Regular or FileChecks.Kind.Directory))
+            throw new UsageException($"--llm: '{ErrorText.Elide(v)}' is neither a llama2.c .bin file nor a Hugging Face folder{(p.GetResult(Llm) is null or { Implicit: true } ? $" (from ${LlmVariable})" : "")}.");
+        return Cli.Load(p.GetValue(Model)!, on, scoringBatchSize, p.GetValue(Llm));
+    }
 }

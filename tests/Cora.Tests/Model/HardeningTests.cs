@@ -496,7 +496,7 @@ public class MovedModelTests
         // The CLI: --llm on every command that loads a model, CORA_LLM as its default.
         var pair = $"{rows[0].ItemId}";
         var (code, _, err) = CliTests.Cli("predict", "--model", dir["m.zip"], "--user", $"{rows[0].UserId}", "--items", pair);
-        Assert.AreNotEqual(0, code);
+        Assert.AreEqual(CoraCli.BadInput, code, "a missing LLM is bad input: retrying cannot help (the Job fails the index at once)");
         StringAssert.Contains(err, "--llm");
         (code, var stdout, err) = CliTests.Cli("predict", "--model", dir["m.zip"], "--user", $"{rows[0].UserId}", "--items", pair, "--llm", dir["moved"]);
         Assert.AreEqual(0, code, err);

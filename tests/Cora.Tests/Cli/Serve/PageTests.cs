@@ -43,6 +43,22 @@ public class PageTests
         var shown = (await page.Locator("#cora tbody tr td:nth-child(2)").AllTextContentsAsync()).ToArray();
         CollectionAssert.AreEqual(expected, shown, "the page lists the model's top 10 for the selected user");
         Assert.AreEqual(10, await page.Locator("#cf tbody tr").CountAsync(), "CF alone side by side");
+        foreach (var column in new[] { "#cf", "#cora" })
+            foreach (var p in await page.Locator($"{column} tbody tr td:nth-child(3)").AllTextContentsAsync())
+                Assert.IsTrue(double.Parse(p, System.Globalization.CultureInfo.InvariantCulture) is >= 0 and <= 1, $"{column}: {p} is a probability (both columns on one scale)");
+        // Any user can be found, not only the first 500 listed; a bad Top says what is wrong.
+        int last = t.Model.Users.UserIds.Last();
+        await page.FillAsync("#find", last.ToString());
+        await page.WaitForFunctionAsync($"document.body.dataset.loaded === '{last}'", null, new() { Timeout = 120_000 });
+        await page.FillAsync("#k", "0");
+        await page.DispatchEventAsync("#k", "change");
+        StringAssert.Contains(await page.TextContentAsync("#status"), "from 1 to 100");
+        await page.FillAsync("#k", "10");
+        await page.FillAsync("#find", "");
+        await page.WaitForFunctionAsync($"document.body.dataset.loaded === '{first}'", null, new() { Timeout = 120_000 });
+        await page.SelectOptionAsync("#user", user.ToString());
+        await page.DispatchEventAsync("#user", "change");
+        await page.WaitForFunctionAsync($"document.body.dataset.loaded === '{user}'", null, new() { Timeout = 120_000 });
         Assert.IsTrue(await page.Locator("#history li").CountAsync() > 0, "the liked history");
 
         // Score a title: search, pick, score.
