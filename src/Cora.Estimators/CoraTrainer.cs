@@ -32,8 +32,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
     /// Options of <see cref="CoraTrainer"/>: one tree, <see cref="Model"/> (method, rank, generator, prompt),
     /// <see cref="Training"/> (epochs, batch, learning rate, schedule, validation, checkpoints) and
     /// <see cref="MatrixFactorization"/> (the CF stage), whose documentation says how to choose each value. The shortcuts
-    /// (<see cref="Method"/>, <see cref="Epochs"/>, ...) read and write that tree; they hold no copy, so set them after
-    /// assigning a whole <see cref="Model"/> or <see cref="Training"/>.
+    /// (<see cref="Method"/>, <see cref="Epochs"/>, <see cref="MaxSteps"/>, ...) override the matching value of the tree whatever the
+    /// order they are set in; <see cref="EffectiveModel"/> and <see cref="EffectiveTraining"/> show what Fit will use. The nested
+    /// options may also be changed in place (<c>options.Training.BatchSize = 4</c>).
     /// </summary>
     public sealed class Options
     {
@@ -90,34 +91,64 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         /// <see cref="CollaborativeKind.SasRec"/> (the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS). Ignored when <see cref="CollaborativeModel"/> is set.</summary>
         public CollaborativeKind CollaborativeFilter { get; set; } = CollaborativeKind.Mf;
 
-        /// <summary>cora (default) or one of the baselines: mf, llm-lora (TALLRec), collm. (= Model.Method)</summary>
-        public CoraMethod Method { get => Model.Method; set => Model = Model with { Method = value }; }
-        /// <summary>The query generator's size (= Model.QueryGenerator): <see cref="QueryGeneratorOptions.Paper"/> (default) or <see cref="QueryGeneratorOptions.Compact"/>.</summary>
-        public QueryGeneratorOptions Generator { get => Model.QueryGenerator; set => Model = Model with { QueryGenerator = value }; }
-        /// <summary>Passes over the training rows (= Training.Epochs).</summary>
-        public int Epochs { get => Training.Epochs; set => Training = Training with { Epochs = value }; }
-        /// <summary>Rows per training step (= Training.BatchSize).</summary>
-        public int BatchSize { get => Training.BatchSize; set => Training = Training with { BatchSize = value }; }
-        /// <summary>Peak AdamW learning rate (= Training.LearningRate).</summary>
-        public double LearningRate { get => Training.LearningRate; set => Training = Training with { LearningRate = value }; }
-        /// <summary>Rows scored per LLM forward pass by the transformer (= Training.ScoringBatchSize).</summary>
-        public int ScoringBatchSize { get => Training.ScoringBatchSize; set => Training = Training with { ScoringBatchSize = value }; }
-        /// <summary>Use at most this many training rows (0 = all; a seeded random sample) (= Training.MaxTrainRows).</summary>
-        public int MaxTrainRows { get => Training.MaxTrainRows; set => Training = Training with { MaxTrainRows = value }; }
-        /// <summary>Stop training after this many steps (0 = no limit) (= Training.MaxSteps).</summary>
-        public int MaxSteps { get => Training.MaxSteps; set => Training = Training with { MaxSteps = value }; }
-        /// <summary>Folder for resumable checkpoints (= Training.CheckpointDirectory).</summary>
-        public string? CheckpointDirectory { get => Training.CheckpointDirectory; set => Training = Training with { CheckpointDirectory = value }; }
-        /// <summary>Cap on the validation rows used at each validation (= Training.MaxValidationRows).</summary>
-        public int MaxValidationRows { get => Training.MaxValidationRows; set => Training = Training with { MaxValidationRows = value }; }
-        /// <summary>Validate every N steps (= Training.ValidateEvery).</summary>
-        public int ValidateEvery { get => Training.ValidateEvery; set => Training = Training with { ValidateEvery = value }; }
-        /// <summary>One seed for everything: reads Model.Seed; writes Model, Training and MatrixFactorization seeds.</summary>
-        public long Seed
+        // The shortcuts below are kept apart from the trees and applied over them when the trainer is made (EffectiveModel,
+        // EffectiveTraining, EffectiveMatrixFactorization): setting one and assigning a whole tree, in either order, keeps both.
+        private CoraMethod? _method;
+        private QueryGeneratorOptions? _generator;
+        private int? _epochs, _batchSize, _scoringBatchSize, _maxTrainRows, _maxSteps, _maxValidationRows, _validateEvery;
+        private double? _learningRate;
+        private (bool Set, string? Value) _checkpointDirectory;
+        private long? _seed;
+
+        /// <summary>cora (default) or one of the baselines: mf, llm-lora (TALLRec), collm (overrides Model.Method).</summary>
+        public CoraMethod Method { get => _method ?? Model.Method; set => _method = value; }
+        /// <summary>The query generator's size (overrides Model.QueryGenerator): <see cref="QueryGeneratorOptions.Paper"/> (default) or <see cref="QueryGeneratorOptions.Compact"/>.</summary>
+        public QueryGeneratorOptions Generator { get => _generator ?? Model.QueryGenerator; set => _generator = value; }
+        /// <summary>Passes over the training rows (overrides Training.Epochs).</summary>
+        public int Epochs { get => _epochs ?? Training.Epochs; set => _epochs = value; }
+        /// <summary>Rows per training step (overrides Training.BatchSize).</summary>
+        public int BatchSize { get => _batchSize ?? Training.BatchSize; set => _batchSize = value; }
+        /// <summary>Peak AdamW learning rate (overrides Training.LearningRate).</summary>
+        public double LearningRate { get => _learningRate ?? Training.LearningRate; set => _learningRate = value; }
+        /// <summary>Rows scored per LLM forward pass by the transformer (overrides Training.ScoringBatchSize).</summary>
+        public int ScoringBatchSize { get => _scoringBatchSize ?? Training.ScoringBatchSize; set => _scoringBatchSize = value; }
+        /// <summary>Use at most this many training rows (0 = all; a seeded random sample) (overrides Training.MaxTrainRows).</summary>
+        public int MaxTrainRows { get => _maxTrainRows ?? Training.MaxTrainRows; set => _maxTrainRows = value; }
+        /// <summary>Stop training after this many steps (0 = no limit) (overrides Training.MaxSteps).</summary>
+        public int MaxSteps { get => _maxSteps ?? Training.MaxSteps; set => _maxSteps = value; }
+        /// <summary>Folder for resumable checkpoints (overrides Training.CheckpointDirectory).</summary>
+        public string? CheckpointDirectory { get => _checkpointDirectory.Set ? _checkpointDirectory.Value : Training.CheckpointDirectory; set => _checkpointDirectory = (true, value); }
+        /// <summary>Cap on the validation rows used at each validation (overrides Training.MaxValidationRows).</summary>
+        public int MaxValidationRows { get => _maxValidationRows ?? Training.MaxValidationRows; set => _maxValidationRows = value; }
+        /// <summary>Validate every N steps (overrides Training.ValidateEvery).</summary>
+        public int ValidateEvery { get => _validateEvery ?? Training.ValidateEvery; set => _validateEvery = value; }
+        /// <summary>One seed for everything (overrides the Model, Training and MatrixFactorization seeds); reads Model.Seed unless set.</summary>
+        public long Seed { get => _seed ?? Model.Seed; set => _seed = value; }
+
+        /// <summary><see cref="Model"/> with the shortcuts set on these options applied.</summary>
+        public CoraModelOptions EffectiveModel => (Model ?? new()) with
         {
-            get => Model.Seed;
-            set { Model = Model with { Seed = value }; Training = Training with { Seed = value }; MatrixFactorization = MatrixFactorization with { Seed = value }; }
+            Method = _method ?? (Model ?? new()).Method, QueryGenerator = _generator ?? (Model ?? new()).QueryGenerator, Seed = _seed ?? (Model ?? new()).Seed,
+        };
+
+        /// <summary><see cref="Training"/> with the shortcuts set on these options applied.</summary>
+        public TrainingOptions EffectiveTraining
+        {
+            get
+            {
+                var t = Training ?? new();
+                return t with
+                {
+                    Epochs = _epochs ?? t.Epochs, BatchSize = _batchSize ?? t.BatchSize, LearningRate = _learningRate ?? t.LearningRate,
+                    ScoringBatchSize = _scoringBatchSize ?? t.ScoringBatchSize, MaxTrainRows = _maxTrainRows ?? t.MaxTrainRows, MaxSteps = _maxSteps ?? t.MaxSteps,
+                    CheckpointDirectory = _checkpointDirectory.Set ? _checkpointDirectory.Value : t.CheckpointDirectory,
+                    MaxValidationRows = _maxValidationRows ?? t.MaxValidationRows, ValidateEvery = _validateEvery ?? t.ValidateEvery, Seed = _seed ?? t.Seed,
+                };
+            }
         }
+
+        /// <summary><see cref="MatrixFactorization"/> with the <see cref="Seed"/> shortcut applied.</summary>
+        public MatrixFactorizationOptions EffectiveMatrixFactorization => (MatrixFactorization ?? new()) with { Seed = _seed ?? (MatrixFactorization ?? new()).Seed };
 
         /// <summary>Validation data for early stopping and model selection; when null, a seeded
         /// <see cref="ValidationFraction"/> of the training rows is held out.</summary>
@@ -134,8 +165,8 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         /// <summary>Every problem with these options, by name (nothing is loaded or trained).</summary>
         public IEnumerable<OptionError> Validate()
         {
-            var e = (Model ?? new()).Validate("Model.").Concat((Training ?? new()).Validate("Training."))
-                .Concat((MatrixFactorization ?? new()).Validate("MatrixFactorization."))
+            var e = EffectiveModel.Validate("Model.").Concat(EffectiveTraining.Validate("Training."))
+                .Concat(EffectiveMatrixFactorization.Validate("MatrixFactorization."))
                 .Concat(OptionChecks.Finite(nameof(ValidationFraction), ValidationFraction, 0, 0.9, minExclusive: true));
             foreach (var (n, v) in new[] { (nameof(UserIdColumnName), UserIdColumnName), (nameof(ItemIdColumnName), ItemIdColumnName), (nameof(LabelColumnName), LabelColumnName), (nameof(HistoryColumnName), HistoryColumnName) })
                 if (string.IsNullOrWhiteSpace(v)) e = e.Append(new OptionError(n, "is empty; name the column."));
@@ -145,11 +176,11 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
                 e = e.Append(new OptionError(nameof(CollaborativeFilter), $"{(int)CollaborativeFilter} is not a CF model; use Mf, LightGcn or SasRec."));
             if (CoraDevice.DtypeError(LlmDtype) is { } te) e = e.Append(new OptionError(nameof(LlmDtype), te + "."));
             if (CoraDevice.GeneratorDtypeError(GeneratorDtype) is { } ge) e = e.Append(new OptionError(nameof(GeneratorDtype), ge + "."));
-            bool llm = Model?.Method is not CoraMethod.Mf;
+            bool llm = Method is not CoraMethod.Mf;
             if (llm && ItemTitles is null && Items is null && PromptColumnName is null && TitleColumnName is null)
                 e = e.Append(new OptionError(nameof(ItemTitles), "Cora needs the item catalog: set ItemTitles (id -> title) or Items (an IDataView with item id and title columns), give titles with the data (TitleColumnName), or ready prompts (PromptColumnName)."));
             if (llm && string.IsNullOrEmpty(LlmPath))
-                e = e.Append(new OptionError(nameof(LlmPath), $"method {Model?.Method} needs an LLM: set LlmPath to a Hugging Face folder or a llama2.c .bin."));
+                e = e.Append(new OptionError(nameof(LlmPath), $"method {Method} needs an LLM: set LlmPath to a Hugging Face folder or a llama2.c .bin."));
             else if (llm && !File.Exists(LlmPath) && !Directory.Exists(LlmPath))
                 e = e.Append(new OptionError(nameof(LlmPath), $"'{LlmPath}' does not exist; give a Hugging Face model folder or a llama2.c .bin."));
             return e;
@@ -203,7 +234,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         }
         else
         {
-            var idx = Seeded.Permutation(data.Rows.Count, o.Training.Seed, "validation-split");
+            var idx = Seeded.Permutation(data.Rows.Count, o.EffectiveTraining.Seed, "validation-split");
             int nValid = Math.Max(1, (int)(data.Rows.Count * o.ValidationFraction));
             var validSet = idx.Take(nValid).ToHashSet();
             train = data.Rows.Where((_, i) => !validSet.Contains(i)).ToList();
@@ -226,11 +257,11 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         else
         {
             ch.Info(MessageSensitivity.None, $"Cora: training the {CollaborativeModels.DisplayName(o.CollaborativeFilter)} stage on {train.Count} rows.");
-            cf = CollaborativeModels.Train(o.CollaborativeFilter, train, valid, o.MatrixFactorization, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
+            cf = CollaborativeModels.Train(o.CollaborativeFilter, train, valid, o.EffectiveMatrixFactorization, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
         }
         TrainingResult? trainingResult = null;
         LanguageModel? llm = usesLlm ? LanguageModel.Load(o.LlmPath!, device: o.Device, dtype: o.LlmDtype) : null;
-        var model = new CoraModel(o.Model, llm, cf, catalog) { Users = UserProfiles.FromRows(data.Rows), GeneratorDtype = o.GeneratorDtype };
+        var model = new CoraModel(o.EffectiveModel, llm, cf, catalog) { Users = UserProfiles.FromRows(data.Rows), GeneratorDtype = o.GeneratorDtype };
         if (llm is null) model.To(_device);
         if (model.UsesLlm)
         {
@@ -245,7 +276,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
                 o.Progress?.Report(p);
                 ch.Trace(MessageSensitivity.None, p.ToString());   // every step: Trace; milestones: Info
             });
-            trainingResult = TrainingLoop.Train(model, train, valid, o.Training, progress, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
+            trainingResult = TrainingLoop.Train(model, train, valid, o.EffectiveTraining, progress, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
         }
         return new CoraTransformer(_ml, model, columns with { Label = null }, o.ScoringBatchSize, o.EmbedLlm) { TrainingResult = trainingResult };
     }

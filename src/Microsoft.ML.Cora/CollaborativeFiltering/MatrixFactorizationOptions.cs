@@ -16,41 +16,41 @@ public sealed record MatrixFactorizationOptions
     /// <summary>Embedding size of users and items; null = the model's default: MF and LightGCN 256 (CoRA's), SASRec 64 (CoLLM's).
     /// The concat [u; i] (2x) feeds the query generator.</summary>
     [Option("--mf-dim", "CF embedding size (default: the CF model's own).", Min = 1, Max = 8192)]
-    public int? EmbeddingDim { get; init; }
+    public int? EmbeddingDim { get; set; }
     /// <summary>Adam learning rate; null = the model's default: MF and LightGCN 1e-3, SASRec 1e-2. Lower it if validation AUC oscillates.</summary>
     [Option("--mf-lr", "CF stage's Adam learning rate (default: the CF model's own).", Min = 0, MinExclusive = true, Max = 10)]
-    public double? LearningRate { get; init; }
+    public double? LearningRate { get; set; }
     /// <summary>Adam weight decay (L2 on every weight); null = the model's default: MF and LightGCN 1e-4, SASRec 1e-2. The main guard
     /// against over-fitting: raise it when the training loss keeps falling while validation AUC stalls after a few epochs.</summary>
     [Option("--mf-wd", "CF stage's weight decay, L2 (default: the CF model's own); raise it when validation AUC stalls while the loss falls.", Min = 0, Max = 10)]
-    public double? WeightDecay { get; init; }
+    public double? WeightDecay { get; set; }
     /// <summary>Rows per step (2048).</summary>
     [Option("--mf-batch-size", "Rows per CF training step.", Min = 1, Max = 1 << 24)]
-    public int BatchSize { get; init; } = CoraDefaults.MfBatchSize;
+    public int BatchSize { get; set; } = CoraDefaults.MfBatchSize;
     /// <summary>Upper bound on epochs (200); early stopping usually ends sooner.</summary>
     [Option("--mf-epochs", "Maximum CF epochs (early stopping on validation AUC).", Min = 1, Max = 100_000)]
-    public int MaxEpochs { get; init; } = CoraDefaults.MfMaxEpochs;
+    public int MaxEpochs { get; set; } = CoraDefaults.MfMaxEpochs;
     /// <summary>Stop after this many epochs without a better validation AUC (10).</summary>
     [Option("--mf-patience", "CF epochs without a better validation AUC before stopping.", Min = 1)]
-    public int Patience { get; init; } = CoraDefaults.MfPatience;
+    public int Patience { get; set; } = CoraDefaults.MfPatience;
     /// <summary>Seed of the initialisation and shuffling (2023).</summary>
-    public long Seed { get; init; } = CoraDefaults.Seed;
+    public long Seed { get; set; } = CoraDefaults.Seed;
 
     /// <summary>LightGCN: propagation layers over the user-item graph (2). More layers smooth more; 2-3 is LightGCN's range.</summary>
     [Option("--lightgcn-layers", "LightGCN propagation layers.", Min = 0, Max = 16)]
-    public int GraphLayers { get; init; } = CoraDefaults.LightGcnLayers;
+    public int GraphLayers { get; set; } = CoraDefaults.LightGcnLayers;
     /// <summary>SASRec: self-attention blocks (2).</summary>
     [Option("--sasrec-blocks", "SASRec self-attention blocks.", Min = 1, Max = 16)]
-    public int SequenceBlocks { get; init; } = CoraDefaults.SasRecBlocks;
+    public int SequenceBlocks { get; set; } = CoraDefaults.SasRecBlocks;
     /// <summary>SASRec: the most recent liked items read (25, CoLLM's); older ones are dropped.</summary>
     [Option("--sasrec-length", "SASRec: most recent liked items read.", Min = 1, Max = 4096)]
-    public int SequenceLength { get; init; } = CoraDefaults.SasRecMaxLength;
+    public int SequenceLength { get; set; } = CoraDefaults.SasRecMaxLength;
     /// <summary>SASRec: attention heads (1, SASRec's); must divide <see cref="EmbeddingDim"/>.</summary>
     [Option("--sasrec-heads", "SASRec attention heads; must divide the embedding size.", Min = 1, Max = 64)]
-    public int SequenceHeads { get; init; } = CoraDefaults.SasRecHeads;
+    public int SequenceHeads { get; set; } = CoraDefaults.SasRecHeads;
     /// <summary>SASRec: dropout in the blocks (0.2, SASRec's for MovieLens).</summary>
     [Option("--sasrec-dropout", "SASRec dropout.", Min = 0, Max = 0.99)]
-    public double SequenceDropout { get; init; } = CoraDefaults.SasRecDropout;
+    public double SequenceDropout { get; set; } = CoraDefaults.SasRecDropout;
 
     /// <summary><see cref="EmbeddingDim"/>, or <paramref name="kind"/>'s default when it is null.</summary>
     public int EmbeddingDimFor(CollaborativeKind kind) => EmbeddingDim ?? DefaultsFor(kind).Dim;

@@ -10,30 +10,30 @@ namespace Microsoft.ML.Cora.Methods;
 public sealed record CoraModelOptions
 {
     /// <summary>cora (default) or a baseline: mf, llm-lora (TALLRec), collm.</summary>
-    public CoraMethod Method { get; init; } = CoraDefaults.Method;
+    public CoraMethod Method { get; set; } = CoraDefaults.Method;
     /// <summary>Rank r of the collaborative weights (16). Higher r = more capacity and a larger head (d_model * r outputs).</summary>
     [Option("--rank", "Rank r of the collaborative weights (keep alpha / r near 2).", Min = 1, Max = 1024)]
-    public int Rank { get; init; } = CoraDefaults.Rank;
+    public int Rank { get; set; } = CoraDefaults.Rank;
     /// <summary>alpha (32); the update is scaled by alpha / r (2 by default). Keep alpha / r near 2 when changing r.</summary>
     [Option("--alpha", "alpha of the collaborative weights; the update is scaled by alpha / r.", Min = 0, MinExclusive = true, Max = 1e6)]
-    public double Alpha { get; init; } = CoraDefaults.Alpha;
+    public double Alpha { get; set; } = CoraDefaults.Alpha;
     /// <summary>Dropout on the projection input of the low-rank term (0.05).</summary>
     [Option("--dropout", "Dropout on the projection input of the low-rank term.", Min = 0, Max = 0.99)]
-    public double Dropout { get; init; } = CoraDefaults.Dropout;
+    public double Dropout { get; set; } = CoraDefaults.Dropout;
     /// <summary>Projections that receive collaborative weights (q, k, v, o of every layer). gate and up also work.</summary>
-    public string[] TargetModules { get; init; } = { "q", "k", "v", "o" };
+    public string[] TargetModules { get; set; } = { "q", "k", "v", "o" };
     /// <summary>The collaborative query generator (<see cref="QueryGeneratorOptions.Paper"/> by default, or <see cref="QueryGeneratorOptions.Compact"/>).</summary>
-    public QueryGeneratorOptions QueryGenerator { get; init; } = new();
+    public QueryGeneratorOptions QueryGenerator { get; set; } = new();
     /// <summary>LoRA rank of the llm-lora and collm baselines (8, TALLRec).</summary>
     [Option("--lora-rank", "LoRA rank of the llm-lora and collm baselines.", Min = 1, Max = 1024)]
-    public int LoraRank { get; init; } = CoraDefaults.LoraRank;
+    public int LoraRank { get; set; } = CoraDefaults.LoraRank;
     /// <summary>LoRA alpha of the baselines (16).</summary>
     [Option("--lora-alpha", "LoRA alpha of the llm-lora and collm baselines.", Min = 0, MinExclusive = true, Max = 1e6)]
-    public double LoraAlpha { get; init; } = CoraDefaults.LoraAlpha;
-    public string[] LoraTargetModules { get; init; } = { "q", "v" };
-    public PromptOptions Prompt { get; init; } = new();
+    public double LoraAlpha { get; set; } = CoraDefaults.LoraAlpha;
+    public string[] LoraTargetModules { get; set; } = { "q", "v" };
+    public PromptOptions Prompt { get; set; } = new();
     /// <summary>Seed for every random initialisation (2023).</summary>
-    public long Seed { get; init; } = CoraDefaults.Seed;
+    public long Seed { get; set; } = CoraDefaults.Seed;
 
     /// <summary>Every out-of-range value, by option name.</summary>
     public IEnumerable<OptionError> Validate(string prefix = "")

@@ -10,29 +10,29 @@ public sealed record QueryGeneratorOptions
 {
     /// <summary>CoRA's full-size generator (the default): 4 queries, 8 layers, 512 wide, 8 heads, FFN 3072 (about 42M
     /// parameters with a 64-wide LLM and r = 16; training keeps 4 fp32 copies: about 0.7 GB).</summary>
-    public static QueryGeneratorOptions Paper { get; } = new();
+    public static QueryGeneratorOptions Paper => new();   // a new instance each time: changing one never changes the preset
     /// <summary>A small generator for first runs and CPUs: 2 layers, 256 wide, 4 heads, FFN 1024 (about 2.5M parameters);
     /// trains several times faster. Switch to <see cref="Paper"/> for the paper's setting.</summary>
-    public static QueryGeneratorOptions Compact { get; } = new() { NumLayers = 2, Hidden = 256, Heads = 4, FeedForward = 1024 };
+    public static QueryGeneratorOptions Compact => new() { NumLayers = 2, Hidden = 256, Heads = 4, FeedForward = 1024 };
 
     /// <summary>Learnable queries (4). More queries average more views of the CF token; 4 is CoRA's choice.</summary>
     [Option("--generator-queries", "Learned queries of the Q-Former.", Min = 1, Max = 256)]
-    public int NumQueries { get; init; } = CoraDefaults.GeneratorQueries;
+    public int NumQueries { get; set; } = CoraDefaults.GeneratorQueries;
     /// <summary>Q-Former layers (8). Fewer layers train faster; the CF token is a single vector, so depth matters little.</summary>
     [Option("--generator-layers", "Q-Former layers.", Min = 1, Max = 48)]
-    public int NumLayers { get; init; } = CoraDefaults.GeneratorLayers;
+    public int NumLayers { get; set; } = CoraDefaults.GeneratorLayers;
     /// <summary>Q-Former width (512). Must be divisible by <see cref="Heads"/>.</summary>
     [Option("--generator-hidden", "Q-Former width; must be divisible by the heads.", Min = 1, Max = 8192)]
-    public int Hidden { get; init; } = CoraDefaults.GeneratorHidden;
+    public int Hidden { get; set; } = CoraDefaults.GeneratorHidden;
     /// <summary>Attention heads (8).</summary>
     [Option("--generator-heads", "Q-Former attention heads.", Min = 1, Max = 128)]
-    public int Heads { get; init; } = CoraDefaults.GeneratorHeads;
+    public int Heads { get; set; } = CoraDefaults.GeneratorHeads;
     /// <summary>Feed-forward width (3072, BERT's).</summary>
     [Option("--generator-ffn", "Q-Former feed-forward width.", Min = 1, Max = 65536)]
-    public int FeedForward { get; init; } = CoraDefaults.GeneratorFeedForward;
+    public int FeedForward { get; set; } = CoraDefaults.GeneratorFeedForward;
     /// <summary>Dropout inside the Q-Former (0.1).</summary>
     [Option("--generator-dropout", "Dropout inside the Q-Former.", Min = 0, Max = 0.99)]
-    public double Dropout { get; init; } = CoraDefaults.GeneratorDropout;
+    public double Dropout { get; set; } = CoraDefaults.GeneratorDropout;
     /// <summary>The RMS at which the generator reads each half (user, item) of the CF token (0.4; 0 = the raw token). Before training,
     /// each half's root mean square over a sample of the training rows sets a fixed scale, stored with the model. CF models leave
     /// their embeddings at very different scales (SASRec's items at RMS 0.007 against its users' 1.7; MF 0.08 against 0.2): the
@@ -42,7 +42,7 @@ public sealed record QueryGeneratorOptions
     /// collapsed (AUC 0.49), 1.0 costs CoRA-MF 0.03 AUC, 0.4 keeps CoRA-MF within run-to-run noise of the raw token and lifts
     /// CoRA-SAS from 0.49 to 0.69. 0 feeds the raw token, as CoRA's public code does (and as model files of format 2 did).</summary>
     [Option("--cf-token-rms", "RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows (0 = the raw token, as CoRA's code).", Min = 0, Max = 1000)]
-    public double CfTokenRms { get; init; } = CoraDefaults.CfTokenRms;
+    public double CfTokenRms { get; set; } = CoraDefaults.CfTokenRms;
 
     /// <summary>Every out-of-range value, by option name (bounds keep a model file from asking for absurd allocations).</summary>
     public IEnumerable<OptionError> Validate(string prefix = "")

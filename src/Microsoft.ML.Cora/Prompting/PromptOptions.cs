@@ -18,15 +18,15 @@ public sealed record PromptOptions
     public const string CollmTemplate =
         "#Question: A user has given high ratings to the following <ItemNounPlural>: <ItemTitleList>. Additionally, we have information about the user's preferences encoded in the feature <UserID>. Using all available information, make a prediction about whether the user would enjoy the <ItemNoun> titled <TargetItemTitle> with the feature <TargetItemID>? Answer with \"Yes\" or \"No\". \\n#Answer:";
 
-    public string Template { get; init; } = DefaultTemplate;
+    public string Template { get; set; } = DefaultTemplate;
     /// <summary>Domain noun, singular ("movie", "book").</summary>
-    public string ItemNoun { get; init; } = "movie";
+    public string ItemNoun { get; set; } = "movie";
     /// <summary>Domain noun, plural ("movies", "books").</summary>
-    public string ItemNounPlural { get; init; } = "movies";
+    public string ItemNounPlural { get; set; } = "movies";
     /// <summary>How many of the most recent liked items to list (CoLLM uses 10).</summary>
-    public int MaxHistory { get; init; } = 10;
+    public int MaxHistory { get; set; } = 10;
     /// <summary>Stand-in for an empty history (CoLLM's spelling).</summary>
-    public string EmptyHistory { get; init; } = "unkow";
+    public string EmptyHistory { get; set; } = "unkow";
     /// <summary>Token budget of a prompt (BOS included); 0 = the LLM's context length.</summary>
-    public int MaxTokens { get; init; }
+    public int MaxTokens { get; set; }
 }

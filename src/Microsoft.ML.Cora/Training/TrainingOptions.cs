@@ -15,46 +15,46 @@ public sealed record TrainingOptions
 {
     /// <summary>Passes over the training rows (1). More epochs help small data; watch validation AUC.</summary>
     [Option("--epochs", "Passes over the training rows. Start with 1; raise while validation AUC improves.", Min = 1, Max = 10_000)]
-    public int Epochs { get; init; } = CoraDefaults.Epochs;
+    public int Epochs { get; set; } = CoraDefaults.Epochs;
     /// <summary>Rows per forward pass (8). Raise it on a GPU; memory grows with batch x prompt length.</summary>
     [Option("--batch-size", "Rows per training step. Memory grows with batch x prompt length.", Min = 1, Max = 1 << 16)]
-    public int BatchSize { get; init; } = CoraDefaults.BatchSize;
+    public int BatchSize { get; set; } = CoraDefaults.BatchSize;
     /// <summary>Batches whose gradients are summed before a step (1); effective batch = BatchSize x this.</summary>
     [Option("--grad-accum", "Batches summed per optimiser step (effective batch = batch x this).", Min = 1, Max = 1 << 16)]
-    public int GradientAccumulation { get; init; } = CoraDefaults.GradientAccumulation;
+    public int GradientAccumulation { get; set; } = CoraDefaults.GradientAccumulation;
     /// <summary>Peak AdamW learning rate (1e-3). Lower it (3e-4) if the loss jumps; raise it for tiny data.</summary>
     [Option("--lr", "Peak AdamW learning rate; lower it (3e-4) if the loss jumps.", Min = 0, MinExclusive = true, Max = 10)]
-    public double LearningRate { get; init; } = CoraDefaults.LearningRate;
+    public double LearningRate { get; set; } = CoraDefaults.LearningRate;
     /// <summary>AdamW weight decay (1e-3), not applied to biases and 1-D parameters.</summary>
     [Option("--weight-decay", "AdamW weight decay (not on biases and 1-D parameters).", Min = 0, Max = 10)]
-    public double WeightDecay { get; init; } = CoraDefaults.WeightDecay;
+    public double WeightDecay { get; set; } = CoraDefaults.WeightDecay;
     /// <summary>Linear warm-up before the cosine decay: a fraction of all steps when below 1, else a step count (0.05).</summary>
     [Option("--warmup", "Warm-up: a fraction of all steps when below 1, else a step count.", Min = 0, Max = 1e9)]
-    public double Warmup { get; init; } = CoraDefaults.Warmup;
+    public double Warmup { get; set; } = CoraDefaults.Warmup;
     /// <summary>Validate every N optimiser steps (and at the end of each epoch) (200). Lower it for short runs.</summary>
     [Option("--validate-every", "Validate every N optimiser steps (and at each epoch's end).", Min = 1)]
-    public int ValidateEvery { get; init; } = CoraDefaults.ValidateEvery;
+    public int ValidateEvery { get; set; } = CoraDefaults.ValidateEvery;
     /// <summary>Validation rows: a fixed random half of valid (CoRA's "valid_small"), capped at this (0 = no cap).</summary>
     [Option("--max-valid-rows", "Cap on validation rows used at each validation (0 = half of valid).", Min = 0)]
-    public int MaxValidationRows { get; init; } = 0;
+    public int MaxValidationRows { get; set; } = 0;
     /// <summary>Stop after this many validations without a better AUC (5; 0 = never stop early).</summary>
     [Option("--patience", "Stop after this many validations without a better AUC (0 = never).", Min = 0)]
-    public int Patience { get; init; } = CoraDefaults.Patience;
+    public int Patience { get; set; } = CoraDefaults.Patience;
     /// <summary>Use at most this many training rows (0 = all): a seeded random sample, kept in file order.</summary>
     [Option("--max-rows", "Use at most N training rows (0 = all; a seeded random sample).", Min = 0)]
-    public int MaxTrainRows { get; init; } = 0;
+    public int MaxTrainRows { get; set; } = 0;
     /// <summary>Seed of the sampling, shuffling and dropout (2023).</summary>
     [Option("--seed", "One seed for initialisation, sampling, shuffling and dropout.")]
-    public long Seed { get; init; } = CoraDefaults.Seed;
+    public long Seed { get; set; } = CoraDefaults.Seed;
     /// <summary>Folder for resumable checkpoints (written atomically at each validation); null = none.</summary>
     [Option("--checkpoint-dir", "Resumable checkpoints; a rerun with the same folder and the same data and options resumes.")]
-    public string? CheckpointDirectory { get; init; }
+    public string? CheckpointDirectory { get; set; }
     /// <summary>Stop after this many optimiser steps (0 = no limit); for tests and quick runs.</summary>
     [Option("--max-steps", "Stop after N optimiser steps (0 = no limit).", Min = 0)]
-    public int MaxSteps { get; init; } = 0;
+    public int MaxSteps { get; set; } = 0;
     /// <summary>Rows per LLM forward when scoring (8, fastest on the CPU; the generator still sees 128-row chunks). On a GPU use 64 or more.</summary>
     [Option("--scoring-batch-size", "Rows per LLM forward when scoring.", Min = 1, Max = 1 << 16)]
-    public int ScoringBatchSize { get; init; } = CoraDefaults.ScoringBatchSize;
+    public int ScoringBatchSize { get; set; } = CoraDefaults.ScoringBatchSize;
 
     /// <summary>Every out-of-range value, by option name.</summary>
     public IEnumerable<OptionError> Validate(string prefix = "")

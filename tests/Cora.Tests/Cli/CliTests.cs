@@ -118,7 +118,7 @@ public class CliTests
         var (dir, t, v) = Slices.Value;
         var cases = new List<(string[] args, string expect, int code)>
         {
-            (new[] { "evaluate", "--model", Path.Combine(dir, "missing.zip"), "--data", v }, "model not found", 1),
+            (new[] { "evaluate", "--model", Path.Combine(dir, "missing.zip"), "--data", v }, "model not found", CoraCli.BadInput),
             (new[] { "train", "--train", Path.Combine(dir, "nope.tsv"), "--valid", v, "--items", Data("items.tsv"), "--method", "mf", "--out", Path.Combine(dir, "x.zip") }, $"--train: '{Path.Combine(dir, "nope.tsv")}' does not exist", 2),
             (new[] { "train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "magic", "--out", Path.Combine(dir, "x.zip") }, "unknown --method 'magic'", 2),
             (new[] { "train", "--train", t, "--valid", v, "--items", Data("items.tsv"), "--method", "cora", "--out", Path.Combine(dir, "x.zip") }, "--llm is required", 2),
@@ -129,7 +129,7 @@ public class CliTests
         };
         string badColumn = Path.Combine(dir, "badcol.tsv");
         File.WriteAllText(badColumn, "user\titem\tlabel\n1\t2\t1\n");
-        cases.Add((new[] { "evaluate", "--model", MfModel.Value, "--data", badColumn }, "missing column 'uid'", 1));
+        cases.Add((new[] { "evaluate", "--model", MfModel.Value, "--data", badColumn }, "missing column 'uid'", CoraCli.BadInput));
         foreach (var (args, expect, expectedCode) in cases)
         {
             var (code, stdout, err) = Cli(args);
@@ -138,7 +138,7 @@ public class CliTests
             Assert.IsFalse(err.Contains("   at "), $"no stack trace without --verbose: {err}");
         }
         var (c2, _, e2) = Cli("evaluate", "--model", Path.Combine(dir, "missing.zip"), "--data", v, "--verbose");
-        Assert.AreEqual(1, c2);
+        Assert.AreEqual(CoraCli.BadInput, c2);
         StringAssert.Contains(e2, "   at ", "--verbose shows the stack trace");
     }
 

@@ -190,14 +190,24 @@ public class MlNetUserPathTests
         Expect(o => o.LlmDtype = "int8", "LlmDtype: unknown LLM dtype");
         Expect(o => o.LlmPath = "/nowhere/model.bin", "LlmPath: '/nowhere/model.bin' does not exist");
         Expect(o => { o.ItemTitles = null; }, "Cora needs the item catalog");
-        // Method and Seed set in the tree are kept (the shortcuts read and write the same tree).
-        var kept = Small();
-        kept.Model = kept.Model with { Method = CoraMethod.Collm, Seed = 77 };
+        // Method and Seed set in the tree are read through the shortcuts; a shortcut overrides the tree whatever the order.
+        var kept = new CoraTrainer.Options { Model = new CoraModelOptions { Method = CoraMethod.Collm, Seed = 77 } };
         Assert.AreEqual(CoraMethod.Collm, kept.Method);
         Assert.AreEqual(77, kept.Seed);
         kept.Seed = 5;
-        Assert.AreEqual(5, kept.Training.Seed);
-        Assert.AreEqual(5, kept.MatrixFactorization.Seed);
+        Assert.AreEqual(5, kept.EffectiveTraining.Seed);
+        Assert.AreEqual(5, kept.EffectiveMatrixFactorization.Seed);
+        Assert.AreEqual(5, kept.EffectiveModel.Seed);
+        var shortcutFirst = new CoraTrainer.Options { MaxSteps = 5, Training = new TrainingOptions { BatchSize = 4 } };
+        Assert.AreEqual((5, 4), (shortcutFirst.EffectiveTraining.MaxSteps, shortcutFirst.EffectiveTraining.BatchSize), "a shortcut set before its tree survives");
+        var methodFirst = new CoraTrainer.Options { Method = CoraMethod.Collm, Model = new CoraModelOptions { Rank = 8 } };
+        Assert.AreEqual((CoraMethod.Collm, 8), (methodFirst.EffectiveModel.Method, methodFirst.EffectiveModel.Rank));
+        var inPlace = new CoraTrainer.Options();
+        inPlace.Training.BatchSize = 4;                               // ML.NET's "set a field" style
+        inPlace.Model.QueryGenerator.NumLayers = 3;
+        Assert.AreEqual(4, inPlace.EffectiveTraining.BatchSize);
+        Assert.AreEqual(3, inPlace.EffectiveModel.QueryGenerator.NumLayers);
+        Assert.AreEqual(CoraDefaults.GeneratorLayers, QueryGeneratorOptions.Paper.NumLayers, "the preset is not changed through an instance");
         Assert.AreEqual(CoraDefaults.ScoringBatchSize, new CoraTrainer.Options().ScoringBatchSize);
         Assert.AreEqual(new TrainingOptions().ScoringBatchSize, new CoraTrainer.Options().ScoringBatchSize, "one default, one place");
     }

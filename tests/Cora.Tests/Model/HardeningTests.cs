@@ -268,13 +268,13 @@ public class HardeningTests
         Assert.IsFalse(File.Exists(dir["m.zip"]), "nothing was trained or written");
         // Error lines stay short whatever the offending value.
         var (c2, _, e2) = Cli("evaluate", "--model", new string('x', 100_000), "--data", "d");
-        Assert.AreEqual(1, c2);
+        Assert.AreEqual(CoraCli.BadInput, c2);
         Assert.IsTrue(e2.TrimEnd().Length <= 440, $"error line of {e2.Length} characters");
         // A file that is not a zip: Cora's message, and ML.NET leaves no temporary folder.
         File.WriteAllText(dir["not.zip"], "hello");
         int mlTemps = Directory.GetDirectories(Path.GetTempPath(), "ml_dotnet*").Length;
         var (c3, _, e3) = Cli("evaluate", "--model", dir["not.zip"], "--data", p.Valid);
-        Assert.AreEqual(1, c3);
+        Assert.AreEqual(CoraCli.BadInput, c3);
         StringAssert.Contains(e3, "not a model file");
         Assert.AreEqual(mlTemps, Directory.GetDirectories(Path.GetTempPath(), "ml_dotnet*").Length);
         // A killed save's temporary file (from a process that is gone) is removed by the next save.
