@@ -1,11 +1,9 @@
-using Microsoft.ML.Cora.IO;
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
-using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 using static TorchSharp.torch;
 

@@ -8,7 +8,6 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Evaluation;
-using Microsoft.ML.Cora.Runtime;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.CollaborativeFiltering;
 

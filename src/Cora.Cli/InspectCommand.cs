@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
-using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Data;
-using Microsoft.ML.Cora.Evaluation;
 using Microsoft.ML.Cora.IO;
 using Microsoft.ML.Cora.Methods;
 

@@ -4,13 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;
-using Microsoft.ML.Cora.Evaluation;
-using Microsoft.ML.Cora.Runtime;
-using Microsoft.ML.Cora.Methods;
-using Microsoft.ML.Cora.CollaborativeFiltering;
 
 namespace Cora.Cli;
 

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Microsoft.ML;
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Estimators;

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.IO;
 using Parquet;
 using Parquet.Schema;

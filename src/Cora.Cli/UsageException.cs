@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Microsoft.ML.Cora.Runtime;
 
 namespace Cora.Cli;
 

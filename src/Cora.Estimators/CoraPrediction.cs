@@ -1,4 +1,3 @@
-using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Data;
 
 namespace Microsoft.ML.Cora.Estimators;

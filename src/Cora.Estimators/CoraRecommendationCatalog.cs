@@ -2,7 +2,6 @@ using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Evaluation;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
-using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.CollaborativeFiltering;
 
 namespace Microsoft.ML.Cora;

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Llm;
 using TorchSharp;

@@ -1,5 +1,4 @@
 using Microsoft.ML.Cora.CollaborativeFiltering;
-using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Microsoft.ML.Cora.Data;
-using Microsoft.ML.Cora.Llm;
 using TorchSharp;
 using static TorchSharp.torch;
 using Microsoft.ML.Cora;

@@ -1,6 +1,5 @@
 using System.Threading.Channels;
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.Data;
 
 namespace Cora.Cli;
 

@@ -1,10 +1,7 @@
 using Microsoft.ML.Cora.Data;
-using Microsoft.ML.Cora.Evaluation;
-using Microsoft.ML.Cora.Llm;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using Microsoft.ML.Cora.Runtime;
 using Microsoft.ML.Cora.IO;
 
 namespace Microsoft.ML.Cora.CollaborativeFiltering;

@@ -1,6 +1,4 @@
 using Microsoft.ML.Cora.Data;
-using Microsoft.ML.Cora.Evaluation;
-using Microsoft.ML.Cora.Llm;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

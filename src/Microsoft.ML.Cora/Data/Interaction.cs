@@ -1,4 +1,3 @@
-using Microsoft.ML.Cora.IO;
 using System.Globalization;
 using System.Text;
 

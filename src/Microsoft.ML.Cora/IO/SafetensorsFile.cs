@@ -1,4 +1,3 @@
-using Microsoft.ML.Cora.Data;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.IO;
 

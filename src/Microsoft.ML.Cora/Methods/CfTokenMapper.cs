@@ -1,4 +1,3 @@
-using Microsoft.ML.Cora.Llm;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

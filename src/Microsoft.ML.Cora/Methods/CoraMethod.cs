@@ -1,8 +1,4 @@
-using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
-using Microsoft.ML.Cora.Llm;
-using Microsoft.ML.Cora.Prompting;
-using Microsoft.ML.Cora.Runtime;
 
 namespace Microsoft.ML.Cora.Methods;
 

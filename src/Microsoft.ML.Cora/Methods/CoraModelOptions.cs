@@ -1,4 +1,3 @@
-using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Prompting;

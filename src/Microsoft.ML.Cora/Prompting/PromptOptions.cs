@@ -1,5 +1,3 @@
-using Microsoft.ML.Cora.Data;
-using Microsoft.ML.Cora.Llm;
 
 namespace Microsoft.ML.Cora.Prompting;
 

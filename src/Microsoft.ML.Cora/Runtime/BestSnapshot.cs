@@ -1,5 +1,4 @@
 using Microsoft.ML.Cora.IO;
-using Microsoft.ML.Cora.Llm;
 using TorchSharp;
 using static TorchSharp.torch;
 

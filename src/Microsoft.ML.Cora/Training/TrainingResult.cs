@@ -1,10 +1,5 @@
-using Microsoft.ML.Cora.Runtime;
-using Microsoft.ML.Cora.IO;
 using System.Diagnostics;
 using System.Text.Json;
-using Microsoft.ML.Cora.Data;
-using Microsoft.ML.Cora.Evaluation;
-using Microsoft.ML.Cora.Llm;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,3 @@
-using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.Data;
-using Microsoft.ML.Cora.Evaluation;
 using Cora.Cli;
 using Microsoft.ML.Cora.Methods;
 

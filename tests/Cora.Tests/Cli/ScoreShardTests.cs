@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.CommandLine;
 using Cora.Cli;
 using Microsoft.ML.Cora.Data;
-using Microsoft.ML.Cora.IO;
 using Microsoft.ML.Cora.Llm;
 
 namespace Cora.Tests;

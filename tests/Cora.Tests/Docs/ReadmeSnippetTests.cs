@@ -1,7 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Estimators;
 

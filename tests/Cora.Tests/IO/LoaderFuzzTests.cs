@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Cora.Cli;
-using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.IO;
 using Microsoft.ML.Cora.Llm;
 

@@ -2,7 +2,6 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.IO;
 using Microsoft.ML.Cora.Llm;
 using Microsoft.ML.Cora.Methods;

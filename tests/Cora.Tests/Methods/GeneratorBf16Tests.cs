@@ -1,6 +1,5 @@
 using Microsoft.ML;
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Cora.Evaluation;

@@ -1,5 +1,4 @@
 using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Prompting;

@@ -1,5 +1,3 @@
-using Microsoft.ML.Cora;
-using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;

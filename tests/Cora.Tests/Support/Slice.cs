@@ -3,7 +3,6 @@ using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Llm;
-using Microsoft.ML.Cora.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,4 +1,3 @@
-using Microsoft.ML.Cora.Llm;
 using TorchSharp;
 using static TorchSharp.torch;
 using Microsoft.ML.Cora.Llm.Kernels;

@@ -1,4 +1,3 @@
-using Microsoft.ML.Cora.Llm;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
