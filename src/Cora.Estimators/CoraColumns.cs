@@ -22,6 +22,13 @@ internal sealed record CoraColumns(string UserId, string ItemId, string History,
         return MlNetInternals.ShapeOf(b.ToSchema());
     }
 
+    /// <summary>A column under the default history name may be absent: every row then has no liked history (none in the prompt).
+    /// A name the user chose must be there (a typo is an error, not an empty history).</summary>
+    public bool HistoryIsOptional => History == CoraTrainer.Defaults.HistoryColumnName;
+
+    /// <summary>The history column of this schema, or null where it is optional and absent.</summary>
+    public DataViewSchema.Column? HistoryIn(DataViewSchema s) => Prompt is not null ? null : s.GetColumnOrNull(History) is { } c ? c : HistoryIsOptional ? null : s[History];
+
     /// <summary>Checks a schema; throws naming the column that is missing or of the wrong type.</summary>
     public void Check(DataViewSchema schema, bool requireLabel) => Check(MlNetInternals.ShapeOf(schema), requireLabel);
 
@@ -47,7 +54,7 @@ internal sealed record CoraColumns(string UserId, string ItemId, string History,
             if (c.Kind != SchemaShape.Column.VectorKind.Scalar || c.ItemType is not TextDataViewType)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the Prompt column '{Prompt}' has type {Describe(c)}; expected text.");
         }
-        else
+        else if (!(HistoryIsOptional && schema.All(x => x.Name != History)))
         {
             var c = Find(History, "History");
             bool ok = c.Kind == SchemaShape.Column.VectorKind.Scalar ? c.ItemType is TextDataViewType : IsId(c.ItemType);

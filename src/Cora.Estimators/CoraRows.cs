@@ -19,14 +19,14 @@ internal sealed class CoraRows
         _item = IdGetter(row, s[c.ItemId]);
         if (withLabel && c.Label is not null) _label = row.GetGetter<bool>(s[c.Label]);
         if (c.Prompt is not null) _prompt = row.GetGetter<ReadOnlyMemory<char>>(s[c.Prompt]);
-        else _history = HistoryGetter(row, s[c.History]);
+        else if (c.HistoryIn(s) is { } h) _history = HistoryGetter(row, h);
     }
 
     public static IEnumerable<DataViewSchema.Column> Needed(DataViewSchema s, CoraColumns c, bool withLabel)
     {
         yield return s[c.UserId];
         yield return s[c.ItemId];
-        if (c.Prompt is not null) yield return s[c.Prompt]; else yield return s[c.History];
+        if (c.Prompt is not null) yield return s[c.Prompt]; else if (c.HistoryIn(s) is { } h) yield return h;
         if (withLabel && c.Label is not null) yield return s[c.Label];
         if (c.Title is not null) yield return s[c.Title];
     }

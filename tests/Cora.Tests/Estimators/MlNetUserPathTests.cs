@@ -36,6 +36,35 @@ public class MlNetUserPathTests
 
     public sealed class KeyedRow { public uint UserId { get; set; } [KeyType(1000)] public uint ItemId { get; set; } public bool Label { get; set; } [VectorType] public int[] History { get; set; } = Array.Empty<int>(); }
 
+    private sealed class NoHistoryRow
+    {
+        public int UserId { get; set; }
+        public int ItemId { get; set; }
+        public bool Label { get; set; }
+    }
+
+    [TestMethod]
+    public void WithoutAHistoryColumnRowsHaveNoHistoryAndAMisnamedOneIsAnError()
+    {
+        var ml = new MLContext(1);
+        NoHistoryRow Row(Interaction r) => new() { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label };
+        var rows = Synthetic.Train.Where(r => Synthetic.Items.Contains(r.ItemId)).Take(300).Select(Row).ToList();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var o = Small();
+        o.ValidationData = ml.Data.LoadFromEnumerable(Synthetic.Valid.Where(r => Synthetic.Items.Contains(r.ItemId)).Take(120).Select(Row).ToList());
+        using var model = ml.Recommendation().Trainers.Cora(o).Fit(data);
+        var scored = model.Transform(data).GetColumn<float>("Score").Take(16).ToArray();
+        var direct = model.Model.Score(rows.Take(16).Select(r => new Interaction(r.UserId, r.ItemId, false, 0, true, Array.Empty<int>())).ToList());
+        for (int i = 0; i < scored.Length; i++) Assert.AreEqual(direct[i], scored[i], 1e-5 * Math.Max(1, Math.Abs(direct[i])), "no history column = no history in the prompt");
+        var engine = ml.Model.CreatePredictionEngine<NoHistoryRow, CoraPrediction>(model);
+        Assert.AreEqual(direct[0], engine.Predict(rows[0]).Score, 1e-5 * Math.Max(1, Math.Abs(direct[0])));
+        // A history column the user names must be there: a typo is an error, not an empty history.
+        var named = Small();
+        named.HistoryColumnName = "Hist";
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Recommendation().Trainers.Cora(named).Fit(data));
+        StringAssert.Contains(e.Message, "the History column 'Hist' is missing");
+    }
+
     [TestMethod]
     public void KeyTypedIdsMeanTheOriginalItems()
     {
