@@ -73,7 +73,11 @@ public static class CoraService
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cora.Serve");
         bool draining = false;
         // Rolling updates: on SIGTERM readiness fails at once, while in-flight requests finish; then the queue is drained.
-        app.Lifetime.ApplicationStopping.Register(() => Volatile.Write(ref draining, true));
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            Volatile.Write(ref draining, true);
+            if (so.DrainDelay > TimeSpan.Zero) Thread.Sleep(so.DrainDelay);   // still answering; the server stops accepting after this
+        });
         app.Lifetime.ApplicationStopped.Register(() => served.DisposeAsync().AsTask().GetAwaiter().GetResult());
         app.UseExceptionHandler();
         app.UseStatusCodePages();   // every error response gets a problem-details body (malformed JSON, wrong types, 404s included)

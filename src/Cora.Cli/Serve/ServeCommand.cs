@@ -28,8 +28,9 @@ internal static class ServeCommand
         var apiKeyFile = new Option<string?>("--api-key-file") { Description = $"File holding the API key that every route but /healthz, /readyz, /metrics and the page requires (or ${ApiKeyVariable}). Needed unless --host is a loopback address." };
         var maxBody = Cli.Int("--max-request-bytes", (int)ServeOptions.DefaultMaxRequestBytes, "Largest request body accepted (413 above it).", 1024);
         var rate = Cli.Int("--rate-limit", 0, "Requests per second per client address (429 above it); 0 = no limit.");
+        var drain = Cli.Int("--drain-seconds", 0, "On SIGTERM, fail readiness for this long while still answering, then stop accepting (for a load balancer without a preStop pause).");
         var cmd = new Command("serve", "HTTP service: POST /score, GET /recommend/{user}?k=10, /healthz, /readyz, /metrics, /openapi/v1.json and a page at /. SIGHUP reloads the model.")
-            { model, host, port, maxBatch, maxWait, queue, deadline, batch, apiKeyFile, maxBody, rate };
+            { model, host, port, maxBatch, maxWait, queue, deadline, batch, apiKeyFile, maxBody, rate, drain };
         var dev = DeviceOptions.Create(); dev.AddTo(cmd); cmd.Options.Add(loaded.Llm);
         cmd.SetAction(p =>
         {
@@ -56,6 +57,7 @@ internal static class ServeCommand
             var app = CoraService.Build(served, options, urls, null, new ServeOptions
             {
                 ApiKey = key, MaxRequestBytes = p.GetValue(maxBody), RatePerSecond = p.GetValue(rate), ModelId = first.Id, LoadSeconds = sw.Elapsed.TotalSeconds,
+                DrainDelay = TimeSpan.FromSeconds(p.GetValue(drain)),
             });
             // SIGHUP: load the model file again (a new version put in its place), warm it, swap it in; the old one serves until then.
             using var hup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, ctx =>

@@ -14,6 +14,9 @@ public sealed record ServeOptions
     public int RatePerSecond { get; init; }
     /// <summary>The model's id in headers, /healthz, /readyz and /metrics: a SHA-256 prefix of the model file.</summary>
     public string ModelId { get; init; } = "in-memory";
+    /// <summary>On a stop (SIGTERM), how long readiness fails while the service still answers, before it stops accepting: time for a
+    /// load balancer to take it out of rotation (in Kubernetes a preStop pause does the same).</summary>
+    public TimeSpan DrainDelay { get; init; }
     /// <summary>Seconds the model took to load and warm (reported by /metrics).</summary>
     public double LoadSeconds { get; init; }
 }

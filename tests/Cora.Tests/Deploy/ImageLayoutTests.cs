@@ -38,13 +38,15 @@ public class ImageLayoutTests
         Assert.IsTrue(File.Exists(Path.Combine(app, entry)), "the entry point");
         Assert.IsTrue(Directory.GetFiles(app, "libtorch_cpu.so", SearchOption.AllDirectories).Length == 1, "the CPU libtorch travels with the tool");
 
-        // The published tool serves a model: ready, metrics, the page.
+        // The published tool serves a model whose LLM has moved (--llm): ready, metrics, the page.
         string llm = Synthetic.CopyLlmFolder(dir["llm"]);
         using (var m = new Microsoft.ML.Cora.CoraModel(Slice.SmallOptions(Microsoft.ML.Cora.Methods.CoraMethod.Cora), Microsoft.ML.Cora.Llm.LanguageModel.Load(llm), Synthetic.SmallMf(), Synthetic.Items)
         { Users = Microsoft.ML.Cora.Data.UserProfiles.FromRows(Synthetic.Train.Take(2000)) })
         using (var t = CoraTransformer.Create(new MLContext(1), m))
             new MLContext(1).Model.Save(t, new MLContext(1).Data.LoadFromEnumerable(CoraInput.From(Synthetic.Train.Take(2))).Schema, dir["m.zip"]);
-        var psi = new ProcessStartInfo("dotnet", $"\"{Path.Combine(app, entry)}\" serve --model \"{dir["m.zip"]}\" --port 0 --threads 1") { RedirectStandardOutput = true, RedirectStandardError = true };
+        // The model moves to another machine layout: its LLM is elsewhere, and one flag finds it.
+        Directory.Move(llm, dir["moved-llm"]);
+        var psi = new ProcessStartInfo("dotnet", $"\"{Path.Combine(app, entry)}\" serve --model \"{dir["m.zip"]}\" --llm \"{dir["moved-llm"]}\" --port 0 --threads 1") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.Environment["CORA_TMPDIR"] = dir["tmp"];
         using var server = Process.Start(psi)!;
         try

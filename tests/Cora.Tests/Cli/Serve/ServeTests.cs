@@ -413,3 +413,95 @@ public class ServiceOperationsTests
         StringAssert.Contains(await client.GetStringAsync("/metrics"), "cora_model_info{model_id=\"second\"");
     }
 }
+
+/// <summary>A rolling restart on loopback, as Kubernetes does one: a new instance starts and becomes ready, the old one is stopped
+/// (readiness fails first, it keeps answering through the drain delay, then finishes what it holds); a client that sends only to
+/// ready instances sees no failed request.</summary>
+[TestClass]
+public class RollingRestartTests
+{
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    [TestMethod]
+    [TestCategory(TestTiers.Slow)]
+    [Timeout(300_000)]
+    public async Task UnderLoadARollingRestartFailsNoRequest()
+    {
+        using var t = ServeTests.SmallModel();
+        var serve = new ServeOptions { DrainDelay = TimeSpan.FromSeconds(1) };
+        async Task<WebApplication> Start(string id)
+        {
+            var app = CoraService.Build(t, new BatcherOptions { MaxWait = TimeSpan.FromMilliseconds(2) }, new[] { "http://127.0.0.1:0" }, serve: serve with { ModelId = id });
+            await app.StartAsync();
+            return app;
+        }
+        var backends = new List<(string Url, string Id)>();
+        var ready = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        using var stop = new CancellationTokenSource();
+        // The load balancer's view: each instance's readiness, polled every 50 ms (Kubernetes: readinessProbe periodSeconds).
+        var poll = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                foreach (var (url, _) in backends.ToArray())
+                {
+                    try { ready[url] = (await http.GetAsync(url + "/readyz")).IsSuccessStatusCode; }
+                    catch (HttpRequestException) { ready[url] = false; }
+                }
+                await Task.Delay(50);
+            }
+        });
+        var a = await Start("old");
+        lock (backends) backends.Add((a.Urls.First(), "old"));
+        while (!ready.GetValueOrDefault(a.Urls.First())) await Task.Delay(10);
+
+        int sent = 0, failed = 0;
+        var answeredBy = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        async Task Client(int c)
+        {
+            var rng = new Random(c);
+            while (!stop.IsCancellationRequested)
+            {
+                var live = backends.ToArray().Where(b => ready.GetValueOrDefault(b.Url)).ToArray();
+                if (live.Length == 0) { await Task.Delay(5); continue; }
+                var target = live[rng.Next(live.Length)];
+                Interlocked.Increment(ref sent);
+                try
+                {
+                    var resp = await http.PostAsJsonAsync(target.Url + "/score", new ScoreRequest(ServeLoad.Pairs(t.Model, c, 2), null), Json);
+                    if (!resp.IsSuccessStatusCode) { Interlocked.Increment(ref failed); failures.Enqueue($"{target.Id}: {(int)resp.StatusCode}"); }
+                    else answeredBy.AddOrUpdate(resp.Headers.GetValues("X-Cora-Model").Single(), 1, (_, n) => n + 1);
+                }
+                catch (HttpRequestException e) { Interlocked.Increment(ref failed); failures.Enqueue($"{target.Id}: {e.Message}"); }
+            }
+        }
+        var clients = Enumerable.Range(0, 4).Select(c => Task.Run(() => Client(c))).ToArray();
+        await Task.Delay(1000);
+        // The rollout: the new instance comes up and becomes ready, then the old one is stopped.
+        var b = await Start("new");
+        lock (backends) backends.Add((b.Urls.First(), "new"));
+        while (!ready.GetValueOrDefault(b.Urls.First())) await Task.Delay(10);
+        string aUrl = a.Urls.First();
+        var stopping = Task.Run(() => a.StopAsync());
+        // Within the drain delay the old instance already fails readiness but still answers (a request the balancer sent just
+        // before it noticed is served, not refused).
+        while (ready.GetValueOrDefault(aUrl)) await Task.Delay(5);
+        var readyz = await http.GetAsync(aUrl + "/readyz");
+        Assert.AreEqual(HttpStatusCode.ServiceUnavailable, readyz.StatusCode);
+        StringAssert.Contains(await readyz.Content.ReadAsStringAsync(), "draining");
+        Assert.AreEqual(HttpStatusCode.OK, (await http.PostAsJsonAsync(aUrl + "/score", new ScoreRequest(ServeLoad.Pairs(t.Model, 99, 2), null), Json)).StatusCode);
+        await stopping;
+        await Task.Delay(1000);
+        stop.Cancel();
+        await Task.WhenAll(clients);
+        await poll;
+        await a.DisposeAsync();
+        await b.StopAsync();
+        await b.DisposeAsync();
+
+        Assert.AreEqual(0, failed, $"{failed} of {sent} requests failed: {string.Join("; ", failures.Take(5))}");
+        Assert.IsTrue(answeredBy.GetValueOrDefault("old") > 0 && answeredBy.GetValueOrDefault("new") > 0, $"both instances answered: {string.Join(", ", answeredBy)}");
+    }
+}
