@@ -29,6 +29,7 @@ internal static class ServeCommand
         var maxBody = Cli.Int("--max-request-bytes", (int)ServeOptions.DefaultMaxRequestBytes, "Largest request body accepted (413 above it).", 1024);
         var rate = Cli.Int("--rate-limit", 0, "Requests per second per client address (429 above it); 0 = no limit.");
         var drain = Cli.Int("--drain-seconds", 0, "On SIGTERM, fail readiness for this long while still answering, then stop accepting (for a load balancer without a preStop pause).");
+        foreach (var o in new[] { maxBatch, maxWait, queue, deadline, batch, maxBody, rate, drain }) FromEnvironment(o);
         var cmd = new Command("serve", "HTTP service: POST /score, GET /recommend/{user}?k=10, /healthz, /readyz, /metrics, /openapi/v1.json and a page at /. SIGHUP reloads the model.")
             { model, host, port, maxBatch, maxWait, queue, deadline, batch, apiKeyFile, maxBody, rate, drain };
         var dev = DeviceOptions.Create(); dev.AddTo(cmd); cmd.Options.Add(loaded.Llm);
@@ -77,6 +78,28 @@ internal static class ServeCommand
         });
         return cmd;
     }
+
+    /// <summary>
+    /// Lets an environment variable set a flag's default, after ASP.NET Core's convention (sections joined by a double underscore):
+    /// <c>--deadline-ms</c> reads <c>Cora__Serve__DeadlineMs</c>. A flag given on the command line wins.
+    /// </summary>
+    internal static void FromEnvironment(Option<int> option)
+    {
+        string key = EnvironmentKey(option.Name);
+        var fallback = option.DefaultValueFactory!;
+        option.Description += $" (default from {key} when set)";
+        option.DefaultValueFactory = r =>
+        {
+            if (Environment.GetEnvironmentVariable(key) is not { Length: > 0 } text) return fallback(r);
+            if (int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v)) return v;
+            r.AddError($"{key}: '{Microsoft.ML.Cora.IO.ErrorText.Elide(text, 40)}' is not a whole number (it sets {option.Name}).");
+            return fallback(r);
+        };
+    }
+
+    /// <summary><c>--max-wait-ms</c> -> <c>Cora__Serve__MaxWaitMs</c>.</summary>
+    internal static string EnvironmentKey(string flag) =>
+        "Cora__Serve__" + string.Concat(flag.TrimStart('-').Split('-').Select(w => char.ToUpperInvariant(w[0]) + w[1..]));
 
     /// <summary>Environment variable holding the API key (when --api-key-file is not given).</summary>
     public const string ApiKeyVariable = "CORA_API_KEY";

@@ -118,7 +118,7 @@ public static class FileChecks
         if (System.Text.Encoding.UTF8.GetByteCount(full) > MaxPathBytes) return $"the path is {full.Length} characters long; at most {MaxPathBytes} bytes.";
         var kind = KindOf(full);
         if (kind == Kind.Directory) return CanWrite(full) ? null : $"'{ErrorText.Elide(dir)}' is not writable.";
-        if (kind != Kind.Missing) return $"'{ErrorText.Elide(dir)}' is a {kind.ToString().ToLowerInvariant()}, not a folder.";
+        if (kind != Kind.Missing) return $"'{ErrorText.Elide(dir)}' is a {(kind == Kind.Regular ? "file" : kind.ToString().ToLowerInvariant())}, not a folder.";
         string? parent = Path.GetDirectoryName(full);
         while (parent is not null && KindOf(parent) == Kind.Missing) parent = Path.GetDirectoryName(parent);
         return parent is null || KindOf(parent) != Kind.Directory ? $"'{ErrorText.Elide(dir)}' cannot be created." : CanWrite(parent) ? null : $"'{ErrorText.Elide(parent)}' is not writable, so '{ErrorText.Elide(dir)}' cannot be created.";

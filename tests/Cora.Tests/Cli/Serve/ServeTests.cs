@@ -505,3 +505,27 @@ public class RollingRestartTests
         Assert.IsTrue(answeredBy.GetValueOrDefault("old") > 0 && answeredBy.GetValueOrDefault("new") > 0, $"both instances answered: {string.Join(", ", answeredBy)}");
     }
 }
+
+[TestClass]
+public class ServeConfigurationTests
+{
+    [TestMethod]
+    public void ServeSettingsComeFromEnvironmentVariablesByAspNetCoresConventionAndFlagsWin()
+    {
+        Assert.AreEqual("Cora__Serve__DeadlineMs", ServeCommand.EnvironmentKey("--deadline-ms"));
+        Assert.AreEqual("Cora__Serve__MaxRequestBytes", ServeCommand.EnvironmentKey("--max-request-bytes"));
+        System.CommandLine.ParseResult Parse(params string[] args) => CoraCli.Parse(new[] { "serve", "--model", "m.zip" }.Concat(args).ToArray(), new CliContext(TextWriter.Null, TextWriter.Null, default)).parse;
+        int Deadline(System.CommandLine.ParseResult p) => p.GetValue<int>("--deadline-ms");
+        try
+        {
+            Environment.SetEnvironmentVariable("Cora__Serve__DeadlineMs", "750");
+            Assert.AreEqual(750, Deadline(Parse()));
+            Assert.AreEqual(900, Deadline(Parse("--deadline-ms", "900")), "the flag wins");
+            Environment.SetEnvironmentVariable("Cora__Serve__DeadlineMs", "soon");
+            var bad = Parse();
+            Assert.IsTrue(bad.Errors.Any(e => e.Message.Contains("Cora__Serve__DeadlineMs: 'soon' is not a whole number")), string.Join("; ", bad.Errors.Select(e => e.Message)));
+        }
+        finally { Environment.SetEnvironmentVariable("Cora__Serve__DeadlineMs", null); }
+        Assert.AreEqual(BatcherOptions.DefaultDeadlineMs, Deadline(Parse()));
+    }
+}
