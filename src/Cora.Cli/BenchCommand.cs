@@ -1,3 +1,6 @@
+#if CORA_SERVE
+using Microsoft.Extensions.Logging;
+#endif
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -45,7 +48,8 @@ internal static class BenchCommand
             var on = dev.Get(p);
             var (_, t) = loaded.Load(p, on);
             using var _ = t;
-            var app = CoraService.Build(t, new BatcherOptions(), new[] { "http://127.0.0.1:0" });
+            // The table is the output: the service's per-request log lines are left out.
+            var app = CoraService.Build(t, new BatcherOptions(), new[] { "http://127.0.0.1:0" }, b => b.Logging.ClearProviders());
             app.StartAsync().GetAwaiter().GetResult();
             var url = app.Urls.First();
             using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(5) };
