@@ -4,6 +4,7 @@
 #:property CoraNeedsLibTorch=true
 #:property PublishAot=false
 
+using System.IO;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Cora;
@@ -13,7 +14,14 @@ using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 
 // ../shared beside the checkout (or CORA_SHARED) holds the MovieLens-1M CoLLM split and the stories260K LLM.
-var shared = Environment.GetEnvironmentVariable("CORA_SHARED") ?? Path.GetFullPath(Path.Combine("..", "..", "..", "shared"));
+// The folder beside the checkout that holds data/ml-1m-collm, found from wherever this runs (the repo, samples/, samples/notebooks/).
+string FindShared()
+{
+    for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d is not null; d = d.Parent)
+        if (Directory.Exists(Path.Combine(d.FullName, "shared", "data", "ml-1m-collm"))) return Path.Combine(d.FullName, "shared");
+    throw new DirectoryNotFoundException("No shared/ folder with data/ml-1m-collm above this folder: set CORA_SHARED to it.");
+}
+var shared = Environment.GetEnvironmentVariable("CORA_SHARED") ?? FindShared();
 var dataDir = Path.Combine(shared, "data", "ml-1m-collm");
 var llmPath = Path.Combine(shared, "models", "stories260K", "stories260K.bin");
 var train = InteractionTsv.Read(Path.Combine(dataDir, "train.tsv"));
