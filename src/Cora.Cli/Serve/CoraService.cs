@@ -93,7 +93,7 @@ public static class CoraService
             ctx.Response.Headers["X-Request-Id"] = id;
             ctx.Response.Headers["X-Cora-Model"] = current.Id;
             ctx.Response.Headers["X-Cora-Version"] = ServedModel.Version;
-            using var scope = log.BeginScope(new Dictionary<string, object> { ["request_id"] = id });
+            using var scope = log.BeginScope("request {request_id}", id);
             if (so.ApiKey is { } key && Protected(ctx.Request.Path) && !Authorized(ctx.Request, key))
             {
                 ctx.Response.Headers.WWWAuthenticate = "Bearer";
