@@ -68,7 +68,7 @@ public static class CoraService
         configure?.Invoke(builder);
         var app = builder.Build();
         var metrics = new ServeMetrics();
-        served.Current.Batcher.OnBatch = metrics.Batch;
+        served.OnBatch = metrics.Batch;
         metrics.Loaded(so.LoadSeconds);
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cora.Serve");
         bool draining = false;
@@ -89,7 +89,10 @@ public static class CoraService
             var sw = System.Diagnostics.Stopwatch.StartNew();
             string id = ctx.Request.Headers.TryGetValue("X-Request-Id", out var given) && given.ToString() is { Length: > 0 and <= 128 } g ? g : Guid.NewGuid().ToString("N")[..16];
             ctx.TraceIdentifier = id;
-            var current = served.Current;
+            // One lease per request: the model named in the headers is the one the handler uses, and it stays alive until the end.
+            using var lease = served.Acquire();
+            var current = lease.Snapshot;
+            ctx.Items[SnapshotKey] = current;
             ctx.Response.Headers["X-Request-Id"] = id;
             ctx.Response.Headers["X-Cora-Model"] = current.Id;
             ctx.Response.Headers["X-Cora-Version"] = ServedModel.Version;
@@ -111,9 +114,9 @@ public static class CoraService
         if (so.RatePerSecond > 0) app.UseRateLimiter();
         app.MapOpenApi();
 
-        app.MapGet("/healthz", () =>
+        app.MapGet("/healthz", (HttpContext http) =>
         {
-            var s = served.Current;
+            var s = Served(http);
             return Results.Ok(new
             {
                 status = "ok", model_id = s.Id, version = ServedModel.Version, method = s.Transformer.Model.Options.Method.ToString(), cf = s.Transformer.Model.Cf.Kind,
@@ -122,25 +125,25 @@ public static class CoraService
             });
         });
         // Ready: the model is loaded and warm and the service is not draining.
-        app.MapGet("/readyz", () =>
+        app.MapGet("/readyz", (HttpContext http) =>
         {
-            var s = served.Current;
+            var s = Served(http);
             var body = new { status = Volatile.Read(ref draining) ? "draining" : "ready", model_id = s.Id, version = ServedModel.Version, method = s.Transformer.Model.Options.Method.ToString() };
             return Volatile.Read(ref draining) ? Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Ok(body);
         });
-        app.MapGet("/metrics", () => Results.Text(metrics.Render(served.Current), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapGet("/metrics", (HttpContext http) => Results.Text(metrics.Render(Served(http)), "text/plain; version=0.0.4; charset=utf-8"));
 
         app.MapPost("/score", async (ScoreRequest? request, HttpContext http, CancellationToken ct) =>
         {
-            using var lease = served.Acquire();
-            var model = lease.Snapshot.Transformer;
+            var snapshot = Served(http);
+            var model = snapshot.Transformer;
             var errors = Validate(model.Model, request);
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "Bad /score request");
             var rows = request!.Pairs!.Select(p => new Interaction(p.User!.Value, p.Item!.Value, false, 0, true,
                 p.History?.Where(h => h != 0).ToArray() ?? model.Model.Users.Liked(p.User.Value))).ToList();
             foreach (var (i, problem) in PromptProblems(model.Model, rows).Take(20)) errors[$"pairs[{i}]"] = new[] { problem };
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "Bad /score request");
-            var (scores, source) = await ScoreWithin(lease.Snapshot.Batcher, model.Model, rows, TimeSpan.FromMilliseconds(request.DeadlineMs ?? options.Deadline.TotalMilliseconds), ct);
+            var (scores, source) = await ScoreWithin(snapshot.Batcher, model.Model, rows, TimeSpan.FromMilliseconds(request.DeadlineMs ?? options.Deadline.TotalMilliseconds), ct);
             if (scores is null) return QueueFull();
             http.Items["cora.rows"] = rows.Count; http.Items["cora.source"] = source;
             return Results.Ok(new ScoreResponse(rows.Select((r, i) => new ScoredPair(r.UserId, r.ItemId, scores[i], CoraTransformer.Sigmoid(scores[i]), source)).ToList()));
@@ -150,8 +153,8 @@ public static class CoraService
         // CF order answers (source "cf").
         app.MapGet("/recommend/{user:int}", async (int user, int? k, [FromQuery(Name = "deadline_ms")] int? deadlineMs, HttpContext http, CancellationToken ct) =>
         {
-            using var lease = served.Acquire();
-            var model = lease.Snapshot.Transformer;
+            var snapshot = Served(http);
+            var model = snapshot.Transformer;
             int top = k ?? CoraDefaults.RecommendTop;
             var errors = new Dictionary<string, string[]>();
             if (top < 1 || top > MaxK) errors["k"] = new[] { $"k must be from 1 to {MaxK} (got {top})." };
@@ -170,7 +173,7 @@ public static class CoraService
             string source = "cf";
             if (model.Model.UsesLlm && candidates.Rows.Count > 0)
             {
-                (scores, source) = await ScoreWithin(lease.Snapshot.Batcher, model.Model, candidates.Rows, deadlineMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Deadline, ct);
+                (scores, source) = await ScoreWithin(snapshot.Batcher, model.Model, candidates.Rows, deadlineMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Deadline, ct);
                 if (scores is null) return QueueFull();
                 http.Items["cora.source"] = source;
             }
@@ -184,18 +187,16 @@ public static class CoraService
             return Results.Ok(new RecommendResponse(user, model.Model.Cf.KnowsUser(user), history, cf, cora, source));
         });
 
-        app.MapGet("/users", (string? q, int? limit) =>
+        app.MapGet("/users", (string? q, int? limit, HttpContext http) =>
         {
-            using var lease = served.Acquire();
-            var ids = lease.Snapshot.Transformer.Model.Users.UserIds;
+            var ids = Served(http).Transformer.Model.Users.UserIds;
             var hits = string.IsNullOrWhiteSpace(q) ? ids : ids.Where(u => u.ToString(System.Globalization.CultureInfo.InvariantCulture).StartsWith(q.Trim(), StringComparison.Ordinal));
             return Results.Ok(hits.Take(Math.Clamp(limit ?? 100, 1, 10_000)).ToList());
         });
 
-        app.MapGet("/items", (string? q, int? limit) =>
+        app.MapGet("/items", (string? q, int? limit, HttpContext http) =>
         {
-            using var lease = served.Acquire();
-            var items = lease.Snapshot.Transformer.Model.Items;
+            var items = Served(http).Transformer.Model.Items;
             var hits = items.Titles.Where(kv => string.IsNullOrWhiteSpace(q) || kv.Value.Contains(q, StringComparison.OrdinalIgnoreCase))
                 .OrderBy(kv => kv.Key).Take(Math.Clamp(limit ?? 20, 1, 1000)).Select(kv => new TitledItem(kv.Key, kv.Value)).ToList();
             return Results.Ok(hits);
@@ -205,6 +206,11 @@ public static class CoraService
         app.MapGet("/favicon.ico", () => Results.Bytes(Favicon, "image/svg+xml"));
         return app;
     }
+
+    private const string SnapshotKey = "cora.snapshot";
+
+    /// <summary>The model snapshot this request holds a lease on (taken once, by the request middleware).</summary>
+    private static ServedModel.Snapshot Served(HttpContext http) => (ServedModel.Snapshot)http.Items[SnapshotKey]!;
 
     /// <summary>Routes open without the API key: the probes, the metrics, the OpenAPI document, the page and its icon.</summary>
     private static bool Protected(PathString path) =>

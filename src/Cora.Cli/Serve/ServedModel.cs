@@ -67,6 +67,14 @@ internal sealed class ServedModel : IAsyncDisposable
 
     public Snapshot Current => Volatile.Read(ref _current);
 
+    private Action<int>? _onBatch;
+    /// <summary>Called with the rows of each finished model call, by the current batcher and by every one a reload makes.</summary>
+    public Action<int>? OnBatch
+    {
+        get => _onBatch;
+        set { _onBatch = value; Current.Batcher.OnBatch = value; }
+    }
+
     /// <summary>A lease on the current snapshot (retrying if it is being swapped out at this instant).</summary>
     public Lease Acquire()
     {
@@ -90,7 +98,7 @@ internal sealed class ServedModel : IAsyncDisposable
                 catch { next.Dispose(); throw; }
             }
             catch (Exception e) { return e; }
-            var fresh = new Snapshot(next, new ScoreBatcher(next.Model, next.ScoringBatchSize, _options), id, ownsModel: true);
+            var fresh = new Snapshot(next, new ScoreBatcher(next.Model, next.ScoringBatchSize, _options) { OnBatch = _onBatch }, id, ownsModel: true);
             var old = Interlocked.Exchange(ref _current, fresh);
             old.Retire();
             return null;

@@ -410,7 +410,13 @@ public class ServiceOperationsTests
         Assert.AreEqual("second", after.Headers.GetValues("X-Cora-Model").Single());
         var scores = (await after.Content.ReadFromJsonAsync<ScoreResponse>(Json))!;
         CollectionAssert.AreEqual(before.Scores.Select(s => s.Score).ToArray(), scores.Scores.Select(s => s.Score).ToArray(), "the same model file scores the same after a reload");
-        StringAssert.Contains(await client.GetStringAsync("/metrics"), "cora_model_info{model_id=\"second\"");
+        string metrics = await client.GetStringAsync("/metrics");
+        StringAssert.Contains(metrics, "cora_model_info{model_id=\"second\"");
+        // The reloaded model's batches are counted too.
+        long Batches(string m) => long.Parse(System.Text.RegularExpressions.Regex.Match(m, @"\ncora_batch_rows_count (\d+)").Groups[1].Value);
+        long before2 = Batches(metrics);
+        Assert.AreEqual(HttpStatusCode.OK, (await client.PostAsJsonAsync("/score", new ScoreRequest(pairs, null), Json)).StatusCode);
+        Assert.AreEqual(before2 + 1, Batches(await client.GetStringAsync("/metrics")));
     }
 }
 
