@@ -11,6 +11,10 @@ namespace Cora.Cli;
 /// </summary>
 internal sealed class DeclaredOptions
 {
+    /// <summary><c>ParseResult.GetValue&lt;T&gt;(Option&lt;T&gt;)</c>, made for each option's type in <see cref="Apply"/>.</summary>
+    private static readonly MethodInfo GetValue = typeof(ParseResult).GetMethods().First(m => m.Name == nameof(ParseResult.GetValue) && m.IsGenericMethod
+        && m.GetParameters()[0].ParameterType.IsGenericType && m.GetParameters()[0].ParameterType.GetGenericTypeDefinition() == typeof(Option<>));
+
     private readonly List<(PropertyInfo Property, Option Option)> _bound = new();
     private readonly bool _overridesOnly;
 
@@ -46,8 +50,7 @@ internal sealed class DeclaredOptions
         {
             var result = p.GetResult(option);
             if (_overridesOnly && result is null or { Implicit: true }) continue;
-            object? value = typeof(ParseResult).GetMethods().First(m => m.Name == nameof(ParseResult.GetValue) && m.IsGenericMethod
-                && m.GetParameters()[0].ParameterType.IsGenericType && m.GetParameters()[0].ParameterType.GetGenericTypeDefinition() == typeof(Option<>))
+            object? value = GetValue
                 .MakeGenericMethod(OptionType(prop.PropertyType, _overridesOnly)).Invoke(p, new object[] { option });
             if (value is null && _overridesOnly) continue;
             prop.SetValue(copy, value);

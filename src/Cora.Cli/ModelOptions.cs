@@ -26,12 +26,17 @@ internal sealed record ModelOptions(Option<string> Model, Option<string?> Llm)
 
     public void AddTo(Command c) { c.Options.Add(Model); c.Options.Add(Llm); }
 
+    /// <summary>What is wrong with an LLM path (a llama2.c .bin file or a Hugging Face folder), or null.</summary>
+    public static string? LlmPathProblem(string path) =>
+        FileChecks.KindOf(path) is FileChecks.Kind.Regular or FileChecks.Kind.Directory ? null
+            : $"'{ErrorText.Elide(path)}' is neither a llama2.c .bin file nor a Hugging Face folder";
+
     /// <summary>Loads the model (and its LLM from --llm when given).</summary>
     public (MLContext ml, CoraTransformer model) Load(ParseResult p, DeviceChoice on, int scoringBatchSize = 0)
     {
         // Checked here, not while parsing: a deployment file's arguments parse on any machine, the paths exist only where it runs.
-        if (p.GetValue(Llm) is { } v && FileChecks.KindOf(v) is not (FileChecks.Kind.Regular or FileChecks.Kind.Directory))
-            throw new UsageException($"--llm: '{ErrorText.Elide(v)}' is neither a llama2.c .bin file nor a Hugging Face folder{(p.GetResult(Llm) is null or { Implicit: true } ? $" (from ${LlmVariable})" : "")}.");
+        if (p.GetValue(Llm) is { } v && LlmPathProblem(v) is { } problem)
+            throw new UsageException($"--llm: {problem}{(p.GetResult(Llm) is null or { Implicit: true } ? $" (from ${LlmVariable})" : "")}.");
         return Cli.Load(p.GetValue(Model)!, on, scoringBatchSize, p.GetValue(Llm));
     }
 }

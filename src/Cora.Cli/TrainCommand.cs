@@ -87,8 +87,7 @@ internal static class TrainCommand
             foreach (var (flag, path) in new[] { ("--train", p.GetValue(train)), ("--valid", p.GetValue(valid)), ("--items", p.GetValue(items)), ("--cf-from", p.GetValue(cfFrom)) })
                 if (path is not null && FileChecks.KindOf(path) is var kind && kind != FileChecks.Kind.Regular)
                     problems.Add($"{flag}: '{ErrorText.Elide(path)}' {(kind == FileChecks.Kind.Missing ? "does not exist" : $"is a {kind.ToString().ToLowerInvariant()}, not a regular file")}.");
-            if (llmPath is not null && FileChecks.KindOf(llmPath) is not (FileChecks.Kind.Regular or FileChecks.Kind.Directory))
-                problems.Add($"--llm: '{ErrorText.Elide(llmPath)}' is neither a llama2.c .bin file nor a Hugging Face folder.");
+            if (llmPath is not null && ModelOptions.LlmPathProblem(llmPath) is { } llmProblem) problems.Add($"--llm: {llmProblem}.");
             if (trainingValues.CheckpointDirectory is { } ckDir && FileChecks.FolderProblem(ckDir) is { } ckProblem) problems.Add($"--checkpoint-dir: {ckProblem}");
             if (problems.Count > 0) throw new UsageException(string.Join(" ", problems));
             if (p.GetValue(restart) && trainingValues.CheckpointDirectory is { } ck) TrainingLoop.ClearCheckpoints(ck);

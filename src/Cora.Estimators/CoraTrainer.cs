@@ -126,10 +126,14 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         public long Seed { get => _seed ?? Model.Seed; set => _seed = value; }
 
         /// <summary><see cref="Model"/> with the shortcuts set on these options applied.</summary>
-        public CoraModelOptions EffectiveModel => (Model ?? new()) with
+        public CoraModelOptions EffectiveModel
         {
-            Method = _method ?? (Model ?? new()).Method, QueryGenerator = _generator ?? (Model ?? new()).QueryGenerator, Seed = _seed ?? (Model ?? new()).Seed,
-        };
+            get
+            {
+                var m = Model ?? new();
+                return m with { Method = _method ?? m.Method, QueryGenerator = _generator ?? m.QueryGenerator, Seed = _seed ?? m.Seed };
+            }
+        }
 
         /// <summary><see cref="Training"/> with the shortcuts set on these options applied.</summary>
         public TrainingOptions EffectiveTraining
@@ -148,7 +152,14 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         }
 
         /// <summary><see cref="MatrixFactorization"/> with the <see cref="Seed"/> shortcut applied.</summary>
-        public MatrixFactorizationOptions EffectiveMatrixFactorization => (MatrixFactorization ?? new()) with { Seed = _seed ?? (MatrixFactorization ?? new()).Seed };
+        public MatrixFactorizationOptions EffectiveMatrixFactorization
+        {
+            get
+            {
+                var f = MatrixFactorization ?? new();
+                return f with { Seed = _seed ?? f.Seed };
+            }
+        }
 
         /// <summary>Validation data for early stopping and model selection; when null, a seeded
         /// <see cref="ValidationFraction"/> of the training rows is held out.</summary>

@@ -72,7 +72,6 @@ internal sealed class ScoreBatcher : IAsyncDisposable
                 try { if (!await reader.WaitToReadAsync(cts.Token)) break; }
                 catch (OperationCanceledException) { break; }
             }
-            batch.RemoveAll(w => { if (!w.Ct.IsCancellationRequested) return false; Abandon(w); return true; });
             if (batch.Count == 0) continue;
             if (!Run(batch) && batch.Count > 1)
                 foreach (var w in batch) Run(new List<Work> { w });   // isolate the request that fails

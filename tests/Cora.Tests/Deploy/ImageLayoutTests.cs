@@ -33,7 +33,7 @@ public class ImageLayoutTests
         using var dir = TestPaths.Temp();
         string app = dir["app"];
         string command = Regex.Replace(publish.Replace(" -o /app", $" -o \"{app}\""), @"\$\{(\w+)\}", m => args[m.Groups[1].Value]);
-        var (code, output) = Run("bash", $"-c \"cd '{TestPaths.RepoRoot}' && {command.Replace("\"", "\\\"")}\"", 600);
+        var (code, output) = TestProcess.Run("bash", $"-c \"cd '{TestPaths.RepoRoot}' && {command.Replace("\"", "\\\"")}\"", 600);
         Assert.AreEqual(0, code, output);
         Assert.IsTrue(File.Exists(Path.Combine(app, entry)), "the entry point");
         Assert.IsTrue(Directory.GetFiles(app, "libtorch_cpu.so", SearchOption.AllDirectories).Length == 1, "the CPU libtorch travels with the tool");
@@ -70,13 +70,5 @@ public class ImageLayoutTests
             StringAssert.Contains(await http.GetStringAsync("/"), "<title>Cora");
         }
         finally { if (!server.HasExited) server.Kill(true); }
-    }
-
-    private static (int code, string output) Run(string exe, string args, int seconds)
-    {
-        using var p = Process.Start(new ProcessStartInfo(exe, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        var o = p.StandardOutput.ReadToEndAsync(); var e = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(seconds * 1000)) { p.Kill(true); Assert.Fail($"{exe} {args} ran over {seconds} s"); }
-        return (p.ExitCode, o.Result + e.Result);
     }
 }
