@@ -18,7 +18,8 @@ internal sealed class ProgressPrinter : IDisposable
     /// <summary>Listens to the context's log and to the trainer's typed progress.</summary>
     public void Attach(MLContext ml, CoraTrainer.Options options)
     {
-        ml.Log += (_, e) => { if (e.Source == "Cora" && e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info) Line(e.RawMessage); };
+        // Steps arrive as typed progress (every step, below); the log's copies of some of them are left out here.
+        ml.Log += (_, e) => { if (e.Source == "Cora" && e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info && !e.RawMessage.StartsWith("Cora step ", StringComparison.Ordinal)) Line(e.RawMessage); };
         var previous = options.Progress;
         options.Progress = new Sink(p => { previous?.Report(p); Step(p); });
     }

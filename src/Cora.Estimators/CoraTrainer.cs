@@ -285,7 +285,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             {
                 Check();
                 o.Progress?.Report(p);
-                ch.Trace(MessageSensitivity.None, p.ToString());   // every step: Trace; milestones: Info
+                // The first and the last step and about every tenth of the run: Info (progress a plain log shows); every other step: Trace.
+                if (p.Step == 1 || p.Step == p.TotalSteps || p.Step % Math.Max(1, p.TotalSteps / 10) == 0) ch.Info(MessageSensitivity.None, p.ToString());
+                else ch.Trace(MessageSensitivity.None, p.ToString());
             });
             trainingResult = TrainingLoop.Train(model, train, valid, o.EffectiveTraining, progress, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
         }

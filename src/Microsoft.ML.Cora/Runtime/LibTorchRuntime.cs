@@ -35,7 +35,7 @@ public static class LibTorchRuntime
                 .Concat((ldLibraryPath ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries));
             bool found = !OperatingSystem.IsLinux() || places.Any(d => File.Exists(Path.Combine(d, "libtorch_cpu.so")));
             return new(Array.Empty<string>(), found ? null
-                : $"No libtorch: this build bundles none (made with -p:CoraLibTorchPackage=none) and {EnvironmentVariable} is not set. {hint}, or rebuild without CoraLibTorchPackage=none.", false);
+                : $"No libtorch: none beside the app ({appDirectory}) or on LD_LIBRARY_PATH, and {EnvironmentVariable} is not set. Reference the libtorch-cpu-linux-x64 package (Cora.Core brings it unless it is excluded; in Cora's own tree, build without -p:CoraLibTorchPackage=none), or {char.ToLowerInvariant(hint[0])}{hint[1..]}.", false);
         }
         if (!Directory.Exists(folder))
             return new(Array.Empty<string>(), $"{EnvironmentVariable}='{folder}' is not a folder. {hint}", false);

@@ -4,6 +4,7 @@ using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 
 namespace Cora.Tests;
 
@@ -178,11 +179,22 @@ public class EstimatorTests
     public void ProgressGoesToMlContextLogAndCancelExecutionStopsFit()
     {
         var (ml, train, _) = Data();
-        var messages = new List<string>();
-        ml.Log += (_, e) => { if (e.Source == "Cora") lock (messages) messages.Add(e.RawMessage); };
-        ml.Recommendation().Trainers.Cora(SmallOptions()).Fit(train);
-        Assert.IsTrue(messages.Any(m => m.StartsWith("Cora step 1/2: loss")), string.Join("\n", messages));
-        Assert.IsTrue(messages.Any(m => m.Contains("training the MF stage")));
+        var messages = new List<(string text, ChannelMessageKind kind)>();
+        ml.Log += (_, e) => { if (e.Source == "Cora") lock (messages) messages.Add((e.RawMessage, e.Kind)); };
+        var options = SmallOptions();
+        options.MaxSteps = 30;
+        ml.Recommendation().Trainers.Cora(options).Fit(train);
+        var steps = messages.Where(m => m.text.StartsWith("Cora step ")).ToList();
+        int total = steps.Count;
+        Assert.IsTrue(total >= 20, $"{total} steps: " + string.Join("\n", messages.Select(m => m.text)));
+        var info = messages.Where(m => m.kind == ChannelMessageKind.Info).Select(m => m.text).ToList();
+        // Every step is logged; Info (what a plain log shows) carries the first, the last and about every tenth, Trace the rest.
+        Assert.IsTrue(info.Any(m => m.StartsWith($"Cora step 1/{total}: loss")), string.Join("\n", info));
+        Assert.IsTrue(info.Any(m => m.StartsWith($"Cora step {total}/{total}: loss")), string.Join("\n", info));
+        int infoSteps = info.Count(m => m.StartsWith("Cora step "));
+        Assert.IsTrue(infoSteps >= 10 && infoSteps <= 16, $"{infoSteps} of {total} steps at Info");
+        Assert.IsTrue(info.Any(m => m.Contains("training the MF stage")));
+        Assert.IsFalse(info.Any(m => m.StartsWith("Channel")), "ML.NET's channel bookkeeping is Trace: a filter on Kind leaves it out");
 
         var (ml2, train2, _) = Data();
         ml2.Log += (_, e) => { if (e.RawMessage.StartsWith("Cora step 1/")) MlNetInternals.CancelExecution(ml2); };

@@ -261,7 +261,8 @@ public class DeviceMoveTests
         StringAssert.Matches(output, new System.Text.RegularExpressions.Regex(@"\nlibtorch +" + System.Text.RegularExpressions.Regex.Escape(native) + "\n"));
         var (rc2, output2) = Run(null);
         Assert.AreEqual(1, rc2, output2);
-        StringAssert.Contains(output2, "No libtorch: this build bundles none");
+        StringAssert.Contains(output2, "No libtorch: none beside the app");
+        StringAssert.Contains(output2, "Reference the libtorch-cpu-linux-x64 package");
         Assert.IsFalse(output2.Contains("Trace from LoadNativeBackend"), "TorchSharp's own multi-page trace is not reached");
         var (rc3, output3) = Run(dir["nowhere"]);
         Assert.AreEqual(1, rc3);
