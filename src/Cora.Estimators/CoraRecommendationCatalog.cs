@@ -10,6 +10,7 @@ namespace Microsoft.ML.Cora;
 public sealed class CoraRecommendationCatalog
 {
     internal MLContext Context { get; }
+    /// <summary>Cora's trainers: <c>Trainers.Cora(...)</c>.</summary>
     public CoraTrainers Trainers { get; }
     internal CoraRecommendationCatalog(MLContext ml) { Context = ml; Trainers = new CoraTrainers(ml); }
 

@@ -20,11 +20,17 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
     /// <summary>Column names and the defaults of the short overload (the numbers come from <see cref="CoraDefaults"/>).</summary>
     public static class Defaults
     {
+        /// <summary>The user id column's name (<see cref="CoraInput.UserId"/>).</summary>
         public const string UserIdColumnName = "UserId";
+        /// <summary>The target item id column's name (<see cref="CoraInput.ItemId"/>).</summary>
         public const string ItemIdColumnName = "ItemId";
+        /// <summary>The Boolean label column's name: true = the user liked the item.</summary>
         public const string LabelColumnName = "Label";
+        /// <summary>The liked-history column's name; under this default name the column may be absent (no history in the prompt).</summary>
         public const string HistoryColumnName = "History";
+        /// <summary>The method trained by default: CoRA.</summary>
         public const CoraMethod Method = CoraDefaults.Method;
+        /// <summary>Passes over the training rows by default.</summary>
         public const int Epochs = CoraDefaults.Epochs;
     }
 
@@ -78,7 +84,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         public IDictionary<int, string>? ItemTitles { get; set; }
         /// <summary>Item catalog as an IDataView with <see cref="ItemsIdColumnName"/> and <see cref="ItemsTitleColumnName"/>.</summary>
         public IDataView? Items { get; set; }
+        /// <summary>The item id column of <see cref="Items"/>.</summary>
         public string ItemsIdColumnName { get; set; } = "ItemId";
+        /// <summary>The title column (text) of <see cref="Items"/>.</summary>
         public string ItemsTitleColumnName { get; set; } = "Title";
 
         /// <summary>The model: method, rank, generator size (<see cref="QueryGeneratorOptions.Paper"/> or <see cref="QueryGeneratorOptions.Compact"/>), prompt, seed.</summary>
@@ -164,6 +172,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         /// <summary>Validation data for early stopping and model selection; when null, a seeded
         /// <see cref="ValidationFraction"/> of the training rows is held out.</summary>
         public IDataView? ValidationData { get; set; }
+        /// <summary>The share of the training rows held out for validation when <see cref="ValidationData"/> is null (0 to 0.9).</summary>
         public double ValidationFraction { get; set; } = CoraDefaults.ValidationFraction;
         /// <summary>A CF model trained elsewhere (e.g. from ML.NET MF factor matrices via
         /// <see cref="CollaborativeFiltering.MatrixFactorization.FromMatrices"/>); when null, Fit trains MF first.</summary>
@@ -214,6 +223,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
 
     internal CoraColumns Columns => new(_options.UserIdColumnName, _options.ItemIdColumnName, _options.HistoryColumnName, _options.PromptColumnName, _options.LabelColumnName, _options.TitleColumnName);
 
+    /// <summary>The input schema plus Score, Probability and PredictedLabel; throws naming a missing or mistyped input column.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         Columns.Check(inputSchema, requireLabel: true);
@@ -222,6 +232,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         return new SchemaShape(cols.Values);
     }
 
+    /// <summary>Reads the labelled rows, trains the CF stage and then the chosen method (progress to the context's log, cancelled by
+    /// <c>CancelExecution</c> or <see cref="Options.CancellationToken"/>), and returns the scoring transformer.</summary>
+    /// <param name="input">Rows with the user id, item id and Boolean label columns (and optionally history, title or prompt).</param>
     public CoraTransformer Fit(IDataView input)
     {
         var o = _options;

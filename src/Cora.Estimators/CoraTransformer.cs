@@ -23,6 +23,7 @@ public sealed class CoraTransformer : ITransformer, IDisposable
 
     private readonly IHostEnvironment _env;
     internal CoraColumns Columns { get; }
+    /// <summary>The trained model underneath (CF stage, generator, frozen LLM): score, recommend or save it without ML.NET.</summary>
     public CoraModel Model { get; }
     /// <summary>Rows per LLM forward when scoring (larger batches use the GPU better; memory grows with batch x prompt length).</summary>
     public int ScoringBatchSize { get => _scoringBatchSize; set => _scoringBatchSize = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(ScoringBatchSize), value, "ScoringBatchSize must be at least 1."); }
@@ -36,8 +37,10 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         _env = env; Model = model; Columns = columns; _scoringBatchSize = Math.Max(1, scoringBatchSize); _embedLlm = embedLlm;
     }
 
+    /// <summary>True: each output row depends on its input row only (scoring itself runs in batches).</summary>
     public bool IsRowToRowMapper => true;
 
+    /// <summary>The input schema plus Score (the Yes-logit), Probability and PredictedLabel.</summary>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         Columns.Check(inputSchema, requireLabel: false);
@@ -49,8 +52,10 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         return b.ToSchema();
     }
 
+    /// <summary>Scores the rows lazily, in batches of the scoring batch size, as a cursor reads them.</summary>
     public IDataView Transform(IDataView input) => new ScoredDataView(this, input, GetOutputSchema(input.Schema));
 
+    /// <summary>A row-by-row mapper (what PredictionEngine uses).</summary>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new RowMapper(this, inputSchema, GetOutputSchema(inputSchema));
 
     internal bool IsCanceled => _env is MLContext ml && MlNetInternals.IsCanceled(ml);
@@ -202,6 +207,7 @@ public sealed class CoraTransformer : ITransformer, IDisposable
 
     internal static readonly MethodInfo CreateMethod = typeof(CoraTransformer).GetMethod(nameof(Create), BindingFlags.NonPublic | BindingFlags.Static)!;
 
+    /// <summary>Frees the model's tensors (the frozen LLM included).</summary>
     public void Dispose() => Model.Dispose();
 
     // ------------------------------------------------------------------ lazy scored view

@@ -182,7 +182,7 @@ public class EstimatorTests
         var messages = new List<(string text, ChannelMessageKind kind)>();
         ml.Log += (_, e) => { if (e.Source == "Cora") lock (messages) messages.Add((e.RawMessage, e.Kind)); };
         var options = SmallOptions();
-        options.MaxSteps = 30;
+        options.MaxSteps = 20;
         ml.Recommendation().Trainers.Cora(options).Fit(train);
         var steps = messages.Where(m => m.text.StartsWith("Cora step ")).ToList();
         int total = steps.Count;
