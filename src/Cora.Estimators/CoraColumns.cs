@@ -9,8 +9,24 @@ internal sealed record CoraColumns(string UserId, string ItemId, string History,
 
     private static readonly DataViewType[] IdTypes = { NumberDataViewType.Int32, NumberDataViewType.Int64, NumberDataViewType.UInt32, NumberDataViewType.Single, NumberDataViewType.Double };
 
-    private static bool IsId(DataViewType t) => IdTypes.Contains(t) || t is KeyDataViewType { RawType: var r } && r == typeof(uint);
-    private static bool IsHistory(DataViewType t) => t is TextDataViewType || t is VectorDataViewType v && IsId(v.ItemType);
+    /// <summary>Ids given as text ("alice"): the user and item ids the model was fitted on, null where the ids are numbers or keys
+    /// of numbers (saved with the model; see <see cref="TextIds"/>).</summary>
+    public TextIds? UserTexts { get; init; }
+    public TextIds? ItemTexts { get; init; }
+
+    private static bool IsId(DataViewType t) => IdTypes.Contains(t) || t is TextDataViewType || t is KeyDataViewType { RawType: var r } && r == typeof(uint);
+
+    /// <summary>Whether a column's ids are text to be numbered (<see cref="TextIds"/>): text, or keys whose values are not all
+    /// integers (keys of integer text keep their integer ids, as models fitted before text ids did).</summary>
+    public static bool HoldsTextIds(DataViewSchema.Column c) =>
+        c.Type is TextDataViewType || c.Type is KeyDataViewType && CoraRows.KeyValuesAreNames(c);
+
+    /// <summary>These columns with the text-id lists a fit of <paramref name="schema"/> needs (growing until the fit ends).</summary>
+    public CoraColumns ForFit(DataViewSchema schema) => this with
+    {
+        UserTexts = HoldsTextIds(schema[UserId]) ? new TextIds { Growing = true } : null,
+        ItemTexts = HoldsTextIds(schema[ItemId]) ? new TextIds { Growing = true } : null,
+    };
 
     public static IEnumerable<SchemaShape.Column> OutputShape()
     {
@@ -46,7 +62,7 @@ internal sealed record CoraColumns(string UserId, string ItemId, string History,
         {
             var c = Find(name, role);
             if (c.Kind != SchemaShape.Column.VectorKind.Scalar || !IsId(c.ItemType))
-                throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the {role} column '{name}' has type {Describe(c)}; expected a scalar Int32, Int64, UInt32, Single, Double or key.");
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the {role} column '{name}' has type {Describe(c)}; expected a scalar Int32, Int64, UInt32, Single, Double, text or key.");
         }
         if (Prompt is not null)
         {
@@ -57,7 +73,7 @@ internal sealed record CoraColumns(string UserId, string ItemId, string History,
         else if (!(HistoryIsOptional && schema.All(x => x.Name != History)))
         {
             var c = Find(History, "History");
-            bool ok = c.Kind == SchemaShape.Column.VectorKind.Scalar ? c.ItemType is TextDataViewType : IsId(c.ItemType);
+            bool ok = c.Kind == SchemaShape.Column.VectorKind.Scalar ? c.ItemType is TextDataViewType : IsId(c.ItemType);   // a vector of ids (text included)
             if (!ok)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the History column '{History}' has type {Describe(c)}; expected a vector of item ids or text of space-separated ids.");
         }
@@ -80,15 +96,20 @@ internal sealed record CoraColumns(string UserId, string ItemId, string History,
         w.Write(UserId); w.Write(ItemId); w.Write(History);
         w.Write(Prompt is not null); if (Prompt is not null) w.Write(Prompt);
         w.Write(Title is not null); if (Title is not null) w.Write(Title);
+        w.Write(UserTexts is not null); UserTexts?.Write(w);
+        w.Write(ItemTexts is not null); ItemTexts?.Write(w);
     }
 
     /// <param name="r">The reader positioned at the columns.</param>
     /// <param name="withTitle">False for models written before the title column existed (format 1.1).</param>
-    public static CoraColumns Read(BinaryReader r, bool withTitle)
+    /// <param name="withTextIds">False for models written before text ids (formats 1.1 and 1.2).</param>
+    public static CoraColumns Read(BinaryReader r, bool withTitle, bool withTextIds)
     {
         string u = r.ReadString(), i = r.ReadString(), h = r.ReadString();
         string? p = r.ReadBoolean() ? r.ReadString() : null;
         string? t = withTitle && r.ReadBoolean() ? r.ReadString() : null;
-        return new CoraColumns(u, i, h, p, null, t);
+        TextIds? users = withTextIds && r.ReadBoolean() ? TextIds.Read(r, "user") : null;
+        TextIds? items = withTextIds && r.ReadBoolean() ? TextIds.Read(r, "item") : null;
+        return new CoraColumns(u, i, h, p, null, t) { UserTexts = users, ItemTexts = items };
     }
 }

@@ -12,6 +12,10 @@ public sealed class CoraRecommendation
     public int ItemId { get; set; }
     /// <summary>The item's title from the model's catalog.</summary>
     public string Title { get; set; } = "";
+    /// <summary>The user's id as text, where the model was fitted on text ids (else null).</summary>
+    public string? UserIdText { get; set; }
+    /// <summary>The item's id as text, where the model was fitted on text ids (else null).</summary>
+    public string? ItemIdText { get; set; }
     /// <summary>The model's score: the Yes-logit of the LLM for this user and item (higher = more likely liked).</summary>
     public float Score { get; set; }
     /// <summary>sigmoid(<see cref="Score"/>), the predicted probability that the user likes the item.</summary>

@@ -30,8 +30,8 @@ public sealed class CoraRecommendationCatalog
         using var cur = scored.GetRowCursor(cols);
         var label = cur.GetGetter<bool>(cols[0]);
         var score = cur.GetGetter<float>(cols[1]);
-        var user = CoraRows.IdGetter(cur, cols[2]);
-        var item = CoraRows.IdGetter(cur, cols[3]);
+        var user = CoraRows.IdGetter(cur, cols[2], cora.Columns.UserTexts, keyZeroIsUnknown: true);
+        var item = CoraRows.IdGetter(cur, cols[3], cora.Columns.ItemTexts);
         var scores = new List<float>(); var labels = new List<bool>(); var users = new List<int>(); var warm = new List<bool>();
         bool l = false; float sc = 0; int u = 0, i = 0;
         while (cur.MoveNext())

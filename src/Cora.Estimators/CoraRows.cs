@@ -15,11 +15,11 @@ internal sealed class CoraRows
     {
         var s = row.Schema;
         if (c.Title is not null) _title = row.GetGetter<ReadOnlyMemory<char>>(s[c.Title]);
-        _user = IdGetter(row, s[c.UserId]);
-        _item = IdGetter(row, s[c.ItemId]);
+        _user = IdGetter(row, s[c.UserId], c.UserTexts, keyZeroIsUnknown: true);
+        _item = IdGetter(row, s[c.ItemId], c.ItemTexts);
         if (withLabel && c.Label is not null) _label = row.GetGetter<bool>(s[c.Label]);
         if (c.Prompt is not null) _prompt = row.GetGetter<ReadOnlyMemory<char>>(s[c.Prompt]);
-        else if (c.HistoryIn(s) is { } h) _history = HistoryGetter(row, h);
+        else if (c.HistoryIn(s) is { } h) _history = HistoryGetter(row, h, c.ItemTexts);
     }
 
     public static IEnumerable<DataViewSchema.Column> Needed(DataViewSchema s, CoraColumns c, bool withLabel)
@@ -71,7 +71,7 @@ internal sealed class CoraRows
         return new Data(rows, prompts, titles);
     }
 
-    public static ItemCatalog ReadCatalog(IDataView items, string idColumn, string titleColumn)
+    public static ItemCatalog ReadCatalog(IDataView items, string idColumn, string titleColumn, TextIds? itemTexts)
     {
         var s = items.Schema;
         var idCol = s.GetColumnOrNull(idColumn) ?? throw new ArgumentOutOfRangeException(nameof(items), $"Cora: the item catalog has no column '{idColumn}' (set Options.ItemsIdColumnName).");
@@ -79,7 +79,7 @@ internal sealed class CoraRows
         if (titleCol.Type is not TextDataViewType) throw new ArgumentOutOfRangeException(nameof(items), $"Cora: the item title column '{titleColumn}' must be text.");
         var d = new Dictionary<int, string>();
         using var cur = items.GetRowCursor(new[] { idCol, titleCol });
-        var id = IdGetter(cur, idCol);
+        var id = IdGetter(cur, idCol, itemTexts);
         var title = cur.GetGetter<ReadOnlyMemory<char>>(titleCol);
         int v = 0; ReadOnlyMemory<char> t = default;
         while (cur.MoveNext())
@@ -96,17 +96,28 @@ internal sealed class CoraRows
         return (int)v;
     }
 
-    internal static ValueGetter<int> IdGetter(DataViewRow row, DataViewSchema.Column col)
+    /// <summary>The id a user whose key is 0 (a value the key map did not see) is scored under: one unknown, cold user.</summary>
+    internal const int UnknownUser = int.MaxValue;
+
+    /// <param name="texts">The model's text ids, where the column holds text (or keys of text); null for numeric ids.</param>
+    /// <param name="keyZeroIsUnknown">Key 0 (missing) reads as <see cref="UnknownUser"/> instead of an error (user columns).</param>
+    internal static ValueGetter<int> IdGetter(DataViewRow row, DataViewSchema.Column col, TextIds? texts = null, bool keyZeroIsUnknown = false)
     {
         var t = col.Type;
         string n = col.Name;
+        if (t is TextDataViewType)
+        {
+            if (texts is null) throw new ArgumentOutOfRangeException(nameof(col), $"Cora: column '{n}' holds text ids, but this model was fitted on numeric ids. Give the column the type it was fitted with.");
+            var g = row.GetGetter<ReadOnlyMemory<char>>(col); ReadOnlyMemory<char> x = default;
+            return (ref int v) => { g(ref x); v = texts.Of(x.Span, n); };
+        }
         if (t == NumberDataViewType.Int32) { var g = row.GetGetter<int>(col); return (ref int v) => { g(ref v); if (v < 0) throw new InvalidDataException($"Cora: column '{n}' holds {v}, not a non-negative id."); }; }
         if (t == NumberDataViewType.Int64) { var g = row.GetGetter<long>(col); long x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
         if (t is KeyDataViewType)
         {
-            var ids = KeyIds(col);
+            var ids = KeyIds(col, texts);
             var g = row.GetGetter<uint>(col); uint x = 0;
-            return (ref int v) => { g(ref x); v = FromKey(ids, x, n); };
+            return (ref int v) => { g(ref x); v = x == 0 && keyZeroIsUnknown ? UnknownUser : FromKey(ids, x, n); };
         }
         if (t == NumberDataViewType.UInt32) { var g = row.GetGetter<uint>(col); uint x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
         if (t == NumberDataViewType.Single) { var g = row.GetGetter<float>(col); float x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
@@ -118,7 +129,18 @@ internal sealed class CoraRows
     /// The original id of each key of a key-typed column (index = key; key 0 = missing), read from its KeyValues annotation
     /// (what MapValueToKey records). Cora works on the original ids (they index the titles and the CF model), never on key indices.
     /// </summary>
-    internal static int[] KeyIds(DataViewSchema.Column col)
+    /// <summary>Whether a key column's values are names rather than integer ids (some value is text that is not an integer).</summary>
+    internal static bool KeyValuesAreNames(DataViewSchema.Column col)
+    {
+        if (col.Annotations.Schema.GetColumnOrNull("KeyValues") is not { } kv) return false;
+        var type = kv.Type is VectorDataViewType v ? v.ItemType : kv.Type;
+        if (type is not TextDataViewType) return false;
+        VBuffer<ReadOnlyMemory<char>> values = default;
+        col.Annotations.GetValue("KeyValues", ref values);
+        return values.DenseValues().Any(x => !int.TryParse(x.Span, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var id) || id < 0);
+    }
+
+    internal static int[] KeyIds(DataViewSchema.Column col, TextIds? texts = null)
     {
         var kv = col.Annotations.Schema.GetColumnOrNull("KeyValues")
             ?? throw new ArgumentOutOfRangeException(nameof(col), $"Cora: the column '{col.Name}' holds keys without key values, so the original item/user ids cannot be recovered. " +
@@ -139,6 +161,8 @@ internal sealed class CoraRows
         if (type == NumberDataViewType.UInt32) return Convert<uint>((x, c) => ToId(x, c));
         if (type == NumberDataViewType.Single) return Convert<float>((x, c) => ToId(x, c));
         if (type == NumberDataViewType.Double) return Convert<double>((x, c) => ToId(x, c));
+        if (type is TextDataViewType && texts is not null)
+            return Convert<ReadOnlyMemory<char>>((x, c) => texts.Of(x.Span, c));
         if (type is TextDataViewType)
             return Convert<ReadOnlyMemory<char>>((x, c) => int.TryParse(x.Span, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var id) && id >= 0 ? id
                 : throw new InvalidDataException($"Cora: the key values of column '{c}' include '{x}', which is not an integer id."));
@@ -152,21 +176,34 @@ internal sealed class CoraRows
         return ids[key];
     }
 
-    private static ValueGetter<int[]> HistoryGetter(DataViewRow row, DataViewSchema.Column col)
+    private static ValueGetter<int[]> HistoryGetter(DataViewRow row, DataViewSchema.Column col, TextIds? itemTexts)
     {
         string n = col.Name;
         if (col.Type is TextDataViewType)
         {
+            // Space-separated ids: integers, or the item names of a model fitted on text ids (names without spaces).
             var g = row.GetGetter<ReadOnlyMemory<char>>(col);
             ReadOnlyMemory<char> text = default;
             return (ref int[] v) =>
             {
                 g(ref text);
                 var parts = text.ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                v = parts.Select(p => int.TryParse(p, out var x) && x >= 0 ? x : throw new InvalidDataException($"Cora: column '{n}': '{p}' is not an item id.")).Where(x => x != 0).ToArray();
+                v = itemTexts is not null ? parts.Select(p => itemTexts.Of(p, n)).ToArray()
+                    : parts.Select(p => int.TryParse(p, out var x) && x >= 0 ? x : throw new InvalidDataException($"Cora: column '{n}': '{p}' is not an item id.")).Where(x => x != 0).ToArray();
             };
         }
         var item = ((VectorDataViewType)col.Type).ItemType;
+        if (item is TextDataViewType)
+        {
+            if (itemTexts is null) throw new ArgumentOutOfRangeException(nameof(col), $"Cora: the History column '{n}' holds text ids, but the item ids are numbers; give both the same type.");
+            var g = row.GetGetter<VBuffer<ReadOnlyMemory<char>>>(col);
+            VBuffer<ReadOnlyMemory<char>> buf = default;
+            return (ref int[] v) =>
+            {
+                g(ref buf);
+                v = buf.DenseValues().Where(x => !x.Span.Trim().IsEmpty).Select(x => itemTexts.Of(x.Span, n)).ToArray();
+            };
+        }
         ValueGetter<int[]> Make<T>(Func<T, double> conv)
         {
             var g = row.GetGetter<VBuffer<T>>(col);
@@ -182,7 +219,7 @@ internal sealed class CoraRows
         if (item == NumberDataViewType.Int64) return Make<long>(x => x);
         if (item is KeyDataViewType)
         {
-            var ids = KeyIds(col);
+            var ids = KeyIds(col, itemTexts);
             var g = row.GetGetter<VBuffer<uint>>(col);
             VBuffer<uint> buf = default;
             return (ref int[] v) =>

@@ -82,6 +82,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
 
         /// <summary>Item catalog as a dictionary (id -> title). Either this or <see cref="Items"/> (not needed for Mf).</summary>
         public IDictionary<int, string>? ItemTitles { get; set; }
+        /// <summary>Item catalog for item ids given as text (e.g. "tt0111161" -> "The Shawshank Redemption (1994)"); use instead of
+        /// <see cref="ItemTitles"/> when the item id column is text or a key of text.</summary>
+        public IDictionary<string, string>? ItemTitlesByTextId { get; set; }
         /// <summary>Item catalog as an IDataView with <see cref="ItemsIdColumnName"/> and <see cref="ItemsTitleColumnName"/>.</summary>
         public IDataView? Items { get; set; }
         /// <summary>The item id column of <see cref="Items"/>.</summary>
@@ -197,7 +200,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             if (CoraDevice.DtypeError(LlmDtype) is { } te) e = e.Append(new OptionError(nameof(LlmDtype), te + "."));
             if (CoraDevice.GeneratorDtypeError(GeneratorDtype) is { } ge) e = e.Append(new OptionError(nameof(GeneratorDtype), ge + "."));
             bool llm = Method is not CoraMethod.Mf;
-            if (llm && ItemTitles is null && Items is null && PromptColumnName is null && TitleColumnName is null)
+            if (ItemTitles is not null && ItemTitlesByTextId is not null)
+                e = e.Append(new OptionError(nameof(ItemTitlesByTextId), "Set ItemTitles (integer ids) or ItemTitlesByTextId (text ids), not both."));
+            if (llm && ItemTitles is null && ItemTitlesByTextId is null && Items is null && PromptColumnName is null && TitleColumnName is null)
                 e = e.Append(new OptionError(nameof(ItemTitles), "Cora needs the item catalog: set ItemTitles (id -> title) or Items (an IDataView with item id and title columns), give titles with the data (TitleColumnName), or ready prompts (PromptColumnName)."));
             if (llm && string.IsNullOrEmpty(LlmPath))
                 e = e.Append(new OptionError(nameof(LlmPath), $"method {Method} needs an LLM: set LlmPath to a Hugging Face folder or a llama2.c .bin."));
@@ -240,6 +245,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         var o = _options;
         var columns = Columns;
         columns.Check(input.Schema, requireLabel: true);
+        columns = columns.ForFit(input.Schema);                        // text ids are numbered as the rows are read
         using var ch = ((IHostEnvironment)_ml).Start("Cora");
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(o.CancellationToken);
         var ct = cts.Token;
@@ -264,10 +270,18 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             train = data.Rows.Where((_, i) => !validSet.Contains(i)).ToList();
             valid = data.Rows.Where((_, i) => validSet.Contains(i)).ToList();
         }
+        if (o.ItemTitles is not null && columns.ItemTexts is not null)
+            throw new InvalidOperationException($"Cora.Fit: the item ids in '{columns.ItemId}' are text, but ItemTitles is keyed by integers. Pass the titles by text id (Options.ItemTitlesByTextId, or Trainers.Cora(llmPath, IDictionary<string, string> itemTitles, ...)).");
+        if (o.ItemTitlesByTextId is not null && columns.ItemTexts is null)
+            throw new InvalidOperationException($"Cora.Fit: ItemTitlesByTextId is set, but the item ids in '{columns.ItemId}' are numbers. Pass ItemTitles (integer id -> title).");
         var catalog = o.ItemTitles is not null ? new ItemCatalog(o.ItemTitles)
-            : o.Items is not null ? CoraRows.ReadCatalog(o.Items, o.ItemsIdColumnName, o.ItemsTitleColumnName)
+            : o.ItemTitlesByTextId is { } named ? new ItemCatalog(named.ToDictionary(kv => columns.ItemTexts!.Of(kv.Key, nameof(o.ItemTitlesByTextId)), kv => kv.Value))
+            : o.Items is not null ? CoraRows.ReadCatalog(o.Items, o.ItemsIdColumnName, o.ItemsTitleColumnName, columns.ItemTexts)
             : new ItemCatalog(new Dictionary<int, string>());
         catalog = catalog.With(data.Titles).With(validData?.Titles ?? new());
+        // Every id of the fit is numbered now; text the model has not seen from here on is scored as cold.
+        if (columns.UserTexts is { } ut) ut.Growing = false;
+        if (columns.ItemTexts is { } it) it.Growing = false;
         bool usesLlm = o.Method != CoraMethod.Mf;
         if (usesLlm && o.PromptColumnName is null)
         {

@@ -19,7 +19,8 @@ public sealed class CoraTransformer : ITransformer, IDisposable
     internal const string ModelSignature = "CORATRNS";
     // 0x00010001: format 1.1 (columns, batch size, then the Cora model zip, length-prefixed).
     // 0x00010002: format 1.2 adds the optional title column after the prompt column.
-    internal const uint Version = 0x00010002, ReadableFrom = 0x00010001;
+    // 0x00010003: format 1.3 adds the text-id lists (users, items) after the columns.
+    internal const uint Version = 0x00010003, ReadableFrom = 0x00010001;
 
     private readonly IHostEnvironment _env;
     internal CoraColumns Columns { get; }
@@ -80,7 +81,29 @@ public sealed class CoraTransformer : ITransformer, IDisposable
     /// in training (and the history) are left out unless <paramref name="excludeSeen"/> is false.
     /// </summary>
     public IReadOnlyList<CoraRecommendation> Recommend(int userId, int k = CoraDefaults.RecommendTop, IReadOnlyList<int>? history = null, int candidates = CoraDefaults.RecommendCandidates, bool excludeSeen = true) =>
-        CoraRecommender.Recommend(Model, ScoringBatchSize, userId, k, history, candidates, excludeSeen);
+        Named(CoraRecommender.Recommend(Model, ScoringBatchSize, userId, k, history, candidates, excludeSeen));
+
+    /// <summary>
+    /// <see cref="Recommend(int, int, IReadOnlyList{int}, int, bool)"/> for a model fitted on text ids: the user and the history by
+    /// their text ids (a user the model never saw is recommended to as a cold user); each result carries
+    /// <see cref="CoraRecommendation.ItemIdText"/>.
+    /// </summary>
+    public IReadOnlyList<CoraRecommendation> Recommend(string userId, int k = CoraDefaults.RecommendTop, IReadOnlyList<string>? history = null, int candidates = CoraDefaults.RecommendCandidates, bool excludeSeen = true)
+    {
+        var users = Columns.UserTexts ?? throw new InvalidOperationException($"Cora: this model was fitted on numeric user ids; call Recommend with the integer id.");
+        var items = history is null ? null : Columns.ItemTexts ?? throw new InvalidOperationException($"Cora: this model was fitted on numeric item ids; pass the history as integer ids.");
+        return Recommend(users.Of(userId, nameof(userId)), k, history?.Select(h => items!.Of(h, nameof(history))).ToList(), candidates, excludeSeen);
+    }
+
+    private IReadOnlyList<CoraRecommendation> Named(IReadOnlyList<CoraRecommendation> list)
+    {
+        foreach (var r in list)
+        {
+            r.UserIdText = Columns.UserTexts?.NameOf(r.UserId);
+            r.ItemIdText = Columns.ItemTexts?.NameOf(r.ItemId);
+        }
+        return list;
+    }
 
     /// <summary>
     /// Recommendations for every user id in <paramref name="users"/> (column <paramref name="userIdColumnName"/>), as an IDataView of
@@ -92,7 +115,7 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         var ids = new List<int>();
         using (var cur = users.GetRowCursor(new[] { col }))
         {
-            var g = CoraRows.IdGetter(cur, col);
+            var g = CoraRows.IdGetter(cur, col, Columns.UserTexts, keyZeroIsUnknown: true);
             int u = 0;
             while (cur.MoveNext()) { g(ref u); ids.Add(u); }
         }
@@ -142,7 +165,7 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         using var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
         try
         {
-            columns = CoraColumns.Read(r, withTitle: written >= 0x00010002);
+            columns = CoraColumns.Read(r, withTitle: written >= 0x00010002, withTextIds: written >= 0x00010003);
             batch = r.ReadInt32();
             if (batch < 1) throw new InvalidDataException($"bad scoring batch size {batch}");
             long n = r.ReadInt64();

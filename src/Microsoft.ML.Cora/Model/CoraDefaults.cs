@@ -19,6 +19,7 @@ public static class CoraDefaults
     public const double LearningRate = 1e-3;
     public const double WeightDecay = 1e-3;
     public const double Warmup = 0.05;
+    public const double MinLearningRate = 0;
     public const int ValidateEvery = 200;
     public const int Patience = 5;
     /// <summary>Rows per LLM forward when scoring. 8 is fastest on the CPU (the activations of a small LLM stay in cache; the

@@ -104,7 +104,7 @@ public static class TrainingLoop
                 if (globalStep >= totalSteps) { stop = true; break; }
                 ct.ThrowIfCancellationRequested();
                 torch.manual_seed(o.Seed * 1_000_003 + globalStep);         // dropout masks depend on the step only
-                double lr = LearningRate(o.LearningRate, globalStep, warmup, totalSteps);
+                double lr = LearningRate(o.LearningRate, globalStep, warmup, totalSteps, o.MinLearningRate);
                 opt.LearningRate = lr;
                 opt.ZeroGrad();
                 double lossSum = 0; int count = 0;
@@ -172,12 +172,12 @@ public static class TrainingLoop
         };
     }
 
-    /// <summary>Linear warm-up to the peak, then cosine decay to zero.</summary>
-    public static double LearningRate(double peak, int step, int warmup, int total)
+    /// <summary>Linear warm-up to the peak, then cosine decay to <paramref name="floor"/> at the last step.</summary>
+    public static double LearningRate(double peak, int step, int warmup, int total, double floor = 0)
     {
         if (step < warmup) return peak * (step + 1) / warmup;
         double progress = (step - warmup) / (double)Math.Max(1, total - warmup);
-        return peak * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress)));
+        return floor + (peak - floor) * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress)));
     }
 
     internal sealed class RunState

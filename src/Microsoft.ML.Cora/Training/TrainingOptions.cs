@@ -28,6 +28,11 @@ public sealed record TrainingOptions
     /// <summary>Linear warm-up before the cosine decay: a fraction of all steps when below 1, else a step count (0.05).</summary>
     [Option("--warmup", "Warm-up: a fraction of all steps when below 1, else a step count.", Min = 0, Max = 1e9)]
     public double Warmup { get; set; } = CoraDefaults.Warmup;
+    /// <summary>Floor of the cosine decay (0): the learning rate falls from the peak to this, not to zero. CoRA's public recipe
+    /// uses 8e-5 under a peak of 1e-3 over long runs, where the last steps still move the weights. At most the peak.</summary>
+    [Option("--min-lr", "Floor of the cosine decay (0 = decay to zero; e.g. 8e-5 under --lr 1e-3 for long runs).", Min = 0, Max = 10)]
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]   // checkpoints made before it existed still resume
+    public double MinLearningRate { get; set; } = CoraDefaults.MinLearningRate;
     /// <summary>Validate every N optimiser steps (and at the end of each epoch) (200). Lower it for short runs.</summary>
     [Option("--validate-every", "Validate every N optimiser steps (and at each epoch's end).", Min = 1)]
     public int ValidateEvery { get; set; } = CoraDefaults.ValidateEvery;
@@ -57,6 +62,9 @@ public sealed record TrainingOptions
     public IEnumerable<OptionError> Validate(string prefix = "")
     {
         return OptionChecks.Declared(this, prefix)
+            .Concat(MinLearningRate > LearningRate
+                ? new[] { new OptionError(prefix + nameof(MinLearningRate), $"{MinLearningRate:G4} is above the peak learning rate {LearningRate:G4}; the floor must be at most the peak.") }
+                : Array.Empty<OptionError>())
             .Concat(CheckpointDirectory is { } d && (File.Exists(d) || d.Trim().Length == 0)
                 ? new[] { new OptionError(prefix + nameof(CheckpointDirectory), $"'{IO.ErrorText.Elide(d)}' is a file (or empty), not a folder for checkpoints.") }
                 : Array.Empty<OptionError>());

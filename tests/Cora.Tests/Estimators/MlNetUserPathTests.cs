@@ -96,6 +96,96 @@ public class MlNetUserPathTests
         StringAssert.Contains(e2.Message, "MapKeyToValue");
     }
 
+    /// <summary>Rows as an ML.NET user often has them: text ids, a bool label under its own name, no history.</summary>
+    public sealed class NamedRow
+    {
+        public string Person { get; set; } = "";
+        public string Movie { get; set; } = "";
+        public bool Liked { get; set; }
+    }
+
+    public sealed class NamedPrediction
+    {
+        public float Score { get; set; }
+        public float Probability { get; set; }
+        public bool PredictedLabel { get; set; }
+    }
+
+    private static NamedRow Named(Interaction r) => new() { Person = "user-" + r.UserId, Movie = $"tt{r.ItemId:D5}", Liked = r.Label };
+
+    [TestMethod]
+    public void TextIdsTrainOnASplitEvaluatePredictSaveLoadAndRecommend()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Synthetic.Train.Where(r => Synthetic.Items.Contains(r.ItemId)).Take(600).Select(Named).ToList();
+        var split = ml.Data.TrainTestSplit(ml.Data.LoadFromEnumerable(rows), testFraction: 0.25, seed: 1);
+        var titles = Titles.ToDictionary(kv => $"tt{kv.Key:D5}", kv => kv.Value);
+        var o = Small();
+        o.ItemTitles = null;
+        o.ItemTitlesByTextId = titles;
+        o.UserIdColumnName = "Person"; o.ItemIdColumnName = "Movie"; o.LabelColumnName = "Liked";
+        using var model = ml.Recommendation().Trainers.Cora(o).Fit(split.TrainSet);
+
+        // The held-out rows (same users, some movies unseen in training) score and evaluate: no key-0 or unknown-id errors.
+        var scored = model.Transform(split.TestSet);
+        var scores = scored.GetColumn<float>("Score").ToArray();
+        Assert.IsTrue(scores.Length > 100 && scores.All(float.IsFinite));
+        var metrics = ml.Recommendation().Evaluate(scored, model, labelColumnName: "Liked");
+        Assert.AreEqual(ml.BinaryClassification.Evaluate(scored, labelColumnName: "Liked").AreaUnderRocCurve, metrics.Overall.Auc, 1e-9);
+        Assert.IsFalse(double.IsNaN(metrics.Warm.Auc), "the split's users were seen in training: warm rows exist");
+
+        var engine = ml.Model.CreatePredictionEngine<NamedRow, NamedPrediction>(model);
+        var first = split.TestSet.Preview(1).RowView[0];
+        var row = new NamedRow { Person = first.Values.Single(v => v.Key == "Person").Value.ToString()!, Movie = first.Values.Single(v => v.Key == "Movie").Value.ToString()!, Liked = false };
+        Assert.AreEqual(scores[0], engine.Predict(row).Score, 1e-5 * Math.Max(1, Math.Abs(scores[0])), "PredictionEngine scores a row as the batch does");
+
+        // A person and a movie the model never saw: a cold row, scored (the movie's title comes with the catalog).
+        var knownMovie = titles.Keys.First(k => !rows.Any(r => r.Movie == k));
+        var cold = engine.Predict(new NamedRow { Person = "someone-new", Movie = knownMovie });
+        Assert.IsTrue(float.IsFinite(cold.Score));
+
+        // Saved and loaded: the text ids travel with the model.
+        using var tmp = TestPaths.Temp();
+        ml.Model.Save(model, split.TrainSet.Schema, tmp["text-ids.zip"]);
+        var loaded = new MLContext().Model.LoadCora(tmp["text-ids.zip"], out _);
+        CollectionAssert.AreEqual(scores, loaded.Transform(split.TestSet).GetColumn<float>("Score").ToArray());
+
+        // Recommend by text id: results name their movies by text id, with the catalog's titles.
+        string person = rows[0].Person;
+        var top = CoraTransformer.Find(loaded).Recommend(person, k: 3);
+        Assert.AreEqual(3, top.Count);
+        foreach (var r in top)
+        {
+            Assert.AreEqual(person, r.UserIdText);
+            Assert.IsTrue(r.ItemIdText is not null && titles.ContainsKey(r.ItemIdText), r.ItemIdText);
+            Assert.AreEqual(ItemCatalog.CleanTitle(titles[r.ItemIdText!]), r.Title);
+        }
+        var trainPairs = split.TrainSet.GetColumn<string>("Person").Zip(split.TrainSet.GetColumn<string>("Movie")).ToHashSet();
+        Assert.IsFalse(top.Any(r => trainPairs.Contains((person, r.ItemIdText!))), "movies the person was seen with in training are left out");
+
+        // Titles keyed the wrong way are refused before training, naming the fix.
+        var wrong = Small();
+        wrong.UserIdColumnName = "Person"; wrong.ItemIdColumnName = "Movie"; wrong.LabelColumnName = "Liked";
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Recommendation().Trainers.Cora(wrong).Fit(split.TrainSet));
+        StringAssert.Contains(e.Message, "ItemTitlesByTextId");
+    }
+
+    [TestMethod]
+    public void AUserKeyTheKeyMapNeverSawIsScoredAsAColdUser()
+    {
+        var (ml, model) = Trained.Value;
+        var trainRaw = ml.Data.LoadFromEnumerable(CoraInput.From(Synthetic.Train.Take(300)));
+        var keyMap = ml.Transforms.Conversion.MapValueToKey("UserId").Fit(trainRaw);
+        var item = Synthetic.Valid.First(r => Synthetic.Items.Contains(r.ItemId)).ItemId;
+        var unseen = keyMap.Transform(ml.Data.LoadFromEnumerable(new[] { new CoraInput { UserId = 987_654, ItemId = item, Label = true } }));
+        Assert.AreEqual(0u, unseen.GetColumn<uint>("UserId").Single(), "the key map gives an unseen user key 0");
+        float viaKey = model.Transform(unseen).GetColumn<float>("Score").Single();
+        float viaRaw = model.Transform(ml.Data.LoadFromEnumerable(new[] { new CoraInput { UserId = 987_654, ItemId = item } })).GetColumn<float>("Score").Single();
+        Assert.AreEqual(viaRaw, viaKey, 1e-5 * Math.Max(1, Math.Abs(viaRaw)), "key 0 is scored as the raw unseen user is: a cold user");
+        var m = ml.Recommendation().Evaluate(model.Transform(unseen), model);
+        Assert.AreEqual(1, m.Cold.Rows, "and counted as a cold row");
+    }
+
     [TestMethod]
     public void RecommendRetrievesThenReranksExcludesSeenAndScalesToManyUsers()
     {

@@ -144,6 +144,24 @@ public class TrainingLoopTests
         Assert.AreEqual(1.0, TrainingLoop.LearningRate(1.0, 10, 10, 100), 1e-12);
         Assert.AreEqual(0.5, TrainingLoop.LearningRate(1.0, 55, 10, 100), 1e-12);
         Assert.AreEqual(0.0, TrainingLoop.LearningRate(1.0, 100, 10, 100), 1e-12);
+        // With a floor: the same warm-up, the cosine between the peak and the floor.
+        Assert.AreEqual(0.1, TrainingLoop.LearningRate(1.0, 0, 10, 100, floor: 0.08), 1e-12);
+        Assert.AreEqual(0.54, TrainingLoop.LearningRate(1.0, 55, 10, 100, floor: 0.08), 1e-12);
+        Assert.AreEqual(0.08, TrainingLoop.LearningRate(1.0, 100, 10, 100, floor: 0.08), 1e-12);
+        Assert.AreEqual(0.08, TrainingLoop.LearningRate(1.0, 500, 10, 100, floor: 0.08), 1e-12);
+    }
+
+    [TestMethod]
+    public void TheFloorIsCheckedAndLeavesOldCheckpointsResumable()
+    {
+        var errors = new TrainingOptions { LearningRate = 1e-4, MinLearningRate = 1e-3 }.Validate().ToList();
+        Assert.AreEqual(1, errors.Count);
+        StringAssert.Contains(errors[0].ToString(), "above the peak learning rate");
+        Assert.AreEqual(0, new TrainingOptions { MinLearningRate = 8e-5 }.Validate().Count());
+        // The run's fingerprint serialises the options: without a floor it is what it was before the option existed.
+        string json = System.Text.Json.JsonSerializer.Serialize(new TrainingOptions());
+        Assert.IsFalse(json.Contains("MinLearningRate"), json);
+        StringAssert.Contains(System.Text.Json.JsonSerializer.Serialize(new TrainingOptions { MinLearningRate = 8e-5 }), "\"MinLearningRate\":8E-05");
     }
 
     [TestMethod]
