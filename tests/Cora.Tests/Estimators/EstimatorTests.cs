@@ -183,6 +183,7 @@ public class EstimatorTests
         ml.Log += (_, e) => { if (e.Source == "Cora") lock (messages) messages.Add((e.RawMessage, e.Kind)); };
         var options = SmallOptions();
         options.MaxSteps = 20;
+        options.BatchSize = 2;                                      // 20 cheap steps: enough for the tenths to differ from every step
         ml.Recommendation().Trainers.Cora(options).Fit(train);
         var steps = messages.Where(m => m.text.StartsWith("Cora step ")).ToList();
         int total = steps.Count;

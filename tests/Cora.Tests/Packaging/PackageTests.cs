@@ -45,6 +45,7 @@ public class PackageTests
     private static IEnumerable<XElement> Named(XElement root, string name) => root.Descendants().Where(e => e.Name.LocalName == name);
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]                                   // runs dotnet pack (child processes)
     public void PacksTwoConsistentlyNamedPackagesWithReadmeLicenseDocsSymbolsAndTheCpuLibTorch()
     {
         using var tmp = TestPaths.Temp();
