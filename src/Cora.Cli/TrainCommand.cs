@@ -121,7 +121,17 @@ internal static class TrainCommand
             Cli.Print(c.Out, metrics);
             long peak = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
             c.Out.WriteLine($"wall time {sw.Elapsed:hh\\:mm\\:ss}, peak working set {peak} MiB, model {p.GetValue(output)}");
-            if (p.GetValue(json) is { } j) Cli.WriteJson(j, metrics, new JsonObject { ["method"] = p.GetValue(method), ["cf"] = options.CollaborativeModel?.Kind ?? p.GetValue(cfKind), ["wall_seconds"] = sw.Elapsed.TotalSeconds, ["peak_mib"] = peak });
+            if (p.GetValue(json) is { } j)
+            {
+                var extra = new JsonObject { ["method"] = p.GetValue(method), ["cf"] = options.CollaborativeModel?.Kind ?? p.GetValue(cfKind), ["wall_seconds"] = sw.Elapsed.TotalSeconds, ["peak_mib"] = peak };
+                if (model.TrainingResult is { } tr)
+                {
+                    // The run's shape: optimiser steps taken, the step whose weights were kept and its AUC on the selection sample.
+                    extra["steps"] = tr.Steps; extra["best_step"] = tr.BestStep; extra["stopped_early"] = tr.StoppedEarly;
+                    if (double.IsFinite(tr.BestValidationAuc)) extra["best_selection_auc"] = tr.BestValidationAuc;
+                }
+                Cli.WriteJson(j, metrics, extra);
+            }
             if (p.GetValue(plot) is { } png)
             {
                 TrainingPlot.Save(model.TrainingResult ?? new TrainingResult(0, double.NaN, 0, new(), new(), false, false), png, $"cora train --method {p.GetValue(method)}");

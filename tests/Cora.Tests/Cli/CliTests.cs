@@ -55,6 +55,9 @@ public class CliTests
         Assert.AreEqual(200, (int)j["rows"]!);
         Assert.AreEqual(200, (int)j["warm"]!["rows"]! + (int)j["cold"]!["rows"]!);
         Assert.AreEqual("cora", (string)j["method"]!);
+        Assert.AreEqual(2, (int)j["steps"]!, "--max-steps 2: the run's steps");
+        Assert.IsTrue((int)j["best_step"]! is >= 0 and <= 2, "the step whose weights were kept");
+        Assert.IsFalse((bool)j["stopped_early"]!);
         var png8 = File.ReadAllBytes(png)[..8];
         CollectionAssert.AreEqual(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }, png8, "a PNG file");
         // Read back: the size asked for, and both series drawn in their colours (loss on the left axis, AUC on the right).
