@@ -36,6 +36,7 @@ tsv=$root/docs/results/sweep.tsv
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 commit=$(git -C "$root" rev-parse --short HEAD)
 jq -r --arg name "$name" --arg date "$(date -u +%Y-%m-%d)" --arg commit "$commit" --arg cpu "$cpu" --arg options "$*" \
-  '[$name, $date, $commit, $cpu, $options, .auc, .uauc, .warm.auc, .cold.auc, (.steps // ""), (.best_step // ""), (.wall_seconds | floor), .peak_mib] | @tsv' \
+  'def r4: if . == null then "" else (. * 10000 | round / 10000) end;
+   [$name, $date, $commit, $cpu, $options, (.auc | r4), (.uauc | r4), (.warm.auc | r4), (.cold.auc | r4), (.steps // ""), (.best_step // ""), (.wall_seconds | floor), .peak_mib] | @tsv' \
   "$dir/result.json" >> "$tsv"
 echo "tools/sweep/run.sh: $name done in $(( $(date +%s) - start )) s; row appended to docs/results/sweep.tsv"
