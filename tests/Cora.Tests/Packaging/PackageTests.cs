@@ -166,19 +166,7 @@ public class PackageTests
             // 2. As a console project that references the package (the two directives left out).
             File.Delete(Path.Combine(work, "model.zip"));
             string project = Directory.CreateDirectory(tmp["console"]).FullName;
-            File.WriteAllText(Path.Combine(project, "app.csproj"), $"""
-                <Project Sdk="Microsoft.NET.Sdk">
-                  <PropertyGroup>
-                    <OutputType>Exe</OutputType>
-                    <TargetFramework>net10.0</TargetFramework>
-                    <ImplicitUsings>enable</ImplicitUsings>
-                    <Nullable>enable</Nullable>
-                  </PropertyGroup>
-                  <ItemGroup>
-                    <PackageReference Include="Cora.Estimators" Version="{v}" />
-                  </ItemGroup>
-                </Project>
-                """);
+            WriteConsoleProject(Path.Combine(project, "app.csproj"), $"<PackageReference Include=\"Cora.Estimators\" Version=\"{v}\" />");
             File.WriteAllText(Path.Combine(project, "Program.cs"), string.Join('\n', program.Split('\n').Where(l => !l.StartsWith("#:", StringComparison.Ordinal))));
             string bin = Path.Combine(project, "out");
             (code, output) = TestProcess.Run("dotnet", $"build \"{project}\" -c Release -o \"{bin}\" -v n -tl:off", 600, project, env);
@@ -193,19 +181,8 @@ public class PackageTests
             // 3. Another libtorch (docs/packages.md): the CPU natives excluded from the build, CORA_LIBTORCH naming a folder
             //    that holds one (here the copy the previous build brought).
             string byo = Directory.CreateDirectory(tmp["byo"]).FullName;
-            File.WriteAllText(Path.Combine(byo, "byo.csproj"), $"""
-                <Project Sdk="Microsoft.NET.Sdk">
-                  <PropertyGroup>
-                    <OutputType>Exe</OutputType>
-                    <TargetFramework>net10.0</TargetFramework>
-                    <ImplicitUsings>enable</ImplicitUsings>
-                  </PropertyGroup>
-                  <ItemGroup>
-                    <PackageReference Include="Cora.Estimators" Version="{v}" />
-                    <PackageReference Include="libtorch-cpu-linux-x64" Version="{CentralVersion("libtorch-cpu-linux-x64")}" ExcludeAssets="all" />
-                  </ItemGroup>
-                </Project>
-                """);
+            WriteConsoleProject(Path.Combine(byo, "byo.csproj"), $"<PackageReference Include=\"Cora.Estimators\" Version=\"{v}\" />",
+                $"<PackageReference Include=\"libtorch-cpu-linux-x64\" Version=\"{CentralVersion("libtorch-cpu-linux-x64")}\" ExcludeAssets=\"all\" />");
             File.WriteAllText(Path.Combine(byo, "Program.cs"),
                 "Console.WriteLine(\"device \" + Microsoft.ML.Cora.Runtime.CoraDevice.Resolve(\"cpu\").type + \" from \" + Microsoft.ML.Cora.Runtime.LibTorchRuntime.LoadedFrom());\n");
             string byoBin = Path.Combine(byo, "out");
@@ -222,6 +199,21 @@ public class PackageTests
         }
         finally { ForgetCachedPackages(v); }
     }
+
+    /// <summary>A console project of its own (outside the repository) with these package references.</summary>
+    private static void WriteConsoleProject(string path, params string[] references) => File.WriteAllText(path, $"""
+        <Project Sdk="Microsoft.NET.Sdk">
+          <PropertyGroup>
+            <OutputType>Exe</OutputType>
+            <TargetFramework>net10.0</TargetFramework>
+            <ImplicitUsings>enable</ImplicitUsings>
+            <Nullable>enable</Nullable>
+          </PropertyGroup>
+          <ItemGroup>
+            {string.Join("\n    ", references)}
+          </ItemGroup>
+        </Project>
+        """);
 
     private static bool HostLibstdcxxHas(string version)
     {
