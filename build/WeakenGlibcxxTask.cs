@@ -1,32 +1,31 @@
-// Compiled by MSBuild's RoslynCodeTaskFactory (see LibTorchGlibcxxFix.targets).
+// One source, two uses: MSBuild's RoslynCodeTaskFactory compiles it as the build task of LibTorchGlibcxxFix.targets (which patches
+// the copy in a build's output folder), and Microsoft.ML.Cora compiles it with CORA_LIBRARY defined (which patches a copy at run time
+// when a host such as a notebook kernel loads the natives from the NuGet package folder; see LibTorchRuntime).
 using System;
 using System.IO;
 using System.Text;
+#if !CORA_LIBRARY
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
 public class CoraWeakenGlibcxxRequirement : Task
 {
-    const string Version = "GLIBCXX_3.4.32";
-    const ushort VerFlgWeak = 0x2;
-    const uint ShtGnuVerneed = 0x6ffffffe;
-
     [Required] public string Directory { get; set; }
 
     public override bool Execute()
     {
         if (!System.IO.Directory.Exists(Directory)) return true;
-        if (HostHasVersion())
+        if (GlibcxxRequirement.HostHasVersion())
         {
-            Log.LogMessage(MessageImportance.Low, "Host libstdc++ provides " + Version + "; libLibTorchSharp.so left as is.");
+            Log.LogMessage(MessageImportance.Low, "Host libstdc++ provides " + GlibcxxRequirement.Version + "; libLibTorchSharp.so left as is.");
             return true;
         }
         foreach (var file in System.IO.Directory.GetFiles(Directory, "libLibTorchSharp.so", SearchOption.AllDirectories))
         {
             try
             {
-                int n = Patch(file);
-                if (n > 0) Log.LogMessage(MessageImportance.High, "Cora: marked " + Version + " weak in " + file);
+                int n = GlibcxxRequirement.Patch(file);
+                if (n > 0) Log.LogMessage(MessageImportance.High, "Cora: marked " + GlibcxxRequirement.Version + " weak in " + file);
             }
             catch (Exception e)
             {
@@ -35,8 +34,27 @@ public class CoraWeakenGlibcxxRequirement : Task
         }
         return true;
     }
+}
+#else
+namespace Microsoft.ML.Cora.Runtime {
+#endif
 
-    static bool HostHasVersion()
+/// <summary>
+/// TorchSharp 0.107's libLibTorchSharp.so asks for GLIBCXX_3.4.32 for a single marker symbol (std::ios_base_library_init).
+/// Debian 12 and Ubuntu 22.04 ship libstdc++ up to 3.4.30, so loading fails. Marking the requirement weak (VER_FLG_WEAK in
+/// .gnu.version_r) lets the loader accept the older libstdc++. Only copies are patched; system files and the NuGet cache are never touched.
+/// </summary>
+#if CORA_LIBRARY
+internal
+#endif
+static class GlibcxxRequirement
+{
+    public const string Version = "GLIBCXX_3.4.32";
+    const ushort VerFlgWeak = 0x2;
+    const uint ShtGnuVerneed = 0x6ffffffe;
+
+    /// <summary>Whether this machine's libstdc++ provides <see cref="Version"/> (true where no libstdc++ is at a known place).</summary>
+    public static bool HostHasVersion()
     {
         string[] candidates =
         {
@@ -66,10 +84,25 @@ public class CoraWeakenGlibcxxRequirement : Task
         return -1;
     }
 
-    /// Sets VER_FLG_WEAK on every Vernaux entry named GLIBCXX_3.4.32. Returns the number of entries changed.
+    /// <summary>Patches the file in place (through a temporary file). Returns the number of entries changed.</summary>
     public static int Patch(string path)
     {
         byte[] b = File.ReadAllBytes(path);
+        int changed = Weaken(b);
+        if (changed > 0)
+        {
+            string tmp = path + ".cora-tmp";
+            File.WriteAllBytes(tmp, b);
+            File.Delete(path);
+            File.Move(tmp, path);
+        }
+        return changed;
+    }
+
+    /// <summary>Sets VER_FLG_WEAK on every Vernaux entry named <see cref="Version"/> in an ELF64 image. Returns the number of
+    /// entries changed (0 when there is none or each is weak already).</summary>
+    public static int Weaken(byte[] b)
+    {
         if (b.Length < 64 || b[0] != 0x7f || b[1] != (byte)'E' || b[2] != (byte)'L' || b[3] != (byte)'F' || b[4] != 2 || b[5] != 1)
             throw new InvalidDataException("not a little-endian ELF64 file");
         ulong shoff = BitConverter.ToUInt64(b, 0x28);
@@ -113,13 +146,6 @@ public class CoraWeakenGlibcxxRequirement : Task
                 vn += next;
             }
         }
-        if (changed > 0)
-        {
-            string tmp = path + ".cora-tmp";
-            File.WriteAllBytes(tmp, b);
-            File.Delete(path);
-            File.Move(tmp, path);
-        }
         return changed;
     }
 
@@ -130,3 +156,6 @@ public class CoraWeakenGlibcxxRequirement : Task
         return Encoding.ASCII.GetString(b, (int)at, (int)(end - at));
     }
 }
+#if CORA_LIBRARY
+}
+#endif

@@ -50,5 +50,13 @@ Console.WriteLine($"overall {metrics.Overall}\nwarm    {metrics.Warm}\ncold    {
 
 var r = model.TrainingResult!;
 var png = Path.Combine(Path.GetTempPath(), "cora-training-curves.png");
-Microsoft.ML.Cora.Plots.TrainingPlot.Save(r, png);   // loss and validation AUC on their own axes
-Console.WriteLine($"curves written to {png} ({r.LossCurve.Count} steps, best valid AUC {r.BestValidationAuc:F4})");
+var plot = new ScottPlot.Plot();                     // loss and validation AUC against the step, each on its own axis
+plot.XLabel("optimiser step");
+var loss = plot.Add.Scatter(r.LossCurve.Select(x => (double)x.step).ToArray(), r.LossCurve.Select(x => x.loss).ToArray());
+loss.LegendText = "training loss (nats)"; loss.MarkerSize = 0;
+var auc = plot.Add.Scatter(r.ValidationCurve.Select(x => (double)x.step).ToArray(), r.ValidationCurve.Select(x => x.auc).ToArray());
+auc.LegendText = "validation AUC"; auc.Axes.YAxis = plot.Axes.Right;
+plot.Axes.Left.Label.Text = "training loss"; plot.Axes.Right.Label.Text = "validation AUC";
+plot.ShowLegend();
+plot.SavePng(png, 900, 500);
+Console.WriteLine($"curves written to {png} ({r.LossCurve.Count} steps, best selection AUC {r.BestValidationAuc:F4} on the seeded half of the validation rows)");

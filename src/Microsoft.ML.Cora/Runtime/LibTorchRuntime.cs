@@ -21,12 +21,21 @@ public static class LibTorchRuntime
     private static bool _done;
     private static Exception? _failure;
 
-    /// <summary>What <see cref="EnsureLoaded"/> will do: the files to load in order, or the one-line reason it cannot.</summary>
-    public sealed record LoadPlan(IReadOnlyList<string> Files, string? Error, bool Cuda);
+    /// <summary>What <see cref="EnsureLoaded"/> will do: the files to load in order, or the one-line reason it cannot.
+    /// <see cref="Shim"/>: TorchSharp's native shim to load last, from a copy whose libstdc++ requirement is weakened where this
+    /// host lacks it (<see cref="FromPackageFolder"/> only).</summary>
+    public sealed record LoadPlan(IReadOnlyList<string> Files, string? Error, bool Cuda, string? Shim = null)
+    {
+        /// <summary>Whether the natives come from the NuGet package folder (a host that loads the assemblies from there, such as a notebook kernel).</summary>
+        public bool FromPackageFolder => Shim is not null;
+    }
 
     /// <summary>Plans the load from the variable's value and the application folder (pure: touches nothing but the file system's listing).</summary>
     /// <param name="ldLibraryPath">The process's LD_LIBRARY_PATH (a libtorch found there is left to TorchSharp).</param>
-    public static LoadPlan Plan(string? folder, string appDirectory, string? ldLibraryPath = null)
+    /// <param name="torchSharpAssembly">Where TorchSharp.dll was loaded from: when it is the NuGet package folder
+    /// (<c>.../torchsharp/VERSION/lib/TFM/TorchSharp.dll</c>) and nothing is beside the app, the natives are taken from the packages there.</param>
+    /// <param name="libTorchPackage">The libtorch package and version this build was made against (<c>libtorch-cpu-linux-x64/2.10.0</c>).</param>
+    public static LoadPlan Plan(string? folder, string appDirectory, string? ldLibraryPath = null, string? torchSharpAssembly = null, string? libTorchPackage = null)
     {
         string hint = $"Set {EnvironmentVariable} to the folder that holds libtorch_cpu.so, e.g. the output of: python3 -c \"import torch, os; print(os.path.dirname(torch.__file__) + '/lib')\"";
         if (string.IsNullOrWhiteSpace(folder))
@@ -34,6 +43,7 @@ public static class LibTorchRuntime
             var places = BundledFolders(appDirectory)
                 .Concat((ldLibraryPath ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries));
             bool found = !OperatingSystem.IsLinux() || places.Any(d => File.Exists(Path.Combine(d, "libtorch_cpu.so")));
+            if (!found && PackageFolderPlan(torchSharpAssembly, libTorchPackage) is { } fromPackages) return fromPackages;
             return new(Array.Empty<string>(), found ? null
                 : $"No libtorch: none beside the app ({appDirectory}) or on LD_LIBRARY_PATH, and {EnvironmentVariable} is not set. Reference the libtorch-cpu-linux-x64 package (Cora.Core brings it unless it is excluded; in Cora's own tree, build without -p:CoraLibTorchPackage=none), or {char.ToLowerInvariant(hint[0])}{hint[1..]}.", false);
         }
@@ -50,6 +60,22 @@ public static class LibTorchRuntime
         return new(wanted, null, cuda);
     }
 
+    /// <summary>The CPU libtorch and TorchSharp's shim in the NuGet package folder that holds <paramref name="torchSharpAssembly"/>,
+    /// or null when that is not a package folder or the libtorch package is not there.</summary>
+    private static LoadPlan? PackageFolderPlan(string? torchSharpAssembly, string? libTorchPackage)
+    {
+        if (string.IsNullOrEmpty(torchSharpAssembly) || string.IsNullOrEmpty(libTorchPackage)) return null;
+        // .../packages/torchsharp/0.107.0/lib/net8.0/TorchSharp.dll
+        var version = Directory.GetParent(torchSharpAssembly)?.Parent?.Parent;
+        var root = version?.Parent?.Parent;
+        if (version is null || root is null || !string.Equals(version.Parent!.Name, "torchsharp", StringComparison.OrdinalIgnoreCase)) return null;
+        string shim = Path.Combine(version.FullName, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        string natives = Path.Combine(root.FullName, libTorchPackage.Replace('/', Path.DirectorySeparatorChar), "runtimes", "linux-x64", "native");
+        var files = CpuLibraries.Select(f => Path.Combine(natives, f)).ToList();
+        if (!File.Exists(shim) || files.Any(f => !File.Exists(f))) return null;
+        return new(files, null, false, shim);
+    }
+
     /// <summary>Where a build's own libtorch sits: the app folder, or runtimes/linux-x64/native below it.</summary>
     private static string[] BundledFolders(string appDirectory) => new[] { appDirectory, Path.Combine(appDirectory, "runtimes", "linux-x64", "native") };
 
@@ -63,17 +89,30 @@ public static class LibTorchRuntime
             if (!_done)
             {
                 _done = true;
-                _failure = TryLoad(Environment.GetEnvironmentVariable(EnvironmentVariable), AppContext.BaseDirectory, Environment.GetEnvironmentVariable("LD_LIBRARY_PATH"));
+                _failure = TryLoad(Plan(Environment.GetEnvironmentVariable(EnvironmentVariable), AppContext.BaseDirectory,
+                    Environment.GetEnvironmentVariable("LD_LIBRARY_PATH"), typeof(TorchSharp.torch).Assembly.Location, BuiltAgainst));
             }
             if (_failure is not null) throw _failure;
         }
     }
 
-    private static Exception? TryLoad(string? folder, string appDir, string? ldLibraryPath)
+    /// <summary>The libtorch package this build was made against (from the assembly's metadata), e.g. <c>libtorch-cpu-linux-x64/2.10.0</c>.</summary>
+    private static string? BuiltAgainst => typeof(LibTorchRuntime).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+        .Cast<System.Reflection.AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "CoraLibTorchPackage")?.Value;
+
+    private static Exception? TryLoad(LoadPlan plan)
     {
-        var plan = Plan(folder, appDir, ldLibraryPath);
         if (plan.Error is not null) return new InvalidOperationException(plan.Error);
-        foreach (var f in plan.Files)
+        var files = plan.Files.ToList();
+        if (plan.Shim is { } shim)
+        {
+            try { files.Add(GlibcxxRequirement.HostHasVersion() ? shim : WeakenedCopy(shim, NativeCache)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+            {
+                return new InvalidOperationException($"Could not prepare TorchSharp's native shim {shim} for this libstdc++ ({OneLine(e.Message)}). Build the app with the Cora.Core package (its build applies the fix), or set {EnvironmentVariable}.", e);
+            }
+        }
+        foreach (var f in files)
         {
             try { NativeLibrary.Load(f); }
             catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
@@ -82,6 +121,28 @@ public static class LibTorchRuntime
             }
         }
         return null;
+    }
+
+    /// <summary>A copy of <paramref name="shim"/> in <paramref name="folder"/> with its GLIBCXX_3.4.32 requirement weak (made once,
+    /// written atomically; the package folder is never changed). Returns the copy's path.</summary>
+    internal static string WeakenedCopy(string shim, string folder)
+    {
+        var bytes = File.ReadAllBytes(shim);
+        GlibcxxRequirement.Weaken(bytes);
+        var target = Path.Combine(folder, $"{Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes))[..16]}-{Path.GetFileName(shim)}");
+        if (!File.Exists(target)) IO.AtomicFile.Write(target, stream => stream.Write(bytes));
+        return target;
+    }
+
+    /// <summary>Where patched copies are kept between runs: <c>$XDG_CACHE_HOME/cora/native</c> (else <c>~/.cache/cora/native</c>).</summary>
+    private static string NativeCache
+    {
+        get
+        {
+            var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+            var root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+            return Path.Combine(root, "cora", "native");
+        }
     }
 
     private static string OneLine(string s) => s.Replace('\n', ' ').Replace('\r', ' ').Trim();

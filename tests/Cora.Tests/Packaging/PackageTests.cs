@@ -19,7 +19,7 @@ public class PackageTests
     private static readonly string[] Packed = { "Cora.Core", "Cora.Estimators" };
 
     /// <summary>The version both packages carry (Directory.Build.props).</summary>
-    private static string Version =>
+    internal static string Version =>
         XDocument.Load(Path.Combine(TestPaths.RepoRoot, "Directory.Build.props")).Descendants("VersionPrefix").Single().Value;
 
     private static string CentralVersion(string id) =>
@@ -27,7 +27,7 @@ public class PackageTests
             .Single(e => (string?)e.Attribute("Include") == id).Attribute("Version")!.Value;
 
     /// <summary>Packs Cora.Core and Cora.Estimators from this tree's build (the test's configuration) into <paramref name="feed"/>.</summary>
-    private static void Pack(string feed)
+    internal static void Pack(string feed)
     {
         foreach (var project in new[] { "src/Microsoft.ML.Cora/Microsoft.ML.Cora.csproj", "src/Cora.Estimators/Cora.Estimators.csproj" })
         {
@@ -109,7 +109,7 @@ public class PackageTests
     }
 
     /// <summary>The global packages folder's copies of this version of Cora's packages (a rerun must restore the fresh ones).</summary>
-    private static void ForgetCachedPackages(string v)
+    internal static void ForgetCachedPackages(string v)
     {
         string root = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } set ? set
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");

@@ -188,6 +188,52 @@ public class DeviceMoveTests
     }
 
     [TestMethod]
+    public void AHostThatLoadsFromTheNuGetPackageFolderGetsTheNativesFromThere()
+    {
+        // A notebook kernel loads TorchSharp.dll from the package folder and has nothing beside its own executable.
+        using var dir = TestPaths.Temp();
+        string app = Directory.CreateDirectory(dir["app"]).FullName, packages = dir["packages"];
+        string torchSharp = Path.Combine(packages, "torchsharp", "0.107.0", "lib", "net8.0", "TorchSharp.dll");
+        string natives = Path.Combine(packages, "libtorch-cpu-linux-x64", "2.10.0", "runtimes", "linux-x64", "native");
+        string shim = Path.Combine(packages, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        foreach (var f in new[] { torchSharp, shim }.Concat(new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" }.Select(n => Path.Combine(natives, n))))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(f)!);
+            File.WriteAllText(f, "");
+        }
+        var plan = LibTorchRuntime.Plan(null, app, null, torchSharp, "libtorch-cpu-linux-x64/2.10.0");
+        Assert.IsNull(plan.Error);
+        Assert.IsTrue(plan.FromPackageFolder);
+        CollectionAssert.AreEqual(new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" }.Select(n => Path.Combine(natives, n)).ToArray(), plan.Files.ToArray(), "dependencies first, by full path");
+        Assert.AreEqual(shim, plan.Shim, "TorchSharp's shim last");
+        // Another libtorch version than the build's, or a TorchSharp.dll outside a package folder: the usual one-line error.
+        StringAssert.Contains(LibTorchRuntime.Plan(null, app, null, torchSharp, "libtorch-cpu-linux-x64/2.9.0").Error, "No libtorch");
+        StringAssert.Contains(LibTorchRuntime.Plan(null, app, null, Path.Combine(app, "TorchSharp.dll"), "libtorch-cpu-linux-x64/2.10.0").Error, "No libtorch");
+        // Something beside the app still wins.
+        File.WriteAllText(Path.Combine(app, "libtorch_cpu.so"), "");
+        Assert.IsFalse(LibTorchRuntime.Plan(null, app, null, torchSharp, "libtorch-cpu-linux-x64/2.10.0").FromPackageFolder);
+    }
+
+    [TestMethod]
+    public void TheShimsLibstdcxxRequirementIsWeakenedInACopyOnly()
+    {
+        // The real shim from the package folder: its GLIBCXX_3.4.32 requirement is strong; the copy's is weak; the original is untouched.
+        string root = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } set ? set
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        string shim = Path.Combine(root, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        Assert.IsTrue(File.Exists(shim), $"restore put TorchSharp's shim at {shim}");
+        byte[] original = File.ReadAllBytes(shim);
+        Assert.AreEqual(1, GlibcxxRequirement.Weaken((byte[])original.Clone()), "one strong GLIBCXX_3.4.32 requirement in the package's shim");
+        using var dir = TestPaths.Temp();
+        string copy = LibTorchRuntime.WeakenedCopy(shim, dir["cache"]);
+        Assert.AreEqual(0, GlibcxxRequirement.Weaken(File.ReadAllBytes(copy)), "the copy's requirement is weak already");
+        Assert.AreEqual(original.Length, new FileInfo(copy).Length, "only flag bits change");
+        CollectionAssert.AreEqual(original, File.ReadAllBytes(shim), "the package folder is never changed");
+        Assert.AreEqual(copy, LibTorchRuntime.WeakenedCopy(shim, dir["cache"]), "made once, found again by content");
+        Assert.ThrowsExactly<InvalidDataException>(() => GlibcxxRequirement.Weaken(new byte[100]));
+    }
+
+    [TestMethod]
     public void DoctorReportsVersionsLibTorchCudaAndMatmulRate()
     {
         var checks = Doctor.Run(matmulSeconds: 0.05).ToDictionary(c => c.Name, c => c.Value);
