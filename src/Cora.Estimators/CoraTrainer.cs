@@ -68,8 +68,8 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         /// generator's weights, the collaborative weights and the loss stay fp32.</summary>
         [Option("--llm-dtype", "dtype of the frozen LLM: auto, bf16, fp16 or fp32 (auto = bf16 on CUDA, fp32 on the CPU). The generator's weights and the loss stay fp32.")]
         public string LlmDtype { get; set; } = CoraDefaults.LlmDtype;
-        /// <summary>dtype of the query generator's matrix products: "auto" (default: bf16 on a CPU with native bf16 products such as
-        /// AVX512-BF16 or AMX, where they run about 2.4x as fast and a training step takes about 0.83x the time; fp32 elsewhere), "bf16"
+        /// <summary>dtype of the query generator's matrix products: "auto" (default: on a CPU whichever of bf16 and fp32 runs this
+        /// generator's products faster, timed once per machine and printed by <c>cora doctor</c>; fp32 on a GPU), "bf16"
         /// or "fp32" (exact, as CoRA's code computes). Its weights and the optimiser stay fp32, so the choice is not saved: set
         /// <c>CoraModel.GeneratorDtype</c> on a loaded model to change it. Measured on ML-1M: the same valid AUC either way.</summary>
         [Option("--generator-dtype", "dtype of the query generator's matrix products: auto, bf16 or fp32 (auto = whichever this CPU runs faster, measured; fp32 = exact).")]

@@ -19,7 +19,7 @@ public sealed record GeneratorProbe(int Rows, double Spread, double UserShuffled
     /// <summary>Probes <paramref name="model"/>'s generator on <paramref name="rows"/> (at least two).</summary>
     public static GeneratorProbe Measure(CoraModel model, IReadOnlyList<Interaction> rows)
     {
-        if (model.Trainable.query_generator is not { } generator)
+        if (model.Generator is not { } generator)
             throw new ArgumentException($"Only the cora method has a query generator; this model is {model.Options.Method}.", nameof(model));
         if (rows.Count < 2) throw new ArgumentException($"The probe needs at least 2 rows; got {rows.Count}.", nameof(rows));
         using var _ = torch.no_grad();

@@ -139,19 +139,19 @@ public static class ModelBench
         double dense = 2.0 * LlmShapes.PerTokenParams(c) * tokens;
         double attention = 2.0 * c.NumHiddenLayers * (double)tokens * (tokens + 1) / 2 * c.AttentionDim;   // causal QK^T and AV: 2 x (T(T+1)/2) x d x 2 FLOPs
         double lowRank = 0;
-        if (model.Trainable.collaborative_weights is { } cw)
+        if (model.Trainable is Microsoft.ML.Cora.Methods.CollaborativeLoraParts { collaborative_weights: var cw })
         {
             foreach (var lin in cw.p.values()) lowRank += 2.0 * tokens * lin.weight!.numel();                // P: r -> out per token
             lowRank += 2.0 * tokens * c.HiddenSize * model.Options.Rank * c.NumHiddenLayers * 2;           // x·A: shared by q,k,v and for o
         }
-        if (model.Trainable.lora is { } lora)
+        if (((model.Trainable as Microsoft.ML.Cora.Methods.LoraParts)?.lora ?? (model.Trainable as Microsoft.ML.Cora.Methods.CollmParts)?.lora) is { } lora)
             foreach (var (_, p) in lora.named_parameters()) lowRank += 2.0 * tokens * p.numel();
         return dense + attention + lowRank;
     }
 
     private static double GeneratorForwardFlops(CoraModel model)
     {
-        if (model.Trainable.query_generator is not { } qg) return 0;
+        if (model.Generator is not { } qg) return 0;
         int q = model.Options.QueryGenerator.NumQueries;
         double perQuery = 0;
         foreach (var layer in qg.layers)

@@ -12,19 +12,6 @@ using Microsoft.ML.Cora.Estimators;
 
 namespace Cora.Cli;
 
-/// <summary>One user-item pair to score; <c>history</c> (liked item ids, oldest first) defaults to what the model remembers.</summary>
-public sealed record ScorePair(int? User, int? Item, int[]? History);
-/// <summary>POST /score body: the pairs and an optional deadline in milliseconds.</summary>
-public sealed record ScoreRequest(List<ScorePair>? Pairs, int? DeadlineMs);
-/// <summary>A scored pair; <c>source</c> is "cora" (the model) or "cf" (the CF score, after the deadline passed).</summary>
-public sealed record ScoredPair(int User, int Item, float Score, float Probability, string Source);
-public sealed record ScoreResponse(List<ScoredPair> Scores);
-public sealed record RankedItem(int Rank, int Item, string Title, float Score, float Probability, float CfScore);
-public sealed record TitledItem(int Item, string Title);
-/// <summary>GET /recommend/{user}: the liked history, the top-K by the CF stage alone and after the model re-ranks its candidates;
-/// <c>source</c> says what ranked the second list: "cora" (the model), or "cf" (the CF stage, after the deadline passed or for MF).</summary>
-public sealed record RecommendResponse(int User, bool KnownUser, List<TitledItem> History, List<RankedItem> Cf, List<RankedItem> Cora, string Source);
-
 /// <summary>
 /// <c>cora serve</c>: one loaded model shared by every request; POST /score merges concurrent requests into batches
 /// (<see cref="ScoreBatcher"/>); GET /recommend/{user} retrieves with the CF stage and re-ranks; GET /healthz; the OpenAPI document at

@@ -5,10 +5,6 @@ using Microsoft.ML.Cora;
 
 namespace Cora.Cli;
 
-/// <summary>Figures of one bounded load run: latency percentiles, throughput, and the integrity checks (nothing dropped or duplicated).</summary>
-public sealed record LoadFigures(int Concurrency, int Requests, int PairsPerRequest, double P50Ms, double P95Ms, double P99Ms, double RowsPerSecond,
-    int Answered, int Failed, int Mismatched, int FromCf, double Seconds);
-
 /// <summary>
 /// A bounded load run against a running service on loopback: a fixed number of /score requests at a fixed concurrency; it stops by
 /// itself. Each request's pairs are distinct, and each answer is checked against its own request (same pairs, same order).

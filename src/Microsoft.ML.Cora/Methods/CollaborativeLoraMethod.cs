@@ -17,16 +17,17 @@ public sealed class CollaborativeLoraMethod : MethodStrategy
     public static Tensor CfToken(ICollaborativeModel cf, IReadOnlyList<Interaction> rows, long[] items) =>
         torch.cat(new[] { cf.UserEmbeddings(rows), cf.ItemEmbeddings(items) }, 1);
 
-    public override void Build(TrainableParts parts, CoraModelOptions o, LanguageModel llm, int cfDim)
+    public override TrainableParts Build(CoraModelOptions o, LanguageModel llm, int cfDim)
     {
         int d = llm.Config.HiddenSize;
-        parts.query_generator = new QueryGenerator(o.QueryGenerator, 2 * cfDim, d, o.Rank, o.Seed);
-        parts.collaborative_weights = new CollaborativeWeights(llm.Model.Sites(o.TargetModules.Select(ProjectionSite.ParseKind)), d, o.Rank, o.Alpha, o.Dropout);
+        return new CollaborativeLoraParts(new QueryGenerator(o.QueryGenerator, 2 * cfDim, d, o.Rank, o.Seed),
+            new CollaborativeWeights(llm.Model.Sites(o.TargetModules.Select(ProjectionSite.ParseKind)), d, o.Rank, o.Alpha, o.Dropout));
     }
 
     public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts)
     {
-        var a = parts.query_generator!.Forward(CfToken(cf, rows, items));                       // [B, D, r]
-        return (embeds, parts.collaborative_weights!.Bind(a));
+        var own = (CollaborativeLoraParts)parts;
+        var a = own.query_generator.Forward(CfToken(cf, rows, items));                          // [B, D, r]
+        return (embeds, own.collaborative_weights.Bind(a));
     }
 }

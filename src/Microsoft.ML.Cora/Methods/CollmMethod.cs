@@ -16,16 +16,14 @@ public sealed class CollmMethod : MethodStrategy
     public override PromptOptions Prompt(PromptOptions options) =>
         options.Template == PromptOptions.DefaultTemplate ? options with { Template = PromptOptions.CollmTemplate } : options;
 
-    public override void Build(TrainableParts parts, CoraModelOptions o, LanguageModel llm, int cfDim)
-    {
-        LlmLoraMethod.Instance.Build(parts, o, llm, cfDim);
-        parts.cf_token_mapper = new CfTokenMapper(cfDim, llm.Config.HiddenSize);
-    }
+    public override TrainableParts Build(CoraModelOptions o, LanguageModel llm, int cfDim) =>
+        new CollmParts(LlmLoraMethod.Lora(o, llm), new CfTokenMapper(cfDim, llm.Config.HiddenSize));
 
     public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts)
     {
-        var u = parts.cf_token_mapper!.call(cf.UserEmbeddings(rows));              // [B, D]
-        var it = parts.cf_token_mapper!.call(cf.ItemEmbeddings(items));             // [B, D]
+        var own = (CollmParts)parts;
+        var u = own.cf_token_mapper.call(cf.UserEmbeddings(rows));                  // [B, D]
+        var it = own.cf_token_mapper.call(cf.ItemEmbeddings(items));                 // [B, D]
         var rowsIdx = new List<long>(); var posIdx = new List<long>(); var src = new List<Tensor>();
         for (int b = 0; b < prompts.Count; b++)
             foreach (var (pos, slot) in prompts[b].Slots)
@@ -35,6 +33,6 @@ public sealed class CollmMethod : MethodStrategy
             }
         if (src.Count > 0)
             embeds = embeds.clone().index_put_(torch.stack(src).to(embeds.dtype), torch.tensor(rowsIdx.ToArray(), device: embeds.device), torch.tensor(posIdx.ToArray(), device: embeds.device));
-        return (embeds, parts.lora);
+        return (embeds, own.lora);
     }
 }

@@ -12,8 +12,11 @@ namespace Microsoft.ML.Cora.Methods;
 public sealed class LlmLoraMethod : MethodStrategy
 {
     public static readonly LlmLoraMethod Instance = new();
-    public override void Build(TrainableParts parts, CoraModelOptions o, LanguageModel llm, int cfDim) =>
-        parts.lora = new LoraWeights(llm.Model.Sites(o.LoraTargetModules.Select(ProjectionSite.ParseKind)), o.LoraRank, o.LoraAlpha, o.Dropout, o.Seed);
+    public override TrainableParts Build(CoraModelOptions o, LanguageModel llm, int cfDim) => new LoraParts(Lora(o, llm));
+
+    /// <summary>The plain LoRA on the projections named by <see cref="CoraModelOptions.LoraTargetModules"/> (also CoLLM's).</summary>
+    internal static LoraWeights Lora(CoraModelOptions o, LanguageModel llm) =>
+        new(llm.Model.Sites(o.LoraTargetModules.Select(ProjectionSite.ParseKind)), o.LoraRank, o.LoraAlpha, o.Dropout, o.Seed);
     public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts) =>
-        (embeds, parts.lora);
+        (embeds, ((LoraParts)parts).lora);
 }

@@ -29,10 +29,11 @@ public abstract class MethodStrategy
     /// <summary>The prompt options this method reads (CoLLM inserts soft-token slots into the default template).</summary>
     public virtual PromptOptions Prompt(PromptOptions options) => options;
 
-    /// <summary>Creates the method's trainable parts on <paramref name="parts"/> (the LLM and CF model stay frozen).</summary>
-    public abstract void Build(TrainableParts parts, CoraModelOptions options, LanguageModel llm, int cfDim);
+    /// <summary>The method's own trainable parts (the LLM and CF model stay frozen).</summary>
+    public abstract TrainableParts Build(CoraModelOptions options, LanguageModel llm, int cfDim);
 
     /// <summary>The LLM's input embeddings (with soft tokens where the method has them) and the projection hook.</summary>
+    /// <param name="parts">what <see cref="Build"/> made</param>
     /// <param name="embeds">[B, T, D] token embeddings of the prompts</param>
     public abstract (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds,
         IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts);

@@ -13,7 +13,7 @@ public sealed class MfMethod : MethodStrategy
 {
     public static readonly MfMethod Instance = new();
     public override bool UsesLlm => false;
-    public override void Build(TrainableParts parts, CoraModelOptions options, LanguageModel llm, int cfDim) { }
+    public override TrainableParts Build(CoraModelOptions options, LanguageModel llm, int cfDim) => new TrainableParts.None();
     public override (Tensor embeds, IProjectionHook? hook) Prepare(TrainableParts parts, ICollaborativeModel cf, Tensor embeds, IReadOnlyList<Interaction> rows, long[] items, IReadOnlyList<TokenizedPrompt> prompts) =>
         throw new InvalidOperationException("MF scores with the CF model alone.");
 }

@@ -3,15 +3,21 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.Cora.Methods;
 
-/// <summary>The trainable parts of a method (the LLM and the CF model are frozen and not in here).</summary>
-public sealed class TrainableParts : nn.Module
+/// <summary>
+/// What a method trains (the LLM and the CF model are frozen and not in here): each method builds its own subclass
+/// (<see cref="CollaborativeLoraParts"/>, <see cref="CollmParts"/>, <see cref="LoraParts"/>; MF trains nothing here). The module is
+/// named "trainable" and its fields are named after the saved state's keys (<c>query_generator.*</c>, <c>lora.*</c>, ...).
+/// </summary>
+public abstract class TrainableParts : nn.Module
 {
-#pragma warning disable IDE1006
-    public QueryGenerator? query_generator;
-    public CollaborativeWeights? collaborative_weights;
-    public LoraWeights? lora;
-    public CfTokenMapper? cf_token_mapper;
-#pragma warning restore IDE1006
-    public TrainableParts() : base("trainable") { }
-    public void Register() => RegisterComponents();
+    protected TrainableParts() : base("trainable") { }
+
+    /// <summary>Applies a compute plan's switches to the parts that read them (dropout masks, shared input products).</summary>
+    public virtual void Apply(Runtime.ComputePlan plan) { }
+
+    /// <summary>MF alone: no trainable parts.</summary>
+    internal sealed class None : TrainableParts
+    {
+        public None() => RegisterComponents();
+    }
 }

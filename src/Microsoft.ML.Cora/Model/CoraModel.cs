@@ -45,9 +45,7 @@ public sealed class CoraModel : IDisposable
         set
         {
             _plan = value ?? throw new ArgumentNullException(nameof(value));
-            Trainable.query_generator?.Apply(value);
-            if (Trainable.collaborative_weights is { } cw) { cw.ShareInputProduct = value.ShareInputProduct; cw.FastDropout = value.FastDropout; }
-            if (Trainable.lora is { } lora) lora.FastDropout = value.FastDropout;
+            Trainable.Apply(value);
         }
     }
     private ComputePlan _plan = ComputePlan.Fast;
@@ -71,7 +69,7 @@ public sealed class CoraModel : IDisposable
     // The products run narrower than the weights only when the weights are fp32 (a model moved to fp64 computes in fp64).
     private void ApplyGeneratorDtype()
     {
-        if (Trainable.query_generator is not { } g) return;
+        if (Generator is not { } g) return;
         var d = CoraDevice.ResolveGeneratorDtype(_generatorDtype, Device, g.Options.Hidden, g.Options.FeedForward);
         g.MatmulDtype = d != ScalarType.Float32 && g.query_tokens.dtype == ScalarType.Float32 ? d : null;
     }
@@ -97,15 +95,17 @@ public sealed class CoraModel : IDisposable
     /// <summary>The method's trainable parts for these options (also built on the "meta" device to learn the shapes a saved model must have).</summary>
     public static TrainableParts BuildTrainable(CoraModelOptions options, LanguageModel? llm, int cfDim)
     {
-        var parts = new TrainableParts();
         var method = MethodStrategy.For(options.Method);
-        if (method.UsesLlm) method.Build(parts, options, llm ?? throw new ArgumentException($"Method {options.Method} needs an LLM.", nameof(llm)), cfDim);
-        parts.Register();
+        var parts = method.UsesLlm ? method.Build(options, llm ?? throw new ArgumentException($"Method {options.Method} needs an LLM.", nameof(llm)), cfDim)
+            : new TrainableParts.None();
         parts.eval();
         return parts;
     }
 
     public bool UsesLlm => Method.UsesLlm;
+
+    /// <summary>CoRA's collaborative query generator; null for the other methods.</summary>
+    public QueryGenerator? Generator => (Trainable as CollaborativeLoraParts)?.query_generator;
 
     /// <summary>
     /// CoRA: sets the generator's CF-token scale (<see cref="QueryGeneratorOptions.CfTokenRms"/>) from a seeded sample of at most
@@ -115,7 +115,7 @@ public sealed class CoraModel : IDisposable
     /// </summary>
     public void CalibrateCfToken(IReadOnlyList<Interaction> rows, long seed)
     {
-        if (Trainable.query_generator is not { } generator || Options.QueryGenerator.CfTokenRms <= 0 || rows.Count == 0) return;
+        if (Generator is not { } generator || Options.QueryGenerator.CfTokenRms <= 0 || rows.Count == 0) return;
         if (generator.token_scale.ne(Scalars.Of(1.0)).any().item<bool>()) return;
         var sample = rows.Count > CoraDefaults.CfTokenCalibrationRows ? Seeded.Sample(rows, CoraDefaults.CfTokenCalibrationRows, seed) : rows;
         using var scope = torch.NewDisposeScope();

@@ -49,7 +49,7 @@ public class CliTests
         using (var saved = Microsoft.ML.Cora.Estimators.CoraTransformer.Find(Microsoft.ML.Cora.CoraMLContextExtensions.LoadCora(new Microsoft.ML.MLContext().Model, model, out _)).Model)
         {
             Assert.AreEqual(0.25, saved.Options.QueryGenerator.CfTokenRms, "--cf-token-rms reaches the model");
-            Assert.IsTrue(saved.Trainable.query_generator!.token_scale.data<float>().ToArray().All(x => x != 1f), "and its scale was set from the training rows");
+            Assert.IsTrue(saved.Generator!.token_scale.data<float>().ToArray().All(x => x != 1f), "and its scale was set from the training rows");
         }
         var j = JsonNode.Parse(File.ReadAllText(json))!;
         Assert.AreEqual(200, (int)j["rows"]!);

@@ -19,7 +19,7 @@ public class CfTokenScaleTests
         new(Slice.SmallOptions(CoraMethod.Cora) is var o ? o with { QueryGenerator = o.QueryGenerator with { CfTokenRms = rms } } : null!,
             LanguageModel.Load(Slice.LlmPath), Slice.SmallMf(), Slice.Items);
 
-    private static float[] Scale(CoraModel m) => m.Trainable.query_generator!.token_scale.data<float>().ToArray();
+    private static float[] Scale(CoraModel m) => m.Generator!.token_scale.data<float>().ToArray();
 
     [TestMethod]
     public void CalibrationPutsEachHalfOfTheTokenAtUnitRms()
@@ -28,12 +28,12 @@ public class CfTokenScaleTests
         var rows = Slice.Train.Take(300).ToList();
         Assert.IsTrue(Scale(m).All(s => s == 1f), "ones until calibrated");
         Assert.IsTrue(m.Trainable.state_dict().ContainsKey("query_generator.token_scale"), "the scale is saved with the trainable tensors");
-        Assert.IsFalse(m.Trainable.parameters().Any(p => ReferenceEquals(p, m.Trainable.query_generator!.token_scale)), "the scale is not trained");
+        Assert.IsFalse(m.Trainable.parameters().Any(p => ReferenceEquals(p, m.Generator!.token_scale)), "the scale is not trained");
         m.CalibrateCfToken(rows, seed: 1);
         int k = m.Cf.EmbeddingDim;
         using (torch.no_grad())
         {
-            var token = CollaborativeLoraMethod.CfToken(m.Cf, rows, rows.Select(r => (long)r.ItemId).ToArray()).mul(m.Trainable.query_generator!.token_scale);
+            var token = CollaborativeLoraMethod.CfToken(m.Cf, rows, rows.Select(r => (long)r.ItemId).ToArray()).mul(m.Generator!.token_scale);
             foreach (var (start, what) in new[] { (0L, "user"), ((long)k, "item") })
                 Assert.AreEqual(CoraDefaults.CfTokenRms, Math.Sqrt(token.narrow(1, start, k).pow(2).mean().item<float>()), 1e-4 * CoraDefaults.CfTokenRms, $"{what} half");
         }
@@ -64,9 +64,9 @@ public class CfTokenScaleTests
         fresh.Trainable.eval();
         var items = rows.Select(r => (long)r.ItemId).ToArray();
         using var _ = torch.no_grad();
-        var a0 = fresh.Trainable.query_generator!.Forward(CollaborativeLoraMethod.CfToken(fresh.Cf, rows, items));    // [B, d, r]
+        var a0 = fresh.Generator!.Forward(CollaborativeLoraMethod.CfToken(fresh.Cf, rows, items));    // [B, d, r]
         fresh.CalibrateCfToken(rows, seed: 1);
-        var a1 = fresh.Trainable.query_generator!.Forward(CollaborativeLoraMethod.CfToken(fresh.Cf, rows, items));
+        var a1 = fresh.Generator!.Forward(CollaborativeLoraMethod.CfToken(fresh.Cf, rows, items));
         Assert.IsTrue(a0.sub(a1).abs().max().item<float>() > 1e-4, "the scale reaches the generator's output");
     }
 
@@ -80,7 +80,7 @@ public class CfTokenScaleTests
         {
             m.CalibrateCfToken(Slice.Train.Take(300).ToList(), seed: 1);
             // Give the collaborative weights a value so that scores depend on A (and so on the scale).
-            using (torch.no_grad()) foreach (var p in m.Trainable.collaborative_weights!.parameters()) p.normal_(0, 0.5);
+            using (torch.no_grad()) foreach (var p in ((CollaborativeLoraParts)m.Trainable).collaborative_weights.parameters()) p.normal_(0, 0.5);
             scale = Scale(m); scores = m.Score(rows);
             m.Save(tmp["m.zip"]);
         }
@@ -121,7 +121,7 @@ public class CfTokenScaleTests
         var oldScores = old.Score(rows);
         Assert.IsTrue(oldScores.Zip(scores).Any(p => Math.Abs(p.First - p.Second) > 1e-5), "the scale changed the scores, so this file differs");
         // Setting the calibrated scale on the old model gives the new model's scores back: the scale is the only difference.
-        using (torch.no_grad()) old.Trainable.query_generator!.token_scale.copy_(torch.tensor(scale));
+        using (torch.no_grad()) old.Generator!.token_scale.copy_(torch.tensor(scale));
         var back = old.Score(rows);
         for (int i = 0; i < rows.Count; i++) Assert.AreEqual(scores[i], back[i], 1e-5, $"row {i}");
     }

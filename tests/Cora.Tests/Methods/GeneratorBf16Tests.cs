@@ -117,7 +117,7 @@ public class GeneratorBf16Tests
     public void CoraModelGeneratorDtypeFollowsTheSettingAndTheDevice()
     {
         using var m = Synthetic.Model(CoraMethod.Cora);
-        var g = m.Trainable.query_generator!;
+        var g = m.Generator!;
         Assert.AreEqual(CoraDefaults.GeneratorDtype, m.GeneratorDtype);
         var o = g.Options;
         Assert.AreEqual(CpuChoices.GeneratorDtype(o.Hidden, o.FeedForward).Chosen == "bf16" ? ScalarType.BFloat16 : (ScalarType?)null, g.MatmulDtype, "auto: measured on this CPU for this generator's width");
@@ -135,7 +135,7 @@ public class GeneratorBf16Tests
         Assert.AreEqual("fp32", m.GeneratorDtype, "a refused value changes nothing");
         using var mf = Synthetic.Model(CoraMethod.Mf);
         mf.GeneratorDtype = "bf16";   // no generator: accepted, nothing to apply
-        Assert.IsNull(mf.Trainable.query_generator);
+        Assert.IsNull(mf.Generator);
     }
 
     [TestMethod]
@@ -167,7 +167,7 @@ public class GeneratorBf16Tests
         o.MaxSteps = 1; o.ValidateEvery = 1000;
         var t = ml.Recommendation().Trainers.Cora(o).Fit(ml.Data.LoadFromEnumerable(CoraInput.From(Synthetic.Train.Take(64))));
         Assert.AreEqual("bf16", t.Model.GeneratorDtype);
-        Assert.AreEqual(ScalarType.BFloat16, t.Model.Trainable.query_generator!.MatmulDtype);
+        Assert.AreEqual(ScalarType.BFloat16, t.Model.Generator!.MatmulDtype);
         o.GeneratorDtype = "half";
         var e = Assert.ThrowsExactly<ArgumentException>(() => ml.Recommendation().Trainers.Cora(o));
         StringAssert.Contains(e.Message, "GeneratorDtype: unknown generator dtype 'half'");
@@ -177,7 +177,7 @@ public class GeneratorBf16Tests
         ml.Model.Save(t, null, dir["m.zip"]);
         var fp32 = CoraTransformer.Find(new MLContext(seed: 1).Model.LoadCora(dir["m.zip"], out _, generatorDtype: "fp32"));
         Assert.AreEqual("fp32", fp32.Model.GeneratorDtype);
-        Assert.IsNull(fp32.Model.Trainable.query_generator!.MatmulDtype);
+        Assert.IsNull(fp32.Model.Generator!.MatmulDtype);
         var auto = CoraTransformer.Find(new MLContext(seed: 1).Model.LoadCora(dir["m.zip"], out _));
         Assert.AreEqual(CoraDefaults.GeneratorDtype, auto.Model.GeneratorDtype);
         var bad = Assert.ThrowsExactly<ArgumentException>(() => new MLContext(seed: 1).Model.LoadCora(dir["m.zip"], out _, generatorDtype: "int8"));

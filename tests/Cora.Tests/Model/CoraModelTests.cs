@@ -49,7 +49,7 @@ public class CoraModelTests
     {
         using var m = Slice.Model(CoraMethod.Cora);
         var rows = Slice.Valid.Take(3).ToList();
-        Assert.IsTrue(m.Trainable.collaborative_weights!.p.values().All(l => l.weight!.abs().sum().item<float>() == 0f), "P starts at zero");
+        Assert.IsTrue(((CollaborativeLoraParts)m.Trainable).collaborative_weights.p.values().All(l => l.weight!.abs().sum().item<float>() == 0f), "P starts at zero");
         using var _ = torch.no_grad();
         using var cora = m.Logits(rows);
         var prompts = rows.Select(m.Tokenize).ToList();
@@ -59,7 +59,7 @@ public class CoraModelTests
         // (which one is measured on this CPU), and the two sum in different orders.
         double scale = 1 + plain.abs().max().item<float>();
         Assert.IsTrue(TensorAssert.MaxAbsDiff(plain, cora) <= 1e-5 * scale, $"max |diff| {TensorAssert.MaxAbsDiff(plain, cora):E2}");
-        Assert.AreEqual(4 * m.Llm.Config.NumHiddenLayers, m.Trainable.collaborative_weights.p.Count, "q, k, v, o of every layer");
+        Assert.AreEqual(4 * m.Llm.Config.NumHiddenLayers, ((CollaborativeLoraParts)m.Trainable).collaborative_weights.p.Count, "q, k, v, o of every layer");
     }
 
     [TestMethod]

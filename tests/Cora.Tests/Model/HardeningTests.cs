@@ -201,7 +201,7 @@ public class HardeningTests
     public void NonFiniteValuesStopTrainingAndMetrics()
     {
         using var m = Synthetic.Model(CoraMethod.Cora);
-        using (torch.no_grad()) m.Trainable.collaborative_weights!.p.values().First().weight!.fill_(float.NaN);
+        using (torch.no_grad()) ((CollaborativeLoraParts)m.Trainable).collaborative_weights.p.values().First().weight!.fill_(float.NaN);
         var e = Assert.ThrowsExactly<TrainingDivergedException>(() => TrainingLoop.Train(m, Synthetic.Train.Take(64).ToList(), Synthetic.Valid.Take(32).ToList(),
             new TrainingOptions { BatchSize = 8, MaxSteps = 3, ValidateEvery = 100 }));
         StringAssert.Contains(e.Message, "step 1");

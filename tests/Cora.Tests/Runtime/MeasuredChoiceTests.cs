@@ -60,7 +60,7 @@ public class MeasuredChoiceTests
                 Assert.AreEqual(forced == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32, CoraDevice.ResolveGeneratorDtype("auto", torch.CPU));
                 Assert.AreEqual(ScalarType.Float32, CoraDevice.ResolveGeneratorDtype("auto", new Device(DeviceType.CUDA, 0)), "a GPU keeps fp32 whatever the CPU measured");
                 using var m = Synthetic.Model(CoraMethod.Cora);
-                Assert.AreEqual(forced == "bf16" ? ScalarType.BFloat16 : (ScalarType?)null, m.Trainable.query_generator!.MatmulDtype);
+                Assert.AreEqual(forced == "bf16" ? ScalarType.BFloat16 : (ScalarType?)null, m.Generator!.MatmulDtype);
             }
             foreach (var forced in new[] { "narrow-head", "libtorch" })
             {
