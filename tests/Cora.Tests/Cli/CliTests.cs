@@ -188,6 +188,7 @@ public class CliTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]                                   // measurement runs of cora bench
     public void BenchMeasuresRealWorkloadsSideBySideWithThePapersWay()
     {
         using var dir = TestPaths.Temp();
@@ -223,6 +224,7 @@ public class CliTests
             "--repeats", "1", "--rows", "4", "--batch", "2" }.Concat(more).ToArray());
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]                                   // measurement runs of cora bench
     public void BenchAlternatesRoundsAndReportsTheMedianRatio()
     {
         using var dir = TestPaths.Temp();
@@ -244,6 +246,7 @@ public class CliTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]                                   // measurement runs of cora bench
     public void BenchComparesTheGeneratorDtypesAndRecordsThem()
     {
         using var dir = TestPaths.Temp();
@@ -263,6 +266,7 @@ public class CliTests
     }
 
     [TestMethod]
+    [TestCategory(TestTiers.Slow)]                                   // measurement runs of cora bench
     public void BenchTakesAGpusCodePathOnTheCpuAndComparesTheOptimizerLayouts()
     {
         using var dir = TestPaths.Temp();

@@ -49,7 +49,7 @@ public static class TestPaths
 
 /// <summary>
 /// Test categories. <see cref="Slow"/>: end-to-end tests (child processes, kill and resume, the page in Chromium, the notebooks,
-/// the README program run from the packages, the quickstart, garbage-collection and thread stress, whole-slice scoring comparisons, every method's
+/// the README program run from the packages, the quickstart, the measurement runs of <c>cora bench</c>, garbage-collection and thread stress, whole-slice scoring comparisons, every method's
 /// full train-save-reload run); the fast tier is
 /// <c>dotnet test Cora.sln -c Release --filter "TestCategory!=Slow"</c>.
 /// </summary>
