@@ -58,6 +58,18 @@ internal sealed class DeclaredOptions
         return copy;
     }
 
+    /// <summary>A copy of <paramref name="start"/> (e.g. a named recipe) with only the values given on the command line changed.</summary>
+    public T ApplyGiven<T>(T start, ParseResult p) where T : class
+    {
+        var copy = (T)typeof(T).GetMethod("<Clone>$")!.Invoke(start, null)!;
+        foreach (var (prop, option) in _bound)
+        {
+            if (p.GetResult(option) is null or { Implicit: true }) continue;
+            prop.SetValue(copy, GetValue.MakeGenericMethod(OptionType(prop.PropertyType, _overridesOnly)).Invoke(p, new object[] { option }));
+        }
+        return copy;
+    }
+
     private static Type OptionType(Type property, bool overridesOnly) =>
         overridesOnly && property.IsValueType && Nullable.GetUnderlyingType(property) is null ? typeof(Nullable<>).MakeGenericType(property) : property;
 

@@ -134,10 +134,16 @@ public static class TrainingLoop
                 var eta = TimeSpan.FromSeconds((totalSteps - state.Step) * o.BatchSize * o.GradientAccumulation / Math.Max(rate, 1e-9));
                 progress?.Report(new TrainingProgress(state.Step, totalSteps, meanLoss, rate, eta, lastAuc));
                 bool endOfEpoch = s == stepsPerEpoch - 1 || state.Step == totalSteps;
-                if (state.Step % o.ValidateEvery == 0 || endOfEpoch)
+                bool outOfTime = o.MaxMinutes > 0 && sw.Elapsed.TotalMinutes >= o.MaxMinutes && state.Step < totalSteps;
+                if (state.Step % o.ValidateEvery == 0 || endOfEpoch || outOfTime)
                 {
                     Validate();
                     if (o.Patience > 0 && state.SinceBest >= o.Patience) { state.StoppedEarly = true; stop = true; log?.Invoke("early stop"); }
+                }
+                if (outOfTime && !stop)
+                {
+                    state.StoppedEarly = true; stop = true;
+                    log?.Invoke($"time limit: stopped after {sw.Elapsed.TotalMinutes:F1} minutes at step {state.Step}/{totalSteps} (Training.MaxMinutes / --max-minutes {o.MaxMinutes:G4}); the best weights are kept");
                 }
             }
         }
@@ -159,7 +165,7 @@ public static class TrainingLoop
     {
         static string Hash(string s) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(s)))[..16].ToLowerInvariant();
         static string Rows(IReadOnlyList<Interaction> rs) => string.Join('\n', rs.Select(r => $"{r.UserId} {r.ItemId} {(r.Label ? 1 : 0)} {string.Join(',', r.History)}"));
-        var run = o with { MaxSteps = 0, CheckpointDirectory = null };
+        var run = o with { MaxSteps = 0, MaxMinutes = 0, CheckpointDirectory = null };
         var json = new JsonSerializerOptions { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
         return new Dictionary<string, string>
         {

@@ -49,6 +49,13 @@ public class DeclaredOptionsTests
         var some = options.Apply(new TrainingOptions(), cmd.Parse(new[] { "--lr", "0.0005", "--epochs", "3" }));
         Assert.AreEqual(new TrainingOptions { LearningRate = 5e-4, Epochs = 3 }, some);
 
+        // A named recipe: what is not given stays the recipe's, what is given wins.
+        var cpu = TrainingOptions.Presets["cpu-2h"];
+        Assert.AreEqual(cpu, options.ApplyGiven(TrainingOptions.Presets["cpu-2h"], cmd.Parse(Array.Empty<string>())));
+        Assert.AreEqual(cpu with { BatchSize = 8, Seed = 1 }, options.ApplyGiven(TrainingOptions.Presets["cpu-2h"], cmd.Parse(new[] { "--batch-size", "8", "--seed", "1" })));
+        Assert.IsTrue(TrainingOptions.Presets.Values.All(o => !o.Validate().Any() && o.MaxMinutes is > 0 and <= 110 && o.MinLearningRate > 0), "every recipe is valid and time-limited");
+        Assert.AreNotSame(TrainingOptions.Presets["cpu-2h"], TrainingOptions.Presets["cpu-2h"], "a new instance each time");
+
         var gen = new DeclaredOptions(typeof(QueryGeneratorOptions), overridesOnly: true);
         var gcmd = new System.CommandLine.RootCommand();
         gen.AddTo(gcmd);

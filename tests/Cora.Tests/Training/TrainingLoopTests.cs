@@ -165,6 +165,29 @@ public class TrainingLoopTests
     }
 
     [TestMethod]
+    public void ATimeLimitStopsAfterTheStepItPassesValidatesAndKeepsTheBest()
+    {
+        var rows = Slice.Train.Skip(800).Take(16).ToList();
+        var valid = Slice.Valid.Skip(300).Where(r => r.Label).Take(4).Concat(Slice.Valid.Skip(300).Where(r => !r.Label).Take(4)).ToList();
+        using var m = Slice.Model(CoraMethod.Cora);
+        var log = new List<string>();
+        // A limit every step passes: one step, then a validation of that step's weights, then the stop (not at ValidateEvery = 2).
+        var r = TrainingLoop.Train(m, rows, valid, Options(null) with { MaxMinutes = 1e-9 }, null, log.Add);
+        Assert.AreEqual(1, r.Steps);
+        Assert.IsTrue(r.StoppedEarly);
+        Assert.AreEqual(1, r.ValidationCurve.Count);
+        Assert.AreEqual(1, r.ValidationCurve[0].step);
+        Assert.AreEqual(1, r.BestStep);
+        Assert.IsTrue(log.Any(l => l.StartsWith("time limit: stopped after", StringComparison.Ordinal) && l.Contains("--max-minutes")), string.Join("\n", log));
+        // A limit no step reaches changes nothing; the limit is not part of what a checkpoint must match (a stopped run resumes with another).
+        using var n = Slice.Model(CoraMethod.Cora);
+        Assert.AreEqual(rows.Count / 4, TrainingLoop.Train(n, rows, valid, Options(null) with { MaxMinutes = 1e6 }).Steps, "one whole pass in batches of 4");
+        Assert.AreEqual(TrainingLoop.Fingerprint(n, rows, valid, Options(null))["training options"],
+            TrainingLoop.Fingerprint(n, rows, valid, Options(null) with { MaxMinutes = 5 })["training options"]);
+        Assert.IsFalse(System.Text.Json.JsonSerializer.Serialize(new TrainingOptions()).Contains("MaxMinutes"), "old checkpoints' fingerprints stay valid");
+    }
+
+    [TestMethod]
     public void SameSeedSameResult()
     {
         var rows = Slice.Train.Skip(800).Take(16).ToList();
