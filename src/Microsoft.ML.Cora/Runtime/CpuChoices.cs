@@ -33,16 +33,17 @@ public static class CpuChoices
     /// <summary>The decision cache file (null: no cache; decisions are then per process). Settable for tests.</summary>
     public static string? CachePath { get; set; } = DefaultCachePath();
 
-    private static string? DefaultCachePath()
+    private static string? DefaultCachePath() => CacheFolder() is { } dir ? Path.Combine(dir, "cpu-choices.json") : null;
+
+    /// <summary>Cora's cache folder (timed decisions, prepared natives): <see cref="CacheVariable"/>, else $XDG_CACHE_HOME/cora, else
+    /// ~/.cache/cora; null without a home folder.</summary>
+    internal static string? CacheFolder()
     {
         string? dir = Environment.GetEnvironmentVariable(CacheVariable);
-        if (string.IsNullOrWhiteSpace(dir))
-        {
-            string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-            dir = !string.IsNullOrWhiteSpace(xdg) ? Path.Combine(xdg, "cora") : home.Length > 0 ? Path.Combine(home, ".cache", "cora") : null;
-        }
-        return dir is null ? null : Path.Combine(dir, "cpu-choices.json");
+        if (!string.IsNullOrWhiteSpace(dir)) return dir;
+        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        return !string.IsNullOrWhiteSpace(xdg) ? Path.Combine(xdg, "cora") : home.Length > 0 ? Path.Combine(home, ".cache", "cora") : null;
     }
 
     /// <summary>The decisions made or read so far in this process.</summary>

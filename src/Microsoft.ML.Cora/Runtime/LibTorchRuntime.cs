@@ -134,16 +134,9 @@ public static class LibTorchRuntime
         return target;
     }
 
-    /// <summary>Where patched copies are kept between runs: <c>$XDG_CACHE_HOME/cora/native</c> (else <c>~/.cache/cora/native</c>).</summary>
-    private static string NativeCache
-    {
-        get
-        {
-            var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            var root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-            return Path.Combine(root, "cora", "native");
-        }
-    }
+    /// <summary>Where patched copies are kept between runs: <c>native</c> in Cora's cache folder (<see cref="CpuChoices.CacheFolder"/>),
+    /// else in the scratch folder for this process.</summary>
+    private static string NativeCache => Path.Combine(CpuChoices.CacheFolder() ?? IO.ScratchSpace.Root, "native");
 
     private static string OneLine(string s) => s.Replace('\n', ' ').Replace('\r', ' ').Trim();
 

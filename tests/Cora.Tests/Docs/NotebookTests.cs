@@ -56,7 +56,7 @@ public class NotebookTests
         {
             ["CORA_SHARED"] = TestPaths.SharedOrStandIn,                 // the shared folder, or the synthetic stand-in laid out like it
             ["RestoreAdditionalProjectSources"] = Feed.Value,            // what 'dotnet nuget add source' does for a user, for this run only
-            ["XDG_CACHE_HOME"] = tmp["cache"],                           // natives prepared afresh (LibTorchRuntime's package-folder path)
+            ["CORA_CACHE_DIR"] = tmp["cache"],                           // natives prepared afresh (LibTorchRuntime's package-folder path)
         };
         var (code, log) = TestProcess.Run(Repl.Value, $"--run \"{Path.Combine(dir, notebook)}\" --working-dir \"{dir}\" --exit-after-run --output-format ipynb --output-path \"{output}\"", 840, dir, env);
         Assert.IsTrue(File.Exists(output), $"{notebook}: dotnet-repl wrote no notebook (exit {code}):\n{log}");

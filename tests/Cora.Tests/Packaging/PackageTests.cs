@@ -111,8 +111,7 @@ public class PackageTests
     /// <summary>The global packages folder's copies of this version of Cora's packages (a rerun must restore the fresh ones).</summary>
     internal static void ForgetCachedPackages(string v)
     {
-        string root = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } set ? set
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        string root = TestPaths.NuGetPackages;
         foreach (var id in Packed)
         {
             var dir = Path.Combine(root, id.ToLowerInvariant(), v);

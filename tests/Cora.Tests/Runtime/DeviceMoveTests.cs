@@ -218,9 +218,7 @@ public class DeviceMoveTests
     public void TheShimsLibstdcxxRequirementIsWeakenedInACopyOnly()
     {
         // The real shim from the package folder: its GLIBCXX_3.4.32 requirement is strong; the copy's is weak; the original is untouched.
-        string root = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } set ? set
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        string shim = Path.Combine(root, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        string shim = Path.Combine(TestPaths.NuGetPackages, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
         Assert.IsTrue(File.Exists(shim), $"restore put TorchSharp's shim at {shim}");
         byte[] original = File.ReadAllBytes(shim);
         Assert.AreEqual(1, GlibcxxRequirement.Weaken((byte[])original.Clone()), "one strong GLIBCXX_3.4.32 requirement in the package's shim");

@@ -43,6 +43,10 @@ public static class TestPaths
     public static string Stories260K => Shared("models", "stories260K", "stories260K.bin");
     public static string StoriesDir => Path.GetDirectoryName(Stories260K)!;
 
+    /// <summary>NuGet's global packages folder (NUGET_PACKAGES, else ~/.nuget/packages).</summary>
+    public static string NuGetPackages => Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } set ? set
+        : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+
     /// <summary>A fresh temporary folder, deleted when disposed.</summary>
     public static TempDir Temp() => new();
 }
