@@ -163,7 +163,7 @@ public static class NarrowHeadAttention
                         }
                         Scores(qi, kt, p, hd, tp, nv, i);
                         var vl = Vector256.Create(lp[((long)bi * h + head) * t + i]);
-                        for (int jv = 0; jv < nv; jv++) Exp(Vector256.Load(p + jv * W) - vl).Store(p + jv * W);   // P_ij
+                        for (int jv = 0; jv < nv; jv++) Probability(Vector256.Load(p + jv * W) - vl).Store(p + jv * W);   // P_ij
                         // dP_ij = dO_i . v_j
                         for (int jv = 0; jv < nv; jv++) Vector256<float>.Zero.Store(dp + jv * W);
                         for (int d = 0; d < hd; d++) Axpy(gi[d], vt + d * tp, dp, nv);
@@ -280,7 +280,7 @@ public static class NarrowHeadAttention
         var vsum = Vector256<float>.Zero;
         for (int jv = 0; jv < nv; jv++)
         {
-            var p = Exp(Vector256.Load(s + jv * W) - vmax);   // masked keys: exp(-inf) = 0
+            var p = Probability(Vector256.Load(s + jv * W) - vmax);   // masked keys: 0
             p.Store(s + jv * W);
             vsum += p;
         }
@@ -298,7 +298,7 @@ public static class NarrowHeadAttention
         for (int o8 = 0; o8 < nv * W; o8 += W)
         {
             float* vb = vt + o8 * 8;                                  // this block's 8 x 8 values (see At)
-            var p = Exp(Vector256.Load(s + o8) - vmax);               // masked keys: exp(-inf) = 0
+            var p = Probability(Vector256.Load(s + o8) - vmax);               // masked keys: 0
             vsum += p;
             a0 = Vector256.FusedMultiplyAdd(p, Vector256.Load(vb), a0);
             a1 = Vector256.FusedMultiplyAdd(p, Vector256.Load(vb + 8), a1);
@@ -334,7 +334,7 @@ public static class NarrowHeadAttention
             sa = Vector256.FusedMultiplyAdd(q2, Vector256.Load(kb + 16), sa); sb = Vector256.FusedMultiplyAdd(q3, Vector256.Load(kb + 24), sb);
             sa = Vector256.FusedMultiplyAdd(q4, Vector256.Load(kb + 32), sa); sb = Vector256.FusedMultiplyAdd(q5, Vector256.Load(kb + 40), sb);
             sa = Vector256.FusedMultiplyAdd(q6, Vector256.Load(kb + 48), sa); sb = Vector256.FusedMultiplyAdd(q7, Vector256.Load(kb + 56), sb);
-            var p = Exp(sa + sb - vl);                                                            // P_ij
+            var p = Probability(sa + sb - vl);                                                    // P_ij
             if (o8 + W > last + 1) p = Vector256.ConditionalSelect(Upto(o8, last), p, Vector256<float>.Zero);
             var pa = g0 * Vector256.Load(vb); var pb = g1 * Vector256.Load(vb + 8);              // dP_ij = dO_i . v_j
             pa = Vector256.FusedMultiplyAdd(g2, Vector256.Load(vb + 16), pa); pb = Vector256.FusedMultiplyAdd(g3, Vector256.Load(vb + 24), pb);
@@ -361,6 +361,18 @@ public static class NarrowHeadAttention
         Vector256.FusedMultiplyAdd(q, ds, Vector256.Load(dk + offset)).Store(dk + offset);
         Vector256.FusedMultiplyAdd(g, p, Vector256.Load(dv + offset)).Store(dv + offset);
     }
+
+    /// <summary>e^x for a score x relative to its row's maximum (forward) or log-sum-exp (backward), with every result below 2^-64
+    /// set to exactly 0. Such a weight changes no output or gradient by more than T · 2^-64 of its scale, far below float32 rounding
+    /// (2^-24), but its products (P · v forward; dS = P · (dP - D), dS · q, P · dO backward) would be subnormal floats, which x86 CPUs
+    /// compute through microcode assists about a hundred times slower: peaked attention rows, common in a trained LLM, otherwise
+    /// make the backward up to ten times slower.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Probability(Vector256<float> x) =>
+        Vector256.AndNot(Exp(x), Vector256.LessThan(x, Vector256.Create(ProbabilityFloor)).AsSingle());
+
+    /// <summary>ln 2^-64: scores this far below the row's maximum or log-sum-exp weigh exactly 0 (see <see cref="Probability"/>).</summary>
+    internal const float ProbabilityFloor = -44.3614196f;
 
     /// <summary>e^x for float32 lanes, relative error below 4e-7, about 3 ulp (a degree-6 polynomial after range reduction by ln 2); below
     /// -87.3 (e.g. the -inf of masked keys) exactly 0. .NET's <c>Vector256.Exp</c> computes float lanes in double, twice the work.</summary>

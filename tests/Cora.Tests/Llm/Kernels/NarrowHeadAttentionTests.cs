@@ -58,6 +58,46 @@ public class NarrowHeadAttentionTests
     }
 
     [TestMethod]
+    [DataRow(8)]
+    [DataRow(12)]
+    public void PeakedRowsGiveLibtorchsGradientsAndNoSubnormalFloat(int hd)
+    {
+        // Two tokens: query 1 scores key 0 at 86 below key 1, so P_10 = e^-86 (a normal float) and, with dO_0 = 0,
+        // dv_0 = P_10 · dO_1 = 4e-39 in exact arithmetic: a subnormal float, which x86 computes through slow microcode assists.
+        // Weights below 2^-64 count as 0 instead (their effect is far below float32 rounding), so dv_0 is exactly 0.
+        using var scope = torch.NewDisposeScope();
+        var q = torch.zeros(1, 2, 1, hd); var k = torch.zeros(1, 2, 1, hd); var v = torch.ones(1, 2, 1, hd);
+        float sqrt = MathF.Sqrt(hd);
+        q[0, 1, 0, 0] = torch.tensor(sqrt); k[0, 1, 0, 0] = torch.tensor(86f);         // s_11 = 86, s_10 = 0
+        q.requires_grad_(); k.requires_grad_(); v.requires_grad_();
+        var dO = torch.zeros(1, 2, 1, hd); dO[0, 1] = torch.full(hd, 0.1f);
+        NarrowHeadAttention.Causal(q, k, v).backward(new[] { dO });
+        Assert.AreEqual(0f, v.grad![0, 0, 0, 0].item<float>(), "dv_0 = e^-86 · 0.1 is below 2^-64 of the row: exactly 0, not a subnormal");
+        Assert.AreEqual(0.1f, v.grad![0, 1, 0, 0].item<float>(), 1e-7f);
+
+        // Peaked rows at a realistic size: the same gradients as libtorch, and not one subnormal entry.
+        var g = new torch.Generator(11);
+        var q2 = torch.randn(new long[] { 2, 40, 4, hd }, generator: g).mul(25).requires_grad_();
+        var k2 = torch.randn(new long[] { 2, 40, 2, hd }, generator: g).requires_grad_();
+        var v2 = torch.randn(new long[] { 2, 40, 2, hd }, generator: g).requires_grad_();
+        var w = torch.randn(new long[] { 2, 40, 4, hd }, generator: g);
+        NarrowHeadAttention.Causal(q2, k2, v2).mul(w).sum().backward();
+        var mine = new[] { q2.grad!.clone(), k2.grad!.clone(), v2.grad!.clone() };
+        foreach (var x in new[] { q2, k2, v2 }) x.grad!.zero_();
+        nn.functional.scaled_dot_product_attention(q2.transpose(1, 2), k2.transpose(1, 2).repeat_interleave(2, 1),
+            v2.transpose(1, 2).repeat_interleave(2, 1), is_casual: true).transpose(1, 2).mul(w).sum().backward();
+        var names = new[] { "dq", "dk", "dv" };
+        var reference = new[] { q2.grad!, k2.grad!, v2.grad! };
+        for (int i = 0; i < 3; i++)
+        {
+            AssertClose(reference[i], mine[i], names[i]);
+            var a = mine[i].abs();
+            long subnormal = a.gt(0).logical_and(a.lt(1.17549435e-38f)).sum().item<long>();
+            Assert.AreEqual(0L, subnormal, $"{names[i]}: subnormal entries");
+        }
+    }
+
+    [TestMethod]
     public void ItsExponentialIsWithin4e7OfMathExpAndZeroForMaskedKeys()
     {
         var xs = Enumerable.Range(0, 8001).Select(i => -87f + i * (87f + 20f) / 8000).ToArray();   // the softmax range: [-87, 20]
