@@ -81,6 +81,18 @@ public class AdamWTests
             Assert.IsFalse(opt.GradientsFinite(), $"fused {fused}, single {single}: NaN in the second tensor of the buffer");
             Assert.AreEqual(single ? 2 : 0, opt.BufferedParameters, "laid out at the first call that found gradients, not before");
         }
+
+        // A gradient split into several parallel chunks (2^18 elements each) and a tail: a bad value in any chunk is found.
+        const int n = (1 << 19) + 37;
+        var big = new Parameter(torch.zeros(n));
+        using var bigOpt = new AdamW(new[] { new AdamW.Group(new[] { big }, 0) }, 1e-3);
+        foreach (var (at, bad) in new[] { (3, float.NaN), ((1 << 18) + 5, float.PositiveInfinity), ((1 << 19) + 30, float.NaN), (n - 1, float.NegativeInfinity), (-1, 0f) })
+        {
+            var g = torch.randn(n);
+            if (at >= 0) g[at] = bad;
+            big.grad = g;
+            Assert.AreEqual(at < 0, bigOpt.GradientsFinite(), $"{bad} at {at} of {n}");
+        }
     }
 
     /// <summary>(Fused, SingleBuffer): each way the update can run on the CPU.</summary>
