@@ -194,6 +194,7 @@ internal static class BenchCommand
             string baselineLabel = baselineName switch { null or "paper" => "paper's way", "direct" => "direct", "generator-fp32" => "generator in fp32", "per-parameter-optimizer" => "AdamW per parameter", _ => $"no {baselineName}" };
             int roundCount = baselineName is null ? 1 : p.GetValue(rounds);
             var ratios = new List<double>();
+            c.Out.WriteLine($"cpu: {MachineInfo.CpuModelName() ?? "(model unknown)"} ({MachineInfo.CpuSignature() ?? "no signature"}), {Environment.ProcessorCount} logical CPUs, libtorch threads {torch.get_num_threads()}");
             if (setup.Model.Generator is not null) c.Out.WriteLine(on.GeneratorLine(generatorDevice, gpuCodePath ? " on a GPU" : ""));
             if (gpuCodePath)
                 c.Out.WriteLine(name == "train-step" ? "code path: a GPU's (libtorch attention and dropout, no length groups, AdamW in libtorch operations)"

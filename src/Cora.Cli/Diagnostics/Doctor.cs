@@ -37,7 +37,7 @@ public static class Doctor
             list.Add(new("openmp spin", OpenMpSpin.NativeValue("GOMP_SPINCOUNT") is { } spin
                 ? $"GOMP_SPINCOUNT {spin} ({(OpenMpSpin.Applied ? "set by Cora" : "set before Cora started")})"
                 : OpenMpSpin.NativeValue("OMP_WAIT_POLICY") is { } policy ? $"OMP_WAIT_POLICY {policy} (yours)" : "libgomp's default"));
-            list.Add(new("cpu", MachineInfo.CpuModelName() ?? "(model unknown)"));
+            list.Add(new("cpu", $"{MachineInfo.CpuModelName() ?? "(model unknown)"}{(MachineInfo.CpuSignature() is { } sig ? $" ({sig})" : "")}"));
             list.Add(new("cpu bf16 products", CoraDevice.CpuHasNativeBf16
                 ? "reported native (avx512_bf16 or amx_bf16); whether they are faster is measured below"
                 : "not reported native; measured below"));

@@ -54,7 +54,7 @@ public static class CpuChoices
     {
         string Version(System.Reflection.Assembly a) =>
             System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(a)?.InformationalVersion ?? a.GetName().Version?.ToString() ?? "?";
-        return $"{MachineInfo.CpuModelName() ?? "unknown cpu"} | {Environment.ProcessorCount} cpus | {torch.get_num_threads()} threads | torchsharp {Version(typeof(torch).Assembly)} | cora {Version(typeof(CpuChoices).Assembly)}";
+        return $"{MachineInfo.CpuIdentity()} | {Environment.ProcessorCount} cpus | {torch.get_num_threads()} threads | torchsharp {Version(typeof(torch).Assembly)} | cora {Version(typeof(CpuChoices).Assembly)}";
     }
 
     /// <summary>The decision for <paramref name="name"/> on this machine: fixed by <see cref="Override"/>, cached, or measured now.</summary>

@@ -111,6 +111,13 @@ public class MeasuredChoiceTests
             var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(tmp["choices.json"]))!.AsObject();
             var (key, entry) = json.Single();
             StringAssert.Contains(key, MachineInfo.CpuModelName() ?? "unknown cpu");
+            // One model name can cover different CPUs: the key holds the family, model and stepping, and a hash of the flags.
+            if (MachineInfo.CpuSignature() is { } signature)
+            {
+                StringAssert.Matches(signature, new System.Text.RegularExpressions.Regex(@"^family \d+ model \d+ stepping (\d+|\?)$"));
+                StringAssert.Contains(key, signature);
+                StringAssert.Matches(key, new System.Text.RegularExpressions.Regex(@", flags [0-9a-f]{8}\) \|"));
+            }
             StringAssert.Contains(key, $"{torch.get_num_threads()} threads");
             Assert.AreEqual(first.Chosen, (string)entry!["Chosen"]!);
 
