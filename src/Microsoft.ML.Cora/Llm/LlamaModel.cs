@@ -118,22 +118,22 @@ public sealed class LlamaAttention : nn.Module
 
     /// <param name="x">[B, T, D]</param>
     /// <param name="mask">null for plain causal attention, else bool [B, 1, T, T] (true = attend)</param>
-    /// <param name="narrowHeadKernel">plain causal attention of narrow float32 heads on the CPU goes to <see cref="NarrowHeadAttention"/>
-    /// (the same output; see <see cref="Runtime.ComputePlan.NarrowHeadKernel"/>)</param>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, bool narrowHeadKernel = true)
+    /// <param name="attention">which code computes plain causal attention of narrow float32 heads on the CPU (the same output; see
+    /// <see cref="Runtime.ComputePlan.NarrowHeadKernel"/>); masks, other devices, dtypes and head widths use libtorch's</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, AttentionKernel attention = AttentionKernel.NarrowHead)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
         var qx = q_proj.Forward(x, hook).view(b, t, _heads, _headDim);                                  // [B, T, H, hd]
         Tensor merged;
-        if (mask is null && narrowHeadKernel && NarrowHeadAttention.Supports(qx))
+        if (mask is null && attention != AttentionKernel.Libtorch && NarrowHeadAttention.Supports(qx))
         {
             // Token-major layout throughout: no transposes, and grouped-query heads read their key-value head directly.
             var cosT = cos.transpose(1, 2); var sinT = sin.transpose(1, 2);                             // [B, T, 1, hd]
             var q = RotaryEmbedding.Apply(qx, cosT, sinT);                                              // [B, T, H, hd]
             var k = RotaryEmbedding.Apply(k_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim), cosT, sinT);  // [B, T, KV, hd]
             var v = v_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim);                             // [B, T, KV, hd]
-            merged = NarrowHeadAttention.Causal(q, k, v).view(b, t, _heads * _headDim);                 // [B, T, H*hd]
+            merged = NarrowHeadAttention.Causal(q, k, v, attention == AttentionKernel.NarrowHead512 ? 512 : 256).view(b, t, _heads * _headDim);   // [B, T, H*hd]
         }
         else
         {
@@ -223,10 +223,10 @@ public sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, bool narrowHeadKernel = true)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, AttentionKernel attention = AttentionKernel.NarrowHead)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x.add(self_attn.Forward(input_layernorm.call(x), cos, sin, mask, hook, narrowHeadKernel), Scalars.One);
+        var h = x.add(self_attn.Forward(input_layernorm.call(x), cos, sin, mask, hook, attention), Scalars.One);
         return h.add(mlp.Forward(post_attention_layernorm.call(h), hook), Scalars.One).MoveToOuterDisposeScope();
     }
 
@@ -265,8 +265,8 @@ public sealed class LlamaModel : nn.Module
     /// <param name="attentionMask">[B, T], 1 for real tokens, 0 for padding (left or right); null = all real</param>
     /// <param name="last">null for every position; else [B] int64, each row's last real token: the final layer then computes
     /// only that position (its keys and values still come from every token) and the result is [B, 1, D]</param>
-    /// <param name="narrowHeadKernel">see <see cref="LlamaAttention.Forward"/></param>
-    public Tensor Forward(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, Tensor? last = null, bool narrowHeadKernel = true)
+    /// <param name="attention">see <see cref="LlamaAttention.Forward"/></param>
+    public Tensor Forward(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, Tensor? last = null, AttentionKernel attention = AttentionKernel.NarrowHead)
     {
         using var scope = torch.NewDisposeScope();
         long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
@@ -305,7 +305,7 @@ public sealed class LlamaModel : nn.Module
                 var keys = attentionMask?.to(ScalarType.Bool, device).view(b, 1, 1, t);              // [B, 1, 1, T]
                 h = layers[i].ForwardAt(h, cos, sin, last, keys, hook);                                // [B, 1, D]
             }
-            else h = layers[i].Forward(h, cos, sin, mask, hook, narrowHeadKernel);                                    // [B, T, D]
+            else h = layers[i].Forward(h, cos, sin, mask, hook, attention);                                    // [B, T, D]
         }
         return h.MoveToOuterDisposeScope();
     }
@@ -378,10 +378,10 @@ public sealed class LlamaForCausalLM : nn.Module
     /// <param name="vocabIds">ids to score (e.g. "Yes", "No"), or null for the whole vocabulary</param>
     /// <param name="finalLayerAtLastToken">the final decoder layer computes only the last token's query, attention output and
     /// MLP (keys and values from every token): the same logits, one layer's position-wise work saved</param>
-    /// <param name="narrowHeadKernel">see <see cref="LlamaAttention.Forward"/></param>
+    /// <param name="attention">see <see cref="LlamaAttention.Forward"/></param>
     /// <returns>[B, K] with K = vocabIds.Length or vocab size</returns>
     public Tensor LastTokenLogits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, long[]? vocabIds = null, bool finalLayerAtLastToken = true,
-        bool narrowHeadKernel = true)
+        AttentionKernel attention = AttentionKernel.NarrowHead)
     {
         using var scope = torch.NewDisposeScope();
         long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
@@ -394,10 +394,10 @@ public sealed class LlamaForCausalLM : nn.Module
             last = m.mul(Scalars.Arange(t, device)).argmax(1);                      // [B] last real index
         }
         Tensor hLast;
-        if (finalLayerAtLastToken) hLast = model.Forward(inputsEmbeds, attentionMask, hook, last, narrowHeadKernel).squeeze(1);   // [B, D]
+        if (finalLayerAtLastToken) hLast = model.Forward(inputsEmbeds, attentionMask, hook, last, attention).squeeze(1);   // [B, D]
         else
         {
-            var h = model.Forward(inputsEmbeds, attentionMask, hook, null, narrowHeadKernel);   // [B, T, D]
+            var h = model.Forward(inputsEmbeds, attentionMask, hook, null, attention);   // [B, T, D]
             hLast = h.gather(1, last.view(b, 1, 1).expand(b, 1, h.shape[2])).squeeze(1);   // [B, D]
         }
         // The final norm and the (few) head rows run in fp32 whatever the weights' dtype: one rounding fewer on the score.

@@ -227,7 +227,7 @@ public sealed class CoraModel : IDisposable
                     long len = g.Max(i => prompts[(int)i].Ids.Length);
                     var e = embeds.index_select(0, idx).narrow(1, 0, len);                                        // [G, Tg, D]
                     var m = mask.index_select(0, idx).narrow(1, 0, len);                                          // [G, Tg]
-                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, plan.FinalLayerAtLastToken, NarrowHeadKernel(plan)));   // [G, 1]
+                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, plan.FinalLayerAtLastToken, Attention(plan)));   // [G, 1]
                 }
                 var order = groups.SelectMany(g => g).ToArray();
                 var inverse = new long[order.Length];
@@ -235,7 +235,7 @@ public sealed class CoraModel : IDisposable
                 logits = torch.cat(parts, 0).index_select(0, torch.tensor(inverse, device: embeds.device));      // [B, 1]
             }
             else if (plan.LastTokenOnly)
-                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, plan.FinalLayerAtLastToken, NarrowHeadKernel(plan));   // [B, 1]
+                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, plan.FinalLayerAtLastToken, Attention(plan));   // [B, 1]
             else
             {
                 // The paper's way: logits over the whole vocabulary at every position, then one value read.
@@ -249,17 +249,18 @@ public sealed class CoraModel : IDisposable
 
     /// <summary>Whether a training batch may run through the LLM in length groups (<see cref="ComputePlan.LengthGroups"/>): on the CPU
     /// only, where the padding it saves is compute; on a GPU each group is another pass of kernel launches.</summary>
-    /// <summary>Whether the LLM's causal attention goes to <see cref="Llm.Kernels.NarrowHeadAttention"/>: the plan allows it and, on the CPU, it
-    /// measured faster than libtorch's attention for this LLM's heads (<see cref="CpuChoices.AttentionKernel"/>, decided when the
-    /// model is built or moved, outside any inference mode).</summary>
-    internal bool NarrowHeadKernel(ComputePlan plan) => plan.NarrowHeadKernel && _narrowHeadFaster;
+    /// <summary>Which code computes the LLM's causal attention: <see cref="NarrowHeadAttention"/> (with its vector width) where
+    /// the plan allows it and, on the CPU, it measured faster than libtorch's attention for this LLM's heads
+    /// (<see cref="AttentionKernelChoice"/>, decided when the model is built or moved, outside any inference mode).</summary>
+    internal AttentionKernel Attention(ComputePlan plan) => plan.NarrowHeadKernel ? _attention : AttentionKernel.Libtorch;
 
-    private bool _narrowHeadFaster;
+    private AttentionKernel _attention;
 
     private void ApplyAttentionKernel()
     {
-        _narrowHeadFaster = Llm is { } lm && Device.type == DeviceType.CPU && lm.Dtype == ScalarType.Float32
-            && AttentionKernelChoice.For(lm.Config.NumAttentionHeads, lm.Config.NumKeyValueHeads, lm.Config.HeadDim).Chosen == "narrow-head";
+        _attention = Llm is { } lm && Device.type == DeviceType.CPU && lm.Dtype == ScalarType.Float32
+            ? AttentionKernelChoice.Kernel(AttentionKernelChoice.For(lm.Config.NumAttentionHeads, lm.Config.NumKeyValueHeads, lm.Config.HeadDim))
+            : AttentionKernel.Libtorch;
     }
 
     internal static bool GroupsByLength(ComputePlan plan, DeviceType device) => plan.LengthGroups && device == DeviceType.CPU;

@@ -62,12 +62,13 @@ public class MeasuredChoiceTests
                 using var m = Synthetic.Model(CoraMethod.Cora);
                 Assert.AreEqual(forced == "bf16" ? ScalarType.BFloat16 : (ScalarType?)null, m.Generator!.MatmulDtype);
             }
-            foreach (var forced in new[] { "narrow-head", "libtorch" })
+            foreach (var (forced, kernel) in new[] { ("narrow-head", AttentionKernel.NarrowHead), ("narrow-head-512", AttentionKernel.NarrowHead512),
+                         ("libtorch", AttentionKernel.Libtorch), ("no-such-kernel", AttentionKernel.Libtorch) })
             {
                 CpuChoices.Override = s => s == CpuChoices.AttentionKernelSwitch ? forced : null;
                 using var m = Synthetic.Model(CoraMethod.Cora);
-                Assert.AreEqual(forced == "narrow-head", m.NarrowHeadKernel(ComputePlan.Fast));
-                Assert.IsFalse(m.NarrowHeadKernel(ComputePlan.Paper), "the paper's plan never takes it");
+                Assert.AreEqual(kernel, m.Attention(ComputePlan.Fast), forced);
+                Assert.AreEqual(AttentionKernel.Libtorch, m.Attention(ComputePlan.Paper), "the paper's plan never takes it");
             }
         }
         finally { CpuChoices.Override = null; }
@@ -81,7 +82,8 @@ public class MeasuredChoiceTests
         Assert.IsTrue(gen.Timings.All(t => t.Milliseconds > 0), gen.ToString());
         Assert.AreSame(gen, CpuChoices.GeneratorDtype(64, 128, rows: 16), "measured once per process and shape");
         var attn = AttentionKernelChoice.For(4, 2, 8, rows: 2, tokens: 64);
-        CollectionAssert.AreEqual(new[] { "libtorch", "narrow-head" }, attn.Timings.Select(t => t.Candidate).ToArray());
+        var expected = NarrowHeadAttention.Supports512(8) ? new[] { "libtorch", "narrow-head", "narrow-head-512" } : new[] { "libtorch", "narrow-head" };
+        CollectionAssert.AreEqual(expected, attn.Timings.Select(t => t.Candidate).ToArray(), "512-bit vectors are a candidate exactly where the CPU has them");
         Assert.IsTrue(attn.Timings.All(t => t.Milliseconds > 0), attn.ToString());
         var streams = CpuChoices.ScoringStreams(48);
         if (Math.Min(Environment.ProcessorCount, torch.get_num_threads()) > 1)

@@ -36,18 +36,30 @@ public static class NarrowHeadAttention
     public static bool Supports(Tensor q) =>
         q.device_type == DeviceType.CPU && q.dtype == ScalarType.Float32 && q.dim() == 4 && q.shape[3] <= MaxHeadDim && Vector256.IsHardwareAccelerated;
 
+    /// <summary>Whether <see cref="Causal"/> can take <paramref name="q"/> with 512-bit vectors (16 keys at a time): 8-wide heads
+    /// on a CPU with AVX-512. Whether that is faster than 256-bit vectors depends on the CPU (two 512-bit FMA units, one, or
+    /// 256-bit units run twice); <see cref="AttentionKernelChoice"/> measures it.</summary>
+    public static bool Supports512(Tensor q) => Supports(q) && Supports512(q.shape[3]);
+
+    /// <summary>Whether heads <paramref name="headDim"/> wide can run with 512-bit vectors on this CPU.</summary>
+    public static bool Supports512(long headDim) => headDim == 8 && Avx512F.IsSupported && Vector512.IsHardwareAccelerated;
+
     /// <summary>Causal attention output, with autograd when any input requires a gradient.</summary>
     /// <param name="q">[B, T, H, hd] float32 on the CPU (positions already rotated)</param>
     /// <param name="k">[B, T, KV, hd], H a multiple of KV</param>
     /// <param name="v">[B, T, KV, hd]</param>
+    /// <param name="vectorBits">256, or 512 where <see cref="Supports512"/> (elsewhere 256 is used): the same results up to float32
+    /// rounding, at a speed that depends on the CPU</param>
     /// <returns>[B, T, H, hd]</returns>
-    public static Tensor Causal(Tensor q, Tensor k, Tensor v)
+    public static Tensor Causal(Tensor q, Tensor k, Tensor v, int vectorBits = 256)
     {
         Check(q, k, v);
+        if (vectorBits is not (256 or 512)) throw new ArgumentOutOfRangeException(nameof(vectorBits), vectorBits, "The kernel's vectors are 256 or 512 bits wide.");
+        bool wide = vectorBits == 512 && Supports512(q);
         bool grad = torch.is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad);
-        if (grad) return CausalFunction.apply(q, k, v);
+        if (grad) return wide ? CausalFunction512.apply(q, k, v) : CausalFunction.apply(q, k, v);
         using var qc = q.contiguous(); using var kc = k.contiguous(); using var vc = v.contiguous();
-        return Forward(qc, kc, vc, saveLse: false).output;
+        return (wide ? Forward512(qc, kc, vc, saveLse: false) : Forward(qc, kc, vc, saveLse: false)).output;
     }
 
     private static void Check(Tensor q, Tensor k, Tensor v)
@@ -59,14 +71,15 @@ public static class NarrowHeadAttention
             throw new ArgumentException($"NarrowHeadAttention: keys and values must be [B, T, KV, hd] float32 CPU tensors with KV dividing H; got q [{string.Join(", ", q.shape)}], k [{string.Join(", ", k.shape)}], v [{string.Join(", ", v.shape)}].");
     }
 
-    private sealed class CausalFunction : autograd.SingleTensorFunction<CausalFunction>
+    private abstract class CausalFunctionBase<T> : autograd.SingleTensorFunction<T> where T : CausalFunctionBase<T>, new()
     {
-        public override string Name => "NarrowHeadCausalAttention";
+        /// <summary>512-bit vectors (<see cref="Forward512"/>, <see cref="Backward512"/>) instead of 256-bit ones.</summary>
+        protected abstract bool Wide { get; }
 
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var q = ((Tensor)vars[0]).contiguous(); var k = ((Tensor)vars[1]).contiguous(); var v = ((Tensor)vars[2]).contiguous();
-            var (output, lse) = Forward(q, k, v, saveLse: true);
+            var (output, lse) = Wide ? Forward512(q, k, v, saveLse: true) : Forward(q, k, v, saveLse: true);
             // The output is saved detached: its autograd history points back at this node, which would otherwise hold itself.
             ctx.save_for_backward(new List<Tensor> { q, k, v, output.detach(), lse! });
             return output;
@@ -77,9 +90,21 @@ public static class NarrowHeadAttention
             var saved = ctx.get_saved_variables();
             using var q = saved[0]; using var k = saved[1]; using var v = saved[2]; using var o = saved[3]; using var lse = saved[4];
             using var dO = gradOutput.contiguous();
-            var (dq, dk, dv) = Backward(q, k, v, o, lse, dO);
+            var (dq, dk, dv) = Wide ? Backward512(q, k, v, o, lse, dO) : Backward(q, k, v, o, lse, dO);
             return new List<Tensor> { dq, dk, dv };
         }
+    }
+
+    private sealed class CausalFunction : CausalFunctionBase<CausalFunction>
+    {
+        public override string Name => "NarrowHeadCausalAttention";
+        protected override bool Wide => false;
+    }
+
+    private sealed class CausalFunction512 : CausalFunctionBase<CausalFunction512>
+    {
+        public override string Name => "NarrowHeadCausalAttention512";
+        protected override bool Wide => true;
     }
 
     /// <returns>output [B, T, H, hd]; lse [B, H, T] (log-sum-exp of each query's scaled scores) when asked</returns>
@@ -95,7 +120,7 @@ public static class NarrowHeadAttention
         Parallel.For(0, b * kv, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item) =>
         {
             int bi = item / kv, g = item % kv;
-            var buffer = new float[2 * hd * tp + tp + hd + W];                    // kt, vt, s, qi and room to align
+            var buffer = new float[2 * hd * tp + tp + hd + W16];                  // kt, vt, s, qi and room to align
             fixed (float* buf0 = buffer)
             {
                 float* buf = Align(buf0);
@@ -137,7 +162,7 @@ public static class NarrowHeadAttention
         Parallel.For(0, b * kv, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item) =>
         {
             int bi = item / kv, g = item % kv;
-            var buffer = new float[4 * hd * tp + 3 * tp + 2 * hd + W];
+            var buffer = new float[4 * hd * tp + 3 * tp + 2 * hd + W16];
             Array.Clear(buffer);
             fixed (float* buf0 = buffer)
             {
@@ -450,6 +475,235 @@ public static class NarrowHeadAttention
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long At(int d, int j, int hd, int tp) => hd == 8 ? (long)(j & ~(W - 1)) * 8 + d * W + (j & (W - 1)) : (long)d * tp + j;
 
-    private static unsafe float* Align(float* p) => (float*)(((nint)p + 31) & ~(nint)31);
+    /// <summary>The first 64-byte boundary at or after <paramref name="p"/> (buffers leave 16 floats of room for it).</summary>
+    private static unsafe float* Align(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
+
+    // 512-bit vectors for 8-wide heads: keys and values in blocks of 16 keys x 8 dimensions, [tp / 16][8][16]; otherwise the
+    // same passes as the 256-bit ones above (Scores8, Weighted8, Backward8), 16 keys at a time.
+
+    private const int W16 = 16;   // floats per Vector512
+
+    /// <summary><see cref="Forward"/> for 8-wide heads with 512-bit vectors.</summary>
+    private static unsafe (Tensor output, Tensor? lse) Forward512(Tensor q, Tensor k, Tensor v, bool saveLse)
+    {
+        int b = (int)q.shape[0], t = (int)q.shape[1], h = (int)q.shape[2], kv = (int)k.shape[2];
+        var output = torch.empty(q.shape, ScalarType.Float32);
+        var lse = saveLse ? torch.empty(new long[] { b, h, t }, ScalarType.Float32) : null;
+        if (t == 0 || b == 0) return (output, lse);
+        float* qp = Floats(q), kp = Floats(k), vp = Floats(v), op = Floats(output), lp = lse is null ? null : Floats(lse);
+        int rep = h / kv, tp = (t + W16 - 1) / W16 * W16;
+        float scale = 1f / MathF.Sqrt(8);
+        Parallel.For(0, b * kv, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item) =>
+        {
+            int bi = item / kv, g = item % kv;
+            var buffer = new float[2 * 8 * tp + tp + 8 + W16];                   // kt, vt, s, qi and room to align
+            fixed (float* buf0 = buffer)
+            {
+                float* kt = Align(buf0), vt = kt + 8 * tp, s = vt + 8 * tp, qi = s + tp;
+                Transpose16(kp, kt, bi, g, t, kv, tp);
+                Transpose16(vp, vt, bi, g, t, kv, tp);
+                for (int r = 0; r < rep; r++)
+                {
+                    int head = g * rep + r;
+                    for (int i = 0; i < t; i++)
+                    {
+                        float* qrow = qp + (((long)bi * t + i) * h + head) * 8;
+                        for (int d = 0; d < 8; d++) qi[d] = qrow[d] * scale;
+                        int end = (i / W16 + 1) * W16;                           // keys 0..i in whole blocks
+                        float max = Scores16(qi, kt, s, end, i);
+                        float sum = Weighted16(s, vt, end, max, op + (((long)bi * t + i) * h + head) * 8);
+                        if (lp is not null) lp[((long)bi * h + head) * t + i] = max + MathF.Log(sum);
+                    }
+                }
+            }
+        });
+        GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v);
+        return (output, lse);
+    }
+
+    /// <summary><see cref="Backward"/> for 8-wide heads with 512-bit vectors.</summary>
+    private static unsafe (Tensor dq, Tensor dk, Tensor dv) Backward512(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO)
+    {
+        int b = (int)q.shape[0], t = (int)q.shape[1], h = (int)q.shape[2], kv = (int)k.shape[2];
+        var dq = torch.empty(q.shape, ScalarType.Float32);
+        var dk = torch.empty(k.shape, ScalarType.Float32);
+        var dv = torch.empty(v.shape, ScalarType.Float32);
+        if (t == 0 || b == 0) return (dq, dk, dv);
+        float* qp = Floats(q), kp = Floats(k), vp = Floats(v), op = Floats(o), lp = Floats(lse), gp = Floats(dO);
+        float* dqp = Floats(dq), dkp = Floats(dk), dvp = Floats(dv);
+        int rep = h / kv, tp = (t + W16 - 1) / W16 * W16;
+        float scale = 1f / MathF.Sqrt(8);
+        Parallel.For(0, b * kv, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item) =>
+        {
+            int bi = item / kv, g = item % kv;
+            var buffer = new float[4 * 8 * tp + 16 + W16];
+            Array.Clear(buffer);
+            fixed (float* buf0 = buffer)
+            {
+                float* kt = Align(buf0), vt = kt + 8 * tp, dkt = vt + 8 * tp, dvt = dkt + 8 * tp, qi = dvt + 8 * tp, gi = qi + 8;
+                Transpose16(kp, kt, bi, g, t, kv, tp);
+                Transpose16(vp, vt, bi, g, t, kv, tp);
+                for (int r = 0; r < rep; r++)
+                {
+                    int head = g * rep + r;
+                    for (int i = 0; i < t; i++)
+                    {
+                        long row = (((long)bi * t + i) * h + head) * 8;
+                        float delta = 0;                                          // D_i = dO_i . O_i
+                        for (int d = 0; d < 8; d++) { qi[d] = qp[row + d] * scale; gi[d] = gp[row + d]; delta += gi[d] * op[row + d]; }
+                        Backward16(qi, gi, kt, vt, dkt, dvt, (i / W16 + 1) * W16, i, lp[((long)bi * h + head) * t + i], delta, scale, dqp + row);
+                    }
+                }
+                for (int j = 0; j < t; j++)
+                {
+                    long krow = (((long)bi * t + j) * kv + g) * 8, at = (long)(j & ~(W16 - 1)) * 8 + (j & (W16 - 1));
+                    for (int d = 0; d < 8; d++) { dkp[krow + d] = dkt[at + d * W16]; dvp[krow + d] = dvt[at + d * W16]; }
+                }
+            }
+        });
+        GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v); GC.KeepAlive(o); GC.KeepAlive(lse); GC.KeepAlive(dO);
+        return (dq, dk, dv);
+    }
+
+    /// <summary>Keys (or values) of one row and key-value head into blocks of 16 keys x 8 dimensions (zeros after T).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Transpose16(float* src, float* dst, int bi, int g, int t, int kv, int tp)
+    {
+        new Span<float>(dst + (long)t / W16 * W16 * 8, (tp - t / W16 * W16) * 8).Clear();   // the last block's keys after t are zeros
+        for (int j = 0; j < t; j++)
+        {
+            float* row = src + (((long)bi * t + j) * kv + g) * 8, at = dst + (long)(j & ~(W16 - 1)) * 8 + (j & (W16 - 1));
+            at[0] = row[0]; at[16] = row[1]; at[32] = row[2]; at[48] = row[3]; at[64] = row[4]; at[80] = row[5]; at[96] = row[6]; at[112] = row[7];
+        }
+    }
+
+    /// <summary><see cref="Scores8"/> over blocks of 16 keys.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe float Scores16(float* qi, float* kt, float* s, int end, int last)
+    {
+        Vector512<float> q0 = Vector512.Create(qi[0]), q1 = Vector512.Create(qi[1]), q2 = Vector512.Create(qi[2]), q3 = Vector512.Create(qi[3]),
+            q4 = Vector512.Create(qi[4]), q5 = Vector512.Create(qi[5]), q6 = Vector512.Create(qi[6]), q7 = Vector512.Create(qi[7]);
+        var m = Vector512.Create(float.NegativeInfinity);
+        for (int o16 = 0; o16 < end; o16 += W16)
+        {
+            float* kb = kt + o16 * 8;
+            var a = q0 * Vector512.Load(kb); var b = q1 * Vector512.Load(kb + 16);
+            a = Vector512.FusedMultiplyAdd(q2, Vector512.Load(kb + 32), a); b = Vector512.FusedMultiplyAdd(q3, Vector512.Load(kb + 48), b);
+            a = Vector512.FusedMultiplyAdd(q4, Vector512.Load(kb + 64), a); b = Vector512.FusedMultiplyAdd(q5, Vector512.Load(kb + 80), b);
+            a = Vector512.FusedMultiplyAdd(q6, Vector512.Load(kb + 96), a); b = Vector512.FusedMultiplyAdd(q7, Vector512.Load(kb + 112), b);
+            var sc = a + b;
+            if (o16 + W16 > last + 1) sc = Vector512.ConditionalSelect(Upto16(o16, last), sc, Vector512.Create(float.NegativeInfinity));   // keys after `last`
+            sc.Store(s + o16);
+            m = Avx512F.Max(m, sc);
+        }
+        return HorizontalMax(Max(m.GetLower(), m.GetUpper()));
+    }
+
+    /// <summary><see cref="Weighted8"/> over blocks of 16 keys.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe float Weighted16(float* s, float* vt, int end, float max, float* o)
+    {
+        var vmax = Vector512.Create(max);
+        Vector512<float> vsum = default, a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (int o16 = 0; o16 < end; o16 += W16)
+        {
+            float* vb = vt + o16 * 8;
+            var p = Probability(Vector512.Load(s + o16) - vmax);              // masked keys: 0
+            vsum += p;
+            a0 = Vector512.FusedMultiplyAdd(p, Vector512.Load(vb), a0);
+            a1 = Vector512.FusedMultiplyAdd(p, Vector512.Load(vb + 16), a1);
+            a2 = Vector512.FusedMultiplyAdd(p, Vector512.Load(vb + 32), a2);
+            a3 = Vector512.FusedMultiplyAdd(p, Vector512.Load(vb + 48), a3);
+            a4 = Vector512.FusedMultiplyAdd(p, Vector512.Load(vb + 64), a4);
+            a5 = Vector512.FusedMultiplyAdd(p, Vector512.Load(vb + 80), a5);
+            a6 = Vector512.FusedMultiplyAdd(p, Vector512.Load(vb + 96), a6);
+            a7 = Vector512.FusedMultiplyAdd(p, Vector512.Load(vb + 112), a7);
+        }
+        float sum = Vector512.Sum(vsum);
+        (Sums8(Half(a0), Half(a1), Half(a2), Half(a3), Half(a4), Half(a5), Half(a6), Half(a7)) * Vector256.Create(1f / sum)).Store(o);
+        return sum;
+    }
+
+    /// <summary><see cref="Backward8"/> over blocks of 16 keys (the block's keys loaded once, for the scores and for dq).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Backward16(float* qi, float* gi, float* kt, float* vt, float* dkt, float* dvt, int end, int last,
+        float lse, float delta, float scale, float* dq)
+    {
+        Vector512<float> q0 = Vector512.Create(qi[0]), q1 = Vector512.Create(qi[1]), q2 = Vector512.Create(qi[2]), q3 = Vector512.Create(qi[3]),
+            q4 = Vector512.Create(qi[4]), q5 = Vector512.Create(qi[5]), q6 = Vector512.Create(qi[6]), q7 = Vector512.Create(qi[7]);
+        Vector512<float> g0 = Vector512.Create(gi[0]), g1 = Vector512.Create(gi[1]), g2 = Vector512.Create(gi[2]), g3 = Vector512.Create(gi[3]),
+            g4 = Vector512.Create(gi[4]), g5 = Vector512.Create(gi[5]), g6 = Vector512.Create(gi[6]), g7 = Vector512.Create(gi[7]);
+        Vector512<float> d0 = default, d1 = default, d2 = default, d3 = default, d4 = default, d5 = default, d6 = default, d7 = default;
+        var vl = Vector512.Create(lse); var vd = Vector512.Create(delta);
+        for (int o16 = 0; o16 < end; o16 += W16)
+        {
+            float* kb = kt + o16 * 8, vb = vt + o16 * 8, dkb = dkt + o16 * 8, dvb = dvt + o16 * 8;
+            var k0 = Vector512.Load(kb); var k1 = Vector512.Load(kb + 16); var k2 = Vector512.Load(kb + 32); var k3 = Vector512.Load(kb + 48);
+            var k4 = Vector512.Load(kb + 64); var k5 = Vector512.Load(kb + 80); var k6 = Vector512.Load(kb + 96); var k7 = Vector512.Load(kb + 112);
+            var sa = q0 * k0; var sb = q1 * k1;
+            sa = Vector512.FusedMultiplyAdd(q2, k2, sa); sb = Vector512.FusedMultiplyAdd(q3, k3, sb);
+            sa = Vector512.FusedMultiplyAdd(q4, k4, sa); sb = Vector512.FusedMultiplyAdd(q5, k5, sb);
+            sa = Vector512.FusedMultiplyAdd(q6, k6, sa); sb = Vector512.FusedMultiplyAdd(q7, k7, sb);
+            var p = Probability(sa + sb - vl);                                                    // P_ij
+            if (o16 + W16 > last + 1) p = Vector512.ConditionalSelect(Upto16(o16, last), p, Vector512<float>.Zero);
+            var pa = g0 * Vector512.Load(vb); var pb = g1 * Vector512.Load(vb + 16);             // dP_ij = dO_i . v_j
+            pa = Vector512.FusedMultiplyAdd(g2, Vector512.Load(vb + 32), pa); pb = Vector512.FusedMultiplyAdd(g3, Vector512.Load(vb + 48), pb);
+            pa = Vector512.FusedMultiplyAdd(g4, Vector512.Load(vb + 64), pa); pb = Vector512.FusedMultiplyAdd(g5, Vector512.Load(vb + 80), pb);
+            pa = Vector512.FusedMultiplyAdd(g6, Vector512.Load(vb + 96), pa); pb = Vector512.FusedMultiplyAdd(g7, Vector512.Load(vb + 112), pb);
+            var ds = p * (pa + pb - vd);                                                          // dS_ij
+            d0 = Vector512.FusedMultiplyAdd(ds, k0, d0); d1 = Vector512.FusedMultiplyAdd(ds, k1, d1);
+            d2 = Vector512.FusedMultiplyAdd(ds, k2, d2); d3 = Vector512.FusedMultiplyAdd(ds, k3, d3);
+            d4 = Vector512.FusedMultiplyAdd(ds, k4, d4); d5 = Vector512.FusedMultiplyAdd(ds, k5, d5);
+            d6 = Vector512.FusedMultiplyAdd(ds, k6, d6); d7 = Vector512.FusedMultiplyAdd(ds, k7, d7);
+            Accumulate16(dkb, dvb, 0, q0, g0, ds, p); Accumulate16(dkb, dvb, 16, q1, g1, ds, p);
+            Accumulate16(dkb, dvb, 32, q2, g2, ds, p); Accumulate16(dkb, dvb, 48, q3, g3, ds, p);
+            Accumulate16(dkb, dvb, 64, q4, g4, ds, p); Accumulate16(dkb, dvb, 80, q5, g5, ds, p);
+            Accumulate16(dkb, dvb, 96, q6, g6, ds, p); Accumulate16(dkb, dvb, 112, q7, g7, ds, p);
+        }
+        (Sums8(Half(d0), Half(d1), Half(d2), Half(d3), Half(d4), Half(d5), Half(d6), Half(d7)) * Vector256.Create(scale)).Store(dq);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Accumulate16(float* dk, float* dv, int offset, Vector512<float> q, Vector512<float> g, Vector512<float> ds, Vector512<float> p)
+    {
+        Vector512.FusedMultiplyAdd(q, ds, Vector512.Load(dk + offset)).Store(dk + offset);
+        Vector512.FusedMultiplyAdd(g, p, Vector512.Load(dv + offset)).Store(dv + offset);
+    }
+
+    /// <summary>The two 256-bit halves of <paramref name="a"/> added.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Half(Vector512<float> a) => a.GetLower() + a.GetUpper();
+
+    /// <summary>Lanes of keys o16..o16+15 that are at most <paramref name="last"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Upto16(int o16, int last) =>
+        Vector512.LessThanOrEqual(Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create((float)(last - o16)));
+
+    /// <summary><see cref="Probability(Vector256{float})"/> for 16 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Probability(Vector512<float> x) =>
+        Vector512.AndNot(Exp(x), Vector512.LessThan(x, Vector512.Create(ProbabilityFloor)).AsSingle());
+
+    /// <summary><see cref="Exp(Vector256{float})"/> for 16 lanes: the same range reduction, polynomial and rounding.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Exp(Vector512<float> x)
+    {
+        var tiny = Vector512.LessThan(x, Vector512.Create(-87.3f));
+        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-87.3f)), Vector512.Create(88f));
+        var ni = Avx512F.ConvertToVector512Int32(x * Vector512.Create(1.44269504f));             // x / ln 2, to the nearest integer (ties to even)
+        var n = Avx512F.ConvertToVector512Single(ni);
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693145752f), x);
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-1.42860677e-6f), r);
+        var p = Vector512.Create(1f / 720);
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 120));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 24));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 6));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f));
+        var scale = Vector512.ShiftLeft(ni + Vector512.Create(127), 23).AsSingle();
+        return Vector512.AndNot(p * scale, tiny.AsSingle());
+    }
+
 
 }

@@ -24,7 +24,19 @@ public class NarrowHeadAttentionTests
 
     [TestMethod]
     [DynamicData(nameof(Shapes))]
-    public void MatchesScaledDotProductAttentionForwardAndBackward(int b, int t, int h, int kv, int hd)
+    public void MatchesScaledDotProductAttentionForwardAndBackward(int b, int t, int h, int kv, int hd) => Matches(b, t, h, kv, hd, 256);
+
+    /// <summary>With 512-bit vectors (16 keys at a time; 8-wide heads on CPUs with AVX-512, elsewhere the 256-bit path runs): T on
+    /// both sides of a multiple of 16, one token, grouped-query heads.</summary>
+    [TestMethod]
+    [DataRow(2, 13, 4, 2, 8)]
+    [DataRow(3, 1, 2, 2, 8)]
+    [DataRow(2, 32, 4, 4, 8)]
+    [DataRow(2, 70, 8, 4, 8)]
+    [DataRow(1, 37, 6, 3, 12)]
+    public void With512BitVectorsMatchesScaledDotProductAttention(int b, int t, int h, int kv, int hd) => Matches(b, t, h, kv, hd, 512);
+
+    private static void Matches(int b, int t, int h, int kv, int hd, int vectorBits)
     {
         using var scope = torch.NewDisposeScope();
         var g = new torch.Generator((ulong)(b * 1000 + t * 10 + hd));
@@ -33,7 +45,7 @@ public class NarrowHeadAttentionTests
         var v = torch.randn(new long[] { b, t, kv, hd }, generator: g).requires_grad_();
         var w = torch.randn(new long[] { b, t, h, hd }, generator: g);                   // a loss that weighs every output
 
-        var mine = NarrowHeadAttention.Causal(q, k, v);
+        var mine = NarrowHeadAttention.Causal(q, k, v, vectorBits);
         mine.mul(w).sum().backward();
         var (dq, dk, dv) = (q.grad!.clone(), k.grad!.clone(), v.grad!.clone());
         q.grad!.zero_(); k.grad!.zero_(); v.grad!.zero_();
@@ -52,15 +64,16 @@ public class NarrowHeadAttentionTests
 
         using (torch.no_grad())
         {
-            var plain = NarrowHeadAttention.Causal(q, k, v);
+            var plain = NarrowHeadAttention.Causal(q, k, v, vectorBits);
             Assert.AreEqual(0f, plain.sub(mine.detach()).abs().max().item<float>(), "without autograd the same numbers");
         }
     }
 
     [TestMethod]
-    [DataRow(8)]
-    [DataRow(12)]
-    public void PeakedRowsGiveLibtorchsGradientsAndNoSubnormalFloat(int hd)
+    [DataRow(8, 256)]
+    [DataRow(12, 256)]
+    [DataRow(8, 512)]
+    public void PeakedRowsGiveLibtorchsGradientsAndNoSubnormalFloat(int hd, int vectorBits)
     {
         // Two tokens: query 1 scores key 0 at 86 below key 1, so P_10 = e^-86 (a normal float) and, with dO_0 = 0,
         // dv_0 = P_10 · dO_1 = 4e-39 in exact arithmetic: a subnormal float, which x86 computes through slow microcode assists.
@@ -71,7 +84,7 @@ public class NarrowHeadAttentionTests
         q[0, 1, 0, 0] = torch.tensor(sqrt); k[0, 1, 0, 0] = torch.tensor(86f);         // s_11 = 86, s_10 = 0
         q.requires_grad_(); k.requires_grad_(); v.requires_grad_();
         var dO = torch.zeros(1, 2, 1, hd); dO[0, 1] = torch.full(hd, 0.1f);
-        NarrowHeadAttention.Causal(q, k, v).backward(new[] { dO });
+        NarrowHeadAttention.Causal(q, k, v, vectorBits).backward(new[] { dO });
         Assert.AreEqual(0f, v.grad![0, 0, 0, 0].item<float>(), "dv_0 = e^-86 · 0.1 is below 2^-64 of the row: exactly 0, not a subnormal");
         Assert.AreEqual(0.1f, v.grad![0, 1, 0, 0].item<float>(), 1e-7f);
 
@@ -81,7 +94,7 @@ public class NarrowHeadAttentionTests
         var k2 = torch.randn(new long[] { 2, 40, 2, hd }, generator: g).requires_grad_();
         var v2 = torch.randn(new long[] { 2, 40, 2, hd }, generator: g).requires_grad_();
         var w = torch.randn(new long[] { 2, 40, 4, hd }, generator: g);
-        NarrowHeadAttention.Causal(q2, k2, v2).mul(w).sum().backward();
+        NarrowHeadAttention.Causal(q2, k2, v2, vectorBits).mul(w).sum().backward();
         var mine = new[] { q2.grad!.clone(), k2.grad!.clone(), v2.grad!.clone() };
         foreach (var x in new[] { q2, k2, v2 }) x.grad!.zero_();
         nn.functional.scaled_dot_product_attention(q2.transpose(1, 2), k2.transpose(1, 2).repeat_interleave(2, 1),
@@ -137,6 +150,8 @@ public class NarrowHeadAttentionTests
         var e = Assert.ThrowsExactly<ArgumentException>(() => NarrowHeadAttention.Causal(torch.zeros(1, 4, 3, 8), torch.zeros(1, 4, 2, 8), torch.zeros(1, 4, 2, 8)));
         StringAssert.Contains(e.Message, "KV dividing H");
         StringAssert.Contains(e.Message, "[1, 4, 3, 8]");
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => NarrowHeadAttention.Causal(torch.zeros(1, 4, 2, 8), torch.zeros(1, 4, 2, 8), torch.zeros(1, 4, 2, 8), 128));
+        Assert.IsFalse(NarrowHeadAttention.Supports512(12), "512-bit vectors for 8-wide heads only");
     }
 
     private static void AssertClose(Tensor expected, Tensor actual, string what)
