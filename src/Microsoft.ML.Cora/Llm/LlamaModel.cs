@@ -30,6 +30,11 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     /// <returns>The normed input in the weight's dtype (what the next projection takes).</returns>
     public override Tensor forward(Tensor x) => Forward(x, weight.dtype);
 
+    /// <summary>The normed input in the weight's dtype, through <see cref="RmsNormKernel"/> when <paramref name="kernel"/> and it takes
+    /// the input (float32 on the CPU).</summary>
+    public Tensor Forward(Tensor x, bool kernel) =>
+        kernel && x.dtype == weight.dtype && RmsNormKernel.Supports(x, weight) ? RmsNormKernel.Apply(x, weight, _eps) : Forward(x, weight.dtype);
+
     /// <returns>The normed input in <paramref name="dtype"/>.</returns>
     public Tensor Forward(Tensor x, ScalarType dtype)
     {
@@ -118,22 +123,34 @@ public sealed class LlamaAttention : nn.Module
 
     /// <param name="x">[B, T, D]</param>
     /// <param name="mask">null for plain causal attention, else bool [B, 1, T, T] (true = attend)</param>
-    /// <param name="attention">which code computes plain causal attention of narrow float32 heads on the CPU (the same output; see
-    /// <see cref="Runtime.ComputePlan.NarrowHeadKernel"/>); masks, other devices, dtypes and head widths use libtorch's</param>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, AttentionKernel attention = AttentionKernel.NarrowHead)
+    /// <param name="kernels">which code computes plain causal attention of narrow float32 heads on the CPU, and whether its rotary
+    /// embedding goes to <see cref="RotaryKernel"/> (the same output; see <see cref="Runtime.ComputePlan.NarrowHeadKernel"/>); masks,
+    /// other devices, dtypes and head widths use libtorch's (null: <see cref="LlmKernels.Default"/>)</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, LlmKernels? kernels = null)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
+        var kn = kernels ?? LlmKernels.Default;
         var qx = q_proj.Forward(x, hook).view(b, t, _heads, _headDim);                                  // [B, T, H, hd]
         Tensor merged;
-        if (mask is null && attention != AttentionKernel.Libtorch && NarrowHeadAttention.Supports(qx))
+        if (mask is null && kn.Attention != AttentionKernel.Libtorch && NarrowHeadAttention.Supports(qx))
         {
             // Token-major layout throughout: no transposes, and grouped-query heads read their key-value head directly.
-            var cosT = cos.transpose(1, 2); var sinT = sin.transpose(1, 2);                             // [B, T, 1, hd]
-            var q = RotaryEmbedding.Apply(qx, cosT, sinT);                                              // [B, T, H, hd]
-            var k = RotaryEmbedding.Apply(k_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim), cosT, sinT);  // [B, T, KV, hd]
+            var kx = k_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim);                           // [B, T, KV, hd]
+            Tensor q, k;
+            var cosT = cos.squeeze(1); var sinT = sin.squeeze(1);                                       // [B, T, hd]
+            if (kn.NormAndRotary && RotaryKernel.Supports(qx, cosT, sinT))
+            {
+                q = RotaryKernel.Apply(qx, cosT, sinT);                                                 // [B, T, H, hd]
+                k = RotaryKernel.Apply(kx, cosT, sinT);                                                 // [B, T, KV, hd]
+            }
+            else
+            {
+                q = RotaryEmbedding.Apply(qx, cosT.unsqueeze(2), sinT.unsqueeze(2));                    // [B, T, H, hd]
+                k = RotaryEmbedding.Apply(kx, cosT.unsqueeze(2), sinT.unsqueeze(2));                    // [B, T, KV, hd]
+            }
             var v = v_proj.Forward(x, hook).view(b, t, _kvHeads, _headDim);                             // [B, T, KV, hd]
-            merged = NarrowHeadAttention.Causal(q, k, v, attention == AttentionKernel.NarrowHead512 ? 512 : 256).view(b, t, _heads * _headDim);   // [B, T, H*hd]
+            merged = NarrowHeadAttention.Causal(q, k, v, kn.Attention == AttentionKernel.NarrowHead512 ? 512 : 256).view(b, t, _heads * _headDim);   // [B, T, H*hd]
         }
         else
         {
@@ -223,21 +240,24 @@ public sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, AttentionKernel attention = AttentionKernel.NarrowHead)
+    /// <param name="kernels">Cora's kernels to use (null: <see cref="LlmKernels.Default"/>)</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IProjectionHook? hook, LlmKernels? kernels = null)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x.add(self_attn.Forward(input_layernorm.call(x), cos, sin, mask, hook, attention), Scalars.One);
-        return h.add(mlp.Forward(post_attention_layernorm.call(h), hook), Scalars.One).MoveToOuterDisposeScope();
+        var k = kernels ?? LlmKernels.Default;
+        var h = x.add(self_attn.Forward(input_layernorm.Forward(x, k.NormAndRotary), cos, sin, mask, hook, k), Scalars.One);
+        return h.add(mlp.Forward(post_attention_layernorm.Forward(h, k.NormAndRotary), hook), Scalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>The layer's output at one position per row, [B, 1, D] (see <see cref="LlamaAttention.ForwardAt"/>).</summary>
-    public Tensor ForwardAt(Tensor x, Tensor cos, Tensor sin, Tensor last, Tensor? keys, IProjectionHook? hook)
+    public Tensor ForwardAt(Tensor x, Tensor cos, Tensor sin, Tensor last, Tensor? keys, IProjectionHook? hook, LlmKernels? kernels = null)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0];
+        bool norms = (kernels ?? LlmKernels.Default).NormAndRotary;
         var xLast = x.gather(1, last.view(b, 1, 1).expand(b, 1, x.shape[2]));                               // [B, 1, D]
-        var h = xLast.add(self_attn.ForwardAt(input_layernorm.call(x), cos, sin, last, keys, hook), Scalars.One);   // [B, 1, D]
-        return h.add(mlp.Forward(post_attention_layernorm.call(h), hook), Scalars.One).MoveToOuterDisposeScope();
+        var h = xLast.add(self_attn.ForwardAt(input_layernorm.Forward(x, norms), cos, sin, last, keys, hook), Scalars.One);   // [B, 1, D]
+        return h.add(mlp.Forward(post_attention_layernorm.Forward(h, norms), hook), Scalars.One).MoveToOuterDisposeScope();
     }
 }
 
@@ -265,8 +285,8 @@ public sealed class LlamaModel : nn.Module
     /// <param name="attentionMask">[B, T], 1 for real tokens, 0 for padding (left or right); null = all real</param>
     /// <param name="last">null for every position; else [B] int64, each row's last real token: the final layer then computes
     /// only that position (its keys and values still come from every token) and the result is [B, 1, D]</param>
-    /// <param name="attention">see <see cref="LlamaAttention.Forward"/></param>
-    public Tensor Forward(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, Tensor? last = null, AttentionKernel attention = AttentionKernel.NarrowHead)
+    /// <param name="kernels">Cora's kernels to use (null: <see cref="LlmKernels.Default"/>)</param>
+    public Tensor Forward(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, Tensor? last = null, LlmKernels? kernels = null)
     {
         using var scope = torch.NewDisposeScope();
         long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
@@ -303,9 +323,9 @@ public sealed class LlamaModel : nn.Module
             if (last is not null && i == n - 1)
             {
                 var keys = attentionMask?.to(ScalarType.Bool, device).view(b, 1, 1, t);              // [B, 1, 1, T]
-                h = layers[i].ForwardAt(h, cos, sin, last, keys, hook);                                // [B, 1, D]
+                h = layers[i].ForwardAt(h, cos, sin, last, keys, hook, kernels);                       // [B, 1, D]
             }
-            else h = layers[i].Forward(h, cos, sin, mask, hook, attention);                                    // [B, T, D]
+            else h = layers[i].Forward(h, cos, sin, mask, hook, kernels);                                      // [B, T, D]
         }
         return h.MoveToOuterDisposeScope();
     }
@@ -361,12 +381,13 @@ public sealed class LlamaForCausalLM : nn.Module
 
     /// <summary>Logits at every position from input embeddings, [B, T, V] fp32 (the paper's way of scoring; see <see cref="LastTokenLogits"/>).</summary>
 #pragma warning disable IDE0060 // the flag only tells the overloads apart
-    public Tensor Logits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, bool fromEmbeddings)
+    /// <param name="kernels">Cora's kernels to use (null: <see cref="LlmKernels.Default"/>)</param>
+    public Tensor Logits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, bool fromEmbeddings, LlmKernels? kernels = null)
 #pragma warning restore IDE0060
     {
         using var scope = torch.NewDisposeScope();
-        var h = model.Forward(inputsEmbeds, attentionMask, hook);
-        return nn.functional.linear(model.norm.call(h), HeadWeight).to(ScalarType.Float32).MoveToOuterDisposeScope();
+        var h = model.Forward(inputsEmbeds, attentionMask, hook, null, kernels);
+        return nn.functional.linear(model.norm.Forward(h, (kernels ?? LlmKernels.Default).NormAndRotary), HeadWeight).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -378,10 +399,10 @@ public sealed class LlamaForCausalLM : nn.Module
     /// <param name="vocabIds">ids to score (e.g. "Yes", "No"), or null for the whole vocabulary</param>
     /// <param name="finalLayerAtLastToken">the final decoder layer computes only the last token's query, attention output and
     /// MLP (keys and values from every token): the same logits, one layer's position-wise work saved</param>
-    /// <param name="attention">see <see cref="LlamaAttention.Forward"/></param>
+    /// <param name="kernels">Cora's kernels to use (null: <see cref="LlmKernels.Default"/>)</param>
     /// <returns>[B, K] with K = vocabIds.Length or vocab size</returns>
     public Tensor LastTokenLogits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, long[]? vocabIds = null, bool finalLayerAtLastToken = true,
-        AttentionKernel attention = AttentionKernel.NarrowHead)
+        LlmKernels? kernels = null)
     {
         using var scope = torch.NewDisposeScope();
         long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
@@ -394,10 +415,10 @@ public sealed class LlamaForCausalLM : nn.Module
             last = m.mul(Scalars.Arange(t, device)).argmax(1);                      // [B] last real index
         }
         Tensor hLast;
-        if (finalLayerAtLastToken) hLast = model.Forward(inputsEmbeds, attentionMask, hook, last, attention).squeeze(1);   // [B, D]
+        if (finalLayerAtLastToken) hLast = model.Forward(inputsEmbeds, attentionMask, hook, last, kernels).squeeze(1);   // [B, D]
         else
         {
-            var h = model.Forward(inputsEmbeds, attentionMask, hook, null, attention);   // [B, T, D]
+            var h = model.Forward(inputsEmbeds, attentionMask, hook, null, kernels);   // [B, T, D]
             hLast = h.gather(1, last.view(b, 1, 1).expand(b, 1, h.shape[2])).squeeze(1);   // [B, D]
         }
         // The final norm and the (few) head rows run in fp32 whatever the weights' dtype: one rounding fewer on the score.

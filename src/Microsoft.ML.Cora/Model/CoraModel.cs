@@ -227,7 +227,7 @@ public sealed class CoraModel : IDisposable
                     long len = g.Max(i => prompts[(int)i].Ids.Length);
                     var e = embeds.index_select(0, idx).narrow(1, 0, len);                                        // [G, Tg, D]
                     var m = mask.index_select(0, idx).narrow(1, 0, len);                                          // [G, Tg]
-                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, plan.FinalLayerAtLastToken, Attention(plan)));   // [G, 1]
+                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, plan.FinalLayerAtLastToken, Kernels(plan)));   // [G, 1]
                 }
                 var order = groups.SelectMany(g => g).ToArray();
                 var inverse = new long[order.Length];
@@ -235,11 +235,11 @@ public sealed class CoraModel : IDisposable
                 logits = torch.cat(parts, 0).index_select(0, torch.tensor(inverse, device: embeds.device));      // [B, 1]
             }
             else if (plan.LastTokenOnly)
-                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, plan.FinalLayerAtLastToken, Attention(plan));   // [B, 1]
+                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, plan.FinalLayerAtLastToken, Kernels(plan));   // [B, 1]
             else
             {
                 // The paper's way: logits over the whole vocabulary at every position, then one value read.
-                var all = Llm.Model.Logits(embeds, mask, hook, fromEmbeddings: true);                                                   // [B, T, V]
+                var all = Llm.Model.Logits(embeds, mask, hook, fromEmbeddings: true, Kernels(plan));                                                   // [B, T, V]
                 var last = mask.mul(Scalars.Arange(mask.shape[1], mask.device)).argmax(1);                 // [B]
                 logits = all[Scalars.Arange(all.shape[0], all.device), last].narrow(1, YesTokenId, 1);      // [B, 1]
             }
@@ -249,10 +249,11 @@ public sealed class CoraModel : IDisposable
 
     /// <summary>Whether a training batch may run through the LLM in length groups (<see cref="ComputePlan.LengthGroups"/>): on the CPU
     /// only, where the padding it saves is compute; on a GPU each group is another pass of kernel launches.</summary>
-    /// <summary>Which code computes the LLM's causal attention: <see cref="NarrowHeadAttention"/> (with its vector width) where
-    /// the plan allows it and, on the CPU, it measured faster than libtorch's attention for this LLM's heads
-    /// (<see cref="AttentionKernelChoice"/>, decided when the model is built or moved, outside any inference mode).</summary>
-    internal AttentionKernel Attention(ComputePlan plan) => plan.NarrowHeadKernel ? _attention : AttentionKernel.Libtorch;
+    /// <summary>Cora's kernels the LLM uses under <paramref name="plan"/>: for causal attention <see cref="NarrowHeadAttention"/> (with its
+    /// vector width) where the plan allows it and, on the CPU, it measured faster than libtorch's attention for this LLM's heads
+    /// (<see cref="AttentionKernelChoice"/>, decided when the model is built or moved, outside any inference mode); the RMS norm
+    /// and rotary kernels where the plan allows them (they apply only to float32 on the CPU).</summary>
+    internal LlmKernels Kernels(ComputePlan plan) => new(plan.NarrowHeadKernel ? _attention : AttentionKernel.Libtorch, plan.NormAndRotaryKernels);
 
     private AttentionKernel _attention;
 

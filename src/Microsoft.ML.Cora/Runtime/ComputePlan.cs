@@ -20,6 +20,7 @@ public sealed record ComputePlan
         LastTokenOnly = false, ShareInputProduct = false, HeadAfterMean = false, SingleKeyShortcut = false,
         RightPadding = false, CachePrompts = false, BucketByLength = false, InferenceMode = false, LengthGroups = false,
         FinalLayerAtLastToken = false, GeneratorChunks = false, NarrowHeadKernel = false, FastDropout = false, ScoringStreams = false,
+        NormAndRotaryKernels = false,
     };
 
     /// <summary>The names of the on/off savings (the bool properties), for <see cref="Without"/> and <c>cora bench --baseline</c>.</summary>
@@ -76,6 +77,11 @@ public sealed record ComputePlan
     /// When on, the kernel is used where it measured faster than libtorch's attention on this CPU for the LLM's heads
     /// (<see cref="CpuChoices.AttentionKernel"/>, printed by <c>cora doctor</c>).</summary>
     public bool NarrowHeadKernel { get; init; } = true;
+    /// <summary>The LLM's RMS norms, and with <see cref="NarrowHeadKernel"/> its rotary embeddings, in float32 on the CPU through
+    /// <see cref="Llm.Kernels.RmsNormKernel"/> and <see cref="Llm.Kernels.RotaryKernel"/> (one SIMD pass each forward and backward)
+    /// instead of libtorch's chains of small operations (five forward and about ten backward for a norm, seven each way for a
+    /// rotation), each a pass over the activations. The same numbers up to float32 rounding; other devices and dtypes use libtorch.</summary>
+    public bool NormAndRotaryKernels { get; init; } = true;
     /// <summary>In training, the dropout masks of the low-rank inputs (one per projection and step, each the size of the activations)
     /// and of the query generator come from <see cref="Llm.Kernels.FastDropout"/>'s hashed counter instead of libtorch's CPU Bernoulli sampler
     /// (the generator's attention-weight dropout among its queries stays inside libtorch's attention): the same distribution (keep

@@ -67,8 +67,8 @@ public class MeasuredChoiceTests
             {
                 CpuChoices.Override = s => s == CpuChoices.AttentionKernelSwitch ? forced : null;
                 using var m = Synthetic.Model(CoraMethod.Cora);
-                Assert.AreEqual(kernel, m.Attention(ComputePlan.Fast), forced);
-                Assert.AreEqual(AttentionKernel.Libtorch, m.Attention(ComputePlan.Paper), "the paper's plan never takes it");
+                Assert.AreEqual(kernel, m.Kernels(ComputePlan.Fast).Attention, forced);
+                Assert.AreEqual(LlmKernels.None, m.Kernels(ComputePlan.Paper), "the paper's plan takes none of Cora's kernels");
             }
         }
         finally { CpuChoices.Override = null; }
