@@ -6,8 +6,8 @@
 #
 # Each run lives in $CORA_SWEEP_DIR/NAME (default ../runs/NAME beside the checkout): model, JSON, curve PNG, log and
 # checkpoints. Rerunning the same NAME with the same options resumes from its checkpoints (a stopped run loses at most one
-# validation interval). The CLI runs from a copy made at the first run ($CORA_SWEEP_DIR/bin), so builds during a long run
-# cannot change the program under it.
+# validation interval). The CLI runs from a copy built once per commit ($CORA_SWEEP_DIR/bin-COMMIT, from a clean checkout of
+# HEAD), so builds during a long run cannot change the program under it, and the row records the commit that ran.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: tools/sweep/run.sh NAME [cora train options...]" >&2; exit 2; }
 name=$1; shift
@@ -23,18 +23,25 @@ command -v jq > /dev/null || { echo "tools/sweep/run.sh: needs jq (apt-get insta
 sweep=${CORA_SWEEP_DIR:-$root/../runs}
 dir=$sweep/$name
 mkdir -p "$dir"
-if [ ! -f "$sweep/bin/cora.dll" ]; then
-  dotnet build "$root/src/Cora.Cli" -c Release -o "$sweep/bin.tmp" > "$sweep/build.log" 2>&1 || { echo "tools/sweep/run.sh: build failed, see $sweep/build.log" >&2; exit 1; }
-  mv "$sweep/bin.tmp" "$sweep/bin"
+commit=$(git -C "$root" rev-parse --short HEAD)
+bin=$sweep/bin-$commit
+if [ ! -f "$bin/cora.dll" ]; then
+  # Built from HEAD as committed (a clean worktree), not from uncommitted edits: the row's commit is what ran.
+  src=$sweep/src-$commit
+  rm -rf "$src" "$bin.tmp"; git -C "$root" worktree prune
+  git -C "$root" worktree add --detach "$src" HEAD > "$sweep/build.log" 2>&1 \
+    && dotnet build "$src/src/Cora.Cli" -c Release -o "$bin.tmp" >> "$sweep/build.log" 2>&1 \
+    || { git -C "$root" worktree remove --force "$src" 2> /dev/null; echo "tools/sweep/run.sh: build failed, see $sweep/build.log" >&2; exit 1; }
+  git -C "$root" worktree remove --force "$src"
+  mv "$bin.tmp" "$bin"
 fi
 start=$(date +%s)
-dotnet "$sweep/bin/cora.dll" train --train "$data/train.tsv" --valid "$data/valid.tsv" --items "$data/items.tsv" --llm "$llm" \
+dotnet "$bin/cora.dll" train --train "$data/train.tsv" --valid "$data/valid.tsv" --items "$data/items.tsv" --llm "$llm" \
   --out "$dir/model.zip" --json "$dir/result.json" --plot "$dir/curve.png" --checkpoint-dir "$dir/ckpt" "$@" 2>&1 | tee "$dir/train.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit "${PIPESTATUS[0]}"
 tsv=$root/docs/results/sweep.tsv
 [ -f "$tsv" ] || printf 'name\tdate\tcommit\tcpu\toptions\tvalid_auc\tvalid_uauc\twarm_auc\tcold_auc\tsteps\tbest_step\twall_s\tpeak_mib\n' > "$tsv"
-cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
-commit=$(git -C "$root" rev-parse --short HEAD)
+cpu="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1) (family $(sed -n 's/^cpu family[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -1) model $(sed -n 's/^model[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -1))"
 jq -r --arg name "$name" --arg date "$(date -u +%Y-%m-%d)" --arg commit "$commit" --arg cpu "$cpu" --arg options "$*" \
   'def r4: if . == null then "" else (. * 10000 | round / 10000) end;
    [$name, $date, $commit, $cpu, $options, (.auc | r4), (.uauc | r4), (.warm.auc | r4), (.cold.auc | r4), (.steps // ""), (.best_step // ""), (.wall_seconds | floor), .peak_mib] | @tsv' \
