@@ -89,6 +89,7 @@ public sealed class CoraModel : IDisposable
             YesTokenId = PromptBuilder.AnswerTokenId(llm.Tokenizer);
         }
         Trainable = BuildTrainable(options, llm, cf.EmbeddingDim);
+        _scoringThreads = Math.Max(1, torch.get_num_threads());
         if (llm is not null) To(llm.Device);   // also resolves GeneratorDtype (methods without an LLM have no generator)
     }
 
@@ -139,6 +140,7 @@ public sealed class CoraModel : IDisposable
         Trainable.to(device, trainableDtype);
         ApplyGeneratorDtype();
         ApplyAttentionKernel();
+        _scoringThreads = Math.Max(1, torch.get_num_threads());
         return this;
     }
 
@@ -257,6 +259,10 @@ public sealed class CoraModel : IDisposable
 
     private AttentionKernel _attention;
 
+    /// <summary>libtorch threads of a scoring call that runs as one stream on the calling thread (see <see cref="Score"/>): the count
+    /// of the thread that made or last moved the model.</summary>
+    private int _scoringThreads = 1;
+
     private void ApplyAttentionKernel()
     {
         _attention = Llm is { } lm && Device.type == DeviceType.CPU && lm.Dtype == ScalarType.Float32
@@ -339,7 +345,15 @@ public sealed class CoraModel : IDisposable
         int streams = chosen > 1 ? Math.Min(chunks, chosen) : 0;
         if (streams == 0)
         {
-            for (int c = 0; c < chunks; c++) { ct.ThrowIfCancellationRequested(); ScoreChunk(c); }
+            // One stream on the calling thread, with the libtorch thread count the model was made or moved with, whatever this
+            // thread was set to before (a thread-pool thread may carry another caller's count): the same bits from every caller.
+            int before = Device.type == DeviceType.CPU ? torch.get_num_threads() : _scoringThreads;
+            if (before != _scoringThreads) torch.set_num_threads(_scoringThreads);
+            try
+            {
+                for (int c = 0; c < chunks; c++) { ct.ThrowIfCancellationRequested(); ScoreChunk(c); }
+            }
+            finally { if (before != _scoringThreads) torch.set_num_threads(before); }
             return result;
         }
         // Dedicated threads (not the thread pool: libtorch's thread count is a per-thread setting they keep), each taking the next

@@ -1,3 +1,5 @@
+using Microsoft.ML.Cora.Runtime;
+using TorchSharp;
 using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Training;
@@ -168,6 +170,29 @@ public class BadInputTests
         Assert.ThrowsExactly<IOException>(() => AtomicFile.Write(tmp["model.zip"], s => { s.Write(new byte[100]); throw new IOException("disk full (simulated)"); }));
         Assert.AreEqual("old model", File.ReadAllText(tmp["model.zip"]));
         Assert.AreEqual(1, Directory.GetFiles(tmp.Path).Length, "no temporary file left behind");
+    }
+
+    /// <summary>Where scoring runs as one stream on the calling thread (the timed choice of streams said 1), the caller's own libtorch
+    /// thread count (a thread-pool thread may carry another caller's) must not change a bit of the scores, and is left as it was.</summary>
+    [TestMethod]
+    public void OneStreamScoresDoNotDependOnTheCallersThreadCount()
+    {
+        try
+        {
+            CpuChoices.Override = s => s == CpuChoices.ScoringStreamsSwitch ? "1" : null;
+            using var m = Slice.Model(CoraMethod.Cora);
+            var rows = Slice.Valid.Take(24).ToList();
+            var serial = m.Score(rows, 8);
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                float[]? got = null; int after = 0;
+                var t = new Thread(() => { torch.set_num_threads(threads); got = m.Score(rows, 8); after = torch.get_num_threads(); });
+                t.Start(); t.Join();
+                CollectionAssert.AreEqual(serial, got, $"scored on a thread set to {threads} libtorch threads");
+                Assert.AreEqual(threads, after, "the caller's thread count is restored");
+            }
+        }
+        finally { CpuChoices.Override = null; }
     }
 
     [TestMethod]
