@@ -52,8 +52,12 @@ public static class CoraService
                     System.Threading.RateLimiting.RateLimitPartition.GetFixedWindowLimiter(ctx.Connection.RemoteIpAddress?.ToString() ?? "local",
                         _ => new System.Threading.RateLimiting.FixedWindowRateLimiterOptions { PermitLimit = so.RatePerSecond, Window = TimeSpan.FromSeconds(1), QueueLimit = 0 }));
             });
+        // The app owns the served model's lifetime: disposing the app, stopped or not, drains its batcher (queued and running model
+        // calls finish) before the caller can dispose a model it lent (ownsModel: false), so no call outlives the model's tensors.
+        builder.Services.AddSingleton(_ => served);
         configure?.Invoke(builder);
         var app = builder.Build();
+        app.Services.GetRequiredService<ServedModel>();   // created by the container's factory: disposed (drained) with the app
         var metrics = new ServeMetrics();
         served.OnBatch = metrics.Batch;
         metrics.Loaded(so.LoadSeconds);

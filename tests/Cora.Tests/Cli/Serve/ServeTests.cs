@@ -236,6 +236,23 @@ public class ScoreBatcherTests
         StringAssert.Contains(e.Message, "987654");
     }
 
+    /// <summary>A host disposed without being stopped (ASP.NET Core then raises no stopping events) still drains the batcher first:
+    /// otherwise a model call could run on after the caller disposed the model it lent, on freed tensors.</summary>
+    [TestMethod]
+    public async Task DisposingTheAppWithoutStoppingItFinishesItsModelCallsFirst()
+    {
+        using var t = ServeTests.SmallModel();
+        var app = CoraService.Build(t, new BatcherOptions { MaxWait = TimeSpan.FromSeconds(2) }, configure: b => b.WebHost.UseTestServer());
+        await app.StartAsync();
+        var served = app.Services.GetRequiredService<ServedModel>();
+        var rows = Rows(t.Model, 3);
+        Assert.IsTrue(served.Current.Batcher.TryEnqueue(rows, CancellationToken.None, out var scores));
+        await app.DisposeAsync();                                        // the batch window (2 s) is still open
+        Assert.IsTrue(scores.IsCompletedSuccessfully, "the queued model call finished before the app was gone");
+        CollectionAssert.AreEqual(t.Model.Score(rows, 8), await scores);
+        Assert.IsFalse(served.Current.Batcher.TryEnqueue(rows, CancellationToken.None, out _), "a disposed app takes no more work");
+    }
+
     [TestMethod]
     public async Task APairWhosePromptCannotBeBuiltGets400NamingItAndRecommendGoesThroughTheBatcher()
     {
