@@ -59,56 +59,52 @@ public static class RmsNormKernel
         }
     }
 
-    private const int Chunk = 64;   // rows per parallel work item
-
+    // One pass on the calling thread: the work is a few hundred microseconds, less than handing it to the thread pool can cost
+    // when the pool is busy (a server, a collector loop).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe Tensor Forward(Tensor x, Tensor w, float eps, Tensor? rstd)
     {
         int d = (int)x.shape[^1], rows = d == 0 ? 0 : (int)(x.numel() / d);
         var y = torch.empty(x.shape, ScalarType.Float32);
         if (rows == 0) return y;
         float* xp = Floats(x), wp = Floats(w), yp = Floats(y), rp = rstd is null ? null : Floats(rstd);
-        Parallel.For(0, (rows + Chunk - 1) / Chunk, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c) =>
+        for (int row = 0; row < rows; row++)
         {
-            for (int row = c * Chunk, end = Math.Min(rows, row + Chunk); row < end; row++)
-            {
-                float* xr = xp + (long)row * d, yr = yp + (long)row * d;
-                float r = 1f / MathF.Sqrt(Dot(xr, xr, d) / d + eps);
-                if (rp is not null) rp[row] = r;
-                int i = 0;
-                var vr = Vector256.Create(r);
-                for (; i + 8 <= d; i += 8) (Vector256.Load(xr + i) * vr * Vector256.Load(wp + i)).Store(yr + i);
-                for (; i < d; i++) yr[i] = xr[i] * r * wp[i];
-            }
-        });
+            float* xr = xp + (long)row * d, yr = yp + (long)row * d;
+            float r = 1f / MathF.Sqrt(Dot(xr, xr, d) / d + eps);
+            if (rp is not null) rp[row] = r;
+            int i = 0;
+            var vr = Vector256.Create(r);
+            for (; i + 8 <= d; i += 8) (Vector256.Load(xr + i) * vr * Vector256.Load(wp + i)).Store(yr + i);
+            for (; i < d; i++) yr[i] = xr[i] * r * wp[i];
+        }
         GC.KeepAlive(x); GC.KeepAlive(w); GC.KeepAlive(rstd);
         return y;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe Tensor Backward(Tensor x, Tensor w, Tensor rstd, Tensor dy)
     {
         int d = (int)x.shape[^1], rows = d == 0 ? 0 : (int)(x.numel() / d);
         var dx = torch.empty(x.shape, ScalarType.Float32);
         if (rows == 0) return dx;
         float* xp = Floats(x), wp = Floats(w), rp = Floats(rstd), gp = Floats(dy), dp = Floats(dx);
-        Parallel.For(0, (rows + Chunk - 1) / Chunk, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c) =>
+        for (int row = 0; row < rows; row++)
         {
-            for (int row = c * Chunk, end = Math.Min(rows, row + Chunk); row < end; row++)
-            {
-                float* xr = xp + (long)row * d, gr = gp + (long)row * d, dr = dp + (long)row * d;
-                float r = rp[row];
-                // g = dy · w; dx = r · g - x · r³ · (g · x) / D
-                var acc = Vector256<float>.Zero;
-                int i = 0;
-                for (; i + 8 <= d; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(gr + i) * Vector256.Load(wp + i), Vector256.Load(xr + i), acc);
-                float dot = Vector256.Sum(acc);
-                for (; i < d; i++) dot += gr[i] * wp[i] * xr[i];
-                float k = r * r * r * dot / d;
-                var vr = Vector256.Create(r); var vk = Vector256.Create(k);
-                for (i = 0; i + 8 <= d; i += 8)
-                    (Vector256.Load(gr + i) * Vector256.Load(wp + i) * vr - Vector256.Load(xr + i) * vk).Store(dr + i);
-                for (; i < d; i++) dr[i] = gr[i] * wp[i] * r - xr[i] * k;
-            }
-        });
+            float* xr = xp + (long)row * d, gr = gp + (long)row * d, dr = dp + (long)row * d;
+            float r = rp[row];
+            // g = dy · w; dx = r · g - x · r³ · (g · x) / D
+            var acc = Vector256<float>.Zero;
+            int i = 0;
+            for (; i + 8 <= d; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(gr + i) * Vector256.Load(wp + i), Vector256.Load(xr + i), acc);
+            float dot = Vector256.Sum(acc);
+            for (; i < d; i++) dot += gr[i] * wp[i] * xr[i];
+            float k = r * r * r * dot / d;
+            var vr = Vector256.Create(r); var vk = Vector256.Create(k);
+            for (i = 0; i + 8 <= d; i += 8)
+                (Vector256.Load(gr + i) * Vector256.Load(wp + i) * vr - Vector256.Load(xr + i) * vk).Store(dr + i);
+            for (; i < d; i++) dr[i] = gr[i] * wp[i] * r - xr[i] * k;
+        }
         GC.KeepAlive(x); GC.KeepAlive(w); GC.KeepAlive(rstd); GC.KeepAlive(dy);
         return dx;
     }

@@ -58,7 +58,9 @@ public static class RotaryKernel
         }
     }
 
-    /// <summary>The rotation (forward) or its transpose (<paramref name="inverse"/>: the backward, i.e. the rotation by -angle).</summary>
+    /// <summary>The rotation (forward) or its transpose (<paramref name="inverse"/>: the backward, i.e. the rotation by -angle), in one
+    /// pass on the calling thread (a few hundred microseconds: less than handing it to a busy thread pool can cost).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe Tensor Rotate(Tensor x, Tensor cos, Tensor sin, bool inverse)
     {
         int b = (int)x.shape[0], t = (int)x.shape[1], heads = (int)x.shape[2], hd = (int)x.shape[3], half = hd / 2;
@@ -66,51 +68,47 @@ public static class RotaryKernel
         int positions = b * t;
         if (positions == 0 || heads == 0 || hd == 0) return y;
         float* xp = Floats(x), yp = Floats(y), cp = Floats(cos), sp = Floats(sin);
-        const int Chunk = 32;   // positions per parallel work item
-        Parallel.For(0, (positions + Chunk - 1) / Chunk, Parallelism(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c) =>
+        for (int pos = 0; pos < positions; pos++)
         {
-            for (int pos = c * Chunk, end = Math.Min(positions, pos + Chunk); pos < end; pos++)
+            float* cr = cp + (long)pos * hd, sr = sp + (long)pos * hd;
+            for (int h = 0; h < heads; h++)
             {
-                float* cr = cp + (long)pos * hd, sr = sp + (long)pos * hd;
-                for (int h = 0; h < heads; h++)
+                float* xr = xp + ((long)pos * heads + h) * hd, yr = yp + ((long)pos * heads + h) * hd;
+                int i = 0;
+                if (!inverse)
                 {
-                    float* xr = xp + ((long)pos * heads + h) * hd, yr = yp + ((long)pos * heads + h) * hd;
-                    int i = 0;
-                    if (!inverse)
+                    // y1 = x1 cos1 - x2 sin1, y2 = x2 cos2 + x1 sin2
+                    for (; i + 4 <= half; i += 4)
                     {
-                        // y1 = x1 cos1 - x2 sin1, y2 = x2 cos2 + x1 sin2
-                        for (; i + 4 <= half; i += 4)
-                        {
-                            var x1 = Vector128.Load(xr + i); var x2 = Vector128.Load(xr + half + i);
-                            (x1 * Vector128.Load(cr + i) - x2 * Vector128.Load(sr + i)).Store(yr + i);
-                            (x2 * Vector128.Load(cr + half + i) + x1 * Vector128.Load(sr + half + i)).Store(yr + half + i);
-                        }
-                        for (; i < half; i++)
-                        {
-                            float x1 = xr[i], x2 = xr[half + i];
-                            yr[i] = x1 * cr[i] - x2 * sr[i];
-                            yr[half + i] = x2 * cr[half + i] + x1 * sr[half + i];
-                        }
+                        var x1 = Vector128.Load(xr + i); var x2 = Vector128.Load(xr + half + i);
+                        (x1 * Vector128.Load(cr + i) - x2 * Vector128.Load(sr + i)).Store(yr + i);
+                        (x2 * Vector128.Load(cr + half + i) + x1 * Vector128.Load(sr + half + i)).Store(yr + half + i);
                     }
-                    else
+                    for (; i < half; i++)
                     {
-                        // dx1 = dy1 cos1 + dy2 sin2, dx2 = dy2 cos2 - dy1 sin1
-                        for (; i + 4 <= half; i += 4)
-                        {
-                            var g1 = Vector128.Load(xr + i); var g2 = Vector128.Load(xr + half + i);
-                            (g1 * Vector128.Load(cr + i) + g2 * Vector128.Load(sr + half + i)).Store(yr + i);
-                            (g2 * Vector128.Load(cr + half + i) - g1 * Vector128.Load(sr + i)).Store(yr + half + i);
-                        }
-                        for (; i < half; i++)
-                        {
-                            float g1 = xr[i], g2 = xr[half + i];
-                            yr[i] = g1 * cr[i] + g2 * sr[half + i];
-                            yr[half + i] = g2 * cr[half + i] - g1 * sr[i];
-                        }
+                        float x1 = xr[i], x2 = xr[half + i];
+                        yr[i] = x1 * cr[i] - x2 * sr[i];
+                        yr[half + i] = x2 * cr[half + i] + x1 * sr[half + i];
+                    }
+                }
+                else
+                {
+                    // dx1 = dy1 cos1 + dy2 sin2, dx2 = dy2 cos2 - dy1 sin1
+                    for (; i + 4 <= half; i += 4)
+                    {
+                        var g1 = Vector128.Load(xr + i); var g2 = Vector128.Load(xr + half + i);
+                        (g1 * Vector128.Load(cr + i) + g2 * Vector128.Load(sr + half + i)).Store(yr + i);
+                        (g2 * Vector128.Load(cr + half + i) - g1 * Vector128.Load(sr + i)).Store(yr + half + i);
+                    }
+                    for (; i < half; i++)
+                    {
+                        float g1 = xr[i], g2 = xr[half + i];
+                        yr[i] = g1 * cr[i] + g2 * sr[half + i];
+                        yr[half + i] = g2 * cr[half + i] - g1 * sr[i];
                     }
                 }
             }
-        });
+        }
         GC.KeepAlive(x); GC.KeepAlive(cos); GC.KeepAlive(sin);
         return y;
     }
