@@ -12,8 +12,8 @@ namespace Microsoft.ML.Cora.Llm.Kernels;
 /// </summary>
 /// <remarks>
 /// libtorch computes it as five operations forward (square, mean, add, rsqrt, two multiplies) and about ten backward, each a
-/// pass over the activations with its own temporary: for stories260K's 64-wide rows that bookkeeping is the whole cost (1.2 ms
-/// a call, forward and backward, at a training batch of 16 x 390 tokens; a step has eleven). The backward uses the saved
+/// pass over the activations with its own temporary: for narrow rows (stories260K's are 64 wide) that bookkeeping is most of the
+/// cost. The backward uses the saved
 /// reciprocal root of each row: dx = r · g - x · r³ · (g · x) / D with g = dy · w. The same numbers as <see cref="RmsNorm"/>'s
 /// libtorch path up to float32 rounding (tested).
 /// </remarks>
