@@ -380,8 +380,8 @@ public sealed class LlamaForCausalLM : nn.Module
     }
 
     /// <summary>Logits at every position from input embeddings, [B, T, V] fp32 (the paper's way of scoring; see <see cref="LastTokenLogits"/>).</summary>
-#pragma warning disable IDE0060 // the flag only tells the overloads apart
     /// <param name="kernels">Cora's kernels to use (null: <see cref="LlmKernels.Default"/>)</param>
+#pragma warning disable IDE0060 // the flag only tells the overloads apart
     public Tensor Logits(Tensor inputsEmbeds, Tensor? attentionMask, IProjectionHook? hook, bool fromEmbeddings, LlmKernels? kernels = null)
 #pragma warning restore IDE0060
     {

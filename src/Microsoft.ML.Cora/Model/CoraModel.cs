@@ -249,8 +249,6 @@ public sealed class CoraModel : IDisposable
         }
     }
 
-    /// <summary>Whether a training batch may run through the LLM in length groups (<see cref="ComputePlan.LengthGroups"/>): on the CPU
-    /// only, where the padding it saves is compute; on a GPU each group is another pass of kernel launches.</summary>
     /// <summary>Cora's kernels the LLM uses under <paramref name="plan"/>: for causal attention <see cref="NarrowHeadAttention"/> (with its
     /// vector width) where the plan allows it and, on the CPU, it measured faster than libtorch's attention for this LLM's heads
     /// (<see cref="AttentionKernelChoice"/>, decided when the model is built or moved, outside any inference mode); the RMS norm
@@ -270,6 +268,8 @@ public sealed class CoraModel : IDisposable
             : AttentionKernel.Libtorch;
     }
 
+    /// <summary>Whether a training batch may run through the LLM in length groups (<see cref="ComputePlan.LengthGroups"/>): on the CPU
+    /// only, where the padding it saves is compute; on a GPU each group is another pass of kernel launches.</summary>
     internal static bool GroupsByLength(ComputePlan plan, DeviceType device) => plan.LengthGroups && device == DeviceType.CPU;
 
     /// <summary>Rows in prompt-length order cut into groups of <paramref name="rows"/> (the last may be smaller).</summary>
