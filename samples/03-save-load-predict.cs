@@ -42,7 +42,7 @@ var path = Path.Combine(Path.GetTempPath(), $"cora-notebook-{Environment.Process
 ml.Model.Save(model, trainView.Schema, path);
 
 var fresh = new MLContext();
-var loaded = fresh.Model.LoadCora(path, out var schema);   // RegisterCora() + Load
+var loaded = fresh.Model.Load(path, out var schema);   // ML.NET's own call reads Cora models
 var engine = fresh.Model.CreatePredictionEngine<CoraInput, CoraPrediction>(loaded);
 var request = CoraInput.From(valid.Take(1)).Single();
 var p1 = engine.Predict(request);

@@ -12,26 +12,16 @@ namespace Microsoft.ML.Cora;
 /// </summary>
 public static class CoraMLContextExtensions
 {
-    /// <summary>Cora's recommendation catalog (trainers and evaluation). Also registers Cora's model loader on this context.</summary>
+    /// <summary>Cora's recommendation catalog (trainers and evaluation).</summary>
     public static CoraRecommendationCatalog Recommendation(this MLContext mlContext) => CoraRecommendation(mlContext);
 
     /// <summary>The same catalog under a name that cannot clash with Microsoft.ML.Recommender.</summary>
     public static CoraRecommendationCatalog CoraRecommendation(this MLContext mlContext)
-    {
-        mlContext.ComponentCatalog.RegisterCora();
-        return new CoraRecommendationCatalog(mlContext);
-    }
+        => new(mlContext);
 
     /// <summary>
-    /// Lets <c>mlContext.Model.Load</c> read Cora models. Call once per MLContext before loading a saved model
-    /// in a fresh context: <c>mlContext.ComponentCatalog.RegisterCora();</c> (using <c>Recommendation()</c> on that
-    /// context does it too).
-    /// </summary>
-    public static void RegisterCora(this ComponentCatalog catalog) =>
-        RegisterCoraCore(catalog);
-
-    /// <summary>
-    /// Registers Cora on the model catalog's context and loads a model: <c>mlContext.Model.LoadCora(path, out schema)</c>.
+    /// Loads a saved model as <c>mlContext.Model.Load</c> does (which reads Cora models too, with the defaults below), with Cora's
+    /// load options: <c>mlContext.Model.LoadCora(path, out schema)</c>.
     /// A model scores on any device whatever device it was trained on: <paramref name="device"/> cpu (default), cuda,
     /// cuda:N or auto; <paramref name="llmDtype"/> auto (bf16 on CUDA, fp32 on the CPU), bf16, fp16 or fp32;
     /// <paramref name="generatorDtype"/> the query generator's matrix products: auto (default: bf16 on a CPU with native bf16
@@ -50,7 +40,6 @@ public static class CoraMLContextExtensions
         // The outer ML.NET zip is bounded like Cora's own before ML.NET unpacks any of it.
         try { using var z = System.IO.Compression.ZipFile.OpenRead(filePath); ModelArchive.CheckTotal(z, filePath); }
         catch (InvalidDataException e) when (!e.Message.StartsWith(filePath, StringComparison.Ordinal)) { throw new InvalidDataException($"{filePath}: not a model file (not a readable zip: {e.Message}).", e); }
-        MlNetInternals.EnvironmentOf(models).ComponentCatalog.RegisterCora();
         CoraTransformer.PendingLoad = (device, llmDtype, generatorDtype, llmPath);
         try { return models.Load(filePath, out inputSchema); }
         catch (Exception e) when (Unwrapped(e) is { } inner && inner != e)
@@ -67,7 +56,4 @@ public static class CoraMLContextExtensions
         while (e is System.Reflection.TargetInvocationException { InnerException: { } inner }) e = inner;
         return e;
     }
-
-    private static void RegisterCoraCore(ComponentCatalog catalog) =>
-        MlNetInternals.RegisterLoader(catalog, typeof(CoraTransformer), CoraTransformer.CreateMethod, "Cora Transformer", CoraTransformer.LoaderSignature);
 }

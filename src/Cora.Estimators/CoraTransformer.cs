@@ -155,7 +155,10 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         });
     }
 
-    /// <summary>Called by ML.NET's loader (registered by <see cref="CoraMLContextExtensions.RegisterCora"/>).</summary>
+    /// <summary>
+    /// Called by ML.NET's model loader, which finds it through the <c>[assembly: LoadableClass]</c> attribute the build writes into
+    /// this assembly (build/MlNetLoadableClass.targets): a saved model names this assembly, and ML.NET reads its attribute on load.
+    /// </summary>
     internal static CoraTransformer Create(IHostEnvironment env, object ctx)
     {
         var (r, written) = MlNetInternals.Open(ctx, ModelSignature, Version, ReadableFrom, LoaderSignature);
@@ -227,8 +230,6 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         Model.To(d, Model.UsesLlm ? Runtime.CoraDevice.ResolveDtype(llmDtype, d) : null);
         return this;
     }
-
-    internal static readonly MethodInfo CreateMethod = typeof(CoraTransformer).GetMethod(nameof(Create), BindingFlags.NonPublic | BindingFlags.Static)!;
 
     /// <summary>Frees the model's tensors (the frozen LLM included).</summary>
     public void Dispose() => Model.Dispose();

@@ -5,8 +5,10 @@ namespace Microsoft.ML.Cora.Estimators;
 
 /// <summary>
 /// The only place where Cora touches ML.NET internals (ML.NET 5.0.1 keeps model save/load plumbing internal:
-/// ModelSaveContext members, ModelLoadContext, VersionInfo, LoadableClassAttribute, ComponentCatalog.AddClass,
-/// and MLContext cancellation). Every member is looked up once, by name, and a missing one throws
+/// ModelSaveContext members, ModelLoadContext, VersionInfo and MLContext cancellation). One more internal is named outside C#:
+/// the build writes <c>[assembly: Microsoft.ML.LoadableClass(typeof(CoraTransformer), ...)]</c> into this assembly
+/// (build/MlNetLoadableClass.targets; <c>IgnoresAccessChecksTo.cs</c> lets the runtime read it), which is how ML.NET's
+/// <c>Model.Load</c> finds Cora's loader with no registration call. Every member is looked up once, by name, and a missing one throws
 /// <see cref="NotSupportedException"/> naming it, so a future ML.NET that changes them fails loudly (the tests
 /// <c>MlNetInternalsTests</c> exercise each one).
 /// </summary>
@@ -26,7 +28,6 @@ internal static class MlNetInternals
     internal static readonly Type LoadContextType = CoreType("Microsoft.ML.ModelLoadContext");
     internal static readonly Type SignatureLoadModelType = CoreType("Microsoft.ML.SignatureLoadModel");
     internal static readonly Type LoadableClassAttributeType = CoreType("Microsoft.ML.LoadableClassAttribute");
-    internal static readonly Type LoadableClassInfoType = CoreType("Microsoft.ML.Runtime.ComponentCatalog+LoadableClassInfo");
     internal static readonly Type CancelableType = CoreType("Microsoft.ML.Runtime.ICancelable");
 
     private static object NewVersionInfo(string modelSignature, uint written, uint readable, uint readBack, string loaderSignature)
@@ -59,23 +60,6 @@ internal static class MlNetInternals
         catch (TargetInvocationException e) { throw new InvalidDataException($"Not a readable Cora model: {e.InnerException?.Message}", e.InnerException); }
         var reader = (BinaryReader)Field(LoadContextType, "Reader").GetValue(loadContext)!;
         return (reader, written);
-    }
-
-    /// <summary>
-    /// Registers <paramref name="instanceType"/> as the loader of models saved with <paramref name="loaderSignature"/>:
-    /// the equivalent of <c>[assembly: LoadableClass(typeof(T), null, typeof(SignatureLoadModel), name, signature)]</c>.
-    /// <paramref name="create"/> must be a static method (IHostEnvironment, object) returning <paramref name="instanceType"/>.
-    /// </summary>
-    internal static void RegisterLoader(ComponentCatalog catalog, Type instanceType, MethodInfo create, string userName, string loaderSignature)
-    {
-        var attrCtor = LoadableClassAttributeType.GetConstructor(Any, null, new[] { typeof(Type), typeof(Type), typeof(Type), typeof(Type), typeof(string), typeof(string[]) }, null)
-                       ?? throw Changed("LoadableClassAttribute(Type, Type, Type, Type, string, string[])");
-        var attr = attrCtor.Invoke(new object?[] { instanceType, instanceType, null, SignatureLoadModelType, userName, new[] { loaderSignature } });
-        var infoCtor = LoadableClassInfoType.GetConstructors(Any).FirstOrDefault(c => c.GetParameters().Length == 5)
-                       ?? throw Changed("ComponentCatalog.LoadableClassInfo(attr, getter, ctor, create, requireEnvironment)");
-        var info = infoCtor.Invoke(new object?[] { attr, null, null, create, true });
-        var add = typeof(ComponentCatalog).GetMethod("AddClass", Any) ?? throw Changed("ComponentCatalog.AddClass");
-        lock (catalog) add.Invoke(catalog, new object[] { info, new[] { loaderSignature }, false });
     }
 
     /// <summary>SchemaShape of a schema (SchemaShape.Create and the SchemaShape.Column constructor are internal).</summary>

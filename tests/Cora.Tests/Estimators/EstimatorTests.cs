@@ -71,7 +71,6 @@ public class EstimatorTests
         ml.Model.Save(model, train.Schema, tmp["model.zip"]);
 
         var fresh = new MLContext();
-        fresh.ComponentCatalog.RegisterCora();
         var loaded = fresh.Model.Load(tmp["model.zip"], out var schema);
         Assert.AreEqual(train.Schema.Count, schema.Count);
         var after = Scores(loaded.Transform(fresh.Data.LoadFromEnumerable(Rows(Slice.Valid.Take(10)))));
@@ -96,26 +95,28 @@ public class EstimatorTests
         var before = model.Transform(test).GetColumn<float>("ScoreCopy").ToArray();
         ml.Model.Save(model, train.Schema, tmp["pipe.zip"]);
         var fresh = new MLContext();
-        fresh.ComponentCatalog.RegisterCora();
         var loaded = fresh.Model.Load(tmp["pipe.zip"], out _);
         CollectionAssert.AreEqual(before, loaded.Transform(test).GetColumn<float>("ScoreCopy").ToArray());
     }
 
     [TestMethod]
-    public void LoadNeedsRegistrationOncePerContext()
+    public void PlainModelLoadReadsCoraModelsInAFreshContext()
     {
         using var tmp = TestPaths.Temp();
-        var (ml, train, _) = Data();
+        var (ml, train, test) = Data();
         var model = ml.Recommendation().Trainers.Cora(SmallOptions(CoraMethod.Mf)).Fit(train);
         ml.Model.Save(model, train.Schema, tmp["m.zip"]);
-        // ML.NET 5.0.1 reports only the outer loader ("TransformerChain") when an inner loader is unknown, so the
-        // message cannot name RegisterCora(); LoadCora() registers and loads in one call.
-        var e = Assert.ThrowsExactly<FormatException>(() => new MLContext().Model.Load(tmp["m.zip"], out _));
-        StringAssert.Contains(e.Message, "Couldn't load model");
+        var before = Scores(model.Transform(test));
+        // No Cora call on the fresh context: ML.NET reads the loader attribute of the assembly the model names.
         var fresh = new MLContext();
-        var loaded = fresh.Model.LoadCora(tmp["m.zip"], out var schema);
-        Assert.IsNotNull(loaded);
+        var loaded = fresh.Model.Load(tmp["m.zip"], out var schema);
         Assert.AreEqual(train.Schema.Count, schema.Count);
+        CollectionAssert.AreEqual(before, Scores(loaded.Transform(test)));
+        // Both ways on one context, in either order.
+        var both = new MLContext();
+        Assert.IsNotNull(both.Model.LoadCora(tmp["m.zip"], out _));
+        Assert.IsNotNull(both.Model.Load(tmp["m.zip"], out _));
+        Assert.IsNotNull(both.Model.LoadCora(tmp["m.zip"], out _));
     }
 
     [TestMethod]
@@ -154,7 +155,6 @@ public class EstimatorTests
         var bytes = File.ReadAllBytes(tmp["m.zip"]);
         File.WriteAllBytes(tmp["cut.zip"], bytes[..(bytes.Length / 2)]);
         var fresh = new MLContext();
-        fresh.ComponentCatalog.RegisterCora();
         StringAssert.Contains(Assert.ThrowsExactly<FormatException>(() => fresh.Model.Load(tmp["cut.zip"], out _)).Message, "zip");
         // Damage the Cora payload inside an otherwise valid ML.NET zip: Cora's own reader must report it.
         File.Copy(tmp["m.zip"], tmp["inner.zip"]);

@@ -126,6 +126,8 @@ public class PackageTests
         StringAssert.Contains(output, "Cora step 1/");
         var auc = output.Split('\n').Single(l => l.StartsWith("AUC ", StringComparison.Ordinal));
         Assert.IsFalse(auc.Contains("NaN"), $"every metric is defined on the README's rows: {auc}");
+        var reloaded = output.Split('\n').Single(l => l.StartsWith("reloaded AUC ", StringComparison.Ordinal));
+        Assert.AreEqual(auc.Split(' ')[1], reloaded.Split(' ')[2], "the model loaded by a plain Model.Load in a fresh context scores as the trained one");
         for (int rank = 1; rank <= 5; rank++) Assert.IsTrue(output.Split('\n').Any(l => l.StartsWith($"{rank}. ", StringComparison.Ordinal)), $"recommendation {rank}:\n{output}");
         Assert.IsFalse(output.Contains("Channel ", StringComparison.Ordinal), $"no ML.NET channel chatter passes the README's log filter:\n{output}");
         Assert.IsTrue(File.Exists(Path.Combine(work, "model.zip")));
