@@ -27,8 +27,9 @@ public sealed class CoraRecommendationCatalog
         DataViewSchema.Column Col(string name, string what) => s.GetColumnOrNull(name)
             ?? throw new ArgumentOutOfRangeException(nameof(scored), $"Cora.Evaluate: the scored data has no {what} column '{name}'.");
         var cols = new[] { Col(labelColumnName, "label"), Col(scoreColumnName, "score"), Col(cora.Columns.UserId, "user id"), Col(cora.Columns.ItemId, "item id") };
-        using var cur = scored.GetRowCursor(cols);
-        var label = cur.GetGetter<bool>(cols[0]);
+        // Where the ids were mapped to keys in place, the hidden originals tell unseen users (key 0) apart.
+        using var cur = scored.GetRowCursor(cols.Concat(new[] { CoraRows.RawBehind(s, cols[2]), CoraRows.RawBehind(s, cols[3]) }.OfType<DataViewSchema.Column>()));
+        var label = CoraRows.LabelGetter(cur, cols[0]);
         var score = cur.GetGetter<float>(cols[1]);
         var user = CoraRows.IdGetter(cur, cols[2], cora.Columns.UserTexts, keyZeroIsUnknown: true);
         var item = CoraRows.IdGetter(cur, cols[3], cora.Columns.ItemTexts);

@@ -17,7 +17,7 @@ internal sealed class CoraRows
         if (c.Title is not null) _title = row.GetGetter<ReadOnlyMemory<char>>(s[c.Title]);
         _user = IdGetter(row, s[c.UserId], c.UserTexts, keyZeroIsUnknown: true);
         _item = IdGetter(row, s[c.ItemId], c.ItemTexts);
-        if (withLabel && c.Label is not null) _label = row.GetGetter<bool>(s[c.Label]);
+        if (withLabel && c.Label is not null) _label = LabelGetter(row, s[c.Label]);
         if (c.Prompt is not null) _prompt = row.GetGetter<ReadOnlyMemory<char>>(s[c.Prompt]);
         else if (c.HistoryIn(s) is { } h) _history = HistoryGetter(row, h, c.ItemTexts);
     }
@@ -26,6 +26,8 @@ internal sealed class CoraRows
     {
         yield return s[c.UserId];
         yield return s[c.ItemId];
+        if (RawBehind(s, s[c.UserId]) is { } ru) yield return ru;
+        if (RawBehind(s, s[c.ItemId]) is { } ri) yield return ri;
         if (c.Prompt is not null) yield return s[c.Prompt]; else if (c.HistoryIn(s) is { } h) yield return h;
         if (withLabel && c.Label is not null) yield return s[c.Label];
         if (c.Title is not null) yield return s[c.Title];
@@ -96,6 +98,18 @@ internal sealed class CoraRows
         return (int)v;
     }
 
+    /// <summary>A label as a Boolean: a Boolean column as is, a Single or Double column holding 0 or 1 (anything else is refused).</summary>
+    internal static ValueGetter<bool> LabelGetter(DataViewRow row, DataViewSchema.Column col)
+    {
+        string n = col.Name;
+        bool Of(double x, string shown) => x == 1 ? true : x == 0 ? false
+            : throw new InvalidDataException($"Cora: the Label column '{n}' holds {shown}; a numeric label is 0 (not liked) or 1 (liked).");
+        if (col.Type is BooleanDataViewType) return row.GetGetter<bool>(col);
+        if (col.Type == NumberDataViewType.Single) { var g = row.GetGetter<float>(col); float x = 0; return (ref bool v) => { g(ref x); v = Of(x, x.ToString(System.Globalization.CultureInfo.InvariantCulture)); }; }
+        if (col.Type == NumberDataViewType.Double) { var g = row.GetGetter<double>(col); double x = 0; return (ref bool v) => { g(ref x); v = Of(x, x.ToString(System.Globalization.CultureInfo.InvariantCulture)); }; }
+        throw new ArgumentOutOfRangeException(nameof(col), $"Cora: the Label column '{n}' has type {col.Type}; expected Boolean, or Single/Double holding 0 and 1.");
+    }
+
     /// <summary>The id a user whose key is 0 (a value the key map did not see) is scored under: one unknown, cold user.</summary>
     internal const int UnknownUser = int.MaxValue;
 
@@ -117,7 +131,16 @@ internal sealed class CoraRows
         {
             var ids = KeyIds(col, texts);
             var g = row.GetGetter<uint>(col); uint x = 0;
-            return (ref int v) => { g(ref x); v = x == 0 && keyZeroIsUnknown ? UnknownUser : FromKey(ids, x, n); };
+            // Key 0 is a value the key map did not see. Where the map ran in place (MapValueToKey("ItemId")), the original column
+            // is still in the schema, hidden: read the id there, so the row is scored as the raw id would be (cold if unseen).
+            var raw = RawBehind(row.Schema, col) is { } rc && row.IsColumnActive(rc) ? IdGetter(row, rc, texts, keyZeroIsUnknown) : null;
+            return (ref int v) =>
+            {
+                g(ref x);
+                if (x != 0) v = FromKey(ids, x, n);
+                else if (raw is not null) raw(ref v);
+                else v = keyZeroIsUnknown ? UnknownUser : FromKey(ids, x, n);
+            };
         }
         if (t == NumberDataViewType.UInt32) { var g = row.GetGetter<uint>(col); uint x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
         if (t == NumberDataViewType.Single) { var g = row.GetGetter<float>(col); float x = 0; return (ref int v) => { g(ref x); v = ToId(x, n); }; }
@@ -172,8 +195,21 @@ internal sealed class CoraRows
     private static int FromKey(int[] ids, uint key, string col)
     {
         if (key == 0 || key >= ids.Length)
-            throw new InvalidDataException($"Cora: column '{col}' holds key {key}, a value the key map did not see when it was fitted, so its id is unknown. Fit the key map on data that includes every id, or give Cora the raw ids.");
+            throw new InvalidDataException($"Cora: column '{col}' holds key {key}, a value the key map did not see when it was fitted, and the original id is not in the data. " +
+                $"Map the ids in place (MapValueToKey(\"{col}\"), which keeps the original column hidden for Cora to read), or give Cora the raw ids.");
         return ids[key];
+    }
+
+    /// <summary>
+    /// The column a key column replaced: an in-place MapValueToKey keeps the original, hidden, under the same name. Null where
+    /// the key column is not a key, or was made under a new name.
+    /// </summary>
+    internal static DataViewSchema.Column? RawBehind(DataViewSchema s, DataViewSchema.Column key)
+    {
+        if (key.Type is not KeyDataViewType) return null;
+        for (int i = key.Index - 1; i >= 0; i--)
+            if (s[i].Name == key.Name) return s[i].IsHidden && s[i].Type is not VectorDataViewType ? s[i] : null;
+        return null;
     }
 
     private static ValueGetter<int[]> HistoryGetter(DataViewRow row, DataViewSchema.Column col, TextIds? itemTexts)

@@ -24,7 +24,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         public const string UserIdColumnName = "UserId";
         /// <summary>The target item id column's name (<see cref="CoraInput.ItemId"/>).</summary>
         public const string ItemIdColumnName = "ItemId";
-        /// <summary>The Boolean label column's name: true = the user liked the item.</summary>
+        /// <summary>The label column's name: Boolean (true = the user liked the item), or Single/Double holding 1 and 0.</summary>
         public const string LabelColumnName = "Label";
         /// <summary>The liked-history column's name; under this default name the column may be absent (no history in the prompt).</summary>
         public const string HistoryColumnName = "History";
@@ -48,7 +48,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         public string UserIdColumnName { get; set; } = Defaults.UserIdColumnName;
         /// <summary>Item id column (same types as the user id). Keys are read back to the original ids through their key values.</summary>
         public string ItemIdColumnName { get; set; } = Defaults.ItemIdColumnName;
-        /// <summary>Boolean label: did the user like the item? Needed by Fit only.</summary>
+        /// <summary>The label: did the user like the item? Boolean, or Single/Double holding 1 and 0. Needed by Fit only.</summary>
         public string LabelColumnName { get; set; } = Defaults.LabelColumnName;
         /// <summary>The user's earlier liked items, oldest first: a vector of ids, or text of space-separated ids.
         /// Ignored when <see cref="PromptColumnName"/> is set.</summary>
@@ -239,7 +239,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
 
     /// <summary>Reads the labelled rows, trains the CF stage and then the chosen method (progress to the context's log, cancelled by
     /// <c>CancelExecution</c> or <see cref="Options.CancellationToken"/>), and returns the scoring transformer.</summary>
-    /// <param name="input">Rows with the user id, item id and Boolean label columns (and optionally history, title or prompt).</param>
+    /// <param name="input">Rows with the user id, item id and label columns (and optionally history, title or prompt).</param>
     public CoraTransformer Fit(IDataView input)
     {
         var o = _options;

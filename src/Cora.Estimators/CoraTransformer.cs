@@ -113,7 +113,7 @@ public sealed class CoraTransformer : ITransformer, IDisposable
     {
         var col = users.Schema.GetColumnOrNull(userIdColumnName) ?? throw new ArgumentOutOfRangeException(nameof(users), $"Cora: the users data has no column '{userIdColumnName}'.");
         var ids = new List<int>();
-        using (var cur = users.GetRowCursor(new[] { col }))
+        using (var cur = users.GetRowCursor(new[] { col, CoraRows.RawBehind(users.Schema, col) }.OfType<DataViewSchema.Column>()))
         {
             var g = CoraRows.IdGetter(cur, col, Columns.UserTexts, keyZeroIsUnknown: true);
             int u = 0;

@@ -50,8 +50,8 @@ public class EstimatorTests
         StringAssert.Contains(e.Message, "the UserId column 'UserId' is missing");
         var badHistory = ml.Data.LoadFromEnumerable(new[] { new { UserId = 1, ItemId = 2, Label = true, History = 3.5f > 0 } });
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => est.Fit(badHistory)).Message, "the History column 'History' has type Boolean");
-        var badLabel = ml.Data.LoadFromEnumerable(new[] { new { UserId = 1, ItemId = 2, Label = 1f, History = "1 2" } });
-        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => est.Fit(badLabel)).Message, "the Label column 'Label' has type Single; expected Boolean");
+        var badLabel = ml.Data.LoadFromEnumerable(new[] { new { UserId = 1, ItemId = 2, Label = "yes", History = "1 2" } });
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => est.Fit(badLabel)).Message, "the Label column 'Label' has type String; expected Boolean, or Single/Double holding 0 and 1");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => ml.Recommendation().Trainers.Cora(new CoraTrainer.Options { LlmPath = "x" })).Message, "item catalog");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => ml.Recommendation().Trainers.Cora(new CoraTrainer.Options { ItemTitles = new Dictionary<int, string>() })).Message, "LlmPath");
     }

@@ -85,16 +85,29 @@ public class MlNetUserPathTests
         var b = new MLContext(seed: 3).Recommendation().Trainers.Cora(Small()).Fit(keyMap.Transform(trainRaw));
         CollectionAssert.AreEqual(a.Transform(raw).GetColumn<float>("Score").ToArray(), b.Transform(raw).GetColumn<float>("Score").ToArray());
 
-        // An id the key map never saw is key 0: refused with the reason, not scored as "item 0".
-        var unseen = keyMap.Transform(ml.Data.LoadFromEnumerable(new[] { new CoraInput { UserId = rows[0].UserId, ItemId = 999_999 } }));
-        var e = Assert.ThrowsExactly<InvalidDataException>(() => model.Transform(unseen).GetColumn<float>("Score").ToArray());
+        // An item the key map never saw is key 0; the in-place map keeps the original id, hidden, and Cora scores the row
+        // as it scores that raw id (an item with a title that the key map did not see).
+        var seenByMap = Synthetic.Train.Take(300).Select(r => r.ItemId).ToHashSet();
+        int newItem = Synthetic.Items.Titles.Keys.First(k => !seenByMap.Contains(k));
+        var rawRow = new[] { new CoraInput { UserId = rows[0].UserId, ItemId = newItem } };
+        var unseen = keyMap.Transform(ml.Data.LoadFromEnumerable(rawRow));
+        Assert.AreEqual(0u, unseen.GetColumn<uint>("ItemId").Single(), "the key map gives the unseen item key 0");
+        Assert.AreEqual(model.Transform(ml.Data.LoadFromEnumerable(rawRow)).GetColumn<float>("Score").Single(), model.Transform(unseen).GetColumn<float>("Score").Single(),
+            "key 0 scored as the raw id behind it");
+        // A key column made under a new name keeps no original under its name: key 0 is refused, naming the fix.
+        var renamed = ml.Transforms.Conversion.MapValueToKey("ItemId", "ItemRaw").Fit(ml.Data.LoadFromEnumerable(Synthetic.Train.Take(300).Select(r => new RenamedRow { UserId = r.UserId, ItemRaw = r.ItemId })));
+        var unseenRenamed = renamed.Transform(ml.Data.LoadFromEnumerable(new[] { new RenamedRow { UserId = rows[0].UserId, ItemRaw = newItem } }));
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => model.Transform(unseenRenamed).GetColumn<float>("Score").ToArray());
         StringAssert.Contains(e.Message, "key map did not see");
+        StringAssert.Contains(e.Message, "MapValueToKey(\"ItemId\")");
         // Keys without key values cannot be mapped back: refused, naming the column and the fix.
         var bare = ml.Data.LoadFromEnumerable(new[] { new KeyedRow { UserId = 1, ItemId = 5 } });
         var e2 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Transform(bare).GetColumn<float>("Score").ToArray());
         StringAssert.Contains(e2.Message, "'ItemId' holds keys without key values");
         StringAssert.Contains(e2.Message, "MapKeyToValue");
     }
+
+    public sealed class RenamedRow { public int UserId { get; set; } public int ItemRaw { get; set; } public bool Label { get; set; } }
 
     /// <summary>Rows as an ML.NET user often has them: text ids, a bool label under its own name, no history.</summary>
     public sealed class NamedRow
@@ -169,6 +182,67 @@ public class MlNetUserPathTests
         var e = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Recommendation().Trainers.Cora(wrong).Fit(split.TrainSet));
         StringAssert.Contains(e.Message, "ItemTitlesByTextId");
     }
+
+    [TestMethod]
+    public void KeyMappedTextIdsInAPipelineScoreAndEvaluateTheRowsTheKeyMapNeverSaw()
+    {
+        // The shape the issue names: string ids, MapValueToKey in the pipeline, TrainTestSplit; the test split holds users and
+        // movies the key maps (fitted on the train split) never saw, which become key 0.
+        var ml = new MLContext(seed: 1);
+        var rows = Synthetic.Train.Where(r => Synthetic.Items.Contains(r.ItemId)).Take(600).Select(Named).ToList();
+        var split = ml.Data.TrainTestSplit(ml.Data.LoadFromEnumerable(rows), testFraction: 0.3, seed: 1);
+        // Two people the key map never sees join the test rows (both key 0).
+        var testRows = ml.Data.CreateEnumerable<NamedRow>(split.TestSet, reuseRowObject: false)
+            .Concat(new[] { new NamedRow { Person = "new-a", Movie = rows[0].Movie, Liked = true }, new NamedRow { Person = "new-b", Movie = rows[1].Movie, Liked = false } }).ToList();
+        var test = ml.Data.LoadFromEnumerable(testRows);
+        var o = Small();
+        o.ItemTitles = null;
+        o.ItemTitlesByTextId = Titles.ToDictionary(kv => $"tt{kv.Key:D5}", kv => kv.Value);
+        o.UserIdColumnName = "Person"; o.ItemIdColumnName = "Movie"; o.LabelColumnName = "Liked";
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Person").Append(ml.Transforms.Conversion.MapValueToKey("Movie"))
+            .Append(ml.Recommendation().Trainers.Cora(o));
+        var model = pipeline.Fit(split.TrainSet);
+        var scored = model.Transform(test);
+        Assert.AreEqual(2, scored.GetColumn<uint>("Person").Count(k => k == 0) - testRows.SkipLast(2).Count(r => !split.TrainSet.GetColumn<string>("Person").Contains(r.Person)));
+        var movieKeys = scored.GetColumn<uint>("Movie").ToArray();
+        Assert.IsTrue(movieKeys.Count(k => k == 0) > 0, "some test movies were not in the train split");
+        // Each row, key 0 or not, scores as the Cora transformer alone scores the raw text ids.
+        var direct = CoraTransformer.Find(model).Transform(test).GetColumn<float>("Score").ToArray();
+        CollectionAssert.AreEqual(direct, scored.GetColumn<float>("Score").ToArray());
+        Assert.AreEqual(movieKeys.Length, scored.Preview(maxRows: 1000).RowView.Length);
+        var auc = ml.BinaryClassification.Evaluate(scored, labelColumnName: "Liked").AreaUnderRocCurve;
+        var m = ml.Recommendation().Evaluate(scored, model, labelColumnName: "Liked");
+        Assert.AreEqual(auc, m.Overall.Auc, 1e-9);
+        Assert.AreEqual(m.Overall.Rows, movieKeys.Length);
+        Assert.AreEqual(testRows.Select(r => r.Person).Distinct().Count(), m.Overall.UsersCounted + m.Overall.UsersSkipped, "unseen users stay apart (read from the hidden originals)");
+        // PredictionEngine on the whole pipeline: an unseen movie (key 0) scores as the raw id does.
+        var engine = ml.Model.CreatePredictionEngine<NamedRow, NamedPrediction>(model);
+        var rawEngine = ml.Model.CreatePredictionEngine<NamedRow, NamedPrediction>(CoraTransformer.Find(model));
+        var trainMovies = split.TrainSet.GetColumn<string>("Movie").ToHashSet();
+        var newMovie = o.ItemTitlesByTextId.Keys.First(k => !trainMovies.Contains(k));
+        var request = new NamedRow { Person = rows[1].Person, Movie = newMovie };
+        Assert.AreEqual(rawEngine.Predict(request).Score, engine.Predict(request).Score);
+    }
+
+    [TestMethod]
+    public void ALabelHeldAsZeroOrOneFloatTrainsAsTheBooleanOne()
+    {
+        var ml = new MLContext(1);
+        var rows = Synthetic.Train.Where(r => Synthetic.Items.Contains(r.ItemId)).Take(300).ToList();
+        var asBool = ml.Data.LoadFromEnumerable(rows.Select(r => new NoHistoryRow { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label }));
+        var asFloat = ml.Data.LoadFromEnumerable(rows.Select(r => new FloatLabelRow { UserId = r.UserId, ItemId = r.ItemId, Label = r.Label ? 1f : 0f }));
+        using var a = new MLContext(3).Recommendation().Trainers.Cora(Small()).Fit(asBool);
+        using var b = new MLContext(3).Recommendation().Trainers.Cora(Small()).Fit(asFloat);
+        CollectionAssert.AreEqual(a.Transform(asBool).GetColumn<float>("Score").ToArray(), b.Transform(asFloat).GetColumn<float>("Score").ToArray());
+        var mA = ml.Recommendation().Evaluate(a.Transform(asBool), a);
+        var mB = ml.Recommendation().Evaluate(b.Transform(asFloat), b);
+        Assert.AreEqual(mA.Overall.Auc, mB.Overall.Auc);
+        var bad = ml.Data.LoadFromEnumerable(rows.Take(20).Select(r => new FloatLabelRow { UserId = r.UserId, ItemId = r.ItemId, Label = 0.7f }));
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => new MLContext(3).Recommendation().Trainers.Cora(Small()).Fit(bad));
+        StringAssert.Contains(e.Message, "holds 0.7");
+    }
+
+    private sealed class FloatLabelRow { public int UserId { get; set; } public int ItemId { get; set; } public float Label { get; set; } }
 
     [TestMethod]
     public void AUserKeyTheKeyMapNeverSawIsScoredAsAColdUser()
