@@ -9,7 +9,7 @@ namespace Microsoft.ML.Cora.Data;
 public sealed record Interaction(int UserId, int ItemId, bool Label, long Timestamp, bool NotCold, int[] History);
 
 /// <summary>Checks on sets of interactions that must hold before any work starts.</summary>
-public static class InteractionChecks
+internal static class InteractionChecks
 {
     /// <summary>
     /// Refuses validation rows that cannot select a model: AUC needs at least one row of each label (with one label it is undefined,

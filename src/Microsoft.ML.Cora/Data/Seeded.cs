@@ -4,7 +4,7 @@ namespace Microsoft.ML.Cora.Data;
 /// Seeded randomness, one formula: each use names its purpose, and (seed, purpose, round) gives its own stream, so the split,
 /// the samples and the epoch orders never share or shift each other's random numbers.
 /// </summary>
-public static class Seeded
+internal static class Seeded
 {
     /// <summary>A System.Random for one purpose (and round, e.g. the epoch).</summary>
     public static Random Random(long seed, string purpose, int round = 0)

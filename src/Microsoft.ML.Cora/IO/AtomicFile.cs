@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.Cora.IO;
 
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>
     /// Writes through a temporary sibling (<c>.name.PID.random.tmp</c>) renamed over <paramref name="path"/> when complete: a failure

@@ -1,7 +1,7 @@
 namespace Microsoft.ML.Cora.IO;
 
 /// <summary>Error text helpers: one policy for quoting user values in messages.</summary>
-public static class ErrorText
+internal static class ErrorText
 {
     /// <summary>The value, elided in the middle when longer than <paramref name="max"/> characters.</summary>
     public static string Elide(string value, int max = 120) =>

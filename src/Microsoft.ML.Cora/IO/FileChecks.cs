@@ -7,7 +7,7 @@ namespace Microsoft.ML.Cora.IO;
 /// Used to refuse reading from or writing over anything but regular files (a model naming /dev/zero as its LLM must not hang
 /// a hash; --out /dev/null must not replace the device).
 /// </summary>
-public static class FileChecks
+internal static class FileChecks
 {
     public enum Kind { Missing, Regular, Directory, Device, Fifo, Socket, Other }
 

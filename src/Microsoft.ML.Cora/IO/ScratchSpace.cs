@@ -7,7 +7,7 @@ namespace Microsoft.ML.Cora.IO;
 /// entries of owners whose lock is free (their process ended, killed or not) are removed: a <c>kill -9</c> leaves nothing behind
 /// for long, and a process id reused by another process (PID 1 in every container) is never mistaken for the dead owner.
 /// </summary>
-public static class ScratchSpace
+internal static class ScratchSpace
 {
     /// <summary>Environment variable naming the scratch folder.</summary>
     public const string Variable = "CORA_TMPDIR";

@@ -75,7 +75,7 @@ public sealed class CoraModel : IDisposable
     }
 
     /// <summary>When set, the model's work is timed by phase into it (<c>cora bench --profile</c>).</summary>
-    public PhaseProfile? Profile { get; set; }
+    internal PhaseProfile? Profile { get; set; }
 
     public CoraModel(CoraModelOptions options, LanguageModel? llm, ICollaborativeModel cf, ItemCatalog items)
     {

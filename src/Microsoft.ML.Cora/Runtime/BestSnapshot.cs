@@ -8,7 +8,7 @@ namespace Microsoft.ML.Cora.Runtime;
 /// Early stopping's "best weights so far", shared by the MF stage and the LLM-based trainer. The snapshot is kept in a temporary
 /// safetensors file, not in memory: for CoRA's 42M-parameter generator that is 168 MB of RAM not held for the whole run.
 /// </summary>
-public sealed class BestSnapshot : IDisposable
+internal sealed class BestSnapshot : IDisposable
 {
     private readonly string _path = ScratchSpace.NewFile("best", ".safetensors");
     public double Score { get; private set; } = double.NegativeInfinity;

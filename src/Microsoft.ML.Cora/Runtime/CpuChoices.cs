@@ -13,7 +13,7 @@ namespace Microsoft.ML.Cora.Runtime;
 /// <c>cora doctor</c> prints each decision with its timings. Set <see cref="Override"/> to fix a decision (tests, or a user who
 /// has measured their own machine).
 /// </summary>
-public static class CpuChoices
+internal static class CpuChoices
 {
     /// <summary>Names of the switches, as <see cref="Override"/> and <c>cora doctor</c> spell them.</summary>
     public const string GeneratorDtypeSwitch = "generator dtype (auto)", AttentionKernelSwitch = "attention kernel", ScoringStreamsSwitch = "scoring streams";

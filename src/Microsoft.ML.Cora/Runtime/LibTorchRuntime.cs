@@ -10,7 +10,7 @@ namespace Microsoft.ML.Cora.Runtime;
 /// needed. Use it with a build that bundles no libtorch (<c>-p:CoraLibTorchPackage=none</c>).
 /// TorchSharp 0.107 targets libtorch 2.10; PyTorch 2.11 (CUDA 13) was also seen to work.
 /// </summary>
-public static class LibTorchRuntime
+internal static class LibTorchRuntime
 {
     public const string EnvironmentVariable = "CORA_LIBTORCH";
 

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Cora.Runtime;
 
 /// <summary>What this machine is and how fast it multiplies: the CPU model, a matmul rate, waiting for a device.</summary>
-public static class MachineInfo
+internal static class MachineInfo
 {
     /// <summary>The CPU's model name (/proc/cpuinfo's "model name", as lscpu prints it), or null where it cannot be read.</summary>
     public static string? CpuModelName() => CpuInfoLine("model name") is { } line ? line[(line.IndexOf(':') + 1)..].Trim() : null;

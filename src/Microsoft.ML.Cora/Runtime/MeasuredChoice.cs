@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Cora.Runtime;
 
 /// <summary>One candidate of a <see cref="MeasuredChoice"/>: its median time, or why it could not run.</summary>
-public sealed record ChoiceTiming(string Candidate, double? Milliseconds, string? Error);
+internal sealed record ChoiceTiming(string Candidate, double? Milliseconds, string? Error);
 
 /// <summary>
 /// A switch whose better setting depends on the CPU (its matrix units, vector width, caches), decided by timing each candidate
@@ -15,7 +15,7 @@ public sealed record ChoiceTiming(string Candidate, double? Milliseconds, string
 /// <param name="Switch">What is decided, as <c>cora doctor</c> prints it.</param>
 /// <param name="Chosen">The fastest candidate that ran, or the fallback when none did.</param>
 /// <param name="Timings">Every candidate's median time or error, in the order given.</param>
-public sealed record MeasuredChoice(string Switch, string Chosen, IReadOnlyList<ChoiceTiming> Timings)
+internal sealed record MeasuredChoice(string Switch, string Chosen, IReadOnlyList<ChoiceTiming> Timings)
 {
     /// <summary>Rounds per candidate; candidates alternate, one warm-up each first.</summary>
     public const int DefaultRounds = 7;

@@ -14,7 +14,7 @@ namespace Microsoft.ML.Cora.Runtime;
 /// 31.6 rows/s and 1.19 GiB, the same AUC. It applies once, when Cora is first used, on Linux with glibc, and not when the user has
 /// set MALLOC_MMAP_THRESHOLD_ themselves.
 /// </summary>
-public static class NativeMemory
+internal static class NativeMemory
 {
     private const int M_MMAP_THRESHOLD = -3;
     public const int MmapThresholdBytes = 8 << 20;

@@ -19,7 +19,7 @@ namespace Microsoft.ML.Cora.Runtime;
 /// loaded, so this runs when Cora's assembly is first used; it leaves a value the user set (GOMP_SPINCOUNT or OMP_WAIT_POLICY)
 /// alone, and it has no effect when libtorch was already loaded by other code.
 /// </remarks>
-public static class OpenMpSpin
+internal static class OpenMpSpin
 {
     /// <summary>The spin count Cora sets.</summary>
     public const string SpinCount = "30000";

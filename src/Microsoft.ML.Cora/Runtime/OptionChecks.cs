@@ -1,7 +1,7 @@
 namespace Microsoft.ML.Cora.Runtime;
 
 /// <summary>Checks shared by the option records.</summary>
-public static class OptionChecks
+internal static class OptionChecks
 {
     public static IEnumerable<OptionError> AtLeast(string name, long value, long min) =>
         value < min ? new[] { new OptionError(name, $"{value} is out of range; it must be at least {min}.") } : Array.Empty<OptionError>();

@@ -9,7 +9,7 @@ namespace Microsoft.ML.Cora.Runtime;
 /// (<see cref="SynchronizeOn"/>): each phase then waits for its kernels before its clock stops (which also keeps the host from
 /// running ahead, so the profiled total can exceed an unprofiled step).
 /// </summary>
-public sealed class PhaseProfile
+internal sealed class PhaseProfile
 {
     private readonly Dictionary<string, double> _seconds = new();
     private readonly List<string> _order = new();

@@ -15,7 +15,7 @@ namespace Microsoft.ML.Cora.Runtime;
 /// its constants from <see cref="Of(double)"/> (created once, reachable for the life of the process) and holds a per-step value in a
 /// <c>using</c> variable (<see cref="Hold(double)"/>), which keeps it reachable until the end of its scope.
 /// </remarks>
-public static class Scalars
+internal static class Scalars
 {
     private static readonly ConcurrentDictionary<double, Scalar> Doubles = new();
     private static readonly ConcurrentDictionary<long, Scalar> Longs = new();

@@ -22,7 +22,7 @@ namespace Microsoft.ML.Cora.Training;
 /// paper-size generator (201 tensors with gradients) 33 operations and one host read a step instead of 2,199 and 202, each
 /// operation at least one kernel launch on a GPU (counted with tools/libtorch-calls.sh).</para>
 /// </summary>
-public sealed class AdamW : IDisposable
+internal sealed class AdamW : IDisposable
 {
     public sealed record Group(IReadOnlyList<Parameter> Parameters, double WeightDecay);
 

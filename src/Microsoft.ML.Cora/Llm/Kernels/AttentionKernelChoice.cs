@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Cora.Llm.Kernels;
 
 /// <summary>The measured choice between libtorch's attention and <see cref="NarrowHeadAttention"/> (a <see cref="CpuChoices"/> switch).</summary>
-public static class AttentionKernelChoice
+internal static class AttentionKernelChoice
 {
     /// <summary>
     /// Which causal attention is faster for float32 heads of this shape on this CPU, forward and backward: "libtorch"

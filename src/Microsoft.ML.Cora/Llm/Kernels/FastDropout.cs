@@ -19,7 +19,7 @@ namespace Microsoft.ML.Cora.Llm.Kernels;
 /// <c>torch.manual_seed</c> (the trainer seeds each step) and differ from call to call. The hash is two rounds of a 32-bit
 /// avalanche mixer (Wellons' lowbias32 family) over the element index and the seed. Other devices and dtypes use libtorch.
 /// </remarks>
-public static class FastDropout
+internal static class FastDropout
 {
     /// <summary>dropout(x) on the CPU in float32 through the hashed mask; elsewhere libtorch's dropout. Autograd flows through
     /// (the gradient is the same mask).</summary>

@@ -24,7 +24,7 @@ namespace Microsoft.ML.Cora.Llm.Kernels;
 /// 1e-5 of it). The backward recomputes the probabilities from the saved log-sum-exp of each query row (as flash attention
 /// does), so nothing of size T x T is ever stored. The loops are compiled fully optimised at their first call (no tier-0 steps).</para>
 /// </remarks>
-public static class NarrowHeadAttention
+internal static class NarrowHeadAttention
 {
     /// <summary>The widest head the kernel takes; wider heads go to libtorch (whose blocked kernels suit them).</summary>
     public const int MaxHeadDim = 32;

@@ -17,7 +17,7 @@ namespace Microsoft.ML.Cora.Llm.Kernels;
 /// reciprocal root of each row: dx = r · g - x · r³ · (g · x) / D with g = dy · w. The same numbers as <see cref="RmsNorm"/>'s
 /// libtorch path up to float32 rounding (tested).
 /// </remarks>
-public static class RmsNormKernel
+internal static class RmsNormKernel
 {
     /// <summary>Whether the kernel takes <paramref name="x"/> with <paramref name="weight"/>: float32 on the CPU, a frozen weight as wide as
     /// the last dimension.</summary>

@@ -17,7 +17,7 @@ namespace Microsoft.ML.Cora.Llm.Kernels;
 /// dx1 = dy1 · cos1 + dy2 · sin2 and dx2 = dy2 · cos2 - dy1 · sin1. The same numbers as <see cref="RotaryEmbedding.Apply"/> up to
 /// float32 rounding (tested).
 /// </remarks>
-public static class RotaryKernel
+internal static class RotaryKernel
 {
     /// <summary>Whether the kernel takes <paramref name="x"/> [B, T, heads, hd] with tables [B, T, hd]: float32 on the CPU, hd even.</summary>
     public static bool Supports(Tensor x, Tensor cos, Tensor sin) =>
