@@ -10,7 +10,7 @@ namespace Microsoft.ML.Cora.Runtime;
 /// needed. Use it with a build that bundles no libtorch (<c>-p:CoraLibTorchPackage=none</c>).
 /// TorchSharp 0.107 targets libtorch 2.10; PyTorch 2.11 (CUDA 13) was also seen to work.
 /// </summary>
-internal static class LibTorchRuntime
+public static class LibTorchRuntime
 {
     public const string EnvironmentVariable = "CORA_LIBTORCH";
 
@@ -24,7 +24,7 @@ internal static class LibTorchRuntime
     /// <summary>What <see cref="EnsureLoaded"/> will do: the files to load in order, or the one-line reason it cannot.
     /// <see cref="Shim"/>: TorchSharp's native shim to load last, from a copy whose libstdc++ requirement is weakened where this
     /// host lacks it (<see cref="FromPackageFolder"/> only).</summary>
-    public sealed record LoadPlan(IReadOnlyList<string> Files, string? Error, bool Cuda, string? Shim = null)
+    internal sealed record LoadPlan(IReadOnlyList<string> Files, string? Error, bool Cuda, string? Shim = null)
     {
         /// <summary>Whether the natives come from the NuGet package folder (a host that loads the assemblies from there, such as a notebook kernel).</summary>
         public bool FromPackageFolder => Shim is not null;
@@ -35,7 +35,7 @@ internal static class LibTorchRuntime
     /// <param name="torchSharpAssembly">Where TorchSharp.dll was loaded from: when it is the NuGet package folder
     /// (<c>.../torchsharp/VERSION/lib/TFM/TorchSharp.dll</c>) and nothing is beside the app, the natives are taken from the packages there.</param>
     /// <param name="libTorchPackage">The libtorch package and version this build was made against (<c>libtorch-cpu-linux-x64/2.10.0</c>).</param>
-    public static LoadPlan Plan(string? folder, string appDirectory, string? ldLibraryPath = null, string? torchSharpAssembly = null, string? libTorchPackage = null)
+    internal static LoadPlan Plan(string? folder, string appDirectory, string? ldLibraryPath = null, string? torchSharpAssembly = null, string? libTorchPackage = null)
     {
         string hint = $"Set {EnvironmentVariable} to the folder that holds libtorch_cpu.so, e.g. the output of: python3 -c \"import torch, os; print(os.path.dirname(torch.__file__) + '/lib')\"";
         if (string.IsNullOrWhiteSpace(folder))
