@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Reference;
 #if CORA_SERVE
 using Microsoft.Extensions.Logging;
 #endif
@@ -128,7 +129,7 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "Also split the time by phase (prompts, CF lookup + generator, LLM forward, loss, backward, optimizer step)." };
         var baseline = new Option<string?>("--baseline")
         {
-            Description = "paper: also run the same work the way CoRA's public code does it (generator products in fp32), in the same process, and print the ratio; " +
+            Description = "paper: also run the same work the way CoRA's public code does it (Reference.PaperForward under the plain plan, generator in fp32), in the same process, and print the ratio; " +
                           "generator-fp32: the same with the generator's products in fp32 (see --generator-dtype); " +
                           (name == "train-step" ? "per-parameter-optimizer: the same with AdamW updating one parameter at a time (on a GPU: without its single buffer); " : "") +
                           $"or the name of one saving ({string.Join(", ", ComputePlan.SwitchNames)}): the same with only that saving off" +
@@ -167,12 +168,16 @@ internal static class BenchCommand
             bool gpuCodePath = p.GetValue(gpuPath);
             var generatorDevice = gpuCodePath ? new Device(DeviceType.CUDA) : device;   // whose --generator-dtype auto the generator follows (a value: CUDA is not started)
             string generatorName = on.GeneratorDtypeName(generatorDevice);
-            WorkloadFigures Run(ComputePlan plan, bool direct = false, bool generatorFp32 = false)
+            WorkloadFigures Run(ComputePlan plan, bool direct = false, bool generatorFp32 = false, bool paper = false)
             {
                 // What CoraModel and AdamW do off the CPU: libtorch kernels, no length groups (see ComputePlan.LengthGroups).
                 setup.Model.Plan = gpuCodePath ? plan with { NarrowHeadKernel = false, FastDropout = false, LengthGroups = false } : plan;
                 setup.Model.GeneratorDtype = generatorFp32 ? "fp32" : generatorName;
                 if (direct) return ModelBench.Score(setup.Model, setup.Rows, b, per, n, p.GetValue(profile));
+                if (paper)
+                    return name == "train-step"
+                        ? ModelBench.TrainStep(setup.Model, setup.Rows, b, n, p.GetValue(profile), fusedOptimizer: !gpuCodePath, logits: slice => PaperForward.Logits(setup.Model, slice))
+                        : ModelBench.Measure(setup.Model, setup.Rows, b, per, n, p.GetValue(profile), name, slice => PaperForward.Score(setup.Model, slice, b));
                 return name switch
                 {
                     "train-step" => ModelBench.TrainStep(setup.Model, setup.Rows, b, n, p.GetValue(profile), fusedOptimizer: !gpuCodePath),
@@ -185,7 +190,7 @@ internal static class BenchCommand
             WorkloadFigures? RunBaseline() => baselineName switch
             {
                 null => null,
-                "paper" => Run(ComputePlan.Paper, generatorFp32: baselineFp32),
+                "paper" => Run(ComputePlan.Plain, generatorFp32: baselineFp32, paper: true),
                 "generator-fp32" => Run(ComputePlan.Fast, generatorFp32: baselineFp32),
                 "direct" => Run(ComputePlan.Fast, direct: true),
                 "per-parameter-optimizer" => Run(ComputePlan.Fast with { SingleBufferOptimizer = false }),

@@ -21,14 +21,17 @@ public sealed record WorkloadFigures(string What, double MedianSeconds, double M
 /// <summary>
 /// Benchmarks of a <see cref="CoraModel"/> as training and scoring run it: a training step (forward, BCE, backward, AdamW) and
 /// batch scoring. Each repeat takes the next rows, so tokenising is measured as a first epoch sees it. The model's
-/// <see cref="CoraModel.Plan"/> decides how it computes (<see cref="ComputePlan.Paper"/> for the paper's way).
+/// <see cref="CoraModel.Plan"/> decides how it computes; the paper's way is <see cref="Microsoft.ML.Cora.Reference.PaperForward"/>
+/// under <see cref="ComputePlan.Plain"/>.
 /// </summary>
 public static class ModelBench
 {
     /// <summary>Median over <paramref name="repeats"/> training steps of <paramref name="batch"/> rows (one warm-up step first): what the
     /// trainer does each step (forward, loss read on the host, backward, finite check of the gradients, AdamW). fusedOptimizer: AdamW's
-    /// fused CPU pass where it applies (false: libtorch operations, as on a GPU).</summary>
-    public static WorkloadFigures TrainStep(CoraModel model, IReadOnlyList<Interaction> rows, int batch, int repeats, bool profile = false, bool fusedOptimizer = true)
+    /// fused CPU pass where it applies (false: libtorch operations, as on a GPU). logits: how a batch's logits are computed (the
+    /// model's own forward unless given, e.g. <see cref="Microsoft.ML.Cora.Reference.PaperForward.Logits"/>).</summary>
+    public static WorkloadFigures TrainStep(CoraModel model, IReadOnlyList<Interaction> rows, int batch, int repeats, bool profile = false, bool fusedOptimizer = true,
+        Func<IReadOnlyList<Interaction>, Tensor>? logits = null)
     {
         if (!model.UsesLlm) throw new ArgumentException("mf has no LLM training step; benchmark the cora, collm or llm-lora method.", nameof(model));
         Require(rows, "train-step");
@@ -51,12 +54,12 @@ public static class ModelBench
                 if (calls > 1) flops += TrainFlops(model, slice);
                 model.Profile = timing;
                 using var scope = torch.NewDisposeScope();
-                var logits = model.Logits(slice);
+                var l = logits is null ? model.Logits(slice) : logits(slice);
                 Tensor loss;
                 using (PhaseProfile.Time(timing, "loss"))
                 {
-                    var y = torch.tensor(slice.Select(r => r.Label ? 1f : 0f).ToArray(), device: logits.device);
-                    loss = nn.functional.binary_cross_entropy_with_logits(logits, y);
+                    var y = torch.tensor(slice.Select(r => r.Label ? 1f : 0f).ToArray(), device: l.device);
+                    loss = nn.functional.binary_cross_entropy_with_logits(l, y);
                     _ = loss.item<float>();                                  // the trainer reads the loss every step
                 }
                 using (PhaseProfile.Time(timing, "backward"))

@@ -19,7 +19,6 @@ public sealed class CollaborativeLoraParts : TrainableParts
     public override void Apply(Runtime.ComputePlan plan)
     {
         query_generator.Apply(plan);
-        collaborative_weights.ShareInputProduct = plan.ShareInputProduct;
         collaborative_weights.FastDropout = plan.FastDropout;
     }
 }

@@ -17,8 +17,6 @@ public sealed class CollaborativeWeights : nn.Module
 #pragma warning restore IDE1006
     public double Scale { get; }
     public double Dropout { get; }
-    /// <summary>x·A_b once for the projections that share an input (see <see cref="Runtime.ComputePlan.ShareInputProduct"/>).</summary>
-    public bool ShareInputProduct { get; set; } = true;
     /// <summary>Dropout masks from <see cref="FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
     public bool FastDropout { get; set; } = true;
 
@@ -37,7 +35,7 @@ public sealed class CollaborativeWeights : nn.Module
         RegisterComponents();
     }
 
-    private static string Key(ProjectionSite s) => s.Name.Replace('.', '_');
+    internal static string Key(ProjectionSite s) => s.Name.Replace('.', '_');
 
     /// <summary>A hook for one batch: <paramref name="a"/> is [B, d_model, r].</summary>
     public IProjectionHook Bind(Tensor a) => new Hook(this, a);
@@ -46,7 +44,8 @@ public sealed class CollaborativeWeights : nn.Module
     {
         private readonly CollaborativeWeights _w; private readonly Tensor _a;
         // q, k and v (gate and up) receive the same input object within a layer: its product with A_b is computed once
-        // when no dropout mask separates them. The product lives in the caller's dispose scope (the layer's forward).
+        // when no dropout mask separates them (exact; Reference.PaperForward computes it per projection, as the paper's code does).
+        // The product lives in the caller's dispose scope (the layer's forward).
         private Tensor? _lastInput, _lastProduct;
         public Hook(CollaborativeWeights w, Tensor a) { _w = w; _a = a; }
 
@@ -56,7 +55,7 @@ public sealed class CollaborativeWeights : nn.Module
         {
             if (!_w.p.TryGetValue(Key(site), out var lin)) return null;
             bool dropout = _w.Dropout > 0 && _w.training;
-            if (!_w.ShareInputProduct || dropout) return LowRank.PerSample(x, _a, lin, _w.Scale, _w.Dropout, _w.training, _w.FastDropout);
+            if (dropout) return LowRank.PerSample(x, _a, lin, _w.Scale, _w.Dropout, _w.training, _w.FastDropout);
             if (!ReferenceEquals(x, _lastInput) || _lastProduct is null || _lastProduct.IsInvalid)
             {
                 _lastProduct = LowRank.InputProduct(x, _a, 0, false);                // [B, T, r]

@@ -78,8 +78,6 @@ public sealed class BertAttention : nn.Module
 #pragma warning restore IDE1006
     private readonly int _heads;
     private readonly double _dropout;
-    /// <summary>With a single source token, skip the query and key projections (see <see cref="Runtime.ComputePlan.SingleKeyShortcut"/>).</summary>
-    public bool SingleKeyShortcut { get; set; } = true;
     /// <summary>Dropout masks from <see cref="Llm.Kernels.FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
     public bool FastDropout { get; set; } = true;
     /// <summary>dtype of the linear layers' products (see <see cref="QueryGenerator.MatmulDtype"/>).</summary>
@@ -101,9 +99,10 @@ public sealed class BertAttention : nn.Module
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], q = x.shape[1], s = source.shape[1], h = x.shape[2], hd = h / _heads;
         Tensor merged;
-        if (s == 1 && SingleKeyShortcut)
+        if (s == 1)
         {
-            // softmax over one key is exactly 1: every query reads the source's value. Attention dropout drops that weight
+            // softmax over one key is exactly 1: every query reads the source's value (the query and key projections are skipped;
+            // Reference.PaperForward computes the attention in full). Attention dropout drops that weight
             // (keeps it scaled by 1 / (1 - p)) independently per batch row, head and query, as SDPA's dropout would.
             var v = GeneratorMatmul.Linear(value, source, MatmulDtype);                       // [B, 1, H]
             if (training && _dropout > 0)
@@ -188,8 +187,6 @@ public sealed class QueryGenerator : nn.Module
     private readonly int _dModel, _rank;
     private readonly double _dropout;
 
-    /// <summary>The d·r head after the mean over queries (exact; <see cref="Runtime.ComputePlan.HeadAfterMean"/>).</summary>
-    public bool HeadAfterMean { get; set; } = true;
     /// <summary>Dropout masks from <see cref="Llm.Kernels.FastDropout"/> (see <see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
     public bool FastDropout { get; set; } = true;
 
@@ -210,16 +207,12 @@ public sealed class QueryGenerator : nn.Module
     }
     private ScalarType? _matmulDtype;
 
-    /// <summary>Applies a compute plan's generator switches.</summary>
+    /// <summary>Applies a compute plan's generator switch (<see cref="Runtime.ComputePlan.FastDropout"/>).</summary>
     public void Apply(Runtime.ComputePlan plan)
     {
-        HeadAfterMean = plan.HeadAfterMean;
         FastDropout = plan.FastDropout;
         foreach (var layer in layers)
-        {
-            layer.cross_attention.SingleKeyShortcut = plan.SingleKeyShortcut;
             layer.FastDropout = layer.self_attention.FastDropout = layer.cross_attention.FastDropout = plan.FastDropout;
-        }
     }
 
     /// <param name="o">Size: layers, hidden width, heads, queries, dropout.</param>
@@ -283,10 +276,10 @@ public sealed class QueryGenerator : nn.Module
         var q = query_norm.call(query_tokens.expand(b, -1, -1));                       // [B, Q, H]
         q = Llm.Kernels.FastDropout.Apply(q, _dropout, training, FastDropout);
         foreach (var layer in layers) q = layer.Forward(q, source);
-        // mean_q(head(q)) = head(mean_q(q)) exactly (the head is linear): the d*r-wide head runs once per sample, not per query.
-        // The head stays float32 whatever MatmulDtype says: it runs once per sample (after the mean), and A_b is what the LLM reads.
-        var v = HeadAfterMean ? head.call(q.mean(new long[] { 1 }))                   // [B, d*r]
-                              : head.call(q).mean(new long[] { 1 });                  // [B, Q, d*r] -> [B, d*r] (the paper's way)
+        // mean_q(head(q)) = head(mean_q(q)) exactly (the head is linear): the d*r-wide head runs once per sample, not per query
+        // (Reference.PaperForward runs it per query, as the paper's code does). The head stays float32 whatever MatmulDtype says:
+        // it runs once per sample, and A_b is what the LLM reads.
+        var v = head.call(q.mean(new long[] { 1 }));                                  // [B, d*r]
         v = nn.functional.normalize(v, p: 2, dim: 1);
         return v.view(b, _dModel, _rank).MoveToOuterDisposeScope();                    // [B, d, r]
     }

@@ -37,7 +37,7 @@ public sealed class CoraModel : IDisposable
     public int YesTokenId { get; }
     private readonly object _itemsGate = new();
 
-    /// <summary>How the model computes (<see cref="ComputePlan.Fast"/>; <see cref="ComputePlan.Paper"/> for side-by-side benchmarks).
+    /// <summary>How the model computes (<see cref="ComputePlan.Fast"/>; <see cref="ComputePlan.Plain"/> for side-by-side benchmarks).
     /// Scores are the same either way.</summary>
     public ComputePlan Plan
     {
@@ -153,14 +153,15 @@ public sealed class CoraModel : IDisposable
     }
 
     /// <summary>Tokenised prompt of a row (history titles that are missing from the catalog are skipped).</summary>
-    public TokenizedPrompt Tokenize(Interaction row) => _promptCache.GetValue(row, TokenizeUncached);
+    public TokenizedPrompt Tokenize(Interaction row) => _promptCache.GetValue(row, TokenizeAfresh);
 
     // Prompts are re-used across epochs and validations; the cache lives as long as the rows do.
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Interaction, TokenizedPrompt> _promptCache = new();
 
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Interaction, string> _readyText = new();
 
-    private TokenizedPrompt TokenizeUncached(Interaction row)
+    /// <summary>A row's prompt tokenised now, bypassing the cache (ready prompt text set with <see cref="SetPrompt"/> included).</summary>
+    internal TokenizedPrompt TokenizeAfresh(Interaction row)
     {
         if (_readyText.TryGetValue(row, out var text)) return TokenizeText(text);
         var items = Items;
@@ -189,7 +190,7 @@ public sealed class CoraModel : IDisposable
 
     /// <param name="rows">the batch's rows</param>
     /// <param name="prompts">their tokenised prompts, or null to tokenise them here</param>
-    /// <param name="llmRows">when set (and the plan pads right and reads the last token only), the LLM runs over groups of this many rows
+    /// <param name="llmRows">when set, the LLM runs over groups of this many rows
     /// in prompt-length order, each padded to its own longest prompt, while the CF lookup and generator see all the rows at once</param>
     private Tensor Logits(IReadOnlyList<Interaction> rows, IReadOnlyList<TokenizedPrompt>? prompts, int? llmRows)
     {
@@ -200,14 +201,8 @@ public sealed class CoraModel : IDisposable
         Tensor ids, mask;
         using (PhaseProfile.Time(Profile, "prompts (tokenise, pad, copy)"))
         {
-            prompts ??= rows.Select(plan.CachePrompts ? Tokenize : (Func<Interaction, TokenizedPrompt>)TokenizeUncached).ToList();
-            (ids, mask) = Llm!.Pad(prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList(), left: !plan.RightPadding);
-            if (!plan.RightPadding)
-            {
-                // Left padding shifts every position (the soft-token slots of CoLLM too) by the row's padding.
-                long t = ids.shape[1];
-                prompts = prompts.Select(p => p with { Slots = p.Slots.Select(sl => (sl.position + (int)(t - p.Ids.Length), sl.slot)).ToArray() }).ToList();
-            }
+            prompts ??= rows.Select(plan.CachePrompts ? Tokenize : (Func<Interaction, TokenizedPrompt>)TokenizeAfresh).ToList();
+            (ids, mask) = Llm!.Pad(prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList(), left: false);          // [B, T]
         }
         Tensor embeds; IProjectionHook? hook;
         using (PhaseProfile.Time(Profile, "CF lookup + query generator"))
@@ -215,9 +210,7 @@ public sealed class CoraModel : IDisposable
         using (PhaseProfile.Time(Profile, "LLM forward"))
         {
             Tensor logits;
-            bool canGroup = plan.RightPadding && plan.LastTokenOnly;
-            var groups = !canGroup ? null
-                : llmRows is { } g0 && g0 < rows.Count ? ConsecutiveGroups(prompts, g0)
+            var groups = llmRows is { } g0 && g0 < rows.Count ? ConsecutiveGroups(prompts, g0)
                 : GroupsByLength(plan, embeds.device_type) ? LengthGroups(prompts, plan.LengthGroupRows) : null;
             if (groups is not null)
             {
@@ -229,22 +222,15 @@ public sealed class CoraModel : IDisposable
                     long len = g.Max(i => prompts[(int)i].Ids.Length);
                     var e = embeds.index_select(0, idx).narrow(1, 0, len);                                        // [G, Tg, D]
                     var m = mask.index_select(0, idx).narrow(1, 0, len);                                          // [G, Tg]
-                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, plan.FinalLayerAtLastToken, Kernels(plan)));   // [G, 1]
+                    parts.Add(Llm.Model.LastTokenLogits(e, m, hook?.Rows(idx), new long[] { YesTokenId }, finalLayerAtLastToken: true, Kernels(plan)));   // [G, 1]
                 }
                 var order = groups.SelectMany(g => g).ToArray();
                 var inverse = new long[order.Length];
                 for (int i = 0; i < order.Length; i++) inverse[order[i]] = i;
                 logits = torch.cat(parts, 0).index_select(0, torch.tensor(inverse, device: embeds.device));      // [B, 1]
             }
-            else if (plan.LastTokenOnly)
-                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, plan.FinalLayerAtLastToken, Kernels(plan));   // [B, 1]
             else
-            {
-                // The paper's way: logits over the whole vocabulary at every position, then one value read.
-                var all = Llm.Model.Logits(embeds, mask, hook, fromEmbeddings: true, Kernels(plan));                                                   // [B, T, V]
-                var last = mask.mul(Scalars.Arange(mask.shape[1], mask.device)).argmax(1);                 // [B]
-                logits = all[Scalars.Arange(all.shape[0], all.device), last].narrow(1, YesTokenId, 1);      // [B, 1]
-            }
+                logits = Llm.Model.LastTokenLogits(embeds, mask, hook, new long[] { YesTokenId }, finalLayerAtLastToken: true, Kernels(plan));   // [B, 1]
             return logits.squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();                          // [B], fp32 whatever the LLM dtype
         }
     }
@@ -321,7 +307,7 @@ public sealed class CoraModel : IDisposable
         if (UsesLlm)
             using (PhaseProfile.Time(Profile, "prompts (tokenise, pad, copy)"))
                 prompts = promptTexts is not null ? promptTexts.Select(TokenizeText).ToList()
-                        : rows.Select(plan.CachePrompts ? Tokenize : (Func<Interaction, TokenizedPrompt>)TokenizeUncached).ToList();
+                        : rows.Select(plan.CachePrompts ? Tokenize : (Func<Interaction, TokenizedPrompt>)TokenizeAfresh).ToList();
         int[] order = Enumerable.Range(0, rows.Count).ToArray();
         if (prompts is not null && plan.BucketByLength) order = order.OrderBy(i => prompts[i].Ids.Length).ToArray();
         // The CF lookup and generator run over chunks of several batches (their matrices are used better), the LLM over batches.

@@ -4,23 +4,22 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Cora.Runtime;
 
 /// <summary>
-/// How a <see cref="CoraModel"/> computes. <see cref="Fast"/> (the default) takes every exact saving the model allows;
-/// <see cref="Paper"/> does the same work the way CoRA's public code does, for side-by-side benchmarks
-/// (<c>cora bench --baseline paper</c>). Both give the same scores (logits within 1e-5; tests check it); only the time differs.
+/// How a <see cref="CoraModel"/> computes: the choices of kernels, streams, batching and caching that change the time a
+/// computation takes but not its result. <see cref="Fast"/> (the default) takes every one where it applies; <see cref="Plain"/>
+/// takes none (libtorch's own operations, one stream, no caches). Every plan gives the same scores (logits within 1e-5; tests check
+/// it). The paper's way of computing CoRA as a whole (left padding, logits over the whole vocabulary, the generator's head on every
+/// query, ...) is not a plan but a separate reference implementation, <c>Reference.PaperForward</c>, run under <see cref="Plain"/>.
 /// </summary>
 public sealed record ComputePlan
 {
     /// <summary>Every saving on (the default).</summary>
     public static ComputePlan Fast { get; } = new();
 
-    /// <summary>The paper's way: full-vocabulary logits at every position, x·A per projection, the generator's head on every query,
-    /// full cross-attention to the single CF token, left padding with an explicit mask, prompts re-tokenised, no length buckets.</summary>
-    public static ComputePlan Paper { get; } = new()
+    /// <summary>Every choice off: libtorch's own operations and sampler, prompts re-tokenised, rows in their order, one stream.</summary>
+    public static ComputePlan Plain { get; } = new()
     {
-        LastTokenOnly = false, ShareInputProduct = false, HeadAfterMean = false, SingleKeyShortcut = false,
-        RightPadding = false, CachePrompts = false, BucketByLength = false, InferenceMode = false, LengthGroups = false,
-        FinalLayerAtLastToken = false, GeneratorChunks = false, NarrowHeadKernel = false, FastDropout = false, ScoringStreams = false,
-        NormAndRotaryKernels = false,
+        CachePrompts = false, BucketByLength = false, InferenceMode = false, LengthGroups = false, GeneratorChunks = false,
+        NarrowHeadKernel = false, FastDropout = false, ScoringStreams = false, NormAndRotaryKernels = false,
     };
 
     /// <summary>The names of the on/off savings (the bool properties), for <see cref="Without"/> and <c>cora bench --baseline</c>.</summary>
@@ -38,28 +37,13 @@ public sealed record ComputePlan
         return copy;
     }
 
-    /// <summary>Only the last real token's logits of the answer ids (not [B, T, V]).</summary>
-    public bool LastTokenOnly { get; init; } = true;
-    /// <summary>The final decoder layer computes keys and values for every token but the query, attention output and MLP only at the
-    /// last real token (the only position whose output is read). Needs <see cref="LastTokenOnly"/>.</summary>
-    public bool FinalLayerAtLastToken { get; init; } = true;
-    /// <summary>x·A once per layer for the projections that share their input (q, k, v; gate, up). Exact when the low-rank
-    /// dropout is off (scoring, or dropout 0); with dropout in training each projection keeps its own mask, as in the paper.</summary>
-    public bool ShareInputProduct { get; init; } = true;
-    /// <summary>The generator's linear d·r head after the mean over the queries (mean(head(q)) = head(mean(q))).</summary>
-    public bool HeadAfterMean { get; init; } = true;
-    /// <summary>Cross-attention to the single CF token: softmax over one key is 1, so the output is that token's value
-    /// projection (query and key projections skipped; attention dropout keeps its distribution).</summary>
-    public bool SingleKeyShortcut { get; init; } = true;
-    /// <summary>Right padding (causal fast path of scaled-dot-product attention) instead of left padding with an explicit mask.</summary>
-    public bool RightPadding { get; init; } = true;
     /// <summary>Prompts tokenised once per row and kept as long as the row.</summary>
     public bool CachePrompts { get; init; } = true;
     /// <summary>Scoring batches rows of similar prompt length (less padding); scores are returned in the input order.</summary>
     public bool BucketByLength { get; init; } = true;
     /// <summary>Within a batch, rows of similar prompt length run through the LLM together, each group padded only to its own
     /// longest prompt (attention costs grow with the square of the padded length). The batch, its loss and its gradient are the
-    /// same (the loss is a mean over all rows); only padding is saved. Needs right padding. On the CPU only: on a GPU a small LLM's
+    /// same (the loss is a mean over all rows); only padding is saved. On the CPU only: on a GPU a small LLM's
     /// step is bound by kernel launches, not FLOPs, and each group is another pass of them (stories260K, batch 16: 1,082 operations
     /// and 2,110 backward nodes a step in groups, 553 and 1,369 without; counted with tools/libtorch-calls.sh).</summary>
     public bool LengthGroups { get; init; } = true;
@@ -67,13 +51,13 @@ public sealed record ComputePlan
     public int LengthGroupRows { get; init; } = 4;
     /// <summary>Scoring runs the CF lookup and query generator over <see cref="GeneratorChunkRows"/> rows at once and the LLM over
     /// batches of the scoring batch size: the generator's small matrices (a few query tokens per row) use the matrix units better in
-    /// wide batches, the LLM's activations stay in cache in narrow ones. Needs right padding.</summary>
+    /// wide batches, the LLM's activations stay in cache in narrow ones.</summary>
     public bool GeneratorChunks { get; init; } = true;
     /// <summary>Rows the generator sees at once when scoring (rounded down to whole scoring batches, at least one).</summary>
     public int GeneratorChunkRows { get; init; } = 128;
     /// <summary>Causal attention of narrow float32 heads on the CPU through <see cref="Llm.Kernels.NarrowHeadAttention"/> (one fused SIMD pass
     /// per row and key-value head, forward and backward) instead of libtorch's scaled-dot-product attention, whose CPU kernel is
-    /// built for wide heads. Needs right padding (no explicit mask); other devices, dtypes and head widths use libtorch anyway.
+    /// built for wide heads; other devices, dtypes and head widths use libtorch anyway.
     /// When on, the kernel is used where it measured faster than libtorch's attention on this CPU for the LLM's heads
     /// (<see cref="CpuChoices.AttentionKernel"/>, printed by <c>cora doctor</c>).</summary>
     public bool NarrowHeadKernel { get; init; } = true;

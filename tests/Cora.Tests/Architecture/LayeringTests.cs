@@ -19,6 +19,7 @@ public class LayeringTests
         "Microsoft.ML.Cora.CollaborativeFiltering",   // MF, LightGCN, SASRec
         "Microsoft.ML.Cora.Methods",                  // CoRA, CoLLM, TALLRec-style LoRA, MF: their trainable parts and options
         "Microsoft.ML.Cora",                          // the recommender (CoraModel) and its file format
+        "Microsoft.ML.Cora.Reference",                // the paper's way of computing a model's logits (tests and benchmarks)
         "Microsoft.ML.Cora.Training",                 // the training loop, the optimizer, checkpoints
     };
 

@@ -2,6 +2,7 @@ using Microsoft.ML.Cora;
 using Microsoft.ML.Cora.Methods;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Prompting;
+using Microsoft.ML.Cora.Reference;
 using Microsoft.ML.Cora.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -9,9 +10,9 @@ using static TorchSharp.torch;
 namespace Cora.Tests;
 
 /// <summary>
-/// Every saving of <see cref="ComputePlan.Fast"/> gives the numbers of the plain way (<see cref="ComputePlan.Paper"/> and each switch
-/// alone): logits within 1e-5, the same AUC, the same gradients; the one saving that touches randomness (attention dropout against
-/// the single CF token) keeps its distribution.
+/// The fast path gives the numbers of the paper's way (<see cref="PaperForward"/>, the reference implementation) under every plan
+/// (<see cref="ComputePlan.Fast"/>, <see cref="ComputePlan.Plain"/> and each choice alone): logits within 1e-5, the same AUC, the same
+/// loss and gradients; the one shortcut that touches randomness (attention dropout against the single CF token) keeps its distribution.
 /// </summary>
 [TestClass]
 public class FastPathTests
@@ -20,7 +21,7 @@ public class FastPathTests
 
     [TestMethod]
     [TestCategory(TestTiers.Slow)]
-    public void FastAndPaperPlansScoreTheSame()
+    public void EveryPlanScoresAsThePapersForward()
     {
         foreach (var method in new[] { CoraMethod.Cora, CoraMethod.Collm, CoraMethod.LlmLora })
         {
@@ -28,8 +29,8 @@ public class FastPathTests
             model.GeneratorDtype = "fp32";   // the plans are exact; the generator's bf16 products are not (GeneratorBf16Tests)
             Randomise(model);
             var rows = Rows;
-            model.Plan = ComputePlan.Paper;
-            var paper = model.Score(rows, batchSize: 7);
+            model.Plan = ComputePlan.Plain;
+            var paper = PaperForward.Score(model, rows, batchSize: 7);
             foreach (var plan in Switches())
             {
                 model.Plan = plan;
@@ -71,8 +72,11 @@ public class FastPathTests
     public void LengthGroupsGiveTheSameLossAndGradients() => SameLossAndGradients(ComputePlan.Fast with { LengthGroups = false }, ComputePlan.Fast, split: true);
 
     [TestMethod]
-    public void FinalLayerAtLastTokenGivesTheSameLossAndGradients() =>
-        SameLossAndGradients(ComputePlan.Fast with { FinalLayerAtLastToken = false }, ComputePlan.Fast with { FinalLayerAtLastToken = true }, split: false);
+    [DataRow(CoraMethod.Cora)]
+    [DataRow(CoraMethod.Collm)]
+    [DataRow(CoraMethod.LlmLora)]
+    public void ThePapersForwardGivesTheSameLossAndGradients(CoraMethod method) =>
+        SameLossAndGradients(ComputePlan.Plain, ComputePlan.Fast, split: true, method, plainLogits: PaperForward.Logits);
 
     [TestMethod]
     [DataRow(CoraMethod.Cora)]
@@ -86,7 +90,9 @@ public class FastPathTests
         finally { CpuChoices.Override = null; }
     }
 
-    private static void SameLossAndGradients(ComputePlan plain, ComputePlan fast, bool split, CoraMethod method = CoraMethod.Cora)
+    /// <param name="plainLogits">how the first run computes its logits (the model's own forward unless given)</param>
+    private static void SameLossAndGradients(ComputePlan plain, ComputePlan fast, bool split, CoraMethod method = CoraMethod.Cora,
+        Func<CoraModel, IReadOnlyList<Interaction>, Tensor>? plainLogits = null)
     {
         var options = Slice.SmallOptions(method);
         using var model = new CoraModel(options with { Dropout = 0, QueryGenerator = options.QueryGenerator with { Dropout = 0 } },
@@ -104,7 +110,7 @@ public class FastPathTests
             model.Trainable.train();
             model.Trainable.zero_grad();
             using var scope = torch.NewDisposeScope();
-            var logits = model.Logits(rows);
+            var logits = plan == plain && plainLogits is not null ? plainLogits(model, rows) : model.Logits(rows);
             var loss = nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor(rows.Select(r => r.Label ? 1f : 0f).ToArray()));
             loss.backward();
             losses.Add(loss.item<float>());
@@ -125,7 +131,7 @@ public class FastPathTests
     [TestMethod]
     public void APlanWithoutOneSavingTurnsOffThatSavingOnly()
     {
-        CollectionAssert.IsSubsetOf(new[] { "LastTokenOnly", "FinalLayerAtLastToken", "LengthGroups", "InferenceMode" }, ComputePlan.SwitchNames.ToArray());
+        CollectionAssert.IsSubsetOf(new[] { "NarrowHeadKernel", "LengthGroups", "InferenceMode" }, ComputePlan.SwitchNames.ToArray());
         Assert.IsFalse(ComputePlan.SwitchNames.Contains("LengthGroupRows"), "only on/off savings are switches");
         foreach (var name in ComputePlan.SwitchNames)
         {
@@ -133,10 +139,10 @@ public class FastPathTests
             foreach (var other in ComputePlan.SwitchNames)
                 Assert.AreEqual(other != name, (bool)typeof(ComputePlan).GetProperty(other)!.GetValue(plan)!, $"without {name}: {other}");
         }
-        Assert.IsTrue(ComputePlan.Fast.FinalLayerAtLastToken, "Without returns a copy");
+        Assert.IsTrue(ComputePlan.Fast.LengthGroups, "Without returns a copy");
         var e = Assert.ThrowsExactly<ArgumentException>(() => ComputePlan.Fast.Without("Bogus"));
         StringAssert.Contains(e.Message, "'Bogus'");
-        StringAssert.Contains(e.Message, "FinalLayerAtLastToken");
+        StringAssert.Contains(e.Message, "LengthGroups");
     }
 
     [TestMethod]
@@ -162,9 +168,7 @@ public class FastPathTests
         var x = torch.randn(64, 4, 32);
         var source = torch.randn(64, 1, 12);
         a.eval();
-        a.SingleKeyShortcut = false;
-        var full = a.Forward(x, source);
-        a.SingleKeyShortcut = true;
+        var full = PaperForward.Attention(a, x, source, heads: 4, dropout: 0.25, training: false);
         var fast = a.Forward(x, source);
         Assert.IsTrue(full.allclose(fast, rtol: 1e-5, atol: 1e-5), "eval: the shortcut equals softmax attention over one key");
 
@@ -186,16 +190,14 @@ public class FastPathTests
     {
         var fast = ComputePlan.Fast;
         yield return fast;
-        yield return fast with { LastTokenOnly = false };
-        yield return fast with { ShareInputProduct = false };
-        yield return fast with { HeadAfterMean = false };
-        yield return fast with { SingleKeyShortcut = false };
-        yield return fast with { RightPadding = false };
+        yield return ComputePlan.Plain;
         yield return fast with { CachePrompts = false };
         yield return fast with { BucketByLength = false };
         yield return fast with { InferenceMode = false };
         yield return fast with { LengthGroups = false };
-        yield return fast with { FinalLayerAtLastToken = false };
+        yield return fast with { NarrowHeadKernel = false };
+        yield return fast with { NormAndRotaryKernels = false };
+        yield return fast with { ScoringStreams = false };
         yield return fast with { GeneratorChunks = false };
         yield return fast with { GeneratorChunkRows = 14 };      // chunks of two batches of 7: 40 rows in three chunks
     }

@@ -68,7 +68,7 @@ public class MeasuredChoiceTests
                 CpuChoices.Override = s => s == CpuChoices.AttentionKernelSwitch ? forced : null;
                 using var m = Synthetic.Model(CoraMethod.Cora);
                 Assert.AreEqual(kernel, m.Kernels(ComputePlan.Fast).Attention, forced);
-                Assert.AreEqual(LlmKernels.None, m.Kernels(ComputePlan.Paper), "the paper's plan takes none of Cora's kernels");
+                Assert.AreEqual(LlmKernels.None, m.Kernels(ComputePlan.Plain), "the plain plan takes none of Cora's kernels");
             }
         }
         finally { CpuChoices.Override = null; }
