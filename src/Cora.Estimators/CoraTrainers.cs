@@ -16,7 +16,7 @@ public sealed class CoraTrainers
     /// <param name="itemTitles">Item catalog: id -> title.</param>
     /// <param name="userIdColumnName">The user id column (a key or integer; for text ids see the overload with text titles).</param>
     /// <param name="itemIdColumnName">The item id column (a key or integer); each id needs a title in <paramref name="itemTitles"/>.</param>
-    /// <param name="labelColumnName">The Boolean label column (the user liked the item).</param>
+    /// <param name="labelColumnName">The label column (the user liked the item): Boolean, or Single/Double holding 1 and 0.</param>
     /// <param name="historyColumnName">The user's liked items before this row, oldest first: a vector of item ids or text of space-separated ids.</param>
     /// <param name="method">Cora (default), Collm, LlmLora or Mf.</param>
     /// <param name="epochs">Passes over the training rows.</param>
@@ -46,7 +46,7 @@ public sealed class CoraTrainers
     /// <param name="itemTitles">Item catalog: text id -> title.</param>
     /// <param name="userIdColumnName">The user id column (text).</param>
     /// <param name="itemIdColumnName">The item id column (text); each id needs a title in <paramref name="itemTitles"/>.</param>
-    /// <param name="labelColumnName">The Boolean label column (the user liked the item).</param>
+    /// <param name="labelColumnName">The label column (the user liked the item): Boolean, or Single/Double holding 1 and 0.</param>
     /// <param name="generator">The query generator's size (see the overload above).</param>
     /// <param name="device">cpu (default), cuda, cuda:N or auto.</param>
     public CoraTrainer Cora(string llmPath, IDictionary<string, string> itemTitles,

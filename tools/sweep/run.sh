@@ -16,7 +16,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 shared=${CORA_SHARED:-$root/../shared}
 data=$shared/data/ml-1m-collm
 llm=$shared/models/stories260K/stories260K.bin
-for f in "$data/train.tsv" "$data/valid.tsv" "$data/items.tsv" "$llm"; do
+# CORA_SWEEP_ITEMS: another item catalog (same ids), e.g. one whose titles are all alike, to measure what the titles add.
+items=${CORA_SWEEP_ITEMS:-$data/items.tsv}
+for f in "$data/train.tsv" "$data/valid.tsv" "$items" "$llm"; do
   [ -f "$f" ] || { echo "tools/sweep/run.sh: $f is missing (set CORA_SHARED to the shared folder)" >&2; exit 2; }
 done
 command -v jq > /dev/null || { echo "tools/sweep/run.sh: needs jq (apt-get install jq)" >&2; exit 2; }
@@ -36,13 +38,14 @@ if [ ! -f "$bin/cora.dll" ]; then
   mv "$bin.tmp" "$bin"
 fi
 start=$(date +%s)
-dotnet "$bin/cora.dll" train --train "$data/train.tsv" --valid "$data/valid.tsv" --items "$data/items.tsv" --llm "$llm" \
+dotnet "$bin/cora.dll" train --train "$data/train.tsv" --valid "$data/valid.tsv" --items "$items" --llm "$llm" \
   --out "$dir/model.zip" --json "$dir/result.json" --plot "$dir/curve.png" --checkpoint-dir "$dir/ckpt" "$@" 2>&1 | tee "$dir/train.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit "${PIPESTATUS[0]}"
 tsv=$root/docs/results/sweep.tsv
 [ -f "$tsv" ] || printf 'name\tdate\tcommit\tcpu\toptions\tvalid_auc\tvalid_uauc\twarm_auc\tcold_auc\tsteps\tbest_step\twall_s\tpeak_mib\n' > "$tsv"
 cpu="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1) (family $(sed -n 's/^cpu family[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -1) model $(sed -n 's/^model[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -1))"
-jq -r --arg name "$name" --arg date "$(date -u +%Y-%m-%d)" --arg commit "$commit" --arg cpu "$cpu" --arg options "$*" \
+opts="$*"; [ "$items" = "$data/items.tsv" ] || opts="$opts (CORA_SWEEP_ITEMS=$(basename "$items"))"
+jq -r --arg name "$name" --arg date "$(date -u +%Y-%m-%d)" --arg commit "$commit" --arg cpu "$cpu" --arg options "$opts" \
   'def r4: if . == null then "" else (. * 10000 | round / 10000) end;
    [$name, $date, $commit, $cpu, $options, (.auc | r4), (.uauc | r4), (.warm.auc | r4), (.cold.auc | r4), (.steps // ""), (.best_step // ""), (.wall_seconds | floor), .peak_mib] | @tsv' \
   "$dir/result.json" >> "$tsv"
