@@ -33,14 +33,13 @@ public sealed record QueryGeneratorOptions
     /// <summary>Dropout inside the Q-Former (0.1).</summary>
     [Option("--generator-dropout", "Dropout inside the Q-Former.", Min = 0, Max = 0.99)]
     public double Dropout { get; set; } = CoraDefaults.GeneratorDropout;
-    /// <summary>The RMS at which the generator reads each half (user, item) of the CF token (0.4; 0 = the raw token). Before training,
-    /// each half's root mean square over a sample of the training rows sets a fixed scale, stored with the model. CF models leave
-    /// their embeddings at very different scales (SASRec's items at RMS 0.007 against its users' 1.7; MF 0.08 against 0.2): the
-    /// generator, initialised for inputs near unit scale, then reads a tiny half as noise and can collapse to one A for every
-    /// sample. The scale is a fixed diagonal map before the generator's first linear layers: it changes how training starts, not
-    /// what the generator can express. 0.4 was chosen on the valid split (2,000 training rows, stories260K): 0.1 leaves CoRA-SAS
-    /// collapsed (AUC 0.49), 1.0 costs CoRA-MF 0.03 AUC, 0.4 keeps CoRA-MF within run-to-run noise of the raw token and lifts
-    /// CoRA-SAS from 0.49 to 0.69. 0 feeds the raw token, as CoRA's public code does (and as model files of format 2 did).</summary>
+    /// <summary>The RMS at which the generator reads each half (user, item) of the CF token (0.4; 0 = the raw token, as CoRA's public
+    /// code reads it). Before training, each half's root mean square over a sample of the training rows sets a fixed scale, stored with
+    /// the model: a fixed diagonal map before the generator's first layers, which changes how training starts, not what the generator
+    /// can express. How to choose: keep 0.4 where the CF model leaves its two halves at very different scales (SASRec's items sit near
+    /// RMS 0.007 against its users' 1.7: read raw, the generator takes the small half for noise and gives every sample one A; LightGCN
+    /// also reads better scaled); with MF, 0 reads about 0.003 AUC better (docs/results.md, three seeds). Values well above 1 start the
+    /// generator's layer norms and attention saturated.</summary>
     [Option("--cf-token-rms", "RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows (0 = the raw token, as CoRA's code).", Min = 0, Max = 1000)]
     public double CfTokenRms { get; set; } = CoraDefaults.CfTokenRms;
 
