@@ -42,7 +42,7 @@ public sealed record BenchResult(string What, double MedianSeconds, double MinSe
 public static class Bench
 {
     /// <summary>A random LLM of a shape, created on <paramref name="device"/> in <paramref name="dtype"/> (never materialised in fp32 on the host).</summary>
-    public static LlamaForCausalLM RandomLlm(LlamaConfig config, Device device, ScalarType dtype, long seed = 1)
+    internal static LlamaForCausalLM RandomLlm(LlamaConfig config, Device device, ScalarType dtype, long seed = 1)
     {
         using var _ = CoraDevice.BuildScope(device, dtype);
         return LlamaForCausalLM.CreateRandom(config, seed);

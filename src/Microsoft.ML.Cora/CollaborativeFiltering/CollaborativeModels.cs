@@ -31,6 +31,7 @@ public static class CollaborativeModels
         MatrixFactorizationOptions? options = null, Action<string>? log = null, CancellationToken ct = default) =>
         Of(kind).Train(train, valid, options, log, ct);
 
+    /// <summary>The name of a CF kind as the CLI and saved models write it ("mf", "lightgcn", "sasrec").</summary>
     public static string Name(CollaborativeKind kind) => Of(kind).Name;
 
     /// <summary>MF, LightGCN or SASRec (for messages).</summary>

@@ -16,8 +16,11 @@ public interface ICollaborativeModel : IDisposable
 {
     /// <summary>"mf", "lightgcn", ... (stored in saved models).</summary>
     string Kind { get; }
+    /// <summary>Width k of the user and item embeddings (the CF token concat(user, item) is 2k wide).</summary>
     int EmbeddingDim { get; }
+    /// <summary>Whether the user had interactions in training (a warm user).</summary>
     bool KnowsUser(int userId);
+    /// <summary>Whether the item had interactions in training (a warm item).</summary>
     bool KnowsItem(int itemId);
     /// <summary>The item ids the model has embeddings for (candidate retrieval scores these).</summary>
     IReadOnlyList<long> ItemIds { get; }

@@ -13,7 +13,7 @@ namespace Microsoft.ML.Cora.CollaborativeFiltering;
 /// Cold rows: an id unseen in training gets the zero vector (score 0); a user or item seen only in negative rows has no edges,
 /// so its embedding is its own ego embedding divided by K + 1.
 /// </summary>
-public sealed class LightGcn : nn.Module, ICollaborativeModel
+internal sealed class LightGcn : nn.Module, ICollaborativeModel
 {
 #pragma warning disable IDE1006
     public Embedding user_embedding, item_embedding;

@@ -15,13 +15,19 @@ namespace Microsoft.ML.Cora.CollaborativeFiltering;
 public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
 {
 #pragma warning disable IDE1006
+    /// <summary>The user and item embedding tables, [rows, k] (row 0: unseen ids, zero).</summary>
     public Embedding user_embedding, item_embedding;
 #pragma warning restore IDE1006
+    /// <summary>User id -> row of <see cref="user_embedding"/>.</summary>
     public IdMap Users { get; }
+    /// <summary>Item id -> row of <see cref="item_embedding"/>.</summary>
     public IdMap Items { get; }
+    /// <summary>"mf".</summary>
     public string Kind => "mf";
+    /// <summary>Width k of the embeddings.</summary>
     public int EmbeddingDim { get; }
 
+    /// <summary>An untrained MF model over these users and items with k = <paramref name="dim"/> (seeded initial weights).</summary>
     public MatrixFactorization(IdMap users, IdMap items, int dim, long seed = CoraDefaults.Seed) : base("mf")
     {
         Users = users; Items = items; EmbeddingDim = dim;
@@ -96,17 +102,25 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
             : FromMatrices(rightFactorMatrix, columnKeyValues, leftFactorMatrix, rowKeyValues, approximationRank);
     }
 
+    /// <summary>Whether the user had interactions in training.</summary>
     public bool KnowsUser(int userId) => Users.Contains(userId);
+    /// <summary>Whether the item had interactions in training.</summary>
     public bool KnowsItem(int itemId) => Items.Contains(itemId);
+    /// <summary>The item ids with embeddings.</summary>
     public IReadOnlyList<long> ItemIds => Items.Ids;
+    /// <summary>Where the embeddings live.</summary>
     public Device Device => user_embedding.weight!.device;
+    /// <summary>Moves the embeddings to a device and dtype.</summary>
     public void MoveTo(Device device, ScalarType dtype) => this.to(device, dtype);
+    /// <summary>The trainable tensors (both embedding tables).</summary>
     public IEnumerable<Parameter> Weights => parameters();
     /// <summary>By user id; a user unseen in training gets the zero vector (MF score 0, probability 0.5).</summary>
     public Tensor UserEmbeddings(IReadOnlyList<Interaction> rows) => user_embedding.call(torch.tensor(Users.Map(rows.Select(r => (long)r.UserId).ToArray()), device: Device));
     /// <summary>By item id; an item unseen in training gets the zero vector.</summary>
     public Tensor ItemEmbeddings(long[] itemIds) => item_embedding.call(torch.tensor(Items.Map(itemIds), device: Device));
+    /// <summary>The MF logits of the rows, [B]: the dot product of the user and item embeddings.</summary>
     public Tensor Score(IReadOnlyList<Interaction> rows) => CollaborativeTraining.Dot(this, rows);
+    /// <summary><see cref="Score"/> on the host, in batches.</summary>
     public float[] ScoreRows(IReadOnlyList<Interaction> rows) => CollaborativeTraining.ScoreRows(this, rows);
 
     /// <summary>Trains MF with Adam and BCE, early stopping on validation AUC (the best epoch's weights are kept).</summary>
@@ -135,6 +149,7 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         CoraDefaults.MfEmbeddingDim, CoraDefaults.MfLearningRate, CoraDefaults.MfWeightDecay,
         (t, v, o, log, ct) => Train(t, v, o, log, ct), ImportState);
 
+    /// <summary>An MF model from saved tensors (<paramref name="read"/> returns a tensor by name); its id maps come from the saved ids.</summary>
     public static MatrixFactorization ImportState(Func<string, Tensor> read)
     {
         var uids = read("user_ids").data<long>().ToArray();

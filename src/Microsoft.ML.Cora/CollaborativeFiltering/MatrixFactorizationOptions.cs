@@ -62,6 +62,7 @@ public sealed record MatrixFactorizationOptions
         return (u.DefaultEmbeddingDim, u.DefaultLearningRate, u.DefaultWeightDecay);
     }
 
+    /// <summary>Every out-of-range value, by option name (prefixed with <paramref name="prefix"/>).</summary>
     public IEnumerable<OptionError> Validate(string prefix = "")
     {
         var e = OptionChecks.Declared(this, prefix);

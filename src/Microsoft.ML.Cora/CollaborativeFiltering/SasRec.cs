@@ -8,7 +8,7 @@ namespace Microsoft.ML.Cora.CollaborativeFiltering;
 
 /// <summary>One SASRec block: causal self-attention (queries from the normed input, keys and values from the input) and a
 /// point-wise feed-forward, each with a residual; pre-norm as Kang and McAuley's code.</summary>
-public sealed class SasRecBlock : nn.Module
+internal sealed class SasRecBlock : nn.Module
 {
 #pragma warning disable IDE1006
     public LayerNorm attention_norm, ffn_norm;
@@ -52,7 +52,7 @@ public sealed class SasRecBlock : nn.Module
 /// The user embedding depends on the row's history, so it is computed per row. Cold rows: history items unseen in training are left
 /// out; an empty history gives the zero user vector (score 0), as does an unseen target item.
 /// </summary>
-public sealed class SasRec : nn.Module, ICollaborativeModel
+internal sealed class SasRec : nn.Module, ICollaborativeModel
 {
 #pragma warning disable IDE1006
     public Embedding item_embedding, position_embedding;

@@ -6,6 +6,10 @@ using Microsoft.ML.Cora.IO;
 namespace Microsoft.ML.Cora.Data;
 
 /// <summary>A converted data set in Cora's TSV layout.</summary>
+/// <param name="Train">Training rows.</param>
+/// <param name="Valid">Validation rows.</param>
+/// <param name="Test">Test rows.</param>
+/// <param name="Items">The item catalog.</param>
 /// <param name="DroppedUntitled">Ratings left out because their item has no title (Cora's prompts need one): (rows, items).</param>
 public sealed record SplitDataset(List<Interaction> Train, List<Interaction> Valid, List<Interaction> Test, ItemCatalog Items, (int Rows, int Items) DroppedUntitled = default)
 {

@@ -11,6 +11,7 @@ namespace Microsoft.ML.Cora.Data;
 /// </summary>
 public static class InteractionTsv
 {
+    /// <summary>The columns of an interaction file, in order (CoLLM's layout): user, item, label (1/0), timestamp, warm flag, history (space-separated item ids).</summary>
     public static readonly string[] Columns = { "uid", "iid", "label", "timestamp", "not_cold", "his" };
 
     /// <summary>Reads an interactions file; every error names the file, the line and the column.</summary>
@@ -105,6 +106,7 @@ public static class InteractionTsv
         return rows;
     }
 
+    /// <summary>Writes rows in this layout, atomically (a failed write leaves no partial file).</summary>
     public static void Write(string path, IEnumerable<Interaction> rows)
     {
         var sb = new StringBuilder();

@@ -12,13 +12,17 @@ namespace Microsoft.ML.Cora.Data;
 public sealed class ItemCatalog
 {
     private readonly Dictionary<int, string> _titles;
+    /// <summary>A catalog of these titles by item id (cleaned: see <see cref="CleanTitle"/>; a later duplicate id wins).</summary>
     public ItemCatalog(IEnumerable<KeyValuePair<int, string>> titles)
     {
         _titles = new Dictionary<int, string>();
         foreach (var (id, t) in titles) _titles[id] = CleanTitle(t);
     }
+    /// <summary>Every title, by item id.</summary>
     public IReadOnlyDictionary<int, string> Titles => _titles;
+    /// <summary>Items in the catalog.</summary>
     public int Count => _titles.Count;
+    /// <summary>Whether the item has a title.</summary>
     public bool Contains(int id) => _titles.ContainsKey(id);
 
     /// <summary>The cleaned form of a title (the form stored and written).</summary>
@@ -49,6 +53,7 @@ public sealed class ItemCatalog
         $"item(s) {string.Join(", ", items)} have no title in the item catalog. Add them to the items file / ItemTitles, pass titles with the " +
         "data (Options.TitleColumnName), or add them to a loaded model with CoraTransformer.AddItems(...).";
 
+    /// <summary>The item's title; throws naming the item and how to add it when it has none.</summary>
     public string Title(int id) => _titles.TryGetValue(id, out var t) ? t
         : throw new KeyNotFoundException(MissingTitleMessage(new[] { id }));
 
@@ -61,6 +66,7 @@ public sealed class ItemCatalog
         return Read(fs, path);
     }
 
+    /// <summary>Reads an <c>iid&lt;TAB&gt;title</c> file from a stream; errors name <paramref name="name"/> and the line.</summary>
     public static ItemCatalog Read(Stream stream, string name)
     {
         string[] lines;
@@ -88,8 +94,10 @@ public sealed class ItemCatalog
         return new ItemCatalog(d);
     }
 
+    /// <summary>Writes the catalog as <c>iid&lt;TAB&gt;title</c>, atomically.</summary>
     public void Write(string path) => IO.AtomicFile.Write(path, Write);
 
+    /// <summary>Writes the catalog as <c>iid&lt;TAB&gt;title</c> to a stream.</summary>
     public void Write(Stream stream)
     {
         var sb = new StringBuilder("iid\ttitle\n");

@@ -10,11 +10,17 @@ namespace Microsoft.ML.Cora.Data;
 /// </summary>
 public sealed class UserProfiles
 {
+    /// <summary>One user's profile.</summary>
+    /// <param name="Liked">The items the user liked in training, oldest first (the prompt's history).</param>
+    /// <param name="Seen">Every item the user was seen with in training, liked or not.</param>
     public sealed record Profile(int[] Liked, HashSet<int> Seen);
     private readonly Dictionary<int, Profile> _users;
+    /// <summary>Profiles by user id.</summary>
     public UserProfiles(Dictionary<int, Profile> users) => _users = users;
+    /// <summary>No profiles (models saved before profiles were kept).</summary>
     public static UserProfiles Empty { get; } = new(new());
 
+    /// <summary>Users with a profile.</summary>
     public int Count => _users.Count;
     /// <summary>The users with a profile, in ascending order.</summary>
     public IEnumerable<int> UserIds => _users.Keys.OrderBy(u => u);
@@ -22,6 +28,7 @@ public sealed class UserProfiles
     /// <summary>How many training users liked each item (the retrieval fallback for users the CF stage does not know).</summary>
     public Dictionary<int, int> Popularity() => _popularity ??= _users.Values.SelectMany(p => p.Liked.Distinct()).GroupBy(i => i).ToDictionary(g => g.Key, g => g.Count());
     private Dictionary<int, int>? _popularity;
+    /// <summary>The user's profile, if the model remembers one.</summary>
     public bool TryGet(int user, out Profile profile) => _users.TryGetValue(user, out profile!);
 
     /// <summary>The user's liked items, oldest first (empty for a user the model does not remember).</summary>
@@ -69,6 +76,7 @@ public sealed class UserProfiles
         stream.Write(new UTF8Encoding(false).GetBytes(sb.ToString()));
     }
 
+    /// <summary>Reads profiles as <see cref="Write(Stream)"/> wrote them; errors name <paramref name="name"/> and the line.</summary>
     public static UserProfiles Read(Stream stream, string name)
     {
         using var r = new StreamReader(stream, new UTF8Encoding(false, throwOnInvalidBytes: true));

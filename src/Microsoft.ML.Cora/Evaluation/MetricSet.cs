@@ -10,5 +10,6 @@ public sealed record MetricSet(double Auc, double Uauc, double LogLossNats, int 
 {
     /// <summary>Log loss in bits (ML.NET's unit).</summary>
     public double LogLoss => LogLossNats / Math.Log(2);
+    /// <summary>AUC, UAUC, log loss in bits and rows on one line.</summary>
     public override string ToString() => $"AUC {Auc:F4}  UAUC {Uauc:F4}  logloss {LogLoss:F4} bits  rows {Rows}";
 }

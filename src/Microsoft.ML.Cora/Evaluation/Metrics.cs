@@ -1,5 +1,6 @@
 namespace Microsoft.ML.Cora.Evaluation;
 
+/// <summary>The paper's metrics: AUC over all rows, UAUC (the mean of per-user AUCs, users with one row or one class skipped) and log loss.</summary>
 public static class Metrics
 {
     /// <summary>
@@ -69,6 +70,7 @@ public static class Metrics
         return s / logits.Count;
     }
 
+    /// <summary>AUC, UAUC and log loss of scores (logits) against labels, with each row's user for UAUC.</summary>
     public static MetricSet Compute(IReadOnlyList<float> logits, IReadOnlyList<bool> labels, IReadOnlyList<int> users)
     {
         var (u, c, sk) = Uauc(logits, labels, users);

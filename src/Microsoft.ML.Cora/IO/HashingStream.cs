@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 namespace Microsoft.ML.Cora.IO;
 
 /// <summary>A write-through stream that computes the SHA-256 of what passes (lower-case hex), for archive entries.</summary>
-public sealed class HashingStream : Stream
+internal sealed class HashingStream : Stream
 {
     private readonly Stream _inner;
     private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);

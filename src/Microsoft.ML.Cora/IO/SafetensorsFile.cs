@@ -11,7 +11,7 @@ namespace Microsoft.ML.Cora.IO;
 /// name -> {dtype, shape, data_offsets}, then raw little-endian data). Every entry is checked against the
 /// file: a truncated file or an inconsistent header gives an error naming the file and the tensor.
 /// </summary>
-public sealed class SafetensorsFile
+internal sealed class SafetensorsFile
 {
     public sealed record Entry(string Name, string DType, long[] Shape, long Begin, long End);
 

@@ -10,7 +10,7 @@ namespace Microsoft.ML.Cora.Llm;
 /// model.safetensors.index.json) and llama2.c <c>.bin</c> checkpoints. Every tensor name and shape is checked
 /// against the model; nothing is downloaded.
 /// </summary>
-public static class CheckpointLoader
+internal static class CheckpointLoader
 {
     // Tensors some exporters write that carry no weights (recomputed here).
     private static bool IsIgnorable(string name) => name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal);

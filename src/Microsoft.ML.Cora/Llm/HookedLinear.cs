@@ -5,7 +5,7 @@ using Microsoft.ML.Cora.Llm.Kernels;
 namespace Microsoft.ML.Cora.Llm;
 
 /// <summary>A frozen linear projection; the hook (if any) is passed per call, so one model serves many threads.</summary>
-public sealed class HookedLinear : nn.Module
+internal sealed class HookedLinear : nn.Module
 {
 #pragma warning disable IDE1006 // snake_case matches checkpoint keys
     public TorchSharp.Modules.Parameter weight;

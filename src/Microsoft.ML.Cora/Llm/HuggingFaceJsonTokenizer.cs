@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 namespace Microsoft.ML.Cora.Llm;
 
 /// <summary>Hugging Face <c>tokenizer.json</c> through Tokenizers.DotNet (the Rust tokenizers library).</summary>
-public sealed class HuggingFaceJsonTokenizer : ITextTokenizer, IDisposable
+internal sealed class HuggingFaceJsonTokenizer : ITextTokenizer, IDisposable
 {
     private readonly global::Tokenizers.DotNet.Tokenizer _tok;
     private readonly object _gate = new();

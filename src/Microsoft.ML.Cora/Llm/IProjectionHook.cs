@@ -9,7 +9,7 @@ namespace Microsoft.ML.Cora.Llm;
 /// Implementations carry their own (possibly per-sample) state, e.g. CoRA's collaborative weights
 /// <c>scale * P(dropout(x) @ A_b)</c> or a plain LoRA. Returning null leaves the projection unchanged.
 /// </summary>
-public interface IProjectionHook
+internal interface IProjectionHook
 {
     /// <param name="site">Which projection is being computed.</param>
     /// <param name="x">Its input, [batch, tokens, in].</param>

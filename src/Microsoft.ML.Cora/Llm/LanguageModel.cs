@@ -10,14 +10,17 @@ namespace Microsoft.ML.Cora.Llm;
 /// </summary>
 public sealed class LanguageModel : IDisposable
 {
-    public LlamaForCausalLM Model { get; }
+    internal LlamaForCausalLM Model { get; }
+    /// <summary>The tokenizer found beside the model.</summary>
     public ITextTokenizer Tokenizer { get; }
     /// <summary>The path the model was loaded from (folder or .bin).</summary>
     public string SourcePath { get; }
+    /// <summary>Where the weights live.</summary>
     public Device Device { get; private set; }
+    /// <summary>The model's architecture.</summary>
     public LlamaConfig Config => Model.Config;
 
-    public LanguageModel(LlamaForCausalLM model, ITextTokenizer tokenizer, string sourcePath)
+    internal LanguageModel(LlamaForCausalLM model, ITextTokenizer tokenizer, string sourcePath)
     {
         Model = model; Tokenizer = tokenizer; SourcePath = sourcePath; Device = model.HeadWeight.device;
         Model.eval();
@@ -84,5 +87,6 @@ public sealed class LanguageModel : IDisposable
         return (torch.tensor(ids, new long[] { b, t }, device: Device), torch.tensor(mask, new long[] { b, t }, device: Device));
     }
 
+    /// <summary>Frees the weights.</summary>
     public void Dispose() => Model.Dispose();
 }

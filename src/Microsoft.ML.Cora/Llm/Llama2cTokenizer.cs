@@ -9,7 +9,7 @@ namespace Microsoft.ML.Cora.Llm;
 /// an int32 length and UTF-8 bytes. Encoding follows llama2.c: a dummy-prefix space, one token per UTF-8
 /// character (byte fallback to ids 3 + byte), then greedy merges of the best-scoring adjacent pair.
 /// </summary>
-public sealed class Llama2cTokenizer : ITextTokenizer
+internal sealed class Llama2cTokenizer : ITextTokenizer
 {
     private readonly string[] _pieces;
     private readonly float[] _scores;

@@ -11,29 +11,44 @@ public sealed record LlamaConfig
     /// <summary>Architectures Cora reads from a Hugging Face <c>config.json</c> (<c>model_type</c>).</summary>
     public static readonly IReadOnlyList<string> SupportedModelTypes = new[] { "llama", "mistral", "qwen2" };
 
+    /// <summary>The Hugging Face <c>model_type</c>: llama, mistral or qwen2.</summary>
     public string ModelType { get; init; } = "llama";
+    /// <summary>Width of the residual stream (<c>hidden_size</c>).</summary>
     public int HiddenSize { get; init; }
+    /// <summary>Width of the MLP (<c>intermediate_size</c>).</summary>
     public int IntermediateSize { get; init; }
+    /// <summary>Decoder layers (<c>num_hidden_layers</c>).</summary>
     public int NumHiddenLayers { get; init; }
+    /// <summary>Query heads (<c>num_attention_heads</c>).</summary>
     public int NumAttentionHeads { get; init; }
+    /// <summary>Key and value heads (<c>num_key_value_heads</c>; fewer than the query heads: grouped-query attention).</summary>
     public int NumKeyValueHeads { get; init; }
     /// <summary>Per-head size; defaults to hidden_size / num_attention_heads.</summary>
     public int HeadDim { get; init; }
+    /// <summary>Tokens in the vocabulary (<c>vocab_size</c>).</summary>
     public int VocabSize { get; init; }
+    /// <summary>The longest sequence the model takes (<c>max_position_embeddings</c>): prompts are cut to fit.</summary>
     public int MaxPositionEmbeddings { get; init; } = 2048;
+    /// <summary>The RMS norms' epsilon (<c>rms_norm_eps</c>).</summary>
     public double RmsNormEps { get; init; } = 1e-6;
+    /// <summary>Base of the rotary embeddings' frequencies (<c>rope_theta</c>).</summary>
     public double RopeTheta { get; init; } = 10000.0;
     /// <summary>Llama 3.1-style frequency scaling (rope_scaling.rope_type == "llama3"), or null.</summary>
     public RopeScaling? RopeScaling { get; init; }
+    /// <summary>Whether the output head shares the token embedding matrix (<c>tie_word_embeddings</c>).</summary>
     public bool TieWordEmbeddings { get; init; }
     /// <summary>Bias on q/k/v projections (Qwen2 style; o_proj never has one).</summary>
     public bool AttentionBias { get; init; }
+    /// <summary>The beginning-of-sequence token id (<c>bos_token_id</c>).</summary>
     public int BosTokenId { get; init; } = 1;
+    /// <summary>The end-of-sequence token id (<c>eos_token_id</c>).</summary>
     public int EosTokenId { get; init; } = 2;
     /// <summary>Weights dtype recorded in the checkpoint ("float32", "bfloat16", "float16").</summary>
     public string TorchDtype { get; init; } = "float32";
 
+    /// <summary>Width of the keys (and values) of one token: key-value heads x head size.</summary>
     public int KvDim => NumKeyValueHeads * HeadDim;
+    /// <summary>Width of the queries of one token: heads x head size.</summary>
     public int AttentionDim => NumAttentionHeads * HeadDim;
 
     /// <summary>Fills derived values and checks consistency; throws naming the bad field.</summary>

@@ -13,7 +13,7 @@ namespace Microsoft.ML.Cora.Llm;
 // callers add trainable terms through IProjectionHook.
 
 /// <summary>Root-mean-square layer norm, computed in float32 whatever the activation dtype.</summary>
-public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006
     public Parameter weight;
@@ -47,7 +47,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Rotary position embedding in the "rotate_half" layout; inverse frequencies computed once.</summary>
-public sealed class RotaryEmbedding : nn.Module
+internal sealed class RotaryEmbedding : nn.Module
 {
     // [head_dim / 2] inverse frequencies, kept on the host in float32 (not a buffer: a module-wide move to bf16
     // must not round them); copied to the positions' device per forward.
@@ -104,7 +104,7 @@ public sealed class RotaryEmbedding : nn.Module
 }
 
 /// <summary>Grouped-query self-attention with hooked q, k, v, o projections.</summary>
-public sealed class LlamaAttention : nn.Module
+internal sealed class LlamaAttention : nn.Module
 {
 #pragma warning disable IDE1006
     public HookedLinear q_proj, k_proj, v_proj, o_proj;
@@ -200,7 +200,7 @@ public sealed class LlamaAttention : nn.Module
 }
 
 /// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)).</summary>
-public sealed class LlamaMlp : nn.Module
+internal sealed class LlamaMlp : nn.Module
 {
 #pragma warning disable IDE1006
     public HookedLinear gate_proj, up_proj, down_proj;
@@ -223,7 +223,7 @@ public sealed class LlamaMlp : nn.Module
 }
 
 /// <summary>Pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(.)).</summary>
-public sealed class LlamaDecoderLayer : nn.Module
+internal sealed class LlamaDecoderLayer : nn.Module
 {
 #pragma warning disable IDE1006
     public LlamaAttention self_attn;
@@ -262,7 +262,7 @@ public sealed class LlamaDecoderLayer : nn.Module
 }
 
 /// <summary>Embedding, decoder stack and final norm (Hugging Face's <c>model.*</c> keys).</summary>
-public sealed class LlamaModel : nn.Module
+internal sealed class LlamaModel : nn.Module
 {
 #pragma warning disable IDE1006
     public Embedding embed_tokens;
@@ -335,7 +335,7 @@ public sealed class LlamaModel : nn.Module
 /// LLaMA-family causal LM: <see cref="LlamaModel"/> plus a tied or untied output head.
 /// Build on the CPU, load weights (<see cref="CheckpointLoader"/>), then move with <c>to(device)</c>.
 /// </summary>
-public sealed class LlamaForCausalLM : nn.Module
+internal sealed class LlamaForCausalLM : nn.Module
 {
 #pragma warning disable IDE1006
     public LlamaModel model;

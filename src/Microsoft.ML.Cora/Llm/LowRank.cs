@@ -8,7 +8,7 @@ namespace Microsoft.ML.Cora.Llm;
 /// The per-sample low-rank term <c>scale * P(dropout(x) @ A_b)</c> with <c>A_b</c>: [batch, in, r] and a
 /// module-owned P: r -> out. Costs O(batch * tokens * (in + out) * r); no dense per-sample matrix is built.
 /// </summary>
-public static class LowRank
+internal static class LowRank
 {
     /// <param name="x">[B, T, in]</param>
     /// <param name="a">[B, in, r]</param>

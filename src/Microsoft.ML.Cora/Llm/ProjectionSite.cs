@@ -5,10 +5,10 @@ using Microsoft.ML.Cora.Llm.Kernels;
 namespace Microsoft.ML.Cora.Llm;
 
 /// <summary>The projections of a decoder layer that can receive a low-rank term.</summary>
-public enum ProjectionKind { Q, K, V, O, Gate, Up, Down }
+internal enum ProjectionKind { Q, K, V, O, Gate, Up, Down }
 
 /// <summary>Identifies one projection of the frozen LLM: its layer, kind and shape.</summary>
-public readonly record struct ProjectionSite(int Layer, ProjectionKind Kind, int InFeatures, int OutFeatures)
+internal readonly record struct ProjectionSite(int Layer, ProjectionKind Kind, int InFeatures, int OutFeatures)
 {
     /// <summary>Hugging Face style name, e.g. <c>layers.3.q_proj</c>.</summary>
     public string Name => $"layers.{Layer}.{KindName(Kind)}";

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 namespace Microsoft.ML.Cora.Llm;
 
 /// <summary>SentencePiece <c>.model</c> through Microsoft.ML.Tokenizers.</summary>
-public sealed class SentencePieceTextTokenizer : ITextTokenizer
+internal sealed class SentencePieceTextTokenizer : ITextTokenizer
 {
     private readonly Microsoft.ML.Tokenizers.LlamaTokenizer _tok;
     public string Source { get; }

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Cora.Methods;
 
 /// <summary>CoLLM's collaborative-information encoder: an MLP from a CF embedding to one LLM token embedding.</summary>
-public sealed class CfTokenMapper : nn.Module<Tensor, Tensor>
+internal sealed class CfTokenMapper : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006
     public Linear fc1, fc2;

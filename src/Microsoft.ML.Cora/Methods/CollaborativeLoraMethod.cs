@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Cora.Methods;
 
 /// <summary>CoRA: CF embeddings -> collaborative query generator -> per-sample weights A_b -> collaborative weights on the frozen LLM.</summary>
-public sealed class CollaborativeLoraMethod : MethodStrategy
+internal sealed class CollaborativeLoraMethod : MethodStrategy
 {
     public static readonly CollaborativeLoraMethod Instance = new();
 

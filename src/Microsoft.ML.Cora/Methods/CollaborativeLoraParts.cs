@@ -3,7 +3,7 @@ using TorchSharp;
 namespace Microsoft.ML.Cora.Methods;
 
 /// <summary>CoRA's trainable parts: the collaborative query generator and the collaborative weights' P maps.</summary>
-public sealed class CollaborativeLoraParts : TrainableParts
+internal sealed class CollaborativeLoraParts : TrainableParts
 {
 #pragma warning disable IDE1006 // snake_case matches the saved state's keys
     public QueryGenerator query_generator;

@@ -10,7 +10,7 @@ namespace Microsoft.ML.Cora.Methods;
 /// bias). With a sample's A_b from the query generator, the projection becomes
 /// <c>y = W x + scale * P(dropout(x) A_b)</c>; A_b is shared by all targeted projections of the sample.
 /// </summary>
-public sealed class CollaborativeWeights : nn.Module
+internal sealed class CollaborativeWeights : nn.Module
 {
 #pragma warning disable IDE1006
     public LinearMap p;

@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Cora.Methods;
 
 /// <summary>CoLLM: CF embeddings mapped by an MLP into token embeddings at the prompt's &lt;UserID&gt;/&lt;TargetItemID&gt; slots, plus LoRA.</summary>
-public sealed class CollmMethod : MethodStrategy
+internal sealed class CollmMethod : MethodStrategy
 {
     public static readonly CollmMethod Instance = new();
 

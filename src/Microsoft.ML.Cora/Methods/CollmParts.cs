@@ -3,7 +3,7 @@ using TorchSharp;
 namespace Microsoft.ML.Cora.Methods;
 
 /// <summary>CoLLM's trainable parts: the MLP from CF embeddings to token embeddings, and LoRA on the frozen LLM.</summary>
-public sealed class CollmParts : TrainableParts
+internal sealed class CollmParts : TrainableParts
 {
 #pragma warning disable IDE1006 // snake_case matches the saved state's keys
     public LoraWeights lora;

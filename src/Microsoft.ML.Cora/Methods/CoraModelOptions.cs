@@ -29,7 +29,9 @@ public sealed record CoraModelOptions
     /// <summary>LoRA alpha of the baselines (16).</summary>
     [Option("--lora-alpha", "LoRA alpha of the llm-lora and collm baselines.", Min = 0, MinExclusive = true, Max = 1e6)]
     public double LoraAlpha { get; set; } = CoraDefaults.LoraAlpha;
+    /// <summary>The projections the baselines' LoRA adapts (q and v, as TALLRec and CoLLM): any of q, k, v, o, gate, up, down.</summary>
     public string[] LoraTargetModules { get; set; } = { "q", "v" };
+    /// <summary>The prompt template and its words.</summary>
     public PromptOptions Prompt { get; set; } = new();
     /// <summary>Seed for every random initialisation (2023).</summary>
     public long Seed { get; set; } = CoraDefaults.Seed;

@@ -10,7 +10,7 @@ namespace Microsoft.ML.Cora.Methods;
 /// throws "An item with the same key has already been added. Key: Item" (its two indexers share the reflected
 /// name "Item"), which made every move of CoRA, LoRA or CoLLM weights to CUDA or another dtype fail.
 /// </summary>
-public sealed class LinearMap : nn.Module
+internal sealed class LinearMap : nn.Module
 {
     private readonly Dictionary<string, Linear> _byName = new(StringComparer.Ordinal);
 

@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Cora.Methods;
 
 /// <summary>TALLRec: the same prompt, a plain trainable LoRA on the frozen LLM, no CF signal.</summary>
-public sealed class LlmLoraMethod : MethodStrategy
+internal sealed class LlmLoraMethod : MethodStrategy
 {
     public static readonly LlmLoraMethod Instance = new();
     public override TrainableParts Build(CoraModelOptions o, LanguageModel llm, int cfDim) => new LoraParts(Lora(o, llm));

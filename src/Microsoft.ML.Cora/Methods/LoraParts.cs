@@ -3,7 +3,7 @@ using TorchSharp;
 namespace Microsoft.ML.Cora.Methods;
 
 /// <summary>LLM-LoRA's (TALLRec's) trainable parts: one plain LoRA on the frozen LLM's projections.</summary>
-public sealed class LoraParts : TrainableParts
+internal sealed class LoraParts : TrainableParts
 {
 #pragma warning disable IDE1006 // snake_case matches the saved state's keys
     public LoraWeights lora;

@@ -9,7 +9,7 @@ namespace Microsoft.ML.Cora.Methods;
 /// A plain LoRA on the frozen LLM (TALLRec): per projection A: in -> r (Kaiming-uniform) and B: r -> out (zero),
 /// <c>y = W x + (alpha / r) B(A(dropout(x)))</c>; the same for every sample.
 /// </summary>
-public sealed class LoraWeights : nn.Module, IProjectionHook
+internal sealed class LoraWeights : nn.Module, IProjectionHook
 {
 #pragma warning disable IDE1006
     public LinearMap lora_a, lora_b;

@@ -12,7 +12,7 @@ namespace Microsoft.ML.Cora.Methods;
 /// The four methods of the paper's comparison as small strategies over shared parts (frozen LLM, frozen CF model, prompt,
 /// trainable parts): which trainable parts a method has, which prompt it reads, and how it feeds the CF signal to the LLM.
 /// </summary>
-public abstract class MethodStrategy
+internal abstract class MethodStrategy
 {
     public static MethodStrategy For(CoraMethod method) => method switch
     {

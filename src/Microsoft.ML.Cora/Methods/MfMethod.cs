@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Cora.Methods;
 
 /// <summary>The CF model alone (MF): nothing to train beyond the CF stage, no LLM.</summary>
-public sealed class MfMethod : MethodStrategy
+internal sealed class MfMethod : MethodStrategy
 {
     public static readonly MfMethod Instance = new();
     public override bool UsesLlm => false;

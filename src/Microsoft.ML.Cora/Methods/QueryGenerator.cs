@@ -69,7 +69,7 @@ internal static class GeneratorMatmul
 }
 
 /// <summary>Multi-head attention (BERT style: q from the queries, k/v from a source of any width).</summary>
-public sealed class BertAttention : nn.Module
+internal sealed class BertAttention : nn.Module
 {
 #pragma warning disable IDE1006
     public Linear query, key, value, output;
@@ -134,7 +134,7 @@ public sealed class BertAttention : nn.Module
 }
 
 /// <summary>One Q-Former layer: self-attention over the queries, cross-attention to the CF token, FFN.</summary>
-public sealed class QFormerLayer : nn.Module
+internal sealed class QFormerLayer : nn.Module
 {
 #pragma warning disable IDE1006
     public BertAttention self_attention, cross_attention;
@@ -173,7 +173,7 @@ public sealed class QFormerLayer : nn.Module
 /// token concat(u, i); a linear head maps each query to d_model * r values, the queries are averaged, the
 /// vector is L2-normalised and reshaped into one A_b of shape [d_model, r] per sample.
 /// </summary>
-public sealed class QueryGenerator : nn.Module
+internal sealed class QueryGenerator : nn.Module
 {
 #pragma warning disable IDE1006
     public Parameter query_tokens;

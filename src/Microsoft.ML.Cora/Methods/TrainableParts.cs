@@ -8,7 +8,7 @@ namespace Microsoft.ML.Cora.Methods;
 /// (<see cref="CollaborativeLoraParts"/>, <see cref="CollmParts"/>, <see cref="LoraParts"/>; MF trains nothing here). The module is
 /// named "trainable" and its fields are named after the saved state's keys (<c>query_generator.*</c>, <c>lora.*</c>, ...).
 /// </summary>
-public abstract class TrainableParts : nn.Module
+internal abstract class TrainableParts : nn.Module
 {
     protected TrainableParts() : base("trainable") { }
 

@@ -20,9 +20,12 @@ namespace Microsoft.ML.Cora;
 /// </summary>
 public sealed class CoraModel : IDisposable
 {
+    /// <summary>The options the model was built with (saved with it).</summary>
     public CoraModelOptions Options { get; }
-    public MethodStrategy Method { get; }
+    internal MethodStrategy Method { get; }
+    /// <summary>The frozen LLM (null for MF alone).</summary>
     public LanguageModel? Llm { get; }
+    /// <summary>The frozen CF model whose embeddings feed the method.</summary>
     public ICollaborativeModel Cf { get; }
     /// <summary>The item catalog (titles). Grows with <see cref="AddItems"/>.</summary>
     public ItemCatalog Items { get; private set; }
@@ -31,8 +34,9 @@ public sealed class CoraModel : IDisposable
     /// <summary>The SHA-256 of the frozen LLM's files recorded in the model file and checked when it was loaded (null for a model
     /// built in this process or without an LLM).</summary>
     public string? LlmChecksum { get; internal set; }
+    /// <summary>Builds each row's prompt from the catalog's titles.</summary>
     public PromptBuilder Prompts { get; }
-    public TrainableParts Trainable { get; }
+    internal TrainableParts Trainable { get; }
     /// <summary>The vocabulary id whose logit is the score (first token of "Yes").</summary>
     public int YesTokenId { get; }
     private readonly object _itemsGate = new();
@@ -77,6 +81,7 @@ public sealed class CoraModel : IDisposable
     /// <summary>When set, the model's work is timed by phase into it (<c>cora bench --profile</c>).</summary>
     internal PhaseProfile? Profile { get; set; }
 
+    /// <summary>A model of <paramref name="options"/>' method over a frozen LLM (null for MF), a trained CF model and the item catalog, with freshly initialised trainable parts (train them with <see cref="Training.TrainingLoop.Train"/>).</summary>
     public CoraModel(CoraModelOptions options, LanguageModel? llm, ICollaborativeModel cf, ItemCatalog items)
     {
         OptionChecks.ThrowIfAny(options.Validate("Model."), nameof(options));
@@ -94,7 +99,7 @@ public sealed class CoraModel : IDisposable
     }
 
     /// <summary>The method's trainable parts for these options (also built on the "meta" device to learn the shapes a saved model must have).</summary>
-    public static TrainableParts BuildTrainable(CoraModelOptions options, LanguageModel? llm, int cfDim)
+    internal static TrainableParts BuildTrainable(CoraModelOptions options, LanguageModel? llm, int cfDim)
     {
         var method = MethodStrategy.For(options.Method);
         var parts = method.UsesLlm ? method.Build(options, llm ?? throw new ArgumentException($"Method {options.Method} needs an LLM.", nameof(llm)), cfDim)
@@ -103,10 +108,11 @@ public sealed class CoraModel : IDisposable
         return parts;
     }
 
+    /// <summary>False for MF alone (the CF score is the score).</summary>
     public bool UsesLlm => Method.UsesLlm;
 
     /// <summary>CoRA's collaborative query generator; null for the other methods.</summary>
-    public QueryGenerator? Generator => (Trainable as CollaborativeLoraParts)?.query_generator;
+    internal QueryGenerator? Generator => (Trainable as CollaborativeLoraParts)?.query_generator;
 
     /// <summary>
     /// CoRA: sets the generator's CF-token scale (<see cref="QueryGeneratorOptions.CfTokenRms"/>) from a seeded sample of at most
@@ -369,6 +375,7 @@ public sealed class CoraModel : IDisposable
     /// <summary>Writes the model as a zip, atomically (<see cref="ModelArchive"/>).</summary>
     public void Save(string path, bool embedLlm = false) => AtomicFile.Write(path, s => Save(s, embedLlm));
 
+    /// <summary>Writes the model zip to a stream (see <see cref="Save(string, bool)"/>).</summary>
     public void Save(Stream stream, bool embedLlm = false) => ModelArchive.Save(this, stream, embedLlm);
 
     /// <summary>Loads a model zip (<see cref="ModelArchive.Load(Stream, string, string?, string?, string?)"/>).</summary>
@@ -383,9 +390,11 @@ public sealed class CoraModel : IDisposable
         return ModelArchive.Load(fs, path, llmPath, device, llmDtype);
     }
 
+    /// <summary>Reads a model zip from a stream (see <see cref="Load(string, string?, string?, string?)"/>); errors name <paramref name="name"/>.</summary>
     public static CoraModel Load(Stream stream, string name, string? llmPath = null, string? device = null, string? llmDtype = null) =>
         ModelArchive.Load(stream, name, llmPath, device, llmDtype);
 
+    /// <summary>Frees the model's tensors, the frozen LLM included.</summary>
     public void Dispose()
     {
         Trainable.Dispose();

@@ -21,7 +21,7 @@ namespace Microsoft.ML.Cora;
 /// options imply (built on the "meta" device, which allocates nothing) before the model is built; the LLM path must be a
 /// regular file or a model folder (no devices, FIFOs); checksum errors never print hashes. Temporary files are removed on every path.
 /// </summary>
-public static class ModelArchive
+internal static class ModelArchive
 {
     /// <summary>3: CoRA's CF-token scale (query_generator.token_scale). 2: users.tsv, CF kind, entry sizes, LLM file set (weights +
     /// tokenizer). Format 1 and 2 files still load (a CoRA model of format 2 reads its CF token unscaled, as it was trained).</summary>

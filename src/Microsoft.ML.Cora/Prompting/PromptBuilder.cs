@@ -6,7 +6,9 @@ namespace Microsoft.ML.Cora.Prompting;
 /// <summary>Builds prompts from a user's history and a target item; drops the oldest titles first when too long.</summary>
 public sealed class PromptBuilder
 {
+    /// <summary>The template and its words.</summary>
     public PromptOptions Options { get; }
+    /// <summary>A builder of these options (the default template when null).</summary>
     public PromptBuilder(PromptOptions? options = null) => Options = options ?? new PromptOptions();
 
     /// <summary>The prompt text for a history (oldest first) and target title.</summary>
@@ -21,6 +23,7 @@ public sealed class PromptBuilder
             .Replace("<TargetItemTitle>", $"\"{targetTitle}\"");
     }
 
+    /// <summary>The prompt text of a row: its history's titles (items without one skipped) and its item's title.</summary>
     public string Text(Interaction row, ItemCatalog items) =>
         Text(row.History.Where(items.Contains).Select(items.Title).ToList(), items.Title(row.ItemId));
 

@@ -16,6 +16,7 @@ public sealed record PromptOptions
     public const string CollmTemplate =
         "#Question: A user has given high ratings to the following <ItemNounPlural>: <ItemTitleList>. Additionally, we have information about the user's preferences encoded in the feature <UserID>. Using all available information, make a prediction about whether the user would enjoy the <ItemNoun> titled <TargetItemTitle> with the feature <TargetItemID>? Answer with \"Yes\" or \"No\". \\n#Answer:";
 
+    /// <summary>The prompt, with <c>&lt;ItemNounPlural&gt;</c>, <c>&lt;ItemNoun&gt;</c>, <c>&lt;ItemTitleList&gt;</c> and <c>&lt;TargetItemTitle&gt;</c> filled in per row (CoLLM's template also holds the <c>&lt;UserID&gt;</c> and <c>&lt;TargetItemID&gt;</c> slots of its soft tokens).</summary>
     public string Template { get; set; } = DefaultTemplate;
     /// <summary>Domain noun, singular ("movie", "book").</summary>
     public string ItemNoun { get; set; } = "movie";

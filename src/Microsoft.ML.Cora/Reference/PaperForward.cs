@@ -69,7 +69,7 @@ public static class PaperForward
     /// token is the cross-attention's one key), then the d·r head on every query, the mean over queries, L2 normalisation.</summary>
     /// <param name="cfToken">[B, cfWidth] = concat(user, item)</param>
     /// <returns>A: [B, d_model, r]</returns>
-    public static Tensor Generator(QueryGenerator g, Tensor cfToken, int dModel, int rank)
+    internal static Tensor Generator(QueryGenerator g, Tensor cfToken, int dModel, int rank)
     {
         using var scope = torch.NewDisposeScope();
         long b = cfToken.shape[0];
@@ -92,7 +92,7 @@ public static class PaperForward
     /// <summary>BERT's attention block in full: softmax attention of the queries over the source (dropout on its weights), output
     /// projection, dropout, residual, layer norm.</summary>
     /// <param name="x">[B, Q, H]</param><param name="source">[B, S, W]</param>
-    public static Tensor Attention(BertAttention a, Tensor x, Tensor source, int heads, double dropout, bool training)
+    internal static Tensor Attention(BertAttention a, Tensor x, Tensor source, int heads, double dropout, bool training)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], q = x.shape[1], s = source.shape[1], h = x.shape[2], hd = h / heads;

@@ -104,6 +104,7 @@ public static class CoraDevice
     /// </summary>
     private static bool _interopSet;
 
+    /// <summary>Sets libtorch's thread counts (intra-op, and inter-op once per process); a value below 1 keeps libtorch's default.</summary>
     public static void SetThreads(int threads)
     {
         if (threads < 0) throw new ArgumentOutOfRangeException(nameof(threads), threads, "threads must be 0 (default) or more.");

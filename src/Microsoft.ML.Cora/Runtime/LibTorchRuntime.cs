@@ -12,6 +12,7 @@ namespace Microsoft.ML.Cora.Runtime;
 /// </summary>
 public static class LibTorchRuntime
 {
+    /// <summary>The environment variable naming a folder with libtorch to load instead of the bundled one.</summary>
     public const string EnvironmentVariable = "CORA_LIBTORCH";
 
     // Order matters: each library's dependencies come first, so the loader finds them by soname.

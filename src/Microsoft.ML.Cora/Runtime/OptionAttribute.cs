@@ -8,6 +8,7 @@ namespace Microsoft.ML.Cora.Runtime;
 [AttributeUsage(AttributeTargets.Property, AllowMultiple = false)]
 public sealed class OptionAttribute : Attribute
 {
+    /// <summary>Declares the property as option <paramref name="flag"/> (e.g. "--lr") with this help text.</summary>
     public OptionAttribute(string flag, string help) { Flag = flag; Help = help; }
 
     /// <summary>The command-line flag, e.g. <c>--lr</c>.</summary>

@@ -30,6 +30,13 @@ public static class TrainingLoop
     /// there; other files stay): the next run starts afresh.</summary>
     public static void ClearCheckpoints(string directory) => Checkpoints.Clear(directory);
 
+    /// <summary>Trains the model's trainable parts on <paramref name="train"/> (the LLM and the CF model stay frozen) with AdamW, the
+    /// learning-rate schedule and validation of <paramref name="options"/>, keeping the weights of the best validation AUC and resuming
+    /// from <see cref="TrainingOptions.CheckpointDirectory"/> when it holds this run's state.</summary>
+    /// <param name="valid">Validation rows (a fixed sample of them is scored every <see cref="TrainingOptions.ValidateEvery"/> steps).</param>
+    /// <param name="progress">Receives each step's progress.</param>
+    /// <param name="log">Receives milestones as text lines.</param>
+    /// <param name="ct">Stops training between steps (the best weights so far are kept, and a checkpoint is written when a folder is set).</param>
     public static TrainingResult Train(CoraModel model, IReadOnlyList<Interaction> train, IReadOnlyList<Interaction> valid, TrainingOptions? options = null,
         IProgress<TrainingProgress>? progress = null, Action<string>? log = null, CancellationToken ct = default)
     {
@@ -372,5 +379,6 @@ public static class TrainingLoop
 /// <summary>A checkpoint folder holds another run's state (data, options, model or LLM differ).</summary>
 public sealed class CheckpointMismatchException : Exception
 {
+    /// <summary>A mismatch, described by <paramref name="message"/> (what differs and how to start afresh).</summary>
     public CheckpointMismatchException(string message) : base(message) { }
 }
