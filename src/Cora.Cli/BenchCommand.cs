@@ -163,7 +163,7 @@ internal static class BenchCommand
                 return 0;
             }
             using var setup = BenchSetup.Create(c, p.GetValue(llm), p.GetValue(data), Cli.ParseMethod(p.GetValue(method)!),
-                p.GetValue(generator) == "compact" ? QueryGeneratorOptions.Compact : QueryGeneratorOptions.Paper, deviceSpec, dtypeSpec);
+                p.GetValue(generator) == "compact" ? QueryGeneratorOptions.Compact : QueryGeneratorOptions.Paper, new ComputeTarget(device, dtype));
             int b = p.GetValue(batch), n = p.GetValue(repeats), per = p.GetValue(rowsPer);
             bool gpuCodePath = p.GetValue(gpuPath);
             var generatorDevice = gpuCodePath ? new Device(DeviceType.CUDA) : device;   // whose --generator-dtype auto the generator follows (a value: CUDA is not started)

@@ -1,3 +1,4 @@
+using Microsoft.ML.Cora.Runtime;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Cora;
@@ -20,7 +21,7 @@ internal sealed class BenchSetup : IDisposable
     public required List<Interaction> Rows { get; init; }
     public required string Label { get; init; }
 
-    public static BenchSetup Create(CliContext c, string? llmPath, string? dataDir, CoraMethod method, QueryGeneratorOptions generator, string device, string dtype)
+    public static BenchSetup Create(CliContext c, string? llmPath, string? dataDir, CoraMethod method, QueryGeneratorOptions generator, ComputeTarget target)
     {
         string? shared = Cli.FindShared();
         string label;
@@ -47,7 +48,7 @@ internal sealed class BenchSetup : IDisposable
         // A fixed random order: each repeat's batch has the data's usual mix of prompt lengths.
         var order = Seeded.Permutation(rows.Count, CoraDefaults.Seed, "bench-order");
         rows = order.Select(i => rows[i]).ToList();
-        var llm = LanguageModel.Load(llmPath, device: device, dtype: dtype);
+        var llm = LanguageModel.Load(llmPath, target);
         var cf = new MatrixFactorization(new IdMap(rows.Select(r => (long)r.UserId)), new IdMap(rows.Select(r => (long)r.ItemId)), CoraDefaults.MfEmbeddingDim);
         var options = new CoraModelOptions { Method = method, QueryGenerator = generator };
         var model = new CoraModel(options, llm, cf, catalog);

@@ -1,6 +1,7 @@
 using Microsoft.ML.Cora.Estimators;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
+using Microsoft.ML.Cora.Runtime;
 
 namespace Microsoft.ML.Cora;
 
@@ -40,7 +41,8 @@ public static class CoraMLContextExtensions
         // The outer ML.NET zip is bounded like Cora's own before ML.NET unpacks any of it.
         try { using var z = System.IO.Compression.ZipFile.OpenRead(filePath); ModelArchive.CheckTotal(z, filePath); }
         catch (InvalidDataException e) when (!e.Message.StartsWith(filePath, StringComparison.Ordinal)) { throw new InvalidDataException($"{filePath}: not a model file (not a readable zip: {e.Message}).", e); }
-        CoraTransformer.PendingLoad = (device, llmDtype, generatorDtype, llmPath);
+        // Resolved once here; ML.NET's loader takes no arguments, so the values reach CoraTransformer's loader through PendingLoad.
+        CoraTransformer.PendingLoad = new CoraTransformer.LoadSettings(ComputeTarget.Resolve(device, llmDtype), generatorDtype, llmPath);
         try { return models.Load(filePath, out inputSchema); }
         catch (Exception e) when (Unwrapped(e) is { } inner && inner != e)
         {

@@ -214,7 +214,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
 
     private readonly MLContext _ml;
     private readonly Options _options;
-    private readonly TorchSharp.torch.Device _device;
+    private readonly ComputeTarget _target;
 
     internal CoraTrainer(MLContext ml, Options options)
     {
@@ -222,7 +222,7 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
         _options = options ?? throw new ArgumentNullException(nameof(options));
         OptionChecks.ThrowIfAny(options.Validate(), nameof(options));
         // Resolving the device here (not after the MF stage has trained) reports a missing GPU before any work starts.
-        _device = CoraDevice.Resolve(options.Device);
+        _target = ComputeTarget.Resolve(options.Device, options.LlmDtype);
         CoraDevice.SetThreads(options.Threads);
     }
 
@@ -298,9 +298,9 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             cf = CollaborativeModels.Train(o.CollaborativeFilter, train, valid, o.EffectiveMatrixFactorization, line => ch.Info(MessageSensitivity.None, "Cora: " + line), ct);
         }
         TrainingResult? trainingResult = null;
-        LanguageModel? llm = usesLlm ? LanguageModel.Load(o.LlmPath!, device: o.Device, dtype: o.LlmDtype) : null;
+        LanguageModel? llm = usesLlm ? LanguageModel.Load(o.LlmPath!, _target) : null;
         var model = new CoraModel(o.EffectiveModel, llm, cf, catalog) { Users = UserProfiles.FromRows(data.Rows), GeneratorDtype = o.GeneratorDtype };
-        if (llm is null) model.To(_device);
+        if (llm is null) model.To(_target.Device);
         if (model.UsesLlm)
         {
             // Ready prompts replace the template for exactly these rows (training and validation).

@@ -188,9 +188,9 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         {
             throw new InvalidDataException($"The Cora model inside this ML.NET model is truncated or corrupt ({e.Message}).", e);
         }
-        var (device, dtype, generatorDtype, llmPath) = PendingLoad ?? (null, null, null, null);
-        var model = CoraModel.Load(fs, "Cora model", llmPath, device: device, llmDtype: dtype);
-        if (generatorDtype is not null) model.GeneratorDtype = generatorDtype;
+        var settings = PendingLoad ?? new LoadSettings(Runtime.ComputeTarget.Resolve(null), null, null);
+        var model = CoraModel.Load(fs, "Cora model", settings.LlmPath, settings.Target);
+        if (settings.GeneratorDtype is not null) model.GeneratorDtype = settings.GeneratorDtype;
         return new CoraTransformer(env, model, columns, batch, embedLlm: false);
     }
 
@@ -206,8 +206,11 @@ public sealed class CoraTransformer : ITransformer, IDisposable
         return new CoraTransformer(mlContext, model, new CoraColumns(o.UserIdColumnName, o.ItemIdColumnName, o.HistoryColumnName, null, null), scoringBatchSize, embedLlm: false);
     }
 
-    // Set by Model.LoadCora(..., device, llmDtype, generatorDtype, llmPath) for the duration of one load on this thread (ML.NET's loader takes no arguments).
-    [ThreadStatic] internal static (string? device, string? dtype, string? generatorDtype, string? llmPath)? PendingLoad;
+    /// <summary>What <c>Model.LoadCora</c> was asked for: the resolved device and LLM dtype, the generator's dtype, the LLM's location.</summary>
+    internal sealed record LoadSettings(Runtime.ComputeTarget Target, string? GeneratorDtype, string? LlmPath);
+
+    // Set by Model.LoadCora for the duration of one load on this thread: ML.NET's loader calls Create with no arguments of the caller's.
+    [ThreadStatic] internal static LoadSettings? PendingLoad;
 
     /// <summary>The Cora transformer itself, or the one inside a transformer chain (e.g. what Model.Load or a pipeline's Fit returns).</summary>
     public static CoraTransformer Find(ITransformer model) => model switch

@@ -32,10 +32,17 @@ public sealed class LanguageModel : IDisposable
     /// copied in, so the weights exist once, in the chosen dtype.
     /// </summary>
     /// <param name="tokenizerPath">Overrides the tokenizer found beside the weights.</param>
-    public static LanguageModel Load(string path, string? tokenizerPath = null, string? device = null, bool allowPickle = false, string? dtype = null)
+    public static LanguageModel Load(string path, string? tokenizerPath = null, string? device = null, bool allowPickle = false, string? dtype = null) =>
+        Load(path, ComputeTarget.Resolve(device, dtype), tokenizerPath, allowPickle);
+
+    /// <summary>Loads a Hugging Face folder or a llama2.c .bin onto a resolved device and dtype (see the overload above).</summary>
+    /// <param name="path">The model folder or .bin.</param>
+    /// <param name="target">Where to build the model, and its dtype.</param>
+    /// <param name="tokenizerPath">Overrides the tokenizer found beside the weights.</param>
+    /// <param name="allowPickle">Also read a folder's pickled PyTorch checkpoint (pytorch_model.bin), which can run code when read: only for files you trust.</param>
+    public static LanguageModel Load(string path, ComputeTarget target, string? tokenizerPath = null, bool allowPickle = false)
     {
-        var dev = CoraDevice.Resolve(device);
-        var dt = CoraDevice.ResolveDtype(dtype, dev);
+        var (dev, dt) = target;
         LlamaForCausalLM model;
         ITextTokenizer tok;
         if (Directory.Exists(path))

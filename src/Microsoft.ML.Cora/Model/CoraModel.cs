@@ -378,7 +378,7 @@ public sealed class CoraModel : IDisposable
     /// <summary>Writes the model zip to a stream (see <see cref="Save(string, bool)"/>).</summary>
     public void Save(Stream stream, bool embedLlm = false) => ModelArchive.Save(this, stream, embedLlm);
 
-    /// <summary>Loads a model zip (<see cref="ModelArchive.Load(Stream, string, string?, string?, string?)"/>).</summary>
+    /// <summary>Loads a model zip (<see cref="ModelArchive.Load(Stream, string, string?, ComputeTarget)"/>).</summary>
     /// <param name="path">The model file.</param>
     /// <param name="llmPath">The frozen LLM (folder or .bin), when the file does not embed it; its checksum must match the recorded one.</param>
     /// <param name="device">Where to score: cpu, cuda, cuda:N or auto, whatever device the model was trained on.</param>
@@ -387,12 +387,20 @@ public sealed class CoraModel : IDisposable
     {
         FileChecks.RequireRegularFile(path, "Model file");
         using var fs = File.OpenRead(path);
-        return ModelArchive.Load(fs, path, llmPath, device, llmDtype);
+        return ModelArchive.Load(fs, path, llmPath, ComputeTarget.Resolve(device, llmDtype));
     }
 
     /// <summary>Reads a model zip from a stream (see <see cref="Load(string, string?, string?, string?)"/>); errors name <paramref name="name"/>.</summary>
     public static CoraModel Load(Stream stream, string name, string? llmPath = null, string? device = null, string? llmDtype = null) =>
-        ModelArchive.Load(stream, name, llmPath, device, llmDtype);
+        Load(stream, name, llmPath, ComputeTarget.Resolve(device, llmDtype));
+
+    /// <summary>Reads a model zip from a stream onto a resolved device and LLM dtype; errors name <paramref name="name"/>.</summary>
+    /// <param name="stream">The zip.</param>
+    /// <param name="name">What to call the file in errors.</param>
+    /// <param name="llmPath">The frozen LLM, when the file does not embed it and it is not where the model was trained.</param>
+    /// <param name="target">Where to load the model, and the LLM's dtype.</param>
+    public static CoraModel Load(Stream stream, string name, string? llmPath, ComputeTarget target) =>
+        ModelArchive.Load(stream, name, llmPath, target);
 
     /// <summary>Frees the model's tensors, the frozen LLM included.</summary>
     public void Dispose()

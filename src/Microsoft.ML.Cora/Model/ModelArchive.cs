@@ -89,10 +89,8 @@ internal static class ModelArchive
         w.Write(JsonSerializer.Serialize(m, Json));
     }
 
-    public static CoraModel Load(Stream stream, string name, string? llmPath = null, string? device = null, string? llmDtype = null)
+    public static CoraModel Load(Stream stream, string name, string? llmPath, ComputeTarget target)
     {
-        var targetDevice = CoraDevice.Resolve(device);
-        CoraDevice.ResolveDtype(llmDtype, targetDevice);
         ZipArchive zip;
         try { zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true); }
         catch (InvalidDataException e) { throw new InvalidDataException($"{name}: not a Cora model (not a readable zip: {e.Message}).", e); }
@@ -166,7 +164,7 @@ internal static class ModelArchive
             var items = ReadVerified("items.tsv", s => ItemCatalog.Read(s, name + ": items.tsv"));
             var users = m.FormatVersion >= 2 ? ReadVerified("users.tsv", s => UserProfiles.Read(s, name + ": users.tsv")) : UserProfiles.Empty;
             LanguageModel? llm = null;
-            if (m.Options.Method != CoraMethod.Mf) llm = LoadLlm(m, name, llmPath, device, llmDtype, zip, Extract);
+            if (m.Options.Method != CoraMethod.Mf) llm = LoadLlm(m, name, llmPath, target, zip, Extract);
             var trainableFile = SafetensorsFile.Open(Extract("trainable.safetensors"));
             bool scaleAbsent = m.FormatVersion < 3;                                     // such a file has no token_scale: ones
             CheckShapes(m.Options, llm, cf.EmbeddingDim, trainableFile, name, scaleAbsent);
@@ -179,7 +177,7 @@ internal static class ModelArchive
                     t.copy_(v);
                 }
             model.Trainable.eval();
-            if (llm is null) model.To(targetDevice);
+            if (llm is null) model.To(target.Device);
             return model;
         }
         finally
@@ -205,7 +203,7 @@ internal static class ModelArchive
                 throw new InvalidDataException($"{name}: tensor '{k}' has shape [{string.Join(", ", stored.Entries[k].Shape)}], the options need [{string.Join(", ", shape)}].");
     }
 
-    private static LanguageModel LoadLlm(Manifest m, string name, string? llmPath, string? device, string? llmDtype, ZipArchive zip, Func<string, string> extract)
+    private static LanguageModel LoadLlm(Manifest m, string name, string? llmPath, ComputeTarget target, ZipArchive zip, Func<string, string> extract)
     {
         string? source = llmPath, tokenizer = null;
         if (source is null && m.LlmEmbedded)
@@ -240,7 +238,7 @@ internal static class ModelArchive
             if (!same)
                 throw new InvalidDataException($"{name}: the LLM at '{ErrorText.Elide(source)}' (weights or tokenizer) is not the one this model was trained with. Scores would be wrong; use the original files.");
         }
-        return LanguageModel.Load(source, tokenizerPath: tokenizer ?? TokenizerNamed(source, m.LlmTokenizer), device: device, dtype: llmDtype);
+        return LanguageModel.Load(source, target, tokenizerPath: tokenizer ?? TokenizerNamed(source, m.LlmTokenizer));
     }
 
     /// <summary>The tokenizer file the model was trained with, when it sits beside the weights under the recorded name.</summary>

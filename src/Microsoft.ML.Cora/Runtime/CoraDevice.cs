@@ -98,13 +98,12 @@ public static class CoraDevice
         };
     }
 
+    private static bool _interopSet;
+
     /// <summary>
     /// Intra-op (and, once per process, inter-op) threads libtorch uses on the CPU (0 = libtorch's default, one per core). Set it below the core count when several
     /// Cora processes share a machine: two processes each using every core slowed each other 2-4x on 2 cores.
     /// </summary>
-    private static bool _interopSet;
-
-    /// <summary>Sets libtorch's thread counts (intra-op, and inter-op once per process); a value below 1 keeps libtorch's default.</summary>
     public static void SetThreads(int threads)
     {
         if (threads < 0) throw new ArgumentOutOfRangeException(nameof(threads), threads, "threads must be 0 (default) or more.");

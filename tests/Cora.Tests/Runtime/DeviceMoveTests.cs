@@ -150,6 +150,12 @@ public class DeviceMoveTests
 
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => fresh.Model.LoadCora(dir["m.zip"], out _, device: "gpu")).Message, "unknown device 'gpu'");
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => fresh.Model.LoadCora(dir["m.zip"], out _, llmDtype: "int8")).Message, "unknown LLM dtype 'int8'");
+        Assert.IsNull(CoraTransformer.PendingLoad, "LoadCora's settings do not outlive the load, refused or not");
+        // The settings are resolved once, into a typed value: a plain Model.Load afterwards takes the defaults again.
+        Assert.AreEqual(ScalarType.Float32, CoraTransformer.Find(fresh.Model.Load(dir["m.zip"], out _)).Model.Llm!.Dtype);
+        Assert.AreEqual(new ComputeTarget(torch.CPU, ScalarType.BFloat16), ComputeTarget.Resolve("CPU ", "bfloat16"));
+        Assert.AreEqual(new ComputeTarget(torch.CPU, ScalarType.Float32), ComputeTarget.Resolve(null, null), "cpu, and auto = fp32 on the CPU");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => ComputeTarget.Resolve("tpu")).Message, "Unknown device 'tpu'; use cpu, cuda, cuda:N or auto.");
         // A device that is not there fails when the trainer is created, before the MF stage trains.
         var e = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Recommendation().Trainers.Cora(new CoraTrainer.Options { LlmPath = Synthetic.LlmPath, ItemTitles = new Dictionary<int, string>(), Device = "cuda" }));
         StringAssert.Contains(e.Message, "CUDA is not available");
