@@ -10,7 +10,7 @@ using Microsoft.ML.Cora.Runtime;
 namespace Cora.Cli;
 
 /// <summary>Published LLaMA shapes for benchmarks with random weights (no download; the numbers depend only on the shape).</summary>
-public static class LlmShapes
+internal static class LlmShapes
 {
     public static readonly IReadOnlyDictionary<string, LlamaConfig> ByName = new Dictionary<string, LlamaConfig>(StringComparer.OrdinalIgnoreCase)
     {
@@ -34,12 +34,12 @@ public static class LlmShapes
 
 /// <summary>The result of one benchmark: median and spread over repeats, and what they mean.</summary>
 /// <param name="TrainableParams">Parameters the step trains (generator and P maps); 0 for a forward.</param>
-public sealed record BenchResult(string What, double MedianSeconds, double MinSeconds, double MaxSeconds, int Repeats,
+internal sealed record BenchResult(string What, double MedianSeconds, double MinSeconds, double MaxSeconds, int Repeats,
     double ItemsPerSecond, string ItemUnit, double TflopsPerSecond, double PeakDeviceMiB, double PeakHostMiB, string Device, string Dtype,
     long TrainableParams = 0);
 
 /// <summary>Forward and CoRA training-step benchmarks on random LLaMA shapes, built directly on the device in the dtype.</summary>
-public static class Bench
+internal static class Bench
 {
     /// <summary>A random LLM of a shape, created on <paramref name="device"/> in <paramref name="dtype"/> (never materialised in fp32 on the host).</summary>
     internal static LlamaForCausalLM RandomLlm(LlamaConfig config, Device device, ScalarType dtype, long seed = 1)
@@ -155,7 +155,7 @@ public static class Bench
 /// Device memory in use (total - free from the CUDA runtime's cudaMemGetInfo, so it includes PyTorch's cached blocks), sampled
 /// after every benchmark step; 0 on machines without CUDA. TorchSharp 0.107 exposes no allocator statistics.
 /// </summary>
-public static class GpuMemory
+internal static class GpuMemory
 {
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate int MemGetInfo(out nuint free, out nuint total);

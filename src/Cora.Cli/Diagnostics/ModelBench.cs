@@ -11,7 +11,7 @@ namespace Cora.Cli;
 /// Figures of one measured workload on a real model: median seconds per repeat and spread, rows/s, peak host working set, the
 /// threads libtorch used, the FLOPs the work needs (the floor's numerator) and, when profiled, seconds per repeat by phase.
 /// </summary>
-public sealed record WorkloadFigures(string What, double MedianSeconds, double MinSeconds, double MaxSeconds, int Repeats, int RowsPerRepeat,
+internal sealed record WorkloadFigures(string What, double MedianSeconds, double MinSeconds, double MaxSeconds, int Repeats, int RowsPerRepeat,
     double RowsPerSecond, double PeakHostMiB, int Threads, double FlopsPerRepeat, IReadOnlyList<(string phase, double seconds)> Phases)
 {
     /// <summary>Achieved GFLOP/s (the FLOPs the work needs over the median time).</summary>
@@ -24,7 +24,7 @@ public sealed record WorkloadFigures(string What, double MedianSeconds, double M
 /// <see cref="CoraModel.Plan"/> decides how it computes; the paper's way is <see cref="Microsoft.ML.Cora.Reference.PaperForward"/>
 /// under <see cref="ComputePlan.Plain"/>.
 /// </summary>
-public static class ModelBench
+internal static class ModelBench
 {
     /// <summary>Median over <paramref name="repeats"/> training steps of <paramref name="batch"/> rows (one warm-up step first): what the
     /// trainer does each step (forward, loss read on the host, backward, finite check of the gradients, AdamW). fusedOptimizer: AdamW's

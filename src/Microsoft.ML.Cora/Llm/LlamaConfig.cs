@@ -172,6 +172,3 @@ public sealed record LlamaConfig
         BosTokenId = 1, EosTokenId = 2,
     }.Validate("SmolLM2-135M");
 }
-
-/// <summary>Llama 3.1 rotary frequency scaling parameters.</summary>
-public sealed record RopeScaling(double Factor, double LowFreqFactor, double HighFreqFactor, int OriginalMaxPositionEmbeddings);
