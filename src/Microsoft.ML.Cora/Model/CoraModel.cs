@@ -94,7 +94,7 @@ public sealed class CoraModel : IDisposable
             YesTokenId = PromptBuilder.AnswerTokenId(llm.Tokenizer);
         }
         Trainable = BuildTrainable(options, llm, cf.EmbeddingDim);
-        _scoringThreads = Math.Max(1, torch.get_num_threads());
+        _scoringThreads = CoraDevice.Threads;
         if (llm is not null) To(llm.Device);   // also resolves GeneratorDtype (methods without an LLM have no generator)
     }
 
@@ -146,7 +146,7 @@ public sealed class CoraModel : IDisposable
         Trainable.to(device, trainableDtype);
         ApplyGeneratorDtype();
         ApplyAttentionKernel();
-        _scoringThreads = Math.Max(1, torch.get_num_threads());
+        _scoringThreads = CoraDevice.Threads;
         return this;
     }
 
@@ -249,8 +249,8 @@ public sealed class CoraModel : IDisposable
 
     private AttentionKernel _attention;
 
-    /// <summary>libtorch threads of a scoring call that runs as one stream on the calling thread (see <see cref="Score"/>): the count
-    /// of the thread that made or last moved the model.</summary>
+    /// <summary>libtorch threads of a scoring call that runs as one stream on the calling thread (see <see cref="Score"/>): the process's
+    /// count (<see cref="CoraDevice.Threads"/>) when the model was made or last moved.</summary>
     private int _scoringThreads = 1;
 
     private void ApplyAttentionKernel()
@@ -348,8 +348,8 @@ public sealed class CoraModel : IDisposable
             finally { if (before != _scoringThreads) torch.set_num_threads(before); }
             return result;
         }
-        // Dedicated threads (not the thread pool: libtorch's thread count is a per-thread setting they keep), each taking the next
-        // chunk until none is left.
+        // Dedicated threads, each on one libtorch thread, taking the next chunk until none is left; each sets its count back to the
+        // process's when it is done (a count set on a thread becomes the default of threads created after it).
         int next = -1;
         Exception? failure = null;
         var workers = Enumerable.Range(0, streams).Select(_ => new Thread(() =>
@@ -365,6 +365,7 @@ public sealed class CoraModel : IDisposable
                 }
             }
             catch (Exception e) { Interlocked.CompareExchange(ref failure, e, null); }
+            finally { CoraDevice.RestoreThreads(); }
         }) { IsBackground = true, Name = "Cora scoring stream" }).ToList();
         foreach (var w in workers) w.Start();
         foreach (var w in workers) w.Join();

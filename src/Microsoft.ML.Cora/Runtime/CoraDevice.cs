@@ -99,6 +99,32 @@ public static class CoraDevice
     }
 
     private static bool _interopSet;
+    private static int _threads;
+
+    /// <summary>
+    /// libtorch's CPU thread count for this process: what <see cref="SetThreads"/> last set, else libtorch's default as the first
+    /// caller saw it. Decisions made by timing, and the thread count scoring pins, are keyed to this one number, not to the calling
+    /// thread's: with libgomp, a count set on any thread other than the first becomes the default of every thread created after, so
+    /// a thread's own count depends on what ran before it.
+    /// </summary>
+    internal static int Threads
+    {
+        get
+        {
+            if (Volatile.Read(ref _threads) is > 0 and var t) return t;
+            LibTorchRuntime.EnsureLoaded();
+            Interlocked.CompareExchange(ref _threads, Math.Max(1, torch.get_num_threads()), 0);
+            return _threads;
+        }
+    }
+
+    /// <summary>Sets the calling thread's libtorch count back to <see cref="Threads"/> (a thread that ran with another count calls
+    /// it when it is done, so that threads created later do not inherit that count).</summary>
+    internal static void RestoreThreads()
+    {
+        int t = Threads;
+        if (torch.get_num_threads() != t) torch.set_num_threads(t);
+    }
 
     /// <summary>
     /// Intra-op (and, once per process, inter-op) threads libtorch uses on the CPU (0 = libtorch's default, one per core). Set it below the core count when several
@@ -110,6 +136,7 @@ public static class CoraDevice
         if (threads == 0) return;
         LibTorchRuntime.EnsureLoaded();
         torch.set_num_threads(threads);
+        Volatile.Write(ref _threads, threads);
         // Inter-op threads (independent ops run side by side) can be set once per process, before any inter-op work.
         if (!_interopSet)
         {

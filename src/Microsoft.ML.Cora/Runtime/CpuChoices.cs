@@ -54,7 +54,7 @@ internal static class CpuChoices
     {
         string Version(System.Reflection.Assembly a) =>
             System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(a)?.InformationalVersion ?? a.GetName().Version?.ToString() ?? "?";
-        return $"{MachineInfo.CpuIdentity()} | {Environment.ProcessorCount} cpus | {torch.get_num_threads()} threads | torchsharp {Version(typeof(torch).Assembly)} | cora {Version(typeof(CpuChoices).Assembly)}";
+        return $"{MachineInfo.CpuIdentity()} | {Environment.ProcessorCount} cpus | {CoraDevice.Threads} threads | torchsharp {Version(typeof(torch).Assembly)} | cora {Version(typeof(CpuChoices).Assembly)}";
     }
 
     /// <summary>The decision for <paramref name="name"/> on this machine: fixed by <see cref="Override"/>, cached, or measured now.</summary>
@@ -138,7 +138,7 @@ internal static class CpuChoices
     /// </summary>
     public static MeasuredChoice ScoringStreams(int hidden)
     {
-        int n = Math.Min(MaxScoringStreams, Math.Min(Environment.ProcessorCount, Math.Max(1, torch.get_num_threads())));
+        int n = Math.Min(MaxScoringStreams, Math.Min(Environment.ProcessorCount, CoraDevice.Threads));
         if (n <= 1) return new MeasuredChoice(ScoringStreamsSwitch, "1", Array.Empty<ChoiceTiming>());
         return Decide(ScoringStreamsSwitch, $"streams:{hidden}:{n}", () =>
         {
@@ -162,7 +162,11 @@ internal static class CpuChoices
             double One() => MeasuredChoice.Time(() => { for (int s = 0; s < n; s++) Work(); });
             double Streams() => MeasuredChoice.Time(() =>
             {
-                var threads = Enumerable.Range(0, n).Select(_ => new Thread(() => { torch.set_num_threads(1); Work(); })).ToList();
+                var threads = Enumerable.Range(0, n).Select(_ => new Thread(() =>
+                {
+                    torch.set_num_threads(1);
+                    try { Work(); } finally { CoraDevice.RestoreThreads(); }
+                })).ToList();
                 foreach (var t in threads) t.Start();
                 foreach (var t in threads) t.Join();
             });

@@ -19,5 +19,5 @@ internal static class HostTensor
         x.device_type == DeviceType.CPU && x.dtype == ScalarType.Float32 && x.is_contiguous() && x.numel() <= int.MaxValue;
 
     /// <summary>Parallel.For options for the kernels: as many workers as libtorch's intra-op threads.</summary>
-    public static ParallelOptions Parallelism() => new() { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) };
+    public static ParallelOptions Parallelism() => new() { MaxDegreeOfParallelism = CoraDevice.Threads };
 }

@@ -61,6 +61,11 @@ public class FastPathTests
         double diff = one.Zip(streams).Max(x => Math.Abs(x.First - x.Second));
         Assert.IsTrue(diff <= 1e-5 * (1 + one.Max(Math.Abs)), $"max |diff| {diff:E2}");
         Assert.AreEqual(threads, torch.get_num_threads(), "the caller's libtorch threads are unchanged");
+        // A count set on a stream's thread becomes the default of threads created later (libgomp): the streams set it back.
+        int onNewThread = 0;
+        var probe = new Thread(() => onNewThread = torch.get_num_threads());
+        probe.Start(); probe.Join();
+        Assert.AreEqual(CoraDevice.Threads, onNewThread, "a thread created after the streams has the process's libtorch count");
         using var cts = new CancellationTokenSource();
         cts.Cancel();
         CpuChoices.Override = s => s == CpuChoices.ScoringStreamsSwitch ? "2" : null;
