@@ -192,7 +192,12 @@ public class BadInputTests
                 Assert.AreEqual(threads, after, "the caller's thread count is restored");
             }
         }
-        finally { CpuChoices.Override = null; }
+        finally
+        {
+            CpuChoices.Override = null;
+            var reset = new Thread(Microsoft.ML.Cora.Runtime.CoraDevice.RestoreThreads);   // a count set on a thread is the next threads' default
+            reset.Start(); reset.Join();
+        }
     }
 
     [TestMethod]

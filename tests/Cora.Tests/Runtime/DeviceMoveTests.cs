@@ -327,12 +327,13 @@ public class DeviceMoveTests
         {
             CoraDevice.SetThreads(1);
             Assert.AreEqual(1, torch.get_num_threads());
+            Assert.AreEqual(1, CoraDevice.Threads, "the process's count, which timed decisions and scoring use");
             var (code, _, err) = CliTests.Cli("bench", "forward", "--shape", "tiny", "--batch", "1", "--tokens", "8", "--repeats", "1", "--threads", "-1");
             Assert.AreEqual(2, code);
             StringAssert.Contains(err, "--threads must be at least 0");
             var e = Assert.ThrowsExactly<ArgumentException>(() => new Microsoft.ML.MLContext().Recommendation().Trainers.Cora(new CoraTrainer.Options { Threads = -2, ItemTitles = new Dictionary<int, string>(), LlmPath = Synthetic.LlmPath }));
             StringAssert.Contains(e.Message, "Threads: -2 is out of range");
         }
-        finally { torch.set_num_threads(before); }
+        finally { CoraDevice.SetThreads(before); }
     }
 }

@@ -86,9 +86,9 @@ public class MeasuredChoiceTests
         CollectionAssert.AreEqual(expected, attn.Timings.Select(t => t.Candidate).ToArray(), "512-bit vectors are a candidate exactly where the CPU has them");
         Assert.IsTrue(attn.Timings.All(t => t.Milliseconds > 0), attn.ToString());
         var streams = CpuChoices.ScoringStreams(48);
-        if (Math.Min(Environment.ProcessorCount, torch.get_num_threads()) > 1)
+        if (Math.Min(Environment.ProcessorCount, CoraDevice.Threads) > 1)
         {
-            CollectionAssert.AreEqual(new[] { "1", Math.Min(CpuChoices.MaxScoringStreams, Math.Min(Environment.ProcessorCount, torch.get_num_threads())).ToString() },
+            CollectionAssert.AreEqual(new[] { "1", Math.Min(CpuChoices.MaxScoringStreams, Math.Min(Environment.ProcessorCount, CoraDevice.Threads)).ToString() },
                 streams.Timings.Select(t => t.Candidate).ToArray());
             Assert.IsTrue(streams.Timings.All(t => t.Milliseconds > 0), streams.ToString());
         }
@@ -120,7 +120,7 @@ public class MeasuredChoiceTests
                 StringAssert.Contains(key, signature);
                 StringAssert.Matches(key, new System.Text.RegularExpressions.Regex(@", flags [0-9a-f]{8}\) \|"));
             }
-            StringAssert.Contains(key, $"{torch.get_num_threads()} threads");
+            StringAssert.Contains(key, $"{CoraDevice.Threads} threads");
             Assert.AreEqual(first.Chosen, (string)entry!["Chosen"]!);
 
             // Another process on this machine reads the decision instead of timing again: a planted decision is taken as is.
