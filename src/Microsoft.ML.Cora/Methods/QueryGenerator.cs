@@ -38,7 +38,7 @@ public sealed record QueryGeneratorOptions
     /// the model: a fixed diagonal map before the generator's first layers, which changes how training starts, not what the generator
     /// can express. How to choose: keep 0.4 where the CF model leaves its two halves at very different scales (SASRec's items sit near
     /// RMS 0.007 against its users' 1.7: read raw, the generator takes the small half for noise and gives every sample one A; LightGCN
-    /// also reads better scaled); with MF, 0 reads about 0.003 AUC better (docs/results.md, three seeds). Values well above 1 start the
+    /// also reads better scaled); with MF, 0 reads about 0.002 AUC better (docs/results.md, four seeds). Values well above 1 start the
     /// generator's layer norms and attention saturated.</summary>
     [Option("--cf-token-rms", "RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows (0 = the raw token, as CoRA's code).", Min = 0, Max = 1000)]
     public double CfTokenRms { get; set; } = CoraDefaults.CfTokenRms;
