@@ -87,8 +87,7 @@ internal static class BenchCommand
         {
             var (deviceSpec, dtypeSpec) = dev.Get(p);
             Cli.CheckOutputs(new[] { ("--json", p.GetValue(json)) }, Array.Empty<string>());
-            var device = CoraDevice.Resolve(deviceSpec);
-            var dtype = CoraDevice.ResolveDtype(dtypeSpec, device);
+            var (device, dtype) = ComputeTarget.Resolve(deviceSpec, dtypeSpec);
             RunShape(c, name, p.GetValue(shape)!, device, dtype, p.GetValue(batch), p.GetValue(tokens), p.GetValue(repeats), p.GetValue(json));
             return 0;
         });
@@ -139,7 +138,7 @@ internal static class BenchCommand
             .Concat(name switch { "transform" => new[] { "direct" }, "train-step" => new[] { "per-parameter-optimizer" }, _ => Array.Empty<string>() }).ToArray());
         var rounds = Positive("--rounds", 1, "With --baseline: measure Cora and the baseline this many times in alternation (ABAB...) and report " +
             "the median of the per-round ratios, so that a machine whose speed drifts affects both sides alike. With more than one round, one " +
-            "untimed round of both comes first (the process warms up: JIT tiers, allocator arenas; the first timed round used to read 10-25% slow).");
+            "untimed round of both comes first (the process warms up: JIT tiers, allocator arenas; without it the first timed round reads 10-25% slow).");
         var gpuPath = new Option<bool>("--gpu-code-path")
         {
             Description = "Take the code path a GPU takes, on any device: libtorch's attention and dropout instead of Cora's CPU kernels, no length " +
@@ -155,8 +154,7 @@ internal static class BenchCommand
             Cli.CheckOutputs(new[] { ("--json", p.GetValue(json)) }, new[] { p.GetValue(llm), p.GetValue(data) });
             var on = dev.Get(p);
             var (deviceSpec, dtypeSpec) = on;
-            var device = CoraDevice.Resolve(deviceSpec);
-            var dtype = CoraDevice.ResolveDtype(dtypeSpec, device);
+            var (device, dtype) = ComputeTarget.Resolve(deviceSpec, dtypeSpec);
             if (name == "train-step" && p.GetValue(shape) is { } sh)
             {
                 RunShape(c, name, sh, device, dtype, p.GetValue(batch), p.GetValue(tokens), p.GetValue(repeats), p.GetValue(json));
@@ -289,15 +287,14 @@ internal static class BenchCommand
         cmd.SetAction(p =>
         {
             var (deviceSpec, dtypeSpec) = dev.Get(p);
-            var device = CoraDevice.Resolve(deviceSpec);
-            var dtype = CoraDevice.ResolveDtype(dtypeSpec, device);
+            var (device, dtype) = ComputeTarget.Resolve(deviceSpec, dtypeSpec);
             using var _ = torch.no_grad();
-            using var cpu = LanguageModel.Load(p.GetValue(llm)!, device: "cpu", dtype: "fp32");
+            using var cpu = LanguageModel.Load(p.GetValue(llm)!, new ComputeTarget(torch.CPU, torch.ScalarType.Float32));
             var ids = cpu.Tokenizer.Encode(p.GetValue(text)!, addBos: true).Select(i => (long)i).ToArray();
             using var reference = cpu.Model.Logits(torch.tensor(ids).unsqueeze(0));
             foreach (var dt in new[] { torch.ScalarType.Float32, dtype }.Distinct())
             {
-                using var other = LanguageModel.Load(p.GetValue(llm)!, device: deviceSpec, dtype: CoraDevice.DtypeName(dt));
+                using var other = LanguageModel.Load(p.GetValue(llm)!, new ComputeTarget(device, dt));
                 using var logits = other.Model.Logits(torch.tensor(ids, device: device).unsqueeze(0)).cpu().to(torch.ScalarType.Float32);
                 double diff = logits.sub(reference).abs().max().item<float>();
                 double scale = reference.abs().max().item<float>();

@@ -86,8 +86,8 @@ internal sealed record CoraColumns(string UserId, string ItemId, string History,
         if (requireLabel && Label is not null)
         {
             var c = Find(Label, "Label");
-            if (c.Kind != SchemaShape.Column.VectorKind.Scalar || !(c.ItemType is BooleanDataViewType || c.ItemType == NumberDataViewType.Single || c.ItemType == NumberDataViewType.Double))
-                throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the Label column '{Label}' has type {Describe(c)}; expected Boolean, or Single/Double holding 0 and 1.");
+            if (c.Kind != SchemaShape.Column.VectorKind.Scalar || !CoraRows.IsLabelType(c.ItemType))
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Cora: the Label column '{Label}' has type {Describe(c)}; expected {CoraRows.LabelTypes}.");
         }
     }
 

@@ -98,6 +98,10 @@ internal sealed class CoraRows
         return (int)v;
     }
 
+    /// <summary>Whether a column of this type can be a label (Boolean, Single or Double), and what to say when it cannot.</summary>
+    internal static bool IsLabelType(DataViewType t) => t is BooleanDataViewType || t == NumberDataViewType.Single || t == NumberDataViewType.Double;
+    internal const string LabelTypes = "Boolean, or Single/Double holding 0 and 1";
+
     /// <summary>A label as a Boolean: a Boolean column as is, a Single or Double column holding 0 or 1 (anything else is refused).</summary>
     internal static ValueGetter<bool> LabelGetter(DataViewRow row, DataViewSchema.Column col)
     {
@@ -107,7 +111,7 @@ internal sealed class CoraRows
         if (col.Type is BooleanDataViewType) return row.GetGetter<bool>(col);
         if (col.Type == NumberDataViewType.Single) { var g = row.GetGetter<float>(col); float x = 0; return (ref bool v) => { g(ref x); v = Of(x, x.ToString(System.Globalization.CultureInfo.InvariantCulture)); }; }
         if (col.Type == NumberDataViewType.Double) { var g = row.GetGetter<double>(col); double x = 0; return (ref bool v) => { g(ref x); v = Of(x, x.ToString(System.Globalization.CultureInfo.InvariantCulture)); }; }
-        throw new ArgumentOutOfRangeException(nameof(col), $"Cora: the Label column '{n}' has type {col.Type}; expected Boolean, or Single/Double holding 0 and 1.");
+        throw new ArgumentOutOfRangeException(nameof(col), $"Cora: the Label column '{n}' has type {col.Type}; expected {LabelTypes}.");
     }
 
     /// <summary>The id a user whose key is 0 (a value the key map did not see) is scored under: one unknown, cold user.</summary>

@@ -1,4 +1,3 @@
-using System.Reflection;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
