@@ -247,7 +247,29 @@ public static class TrainingLoop
             return entry;
         }
 
+        /// <summary>Writes the set of step <paramref name="s"/>. A write that fails (a full disk, a folder gone) is reported as one
+        /// line with the step that was not saved, the committed step a rerun resumes from, and the space a set takes.</summary>
         public void Save(nn.Module trainable, AdamW opt, RunState s)
+        {
+            var committed = File.Exists(P(Manifest)) ? ReadSet(P(Manifest)) : null;
+            try { SaveSet(trainable, opt, s); }
+            catch (IOException e)
+            {
+                string resume = committed is null ? "no earlier checkpoint is there, so a rerun starts afresh"
+                    : $"the checkpoint there is intact and a rerun of the same command resumes from it (state.json, step {ReadStep(P(Manifest))})";
+                string size = committed is null ? "" : $" (a checkpoint takes about {committed.Value.files.Values.Sum(f => f.bytes) / (1 << 20):N0} MiB, twice that while the next is written)";
+                throw new IOException($"Checkpoint of step {s.Step} could not be written to {ErrorText.Elide(_dir)} ({e.Message.TrimEnd('.')}): {resume}. " +
+                    $"Free space there{size}, then rerun.", e);
+            }
+        }
+
+        private static int? ReadStep(string manifest)
+        {
+            try { return JsonDocument.Parse(File.ReadAllBytes(manifest)).RootElement.GetProperty("Step").GetInt32(); }
+            catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or InvalidOperationException) { return null; }
+        }
+
+        private void SaveSet(nn.Module trainable, AdamW opt, RunState s)
         {
             string stamp = s.Step.ToString("D8", System.Globalization.CultureInfo.InvariantCulture);
             var files = new Dictionary<string, (string name, long bytes, string sha256)>();

@@ -50,6 +50,40 @@ public class TrainingLoopTests
     private sealed class SimulatedKill : Exception { }
 
     [TestMethod]
+    public void ACheckpointThatCannotBeWrittenNamesTheStepTheResumePointAndTheSpaceAndTheRunResumes()
+    {
+        using var tmp = TestPaths.Temp();
+        var rows = Slice.Train.Skip(500).Take(24).ToList();
+        var valid = Slice.Valid.Skip(100).Take(16).ToList();
+        string ckpt = tmp["ckpt"];
+        int saves = 0;
+        try
+        {
+            // Saves come at steps 2, 4 and 6; the disk "fills" while the second is written.
+            TrainingLoop.Checkpoints.AfterFileWritten = name =>
+            {
+                if (saves == 1 && name.StartsWith("optimizer-", StringComparison.Ordinal)) throw new IOException("No space left on device : 'optimizer'");
+                if (name == "state.json") saves++;
+            };
+            using (var m = Slice.Model(CoraMethod.Cora))
+            {
+                var e = Assert.ThrowsExactly<IOException>(() => TrainingLoop.Train(m, rows, valid, Options(ckpt)));
+                StringAssert.StartsWith(e.Message, $"Checkpoint of step 4 could not be written to {ckpt} (No space left on device : 'optimizer'): ");
+                StringAssert.Contains(e.Message, "a rerun of the same command resumes from it (state.json, step 2)");
+                StringAssert.Matches(e.Message, new System.Text.RegularExpressions.Regex(@"a checkpoint takes about [0-9,]+ MiB"));
+                Assert.IsFalse(e.Message.Contains('\n'), "one line");
+            }
+        }
+        finally { TrainingLoop.Checkpoints.AfterFileWritten = null; }
+        using var again = Slice.Model(CoraMethod.Cora);
+        var log = new List<string>();
+        var r = TrainingLoop.Train(again, rows, valid, Options(ckpt), null, log.Add);
+        Assert.IsTrue(r.Resumed);
+        StringAssert.Contains(log.First(l => l.StartsWith("resumed")), "at step 2");
+        Assert.AreEqual(6, r.Steps);
+    }
+
+    [TestMethod]
     [TestCategory(TestTiers.Slow)]
     public void ACheckpointStoppedAtAnyOfItsFilesResumesFromACompleteSetToTheSameResult()
     {
