@@ -251,10 +251,11 @@ public static class TrainingLoop
         /// line with the step that was not saved, the committed step a rerun resumes from, and the space a set takes.</summary>
         public void Save(nn.Module trainable, AdamW opt, RunState s)
         {
-            var committed = File.Exists(P(Manifest)) ? ReadSet(P(Manifest)) : null;
             try { SaveSet(trainable, opt, s); }
             catch (IOException e)
             {
+                // The manifest is written last and atomically: after a failed save it still names the committed set.
+                var committed = File.Exists(P(Manifest)) ? ReadSet(P(Manifest)) : null;
                 string resume = committed is null ? "no earlier checkpoint is there, so a rerun starts afresh"
                     : $"the checkpoint there is intact and a rerun of the same command resumes from it (state.json, step {ReadStep(P(Manifest))})";
                 string size = committed is null ? "" : $" (a checkpoint takes about {committed.Value.files.Values.Sum(f => f.bytes) / (1 << 20):N0} MiB, twice that while the next is written)";
