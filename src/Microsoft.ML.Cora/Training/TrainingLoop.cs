@@ -101,6 +101,13 @@ public static class TrainingLoop
 
         trainable.train();
         bool stop = false;
+        // Patience is part of the checkpoint's fingerprint: a run that stopped by it stays stopped when the same command runs again.
+        if (resumed && o.Patience > 0 && state.SinceBest >= o.Patience)
+        {
+            stop = true; state.StoppedEarly = true;   // saved with the last validation, before the stop was decided
+            log?.Invoke($"the run stopped early at step {state.Step} ({state.SinceBest} validations without a better AUC, patience {o.Patience}): " +
+                $"nothing left to train; the best weights (step {state.BestStep}) are kept. To train again, use another folder or --restart");
+        }
         for (int epoch = 0; epoch < o.Epochs && !stop; epoch++)
         {
             var order = Seeded.Permutation(rows.Count, o.Seed, "epoch-order", epoch);

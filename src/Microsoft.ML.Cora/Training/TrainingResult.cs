@@ -11,6 +11,6 @@ namespace Microsoft.ML.Cora.Training;
 /// <param name="BestStep">The step of those weights.</param>
 /// <param name="LossCurve">Training loss by step.</param>
 /// <param name="ValidationCurve">Validation-sample AUC by step.</param>
-/// <param name="StoppedEarly">Whether patience ran out before the planned steps.</param>
+/// <param name="StoppedEarly">Whether patience or the time limit stopped it before the planned steps.</param>
 /// <param name="Resumed">Whether the run continued from a checkpoint.</param>
 public sealed record TrainingResult(int Steps, double BestValidationAuc, int BestStep, List<(int step, double loss)> LossCurve, List<(int step, double auc)> ValidationCurve, bool StoppedEarly, bool Resumed);

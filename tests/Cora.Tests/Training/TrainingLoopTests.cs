@@ -222,6 +222,37 @@ public class TrainingLoopTests
     }
 
     [TestMethod]
+    public void ARunThatStoppedByPatienceIsNotTrainedFurtherWhenTheSameCommandRunsAgain()
+    {
+        using var tmp = TestPaths.Temp();
+        var rows = Slice.Train.Skip(800).Take(48).ToList();
+        var valid = Slice.Valid.Skip(300).Where(r => r.Label).Take(4).Concat(Slice.Valid.Skip(300).Where(r => !r.Label).Take(4)).ToList();
+        var o = Options(tmp["ckpt"]) with { MaxSteps = 12, ValidateEvery = 1, Patience = 1 };
+        TrainingResult first;
+        float[] scores;
+        using (var m = Slice.Model(CoraMethod.Cora))
+        {
+            first = TrainingLoop.Train(m, rows, valid, o);
+            scores = m.Score(valid, 8);
+        }
+        Assert.IsTrue(first.StoppedEarly && first.Steps < 12, $"the first run stops by patience (steps {first.Steps}, curve {string.Join(", ", first.ValidationCurve)})");
+        var log = new List<string>();
+        using (var m = Slice.Model(CoraMethod.Cora))
+        {
+            var again = TrainingLoop.Train(m, rows, valid, o, null, log.Add);
+            Assert.IsTrue(again.Resumed);
+            Assert.IsTrue(again.StoppedEarly);
+            Assert.AreEqual(first.Steps, again.Steps, "no step is trained after the early stop");
+            Assert.AreEqual(first.BestStep, again.BestStep);
+            Assert.AreEqual(first.BestValidationAuc, again.BestValidationAuc);
+            Assert.AreEqual(first.ValidationCurve.Count, again.ValidationCurve.Count, "no validation is added");
+            CollectionAssert.AreEqual(scores, m.Score(valid, 8), "the same best weights");
+            Assert.IsTrue(log.Any(l => l.StartsWith($"the run stopped early at step {first.Steps} ", StringComparison.Ordinal) && l.Contains("nothing left to train")),
+                string.Join("\n", log));
+        }
+    }
+
+    [TestMethod]
     public void SameSeedSameResult()
     {
         var rows = Slice.Train.Skip(800).Take(16).ToList();
