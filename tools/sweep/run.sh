@@ -6,13 +6,21 @@
 #
 # Each run lives in $CORA_SWEEP_DIR/NAME (default ../runs/NAME beside the checkout): model, JSON, curve PNG, log and
 # checkpoints. Rerunning the same NAME with the same options resumes from its checkpoints (a stopped run loses at most one
-# validation interval). The CLI runs from a copy built once per commit ($CORA_SWEEP_DIR/bin-COMMIT, from a clean checkout of
-# HEAD), so builds during a long run cannot change the program under it, and the row records the commit that ran.
+# validation interval); once the row is written the run is finished: its resume-only files (last weights, optimizer state) are
+# removed and the NAME is refused from then on. The CLI runs from a copy built once per commit ($CORA_SWEEP_DIR/bin-COMMIT,
+# from a clean checkout of HEAD), so builds during a long run cannot change the program under it, and the row records the
+# commit that ran.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: tools/sweep/run.sh NAME [cora train options...]" >&2; exit 2; }
 name=$1; shift
 case "$name" in *[!A-Za-z0-9._-]*|"") echo "tools/sweep/run.sh: NAME '$name' must be letters, digits, '.', '_' or '-'" >&2; exit 2;; esac
 root=$(cd "$(dirname "$0")/../.." && pwd)
+tsv=$root/docs/results/sweep.tsv
+# A finished run keeps its row, model, result and best weights; running it again would add a second row for the same name.
+if [ -f "$tsv" ] && awk -F'\t' -v n="$name" '$1 == n { found = 1 } END { exit !found }' "$tsv"; then
+  echo "tools/sweep/run.sh: $name is finished (its row is in docs/results/sweep.tsv); pick another NAME, or delete that row and its folder to run it again" >&2
+  exit 2
+fi
 shared=${CORA_SHARED:-$root/../shared}
 data=$shared/data/ml-1m-collm
 llm=$shared/models/stories260K/stories260K.bin
@@ -41,7 +49,7 @@ start=$(date +%s)
 dotnet "$bin/cora.dll" train --train "$data/train.tsv" --valid "$data/valid.tsv" --items "$items" --llm "$llm" \
   --out "$dir/model.zip" --json "$dir/result.json" --plot "$dir/curve.png" --checkpoint-dir "$dir/ckpt" "$@" 2>&1 | tee "$dir/train.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit "${PIPESTATUS[0]}"
-tsv=$root/docs/results/sweep.tsv
+mkdir -p "$(dirname "$tsv")"
 [ -f "$tsv" ] || printf 'name\tdate\tcommit\tcpu\toptions\tvalid_auc\tvalid_uauc\twarm_auc\tcold_auc\tsteps\tbest_step\twall_s\tpeak_mib\n' > "$tsv"
 cpu="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1) (family $(sed -n 's/^cpu family[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -1) model $(sed -n 's/^model[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -1))"
 opts="$*"; [ "$items" = "$data/items.tsv" ] || opts="$opts (CORA_SWEEP_ITEMS=$(basename "$items"))"
@@ -49,4 +57,7 @@ jq -r --arg name "$name" --arg date "$(date -u +%Y-%m-%d)" --arg commit "$commit
   'def r4: if . == null then "" else (. * 10000 | round / 10000) end;
    [$name, $date, $commit, $cpu, $options, (.auc | r4), (.uauc | r4), (.warm.auc | r4), (.cold.auc | r4), (.steps // ""), (.best_step // ""), (.wall_seconds | floor), .peak_mib] | @tsv' \
   "$dir/result.json" >> "$tsv"
+# Only a resume needs the last weights and AdamW state (about 500 MiB with CoRA's full generator); the best weights and
+# state.json (the validation curve that plot.cs draws) stay.
+rm -f "$dir"/ckpt/current-* "$dir"/ckpt/optimizer-*
 echo "tools/sweep/run.sh: $name done in $(( $(date +%s) - start )) s; row appended to docs/results/sweep.tsv"
