@@ -15,6 +15,10 @@ public class TrainingLoopTests
         BatchSize = 4, Epochs = 1, MaxSteps = 6, ValidateEvery = 2, Patience = 0, LearningRate = 3e-3, CheckpointDirectory = ckpt,
     };
 
+    /// <summary>Eight validation rows, four of each label, so that every validation's AUC is defined.</summary>
+    private static List<Microsoft.ML.Cora.Data.Interaction> BothLabels() =>
+        Slice.Valid.Skip(300).Where(r => r.Label).Take(4).Concat(Slice.Valid.Skip(300).Where(r => !r.Label).Take(4)).ToList();
+
     [TestMethod]
     public void InterruptedTrainingResumesFromCheckpointToTheSameResult()
     {
@@ -202,7 +206,7 @@ public class TrainingLoopTests
     public void ATimeLimitStopsAfterTheStepItPassesValidatesAndKeepsTheBest()
     {
         var rows = Slice.Train.Skip(800).Take(16).ToList();
-        var valid = Slice.Valid.Skip(300).Where(r => r.Label).Take(4).Concat(Slice.Valid.Skip(300).Where(r => !r.Label).Take(4)).ToList();
+        var valid = BothLabels();
         using var m = Slice.Model(CoraMethod.Cora);
         var log = new List<string>();
         // A limit every step passes: one step, then a validation of that step's weights, then the stop (not at ValidateEvery = 2).
@@ -226,7 +230,7 @@ public class TrainingLoopTests
     {
         using var tmp = TestPaths.Temp();
         var rows = Slice.Train.Skip(800).Take(48).ToList();
-        var valid = Slice.Valid.Skip(300).Where(r => r.Label).Take(4).Concat(Slice.Valid.Skip(300).Where(r => !r.Label).Take(4)).ToList();
+        var valid = BothLabels();
         var o = Options(tmp["ckpt"]) with { MaxSteps = 12, ValidateEvery = 1, Patience = 1 };
         TrainingResult first;
         float[] scores;
@@ -256,7 +260,7 @@ public class TrainingLoopTests
     public void SameSeedSameResult()
     {
         var rows = Slice.Train.Skip(800).Take(16).ToList();
-        var valid = Slice.Valid.Skip(300).Where(r => r.Label).Take(4).Concat(Slice.Valid.Skip(300).Where(r => !r.Label).Take(4)).ToList();   // both labels
+        var valid = BothLabels();
         float[] Run()
         {
             using var m = Slice.Model(CoraMethod.Cora);
