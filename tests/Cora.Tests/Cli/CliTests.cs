@@ -61,13 +61,9 @@ public class CliTests
         var png8 = File.ReadAllBytes(png)[..8];
         CollectionAssert.AreEqual(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }, png8, "a PNG file");
         // Read back: the size asked for, and both series drawn in their colours (loss on the left axis, AUC on the right).
-        using (var bmp = SkiaSharp.SKBitmap.Decode(png))
-        {
-            Assert.AreEqual(900, bmp.Width); Assert.AreEqual(500, bmp.Height);
-            int Count(ScottPlot.Color c) => Enumerable.Range(0, bmp.Width * bmp.Height).Count(i => { var p = bmp.GetPixel(i % bmp.Width, i / bmp.Width); return p.Red == c.R && p.Green == c.G && p.Blue == c.B; });
-            Assert.IsTrue(Count(Microsoft.ML.Cora.Plots.TrainingPlot.LossColor) > 50, "loss curve drawn");
-            Assert.IsTrue(Count(Microsoft.ML.Cora.Plots.TrainingPlot.AucColor) > 20, "validation AUC drawn");
-        }
+        Assert.AreEqual((900, 500), PngPixels.Size(png));
+        Assert.IsTrue(PngPixels.Count(png, Microsoft.ML.Cora.Plots.TrainingPlot.LossColor) > 50, "loss curve drawn");
+        Assert.IsTrue(PngPixels.Count(png, Microsoft.ML.Cora.Plots.TrainingPlot.AucColor) > 20, "validation AUC drawn");
 
         string evalJson = Path.Combine(dir, "eval.json");
         (code, stdout, err) = Cli("evaluate", "--model", model, "--data", v, "--json", evalJson);

@@ -8,12 +8,6 @@ namespace Cora.Tests;
 [TestClass]
 public class SweepPlotTests
 {
-    private static int Count(string png, ScottPlot.Color c)
-    {
-        using var bmp = SkiaSharp.SKBitmap.Decode(png);
-        return Enumerable.Range(0, bmp.Width * bmp.Height).Count(i => { var p = bmp.GetPixel(i % bmp.Width, i / bmp.Width); return p.Red == c.R && p.Green == c.G && p.Blue == c.B; });
-    }
-
     [TestMethod]
     public void EachRunIsDrawnInItsOwnColourAndAnEmptyRunIsNamed()
     {
@@ -24,9 +18,9 @@ public class SweepPlotTests
             ("first", new() { (250, 0.68), (500, 0.69), (750, 0.70) }),
             ("second", new() { (250, 0.66), (500, 0.71) }),
         }, png);
-        Assert.IsTrue(Count(png, TrainingPlot.RunColors[0]) > 20, "the first run drawn in the first colour");
-        Assert.IsTrue(Count(png, TrainingPlot.RunColors[1]) > 20, "the second run in the second");
-        Assert.AreEqual(0, Count(png, TrainingPlot.RunColors[2]), "and no third");
+        Assert.IsTrue(PngPixels.Count(png, TrainingPlot.RunColors[0]) > 20, "the first run drawn in the first colour");
+        Assert.IsTrue(PngPixels.Count(png, TrainingPlot.RunColors[1]) > 20, "the second run in the second");
+        Assert.AreEqual(0, PngPixels.Count(png, TrainingPlot.RunColors[2]), "and no third");
 
         var e = Assert.ThrowsExactly<ArgumentException>(() => TrainingPlot.SaveValidationCurves(
             new List<(string, List<(int, double)>)> { ("first", new() { (1, 0.5) }), ("idle", new()) }, tmp["bad.png"]));
@@ -66,7 +60,7 @@ public class SweepPlotTests
             StringAssert.Contains(output, FormattableString.Invariant($"{run}: 2 validations, steps 2-4, best AUC {best.Item2:F4} at step {best.Item1}"),
                 "the tool reads the curve the training recorded");
         }
-        Assert.IsTrue(Count(png, TrainingPlot.RunColors[0]) > 10 && Count(png, TrainingPlot.RunColors[1]) > 10, "both runs drawn");
+        Assert.IsTrue(PngPixels.Count(png, TrainingPlot.RunColors[0]) > 10 && PngPixels.Count(png, TrainingPlot.RunColors[1]) > 10, "both runs drawn");
 
         File.Delete(png);
         (code, output) = TestProcess.Run("dotnet", $"run \"{tool}\" -- \"{png}\" run-a run-c", 600, tmp.Path, env);
