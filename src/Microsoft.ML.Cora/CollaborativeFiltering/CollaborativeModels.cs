@@ -16,9 +16,12 @@ public static class CollaborativeModels
     public static CollaborativeModelUnit Of(CollaborativeKind kind) =>
         All.FirstOrDefault(u => u.Kind == kind) ?? throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown CF model");
 
+    /// <summary>The unit of a saved or trained CF model, by its <see cref="ICollaborativeModel.Kind"/>.</summary>
+    public static CollaborativeModelUnit Named(string kind) =>
+        All.FirstOrDefault(u => u.Name == kind) ?? throw new InvalidDataException($"unknown CF model kind '{ErrorText.Elide(kind, 40)}'; this Cora knows: {string.Join(", ", Kinds)}.");
+
     /// <summary>Rebuilds a saved CF model by its <see cref="ICollaborativeModel.Kind"/>.</summary>
-    public static ICollaborativeModel Import(string kind, Func<string, Tensor> read) =>
-        (All.FirstOrDefault(u => u.Name == kind) ?? throw new InvalidDataException($"unknown CF model kind '{ErrorText.Elide(kind, 40)}'; this Cora knows: {string.Join(", ", Kinds)}.")).Import(read);
+    public static ICollaborativeModel Import(string kind, Func<string, Tensor> read) => Named(kind).Import(read);
 
     /// <summary>Warm = the CF stage was trained on both the user and the item (everything else is cold); Cora's one definition.</summary>
     public static bool IsWarm(ICollaborativeModel cf, int user, int item) => cf.KnowsUser(user) && cf.KnowsItem(item);

@@ -175,7 +175,7 @@ internal sealed class LightGcn : nn.Module, ICollaborativeModel
 
     /// <summary>LightGCN as a CF unit: the MF stage's defaults.</summary>
     public static CollaborativeModelUnit Registration { get; } = new(CollaborativeKind.LightGcn, "lightgcn", "LightGCN", new[] { "lgcn" },
-        CoraDefaults.MfEmbeddingDim, CoraDefaults.MfLearningRate, CoraDefaults.MfWeightDecay,
+        CoraDefaults.MfEmbeddingDim, CoraDefaults.MfLearningRate, CoraDefaults.MfWeightDecay, CoraDefaults.LightGcnCfTokenRms,
         (t, v, o, log, ct) => Train(t, v, o, log, ct), ImportState);
 
     /// <summary>A frozen LightGCN from saved propagated tables (scores equal to the saved model's).</summary>

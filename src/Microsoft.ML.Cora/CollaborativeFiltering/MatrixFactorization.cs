@@ -146,7 +146,7 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
 
     /// <summary>MF as a CF unit: CoRA's MF stage defaults.</summary>
     public static CollaborativeModelUnit Registration { get; } = new(CollaborativeKind.Mf, "mf", "MF", new[] { "mf" },
-        CoraDefaults.MfEmbeddingDim, CoraDefaults.MfLearningRate, CoraDefaults.MfWeightDecay,
+        CoraDefaults.MfEmbeddingDim, CoraDefaults.MfLearningRate, CoraDefaults.MfWeightDecay, CoraDefaults.MfCfTokenRms,
         (t, v, o, log, ct) => Train(t, v, o, log, ct), ImportState);
 
     /// <summary>An MF model from saved tensors (<paramref name="read"/> returns a tensor by name); its id maps come from the saved ids.</summary>

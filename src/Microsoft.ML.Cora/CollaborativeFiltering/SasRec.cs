@@ -208,7 +208,7 @@ internal sealed class SasRec : nn.Module, ICollaborativeModel
 
     /// <summary>SASRec as a CF unit: CoLLM's tuned ML-1M defaults.</summary>
     public static CollaborativeModelUnit Registration { get; } = new(CollaborativeKind.SasRec, "sasrec", "SASRec", new[] { "sas" },
-        CoraDefaults.SasRecEmbeddingDim, CoraDefaults.SasRecLearningRate, CoraDefaults.SasRecWeightDecay,
+        CoraDefaults.SasRecEmbeddingDim, CoraDefaults.SasRecLearningRate, CoraDefaults.SasRecWeightDecay, CoraDefaults.SasRecCfTokenRms,
         (t, v, o, log, ct) => Train(t, v, o, log, ct), ImportState);
 
     public static SasRec ImportState(Func<string, Tensor> read)

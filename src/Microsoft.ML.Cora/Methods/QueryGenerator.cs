@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Microsoft.ML.Cora.CollaborativeFiltering;
 using Microsoft.ML.Cora.Runtime;
 
 namespace Microsoft.ML.Cora.Methods;
@@ -33,15 +34,20 @@ public sealed record QueryGeneratorOptions
     /// <summary>Dropout inside the Q-Former (0.1).</summary>
     [Option("--generator-dropout", "Dropout inside the Q-Former.", Min = 0, Max = 0.99)]
     public double Dropout { get; set; } = CoraDefaults.GeneratorDropout;
-    /// <summary>The RMS at which the generator reads each half (user, item) of the CF token (0.4; 0 = the raw token, as CoRA's public
-    /// code reads it). Before training, each half's root mean square over a sample of the training rows sets a fixed scale, stored with
-    /// the model: a fixed diagonal map before the generator's first layers, which changes how training starts, not what the generator
-    /// can express. How to choose: keep 0.4 where the CF model leaves its two halves at very different scales (SASRec's items sit near
-    /// RMS 0.007 against its users' 1.7: read raw, the generator takes the small half for noise and gives every sample one A; LightGCN
-    /// also reads better scaled); with MF, 0 reads about 0.002 AUC better (docs/results.md, four seeds). Values well above 1 start the
-    /// generator's layer norms and attention saturated.</summary>
-    [Option("--cf-token-rms", "RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows (0 = the raw token, as CoRA's code).", Min = 0, Max = 1000)]
-    public double CfTokenRms { get; set; } = CoraDefaults.CfTokenRms;
+    /// <summary>The RMS at which the generator reads each half (user, item) of the CF token; 0 = the raw token, as CoRA's public code
+    /// reads it; null = the CF model's own default (<see cref="CfTokenRmsFor"/>: MF 0, LightGCN and SASRec 0.4; the model stores the
+    /// value it resolved). Before training, each half's root mean square over a sample of the training rows sets a fixed scale, stored
+    /// with the model: a fixed diagonal map before the generator's first layers, which changes how training starts, not what the
+    /// generator can express. How to choose: scale (0.4) where the CF model leaves its two halves at very different scales (SASRec's
+    /// items sit near RMS 0.007 against its users' 1.7: read raw, the generator takes the small half for noise and gives every sample
+    /// one A; LightGCN also reads better scaled); with MF the raw token reads better (0.002 AUC over four seeds at 16,000 rows, 0.004
+    /// AUC and 0.008 UAUC over three under <c>--preset cpu-2h</c>; docs/results.md). Values well above 1 start the generator's layer
+    /// norms and attention saturated.</summary>
+    [Option("--cf-token-rms", "RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows; 0 = the raw token, as CoRA's code (default: the CF model's own: MF 0, LightGCN and SASRec 0.4).", Min = 0, Max = 1000)]
+    public double? CfTokenRms { get; set; }
+
+    /// <summary><see cref="CfTokenRms"/>, or the default of the CF model named <paramref name="cfKind"/> (<see cref="ICollaborativeModel.Kind"/>) when it is null.</summary>
+    public double CfTokenRmsFor(string cfKind) => CfTokenRms ?? CollaborativeModels.Named(cfKind).DefaultCfTokenRms;
 
     /// <summary>Every out-of-range value, by option name (bounds keep a model file from asking for absurd allocations).</summary>
     public IEnumerable<OptionError> Validate(string prefix = "")

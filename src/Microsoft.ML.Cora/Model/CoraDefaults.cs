@@ -71,8 +71,16 @@ public static class CoraDefaults
     public const int GeneratorFeedForward = 3072;
     /// <summary>Default of <see cref="Methods.QueryGeneratorOptions.Dropout"/>.</summary>
     public const double GeneratorDropout = 0.1;
-    /// <summary>The RMS of each half of the CF token as the generator reads it (QueryGeneratorOptions.CfTokenRms; 0 = raw).</summary>
-    public const double CfTokenRms = 0.4;
+    /// <summary>MF's default of <see cref="Methods.QueryGeneratorOptions.CfTokenRms"/>: 0, the raw token, as CoRA's public code reads
+    /// it (MF's user and item halves sit at like scales; read raw, CoRA-MF scores higher than at 0.4 at every seed measured,
+    /// docs/results.md).</summary>
+    public const double MfCfTokenRms = 0;
+    /// <summary>LightGCN's default of <see cref="Methods.QueryGeneratorOptions.CfTokenRms"/>: each half scaled to RMS 0.4 (read raw,
+    /// CoRA-LGCN loses about 0.03 AUC).</summary>
+    public const double LightGcnCfTokenRms = 0.4;
+    /// <summary>SASRec's default of <see cref="Methods.QueryGeneratorOptions.CfTokenRms"/>: each half scaled to RMS 0.4 (SASRec's item
+    /// half sits near RMS 0.007 against its users' 1.7: read raw, the generator takes it for noise and gives every sample one A).</summary>
+    public const double SasRecCfTokenRms = 0.4;
     /// <summary>Training rows sampled to set the scale of the CF token's halves (QueryGeneratorOptions.CfTokenRms).</summary>
     public const int CfTokenCalibrationRows = 4096;
 

@@ -85,7 +85,9 @@ public sealed class CoraModel : IDisposable
     public CoraModel(CoraModelOptions options, LanguageModel? llm, ICollaborativeModel cf, ItemCatalog items)
     {
         OptionChecks.ThrowIfAny(options.Validate("Model."), nameof(options));
-        Options = options; Llm = llm; Cf = cf; Items = items;
+        // The CF-token scale left to the CF model is resolved here, so the saved options say what the model was trained with.
+        Options = options with { QueryGenerator = options.QueryGenerator with { CfTokenRms = options.QueryGenerator.CfTokenRmsFor(cf.Kind) } };
+        Llm = llm; Cf = cf; Items = items;
         Method = MethodStrategy.For(options.Method);
         Prompts = new PromptBuilder(Method.Prompt(options.Prompt));
         if (Method.UsesLlm)
@@ -122,13 +124,14 @@ public sealed class CoraModel : IDisposable
     /// </summary>
     public void CalibrateCfToken(IReadOnlyList<Interaction> rows, long seed)
     {
-        if (Generator is not { } generator || Options.QueryGenerator.CfTokenRms <= 0 || rows.Count == 0) return;
+        double rms = Options.QueryGenerator.CfTokenRmsFor(Cf.Kind);
+        if (Generator is not { } generator || rms <= 0 || rows.Count == 0) return;
         if (generator.token_scale.ne(Scalars.Of(1.0)).any().item<bool>()) return;
         var sample = rows.Count > CoraDefaults.CfTokenCalibrationRows ? Seeded.Sample(rows, CoraDefaults.CfTokenCalibrationRows, seed) : rows;
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         var tokens = sample.Chunk(1024).Select(c => CollaborativeLoraMethod.CfToken(Cf, c, c.Select(r => (long)r.ItemId).ToArray())).ToList();
-        generator.Calibrate(torch.cat(tokens, 0), Options.QueryGenerator.CfTokenRms);                                                  // [N, 2k]
+        generator.Calibrate(torch.cat(tokens, 0), rms);                                                  // [N, 2k]
     }
 
     /// <summary>The device every part lives on (the LLM's; the CF model's for MF alone).</summary>

@@ -147,6 +147,8 @@ public class CollaborativeModelTests
                 using var loaded = CoraModel.Load(path);
                 Assert.AreEqual(cf.Kind, loaded.Cf.Kind);
                 CollectionAssert.AreEqual(before, loaded.Score(rows), $"{kind} {method}");
+                // Left unset, CoRA's CF-token scale is the CF model's own (MF reads the raw token; these two at RMS 0.4).
+                if (method == CoraMethod.Cora) Assert.AreEqual(0.4, loaded.Options.QueryGenerator.CfTokenRms, $"{kind}: its CF-token scale");
             }
         }
     }

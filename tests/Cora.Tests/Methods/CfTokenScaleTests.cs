@@ -11,11 +11,13 @@ using static TorchSharp.torch;
 
 namespace Cora.Tests;
 
-/// <summary>CoRA's generator reads the user and item halves of the CF token at unit RMS (QueryGeneratorOptions.CfTokenRms).</summary>
+/// <summary>CoRA's generator reads the user and item halves of the CF token at a set RMS (QueryGeneratorOptions.CfTokenRms) or raw.</summary>
 [TestClass]
 public class CfTokenScaleTests
 {
-    private static CoraModel Model(double rms = CoraDefaults.CfTokenRms) =>
+    private const double Rms = 0.4;
+
+    private static CoraModel Model(double? rms = Rms) =>
         new(Slice.SmallOptions(CoraMethod.Cora) is var o ? o with { QueryGenerator = o.QueryGenerator with { CfTokenRms = rms } } : null!,
             LanguageModel.Load(Slice.LlmPath), Slice.SmallMf(), Slice.Items);
 
@@ -35,7 +37,7 @@ public class CfTokenScaleTests
         {
             var token = CollaborativeLoraMethod.CfToken(m.Cf, rows, rows.Select(r => (long)r.ItemId).ToArray()).mul(m.Generator!.token_scale);
             foreach (var (start, what) in new[] { (0L, "user"), ((long)k, "item") })
-                Assert.AreEqual(CoraDefaults.CfTokenRms, Math.Sqrt(token.narrow(1, start, k).pow(2).mean().item<float>()), 1e-4 * CoraDefaults.CfTokenRms, $"{what} half");
+                Assert.AreEqual(Rms, Math.Sqrt(token.narrow(1, start, k).pow(2).mean().item<float>()), 1e-4 * Rms, $"{what} half");
         }
         var s = Scale(m);
         Assert.IsTrue(s.Take(k).All(x => x == s[0]) && s.Skip(k).All(x => x == s[k]), "one scale per half");
@@ -45,7 +47,31 @@ public class CfTokenScaleTests
         Assert.IsTrue(Scale(off).All(x => x == 1f), "CfTokenRms = 0 keeps the raw token");
         using var half = Model(rms: 0.5);
         half.CalibrateCfToken(rows, seed: 1);
-        for (int j = 0; j < s.Length; j++) Assert.AreEqual(s[j] * 0.5 / CoraDefaults.CfTokenRms, Scale(half)[j], 1e-5 * s[j], "the scale follows the target");
+        for (int j = 0; j < s.Length; j++) Assert.AreEqual(s[j] * 0.5 / Rms, Scale(half)[j], 1e-5 * s[j], "the scale follows the target");
+    }
+
+    [TestMethod]
+    public void LeftUnsetTheScaleIsTheCfModelsOwnAndTheModelStoresIt()
+    {
+        // MF: the raw token, as CoRA's code reads it; LightGCN and SASRec, whose halves sit at very different scales: RMS 0.4.
+        var unset = new QueryGeneratorOptions();
+        Assert.IsNull(unset.CfTokenRms);
+        Assert.AreEqual(0.0, unset.CfTokenRmsFor("mf"));
+        Assert.AreEqual(0.4, unset.CfTokenRmsFor("lightgcn"));
+        Assert.AreEqual(0.4, unset.CfTokenRmsFor("sasrec"));
+        Assert.AreEqual(0.25, new QueryGeneratorOptions { CfTokenRms = 0.25 }.CfTokenRmsFor("sasrec"), "a value given wins");
+        Assert.ThrowsExactly<InvalidDataException>(() => unset.CfTokenRmsFor("bpr"));
+
+        using var tmp = TestPaths.Temp();
+        using (var m = Model(rms: null))
+        {
+            Assert.AreEqual(0.0, m.Options.QueryGenerator.CfTokenRms, "resolved for the model's CF stage (MF) when the model is made");
+            m.CalibrateCfToken(Slice.Train.Take(300).ToList(), seed: 1);
+            Assert.IsTrue(Scale(m).All(x => x == 1f), "MF's default keeps the raw token");
+            m.Save(tmp["m.zip"]);
+        }
+        using var loaded = CoraModel.Load(tmp["m.zip"]);
+        Assert.AreEqual(0.0, loaded.Options.QueryGenerator.CfTokenRms, "the saved options name the scale the model was made with");
     }
 
     [TestMethod]
@@ -88,7 +114,7 @@ public class CfTokenScaleTests
         {
             CollectionAssert.AreEqual(scale, Scale(loaded));
             CollectionAssert.AreEqual(scores, loaded.Score(rows));
-            Assert.AreEqual(CoraDefaults.CfTokenRms, loaded.Options.QueryGenerator.CfTokenRms);
+            Assert.AreEqual(Rms, loaded.Options.QueryGenerator.CfTokenRms);
         }
 
         // The same file as format 2 wrote it: no token_scale tensor, FormatVersion 2.
