@@ -43,7 +43,7 @@ public sealed record QueryGeneratorOptions
     /// one A; LightGCN also reads better scaled); with MF the raw token reads better (0.002 AUC over four seeds at 16,000 rows, 0.004
     /// AUC and 0.008 UAUC over three under <c>--preset cpu-2h</c>; docs/results.md). Values well above 1 start the generator's layer
     /// norms and attention saturated.</summary>
-    [Option("--cf-token-rms", "RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows; 0 = the raw token, as CoRA's code (default: the CF model's own: MF 0, LightGCN and SASRec 0.4).", Min = 0, Max = 1000)]
+    [Option("--cf-token-rms", "RMS at which the generator reads each half (user, item) of the CF token, scaled once from the training rows; 0 = the raw token, as CoRA's code (default: the CF model's own).", Min = 0, Max = 1000)]
     public double? CfTokenRms { get; set; }
 
     /// <summary><see cref="CfTokenRms"/>, or the default of the CF model named <paramref name="cfKind"/> (<see cref="ICollaborativeModel.Kind"/>) when it is null.</summary>
