@@ -24,7 +24,7 @@ fi
 shared=${CORA_SHARED:-$root/../shared}
 data=$shared/data/ml-1m-collm
 llm=$shared/models/stories260K/stories260K.bin
-# CORA_SWEEP_ITEMS: another item catalog (same ids), e.g. one whose titles are all alike, to measure what the titles add.
+# CORA_SWEEP_ITEMS: another item catalog (same ids), to measure what the item text adds (tools/sweep/items.sh writes two).
 items=${CORA_SWEEP_ITEMS:-$data/items.tsv}
 for f in "$data/train.tsv" "$data/valid.tsv" "$items" "$llm"; do
   [ -f "$f" ] || { echo "tools/sweep/run.sh: $f is missing (set CORA_SHARED to the shared folder)" >&2; exit 2; }
