@@ -57,5 +57,10 @@ public class SweepItemsTests
         (code, output) = TestProcess.Run("bash", $"\"{script}\" plots \"{broken}\"", 60, tmp.Path, env);
         Assert.AreEqual(2, code, output);
         StringAssert.Contains(output, "unknown variant 'plots' (alike or genres)");
+
+        string nowhere = Path.Combine(tmp.Path, "no-such-folder", "genres.tsv");
+        (code, output) = TestProcess.Run("bash", $"\"{script}\" alike \"{nowhere}\"", 60, tmp.Path, env);
+        Assert.AreEqual(2, code, output);
+        StringAssert.Contains(output, $"the folder of {nowhere} does not exist");
     }
 }
