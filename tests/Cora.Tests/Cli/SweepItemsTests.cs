@@ -9,8 +9,6 @@ namespace Cora.Tests;
 [TestClass]
 public class SweepItemsTests
 {
-    private static readonly Encoding Latin1 = Encoding.Latin1;
-
     [TestMethod]
     public void GenresFollowEachTitleAlikeTitlesAreAMovieAndNothingIsWrittenWhenATitleHasNoGenres()
     {
@@ -19,7 +17,7 @@ public class SweepItemsTests
         Directory.CreateDirectory(collm);
         Directory.CreateDirectory(meta);
         File.WriteAllText(Path.Combine(meta, "movies.dat"),
-            "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Sting, The (1973)::Comedy|Crime\n3::Misérables, Les (1995)::Drama|Musical\n4::Bossa Nova (1999)::Comedy\n", Latin1);
+            "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Sting, The (1973)::Comedy|Crime\n3::Misérables, Les (1995)::Drama|Musical\n4::Bossa Nova (1999)::Comedy\n", Encoding.Latin1);
         string items = Path.Combine(collm, "items.tsv");
         File.WriteAllText(items, "iid\ttitle\n1\tSting, The (1973)\n2\tMisérables, Les (1995)\n3\tToy Story (1995)\n");
         var env = new Dictionary<string, string> { ["CORA_SHARED"] = shared };
