@@ -26,6 +26,11 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
     public string Kind => "mf";
     /// <summary>Width k of the embeddings.</summary>
     public int EmbeddingDim { get; }
+    /// <summary>How a row's liked history enters its user embedding (<see cref="FitHistoryMap"/>); <see cref="UserHistory.None"/>
+    /// until a map is fitted or loaded.</summary>
+    public UserHistory History { get; private set; } = UserHistory.None;
+    /// <summary>[k, k]: a mean liked-item embedding times this map is a user embedding; null while <see cref="History"/> is None.</summary>
+    private Tensor? _historyMap;
 
     /// <summary>An untrained MF model over these users and items with k = <paramref name="dim"/> (seeded initial weights).</summary>
     public MatrixFactorization(IdMap users, IdMap items, int dim, long seed = CoraDefaults.Seed) : base("mf")
@@ -110,12 +115,82 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
     public IReadOnlyList<long> ItemIds => Items.Ids;
     /// <summary>Where the embeddings live.</summary>
     public Device Device => user_embedding.weight!.device;
-    /// <summary>Moves the embeddings to a device and dtype.</summary>
-    public void MoveTo(Device device, ScalarType dtype) => this.to(device, dtype);
+    /// <summary>Moves the embeddings (and the history map) to a device and dtype.</summary>
+    public void MoveTo(Device device, ScalarType dtype)
+    {
+        this.to(device, dtype);
+        if (_historyMap is not null) { var moved = _historyMap.to(dtype, device); if (!ReferenceEquals(moved, _historyMap)) { _historyMap.Dispose(); _historyMap = moved; } }
+    }
     /// <summary>The trainable tensors (both embedding tables).</summary>
     public IEnumerable<Parameter> Weights => parameters();
-    /// <summary>By user id; a user unseen in training gets the zero vector (MF score 0, probability 0.5).</summary>
-    public Tensor UserEmbeddings(IReadOnlyList<Interaction> rows) => user_embedding.call(torch.tensor(Users.Map(rows.Select(r => (long)r.UserId).ToArray()), device: Device));
+    /// <summary>
+    /// [B, k]. By user id; a user unseen in training gets the zero vector (MF score 0, probability 0.5), or with
+    /// <see cref="History"/> set the history estimate of the row (<see cref="UserHistory"/>).
+    /// </summary>
+    public Tensor UserEmbeddings(IReadOnlyList<Interaction> rows)
+    {
+        var own = user_embedding.call(torch.tensor(Users.Map(rows.Select(r => (long)r.UserId).ToArray()), device: Device));   // [B, k]
+        if (History == UserHistory.None || _historyMap is null) return own;
+        using var scope = torch.NewDisposeScope();
+        var (mean, has) = HistoryMeans(rows);                                     // [B, k], [B]
+        var estimate = mean.matmul(_historyMap.to(mean.dtype));                   // [B, k]
+        var known = torch.tensor(rows.Select(r => Users.Contains(r.UserId)).ToArray(), device: Device).unsqueeze(1);   // [B, 1]
+        var withHistory = has.unsqueeze(1);                                        // [B, 1]
+        // Unknown users: the estimate (zero without history). Known users: their own, or (Blend) the mean of own and estimate.
+        var ownWeight = History == UserHistory.Blend ? torch.where(withHistory, 0.5, 1.0).to(own.dtype) : torch.ones_like(withHistory, own.dtype);
+        var u = torch.where(known, own * ownWeight + estimate * (1 - ownWeight), estimate * withHistory.to(own.dtype));
+        return u.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The mean item embedding of each row's known liked items, [B, k], and whether the row has any, [B].</summary>
+    private (Tensor Mean, Tensor Has) HistoryMeans(IReadOnlyList<Interaction> rows)
+    {
+        var bag = new List<long>();
+        var item = new List<long>();
+        var share = new List<float>();
+        var has = new bool[rows.Count];
+        for (int b = 0; b < rows.Count; b++)
+        {
+            int start = item.Count;
+            foreach (int id in rows[b].History)
+                if (id != 0 && Items.Contains(id)) { bag.Add(b); item.Add(Items.Map(new long[] { id })[0]); }
+            int n = item.Count - start;
+            for (int j = 0; j < n; j++) share.Add(1f / n);
+            has[b] = n > 0;
+        }
+        var weight = item_embedding.weight!;
+        var hasT = torch.tensor(has, device: Device);
+        if (item.Count == 0) return (torch.zeros(new long[] { rows.Count, EmbeddingDim }, weight.dtype, Device), hasT);
+        // The means as one sparse [B, items] x [items, k] product: memory grows with B x k, not with the history lengths.
+        var indices = torch.stack(new[] { torch.tensor(bag.ToArray()), torch.tensor(item.ToArray()) });               // [2, N]
+        var averaging = torch.sparse_coo_tensor(indices, torch.tensor(share.ToArray()), new long[] { rows.Count, weight.shape[0] })
+            .to(weight.dtype).to(Device);                                                                          // [B, items]
+        return (averaging.matmul(weight), hasT);                                                                   // [B, k]
+    }
+
+    /// <summary>
+    /// Fits the history map by ridge regression over the training users: each user's mean liked-item embedding in
+    /// <paramref name="train"/> against their own embedding (penalty <see cref="CoraDefaults.MfHistoryRidge"/>), and sets
+    /// <see cref="History"/>. With <see cref="UserHistory.None"/>, or no user with a liked item, the history stays unread.
+    /// </summary>
+    public void FitHistoryMap(IReadOnlyList<Interaction> train, UserHistory history)
+    {
+        if (!Enum.IsDefined(history)) throw new ArgumentOutOfRangeException(nameof(history), history, "not a UserHistory value.");
+        _historyMap?.Dispose(); _historyMap = null; History = UserHistory.None;
+        if (history == UserHistory.None) return;
+        var liked = train.Where(r => r.Label && Users.Contains(r.UserId) && Items.Contains(r.ItemId)).GroupBy(r => r.UserId).ToList();
+        if (liked.Count == 0) return;
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var pseudo = liked.Select(g => new Interaction(g.Key, 0, true, 0, true, g.Select(r => r.ItemId).ToArray())).ToList();
+        var (h, _) = HistoryMeans(pseudo);                                                              // [U, k]
+        h = h.to(ScalarType.Float64);
+        var u = user_embedding.call(torch.tensor(Users.Map(liked.Select(g => (long)g.Key).ToArray()), device: Device)).to(ScalarType.Float64);   // [U, k]
+        var gram = h.T.matmul(h) + CoraDefaults.MfHistoryRidge * torch.eye(EmbeddingDim, dtype: ScalarType.Float64, device: Device);                   // [k, k]
+        var map = torch.linalg.solve(gram, h.T.matmul(u));                                                                             // [k, k]
+        _historyMap = map.to(user_embedding.weight!.dtype).MoveToOuterDisposeScope();
+        History = history;
+    }
     /// <summary>By item id; an item unseen in training gets the zero vector.</summary>
     public Tensor ItemEmbeddings(long[] itemIds) => item_embedding.call(torch.tensor(Items.Map(itemIds), device: Device));
     /// <summary>The MF logits of the rows, [B]: the dot product of the user and item embeddings.</summary>
@@ -131,18 +206,31 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         OptionChecks.ThrowIfAny(o.Validate("MatrixFactorization."), nameof(options));
         torch.manual_seed(o.Seed);
         var mf = new MatrixFactorization(new IdMap(train.Select(r => (long)r.UserId)), new IdMap(train.Select(r => (long)r.ItemId)), o.EmbeddingDimFor(CollaborativeKind.Mf), o.Seed);
+        var history = o.HistoryFor(CollaborativeKind.Mf);
         CollaborativeTraining.Run(mf, mf, train, valid, o, CollaborativeKind.Mf, log, ct, afterStep: mf.ZeroUnknownRows);
+        mf.FitHistoryMap(train, history);
         return mf;
     }
 
     /// <summary>State for saving: embeddings and the id of each row.</summary>
-    public Dictionary<string, Tensor> ExportState() => new()
+    public Dictionary<string, Tensor> ExportState()
     {
-        ["user_embedding.weight"] = user_embedding.weight!,
-        ["item_embedding.weight"] = item_embedding.weight!,
-        ["user_ids"] = torch.tensor(Users.Ids.ToArray()),
-        ["item_ids"] = torch.tensor(Items.Ids.ToArray()),
-    };
+        var state = new Dictionary<string, Tensor>
+        {
+            ["user_embedding.weight"] = user_embedding.weight!,
+            ["item_embedding.weight"] = item_embedding.weight!,
+            ["user_ids"] = torch.tensor(Users.Ids.ToArray()),
+            ["item_ids"] = torch.tensor(Items.Ids.ToArray()),
+        };
+        if (History != UserHistory.None && _historyMap is not null)
+        {
+            state[HistoryModeKey] = torch.tensor(new long[] { (long)History });
+            state[HistoryMapKey] = _historyMap;
+        }
+        return state;
+    }
+
+    private const string HistoryModeKey = "history_mode", HistoryMapKey = "history_map";
 
     /// <summary>MF as a CF unit: CoRA's MF stage defaults.</summary>
     public static CollaborativeModelUnit Registration { get; } = new(CollaborativeKind.Mf, "mf", "MF", new[] { "mf" },
@@ -165,6 +253,20 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         mf.item_embedding.weight!.copy_(i);
         foreach (var p in mf.parameters()) p.requires_grad = false;
         mf.eval();
+        Tensor mode;
+        try { mode = read(HistoryModeKey); }
+        catch (KeyNotFoundException) { return mf; }                                 // saved without a history map: None
+        using (mode)
+        {
+            var m = mode.numel() == 1 && mode.dtype == ScalarType.Int64 ? (UserHistory)mode.item<long>() : (UserHistory)(-1);
+            if (m is not (UserHistory.Cold or UserHistory.Blend))
+                throw new InvalidDataException($"MF state: '{HistoryModeKey}' must hold one int64 of {(int)UserHistory.Cold} (cold) or {(int)UserHistory.Blend} (blend).");
+            var map = read(HistoryMapKey);
+            if (map.dim() != 2 || map.shape[0] != u.shape[1] || map.shape[1] != u.shape[1])
+                throw new InvalidDataException($"MF state: '{HistoryMapKey}' is [{string.Join(",", map.shape)}], expected [{u.shape[1]},{u.shape[1]}].");
+            mf._historyMap = map.to(u.dtype).clone();
+            mf.History = m;
+        }
         return mf;
     }
 }

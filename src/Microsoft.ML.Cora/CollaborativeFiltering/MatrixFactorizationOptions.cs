@@ -29,6 +29,12 @@ public sealed record MatrixFactorizationOptions
     /// <summary>Stop after this many epochs without a better validation AUC (10).</summary>
     [Option("--mf-patience", "CF epochs without a better validation AUC before stopping.", Min = 1)]
     public int Patience { get; set; } = CoraDefaults.MfPatience;
+    /// <summary>MF only: how a row's liked history enters the user embedding (<see cref="UserHistory"/>); null = MF's default
+    /// (<see cref="CoraDefaults.MfUserHistory"/>). <c>none</c> is MF as CoLLM and CoRA train it; <c>cold</c> gives users unseen in
+    /// training an embedding from their liked items; <c>blend</c> also refreshes known users with likes newer than the training
+    /// rows. LightGCN and SASRec refuse any value but <c>none</c> (SASRec reads the history by design).</summary>
+    [Option("--mf-history", "MF only: none (MF as CoRA trains it), cold (users unseen in training get an embedding from their liked history) or blend (also known users: half own, half history).")]
+    public UserHistory? History { get; set; }
     /// <summary>Seed of the initialisation and shuffling (2023).</summary>
     public long Seed { get; set; } = CoraDefaults.Seed;
 
@@ -48,6 +54,14 @@ public sealed record MatrixFactorizationOptions
     [Option("--sasrec-dropout", "SASRec dropout.", Min = 0, Max = 0.99)]
     public double SequenceDropout { get; set; } = CoraDefaults.SasRecDropout;
 
+    /// <summary><see cref="History"/>, or MF's default when it is null; a CF model other than MF reads <see cref="UserHistory.None"/>
+    /// and refuses any other value given to it.</summary>
+    public UserHistory HistoryFor(CollaborativeKind kind)
+    {
+        if (kind == CollaborativeKind.Mf) return History ?? CoraDefaults.MfUserHistory;
+        if (History is null or UserHistory.None) return UserHistory.None;
+        throw new ArgumentException($"--mf-history {History.Value.ToString().ToLowerInvariant()} applies to MF only; {CollaborativeModels.DisplayName(kind)} reads no history: leave it unset.", nameof(History));
+    }
     /// <summary><see cref="EmbeddingDim"/>, or <paramref name="kind"/>'s default when it is null.</summary>
     public int EmbeddingDimFor(CollaborativeKind kind) => EmbeddingDim ?? DefaultsFor(kind).Dim;
     /// <summary><see cref="LearningRate"/>, or <paramref name="kind"/>'s default when it is null.</summary>
@@ -69,6 +83,8 @@ public sealed record MatrixFactorizationOptions
         int sasDim = EmbeddingDimFor(CollaborativeKind.SasRec);
         if (SequenceHeads >= 1 && sasDim >= 1 && sasDim % SequenceHeads != 0)
             e = e.Append(new OptionError(prefix + nameof(SequenceHeads), $"{SequenceHeads} must divide SASRec's {prefix}{nameof(EmbeddingDim)} ({sasDim})."));
+        if (History is { } h && !Enum.IsDefined(h))
+            e = e.Append(new OptionError(prefix + nameof(History), $"{(int)h} is not one of {string.Join(", ", Enum.GetNames<UserHistory>())}."));
         return e;
     }
 }
