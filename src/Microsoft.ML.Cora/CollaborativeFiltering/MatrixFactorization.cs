@@ -170,8 +170,8 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
 
     /// <summary>
     /// Fits the history map by ridge regression over the training users: each user's mean liked-item embedding in
-    /// <paramref name="train"/> against their own embedding (penalty <see cref="CoraDefaults.MfHistoryRidge"/>), and sets
-    /// <see cref="History"/>. With <see cref="UserHistory.None"/>, or no user with a liked item, the history stays unread.
+    /// <paramref name="train"/> against their own embedding, with penalty <see cref="CoraDefaults.MfHistoryRidge"/> times the mean
+    /// diagonal of the means' Gram matrix (so the fit does not depend on the embeddings' scale); sets <see cref="History"/>. With <see cref="UserHistory.None"/>, or no user with a liked item, the history stays unread.
     /// </summary>
     public void FitHistoryMap(IReadOnlyList<Interaction> train, UserHistory history)
     {
@@ -186,8 +186,9 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         var (h, _) = HistoryMeans(pseudo);                                                              // [U, k]
         h = h.to(ScalarType.Float64);
         var u = user_embedding.call(torch.tensor(Users.Map(liked.Select(g => (long)g.Key).ToArray()), device: Device)).to(ScalarType.Float64);   // [U, k]
-        var gram = h.T.matmul(h) + CoraDefaults.MfHistoryRidge * torch.eye(EmbeddingDim, dtype: ScalarType.Float64, device: Device);                   // [k, k]
-        var map = torch.linalg.solve(gram, h.T.matmul(u));                                                                             // [k, k]
+        var gram = h.T.matmul(h);                                                                       // [k, k]
+        double penalty = CoraDefaults.MfHistoryRidge * gram.trace().item<double>() / EmbeddingDim;         // scale-free: x mean diagonal
+        var map = torch.linalg.solve(gram + penalty * torch.eye(EmbeddingDim, dtype: ScalarType.Float64, device: Device), h.T.matmul(u));   // [k, k]
         _historyMap = map.to(user_embedding.weight!.dtype).MoveToOuterDisposeScope();
         History = history;
     }
@@ -256,17 +257,14 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         Tensor mode;
         try { mode = read(HistoryModeKey); }
         catch (KeyNotFoundException) { return mf; }                                 // saved without a history map: None
-        using (mode)
-        {
-            var m = mode.numel() == 1 && mode.dtype == ScalarType.Int64 ? (UserHistory)mode.item<long>() : (UserHistory)(-1);
-            if (m is not (UserHistory.Cold or UserHistory.Blend))
-                throw new InvalidDataException($"MF state: '{HistoryModeKey}' must hold one int64 of {(int)UserHistory.Cold} (cold) or {(int)UserHistory.Blend} (blend).");
-            var map = read(HistoryMapKey);
-            if (map.dim() != 2 || map.shape[0] != u.shape[1] || map.shape[1] != u.shape[1])
-                throw new InvalidDataException($"MF state: '{HistoryMapKey}' is [{string.Join(",", map.shape)}], expected [{u.shape[1]},{u.shape[1]}].");
-            mf._historyMap = map.to(u.dtype).clone();
-            mf.History = m;
-        }
+        var m = mode.numel() == 1 && mode.dtype == ScalarType.Int64 ? (UserHistory)mode.item<long>() : (UserHistory)(-1);
+        if (m is not (UserHistory.Cold or UserHistory.Blend))
+            throw new InvalidDataException($"MF state: '{HistoryModeKey}' must hold one int64 of {(int)UserHistory.Cold} (cold) or {(int)UserHistory.Blend} (blend).");
+        var map = read(HistoryMapKey);
+        if (map.dim() != 2 || map.shape[0] != u.shape[1] || map.shape[1] != u.shape[1])
+            throw new InvalidDataException($"MF state: '{HistoryMapKey}' is [{string.Join(",", map.shape)}], expected [{u.shape[1]},{u.shape[1]}].");
+        mf._historyMap = map.to(u.dtype).clone();
+        mf.History = m;
         return mf;
     }
 }
