@@ -51,6 +51,7 @@ public static class CollaborativeTraining
         MatrixFactorizationOptions o, CollaborativeKind kind, Action<string>? log, CancellationToken ct, Action? afterStep = null, Action? afterEpoch = null)
     {
         string name = CollaborativeModels.Name(kind);
+        o.HistoryFor(kind);                                                   // refuses --mf-history for a CF model that reads none
         Data.InteractionChecks.RequireBothLabels(valid, $"validation data of the {name} stage");
         double lr = o.LearningRateFor(kind);
         var opt = torch.optim.Adam(module.parameters(), lr, weight_decay: o.WeightDecayFor(kind));

@@ -191,6 +191,9 @@ public class UserHistoryTests
         Assert.AreEqual(UserHistory.None, new MatrixFactorizationOptions().HistoryFor(CollaborativeKind.LightGcn));
         Assert.AreEqual(UserHistory.None, new MatrixFactorizationOptions { History = UserHistory.None }.HistoryFor(CollaborativeKind.SasRec));
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => o.HistoryFor(CollaborativeKind.LightGcn)).Message, "--mf-history blend applies to MF only; LightGCN");
+        var rows = Slice.Train.Take(200).ToList();
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => CollaborativeModels.Train(CollaborativeKind.LightGcn, rows, rows, o)).Message, "applies to MF only; LightGCN");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => CollaborativeModels.Train(CollaborativeKind.SasRec, rows, rows, o)).Message, "applies to MF only; SASRec");
         var undefined = new MatrixFactorizationOptions { History = (UserHistory)7 }.Validate("MatrixFactorization.").Single();
         Assert.AreEqual("MatrixFactorization.History", undefined.Option);
         StringAssert.Contains(undefined.Problem, "7 is not one of None, Cold, Blend");
