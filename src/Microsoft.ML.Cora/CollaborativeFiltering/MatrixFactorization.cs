@@ -129,12 +129,13 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
     /// </summary>
     public Tensor UserEmbeddings(IReadOnlyList<Interaction> rows)
     {
-        var own = user_embedding.call(torch.tensor(Users.Map(rows.Select(r => (long)r.UserId).ToArray()), device: Device));   // [B, k]
+        var userRows = torch.tensor(Users.Map(rows.Select(r => (long)r.UserId).ToArray()), device: Device);   // [B]; 0 = unseen
+        var own = user_embedding.call(userRows);                                   // [B, k]
         if (History == UserHistory.None || _historyMap is null) return own;
         using var scope = torch.NewDisposeScope();
         var (mean, has) = HistoryMeans(rows);                                     // [B, k], [B]
         var estimate = mean.matmul(_historyMap.to(mean.dtype));                   // [B, k]
-        var known = torch.tensor(rows.Select(r => Users.Contains(r.UserId)).ToArray(), device: Device).unsqueeze(1);   // [B, 1]
+        var known = userRows.ne(0).unsqueeze(1);                                   // [B, 1]
         var withHistory = has.unsqueeze(1);                                        // [B, 1]
         // Unknown users: the estimate (zero without history). Known users: their own, or (Blend) the mean of own and estimate.
         var ownWeight = History == UserHistory.Blend ? torch.where(withHistory, 0.5, 1.0).to(own.dtype) : torch.ones_like(withHistory, own.dtype);
@@ -152,8 +153,10 @@ public sealed class MatrixFactorization : nn.Module, ICollaborativeModel
         for (int b = 0; b < rows.Count; b++)
         {
             int start = item.Count;
-            foreach (int id in rows[b].History)
-                if (id != 0 && Items.Contains(id)) { bag.Add(b); item.Add(Items.Map(new long[] { id })[0]); }
+            var history = rows[b].History;
+            var mapped = Items.Map(Array.ConvertAll(history, id => (long)id));   // 0 = an item unseen in training
+            for (int j = 0; j < history.Length; j++)
+                if (history[j] != 0 && mapped[j] != 0) { bag.Add(b); item.Add(mapped[j]); }
             int n = item.Count - start;
             for (int j = 0; j < n; j++) share.Add(1f / n);
             has[b] = n > 0;
