@@ -204,6 +204,8 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
                 else if (CollaborativeModel is not null)
                     e = e.Append(new OptionError("MatrixFactorization.History", $"{history} is fitted when Fit trains MF; with CollaborativeModel given, leave it unset."));
             }
+            if (TrainingOptions.UserDropoutError(Method, CollaborativeFilter, EffectiveTraining.UserDropout) is { } ude)
+                e = e.Append(new OptionError("Training.UserDropout", ude));
             if (CoraDevice.DtypeError(LlmDtype) is { } te) e = e.Append(new OptionError(nameof(LlmDtype), te + "."));
             if (CoraDevice.GeneratorDtypeError(GeneratorDtype) is { } ge) e = e.Append(new OptionError(nameof(GeneratorDtype), ge + "."));
             bool llm = Method is not CoraMethod.Mf;

@@ -169,6 +169,10 @@ public sealed class CoraModel : IDisposable
 
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Interaction, string> _readyText = new();
 
+    /// <summary>The rows' tokenised prompts, from the cache when the compute plan keeps one.</summary>
+    internal List<TokenizedPrompt> PromptsOf(IReadOnlyList<Interaction> rows) =>
+        rows.Select(_plan.CachePrompts ? Tokenize : (Func<Interaction, TokenizedPrompt>)TokenizeAfresh).ToList();
+
     /// <summary>A row's prompt tokenised now, bypassing the cache (ready prompt text set with <see cref="SetPrompt"/> included).</summary>
     internal TokenizedPrompt TokenizeAfresh(Interaction row)
     {
@@ -210,7 +214,7 @@ public sealed class CoraModel : IDisposable
         Tensor ids, mask;
         using (PhaseProfile.Time(Profile, "prompts (tokenise, pad, copy)"))
         {
-            prompts ??= rows.Select(plan.CachePrompts ? Tokenize : (Func<Interaction, TokenizedPrompt>)TokenizeAfresh).ToList();
+            prompts ??= PromptsOf(rows);
             (ids, mask) = Llm!.Pad(prompts.Select(p => (IReadOnlyList<int>)p.Ids).ToList(), left: false);          // [B, T]
         }
         Tensor embeds; IProjectionHook? hook;
@@ -316,7 +320,7 @@ public sealed class CoraModel : IDisposable
         if (UsesLlm)
             using (PhaseProfile.Time(Profile, "prompts (tokenise, pad, copy)"))
                 prompts = promptTexts is not null ? promptTexts.Select(TokenizeText).ToList()
-                        : rows.Select(plan.CachePrompts ? Tokenize : (Func<Interaction, TokenizedPrompt>)TokenizeAfresh).ToList();
+                        : PromptsOf(rows);
         int[] order = Enumerable.Range(0, rows.Count).ToArray();
         if (prompts is not null && plan.BucketByLength) order = order.OrderBy(i => prompts[i].Ids.Length).ToArray();
         // The CF lookup and generator run over chunks of several batches (their matrices are used better), the LLM over batches.

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.ML.Cora.Data;
 using Microsoft.ML.Cora.Evaluation;
 using Microsoft.ML.Cora.Llm;
+using Microsoft.ML.Cora.CollaborativeFiltering;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -43,6 +44,8 @@ public static class TrainingLoop
         var o = options ?? new TrainingOptions();
         if (!model.UsesLlm) throw new InvalidOperationException("The mf method has nothing to train beyond the CF stage.");
         OptionChecks.ThrowIfAny(o.Validate("Training."), nameof(options));
+        if (TrainingOptions.UserDropoutError(model.Options.Method, model.Cf is SasRec ? CollaborativeKind.SasRec : CollaborativeKind.Mf, o.UserDropout) is { } ude)
+            throw new ArgumentException("Training.UserDropout: " + ude, nameof(options));
         var rows = o.MaxTrainRows > 0 && o.MaxTrainRows < train.Count ? Seeded.Sample(train, o.MaxTrainRows, o.Seed) : train.ToList();
         InteractionChecks.RequireBothLabels(valid, "validation data");
         var validSmall = ValidationHalf(valid, o.Seed, o.MaxValidationRows);
@@ -128,7 +131,9 @@ public static class TrainingLoop
                     if (start >= order.Length) break;
                     var batch = order.AsSpan(start, Math.Min(o.BatchSize, order.Length - start)).ToArray().Select(i => rows[i]).ToList();
                     using var scope = torch.NewDisposeScope();
-                    var logits = model.Logits(batch);
+                    var logits = o.UserDropout > 0
+                        ? model.Logits(AsNewUsers(batch, model.Cf, o.UserDropout, Seeded.Random(o.Seed, "user-dropout", globalStep * o.GradientAccumulation + a)), model.PromptsOf(batch))
+                        : model.Logits(batch);
                     var y = torch.tensor(batch.Select(r => r.Label ? 1f : 0f).ToArray(), device: logits.device);
                     var loss = nn.functional.binary_cross_entropy_with_logits(logits, y).div(Scalars.Of((double)o.GradientAccumulation));
                     float lossValue = loss.item<float>();
@@ -175,6 +180,15 @@ public static class TrainingLoop
     /// What a checkpoint must match to be resumed: the training and validation rows, the options that shape the run (not MaxSteps,
     /// not the folder), the model's options and the LLM. Each part is a SHA-256 prefix, so a mismatch can say which part differs.
     /// </summary>
+    /// <summary>The batch with a random share of its rows given a user id the CF model never saw (the rows' own prompts are kept
+    /// by the caller), so that the CF stage treats them as it treats users who arrive after training.</summary>
+    internal static List<Interaction> AsNewUsers(IReadOnlyList<Interaction> batch, ICollaborativeModel cf, double share, Random random)
+    {
+        int unseen = -1;
+        while (cf.KnowsUser(unseen)) unseen--;
+        return batch.Select(r => random.NextDouble() < share ? r with { UserId = unseen } : r).ToList();
+    }
+
     internal static Dictionary<string, string> Fingerprint(CoraModel model, IReadOnlyList<Interaction> rows, IReadOnlyList<Interaction> valid, TrainingOptions o)
     {
         static string Hash(string s) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(s)))[..16].ToLowerInvariant();

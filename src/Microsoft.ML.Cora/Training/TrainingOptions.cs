@@ -33,6 +33,14 @@ public sealed record TrainingOptions
     [Option("--min-lr", "Floor of the cosine decay (0 = decay to zero; e.g. 8e-5 under --lr 1e-3 for long runs).", Min = 0, Max = 10)]
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]   // checkpoints made before it existed still resume
     public double MinLearningRate { get; set; } = CoraDefaults.MinLearningRate;
+    /// <summary>The share of training rows scored as if their user were unseen in training (0): the CF stage gives such a row
+    /// what it gives a new user (MF: the zero vector, or with <c>--mf-history cold</c> or <c>blend</c> the estimate from the row's
+    /// liked history; LightGCN: the zero vector), so the LLM method also learns the rows it will meet for users who arrive after
+    /// training. Raise it (0.1 to 0.3) when many scored rows belong to new users; 0 leaves every row's user as trained; at most 0.9. Applies to
+    /// CoLLM and CoRA over MF or LightGCN (SASRec reads no user id; MF alone and LLM-LoRA read no CF user).</summary>
+    [Option("--user-dropout", "Share of training rows scored as if their user were new (0 = none; 0.1-0.3 when many users are new).", Min = 0, Max = 0.9)]
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public double UserDropout { get; set; } = CoraDefaults.UserDropout;
     /// <summary>Validate every N optimiser steps (and at the end of each epoch) (200). Lower it for short runs.</summary>
     [Option("--validate-every", "Validate every N optimiser steps (and at each epoch's end).", Min = 1)]
     public int ValidateEvery { get; set; } = CoraDefaults.ValidateEvery;
@@ -78,6 +86,14 @@ public sealed record TrainingOptions
         Epochs = epochs, BatchSize = 16, LearningRate = 1e-3, Warmup = 200, MinLearningRate = 8e-5, WeightDecay = 1e-3,
         ValidateEvery = 250, MaxValidationRows = 1000, Patience = 8, MaxMinutes = 105,
     };
+
+    /// <summary>Why <see cref="UserDropout"/> cannot apply to this method and CF model, or null where it does: only CoLLM and CoRA
+    /// read a CF user embedding, and SASRec builds it from the liked history, not from the user id.</summary>
+    internal static string? UserDropoutError(Methods.CoraMethod method, CollaborativeFiltering.CollaborativeKind cf, double userDropout) =>
+        userDropout <= 0 ? null
+        : method is not (Methods.CoraMethod.Collm or Methods.CoraMethod.Cora) ? $"{userDropout:G3} applies to CoLLM and CoRA, which read the CF user embedding; method {method} reads none: leave it at 0."
+        : cf == CollaborativeFiltering.CollaborativeKind.SasRec ? $"{userDropout:G3} applies over MF or LightGCN; SASRec builds the user from the liked history, not the user id: leave it at 0."
+        : null;
 
     /// <summary>Every out-of-range value, by option name.</summary>
     public IEnumerable<OptionError> Validate(string prefix = "")
