@@ -197,13 +197,10 @@ public sealed class CoraTrainer : IEstimator<CoraTransformer>
             e = e.Concat(OptionChecks.Declared(this));
             if (!Enum.IsDefined(CollaborativeFilter))
                 e = e.Append(new OptionError(nameof(CollaborativeFilter), $"{(int)CollaborativeFilter} is not a CF model; use Mf, LightGcn or SasRec."));
-            if (EffectiveMatrixFactorization.History is { } history and not UserHistory.None)
-            {
-                if (CollaborativeFilter != CollaborativeKind.Mf)
-                    e = e.Append(new OptionError("MatrixFactorization.History", $"{history} applies to MF only; {CollaborativeModels.DisplayName(CollaborativeFilter)} reads no history: leave it unset."));
-                else if (CollaborativeModel is not null)
-                    e = e.Append(new OptionError("MatrixFactorization.History", $"{history} is fitted when Fit trains MF; with CollaborativeModel given, leave it unset."));
-            }
+            if (EffectiveMatrixFactorization.HistoryError(CollaborativeFilter) is { } he)
+                e = e.Append(new OptionError("MatrixFactorization.History", he));
+            else if (EffectiveMatrixFactorization.History is { } history and not UserHistory.None && CollaborativeModel is not null)
+                e = e.Append(new OptionError("MatrixFactorization.History", $"{history.ToString().ToLowerInvariant()} is fitted when Fit trains MF; with CollaborativeModel given, leave it unset."));
             if (TrainingOptions.UserDropoutError(Method, CollaborativeFilter, EffectiveTraining.UserDropout) is { } ude)
                 e = e.Append(new OptionError("Training.UserDropout", ude));
             if (CoraDevice.DtypeError(LlmDtype) is { } te) e = e.Append(new OptionError(nameof(LlmDtype), te + "."));

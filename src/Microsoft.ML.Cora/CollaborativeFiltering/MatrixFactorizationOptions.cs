@@ -58,10 +58,14 @@ public sealed record MatrixFactorizationOptions
     /// and refuses any other value given to it.</summary>
     public UserHistory HistoryFor(CollaborativeKind kind)
     {
-        if (kind == CollaborativeKind.Mf) return History ?? CoraDefaults.MfUserHistory;
-        if (History is null or UserHistory.None) return UserHistory.None;
-        throw new ArgumentException($"--mf-history {History.Value.ToString().ToLowerInvariant()} applies to MF only; {CollaborativeModels.DisplayName(kind)} reads no history: leave it unset.", nameof(History));
+        if (HistoryError(kind) is { } e) throw new ArgumentException("--mf-history " + e, nameof(History));
+        return kind == CollaborativeKind.Mf ? History ?? CoraDefaults.MfUserHistory : UserHistory.None;
     }
+
+    /// <summary>Why <see cref="History"/> cannot apply to <paramref name="kind"/>, or null where it can (MF, or no history asked for).</summary>
+    internal string? HistoryError(CollaborativeKind kind) =>
+        kind == CollaborativeKind.Mf || History is null or UserHistory.None ? null
+        : $"{History.Value.ToString().ToLowerInvariant()} applies to MF only; {CollaborativeModels.DisplayName(kind)} reads no history: leave it unset.";
     /// <summary><see cref="EmbeddingDim"/>, or <paramref name="kind"/>'s default when it is null.</summary>
     public int EmbeddingDimFor(CollaborativeKind kind) => EmbeddingDim ?? DefaultsFor(kind).Dim;
     /// <summary><see cref="LearningRate"/>, or <paramref name="kind"/>'s default when it is null.</summary>

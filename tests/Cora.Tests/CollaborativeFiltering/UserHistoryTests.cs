@@ -203,6 +203,9 @@ public class UserHistoryTests
         var e = trainer.Validate().Single(x => x.Option == "MatrixFactorization.History");
         StringAssert.Contains(e.Problem, "applies to MF only; SASRec reads no history");
         Assert.IsFalse(new CoraTrainer.Options { Method = CoraMethod.Mf, MatrixFactorization = o }.Validate().Any(x => x.Option.Contains("History")));
+        using var given = MatrixFactorization.FromMatrices(new float[] { 1, 0 }, new long[] { 1 }, new float[] { 0, 1 }, new long[] { 2 }, 2);
+        var withModel = new CoraTrainer.Options { Method = CoraMethod.Mf, MatrixFactorization = o, CollaborativeModel = given }.Validate().Single(x => x.Option == "MatrixFactorization.History");
+        StringAssert.Contains(withModel.Problem, "blend is fitted when Fit trains MF; with CollaborativeModel given, leave it unset.");
     }
 
     [TestMethod]
