@@ -176,10 +176,6 @@ public static class TrainingLoop
         return new TrainingResult(state.Step, state.BestAuc, state.BestStep, state.LossCurve, state.ValidationCurve, state.StoppedEarly, resumed);
     }
 
-    /// <summary>
-    /// What a checkpoint must match to be resumed: the training and validation rows, the options that shape the run (not MaxSteps,
-    /// not the folder), the model's options and the LLM. Each part is a SHA-256 prefix, so a mismatch can say which part differs.
-    /// </summary>
     /// <summary>The batch with a random share of its rows given a user id the CF model never saw (the rows' own prompts are kept
     /// by the caller), so that the CF stage treats them as it treats users who arrive after training.</summary>
     internal static List<Interaction> AsNewUsers(IReadOnlyList<Interaction> batch, ICollaborativeModel cf, double share, Random random)
@@ -189,6 +185,10 @@ public static class TrainingLoop
         return batch.Select(r => random.NextDouble() < share ? r with { UserId = unseen } : r).ToList();
     }
 
+    /// <summary>
+    /// What a checkpoint must match to be resumed: the training and validation rows, the options that shape the run (not MaxSteps,
+    /// not the folder), the model's options and the LLM. Each part is a SHA-256 prefix, so a mismatch can say which part differs.
+    /// </summary>
     internal static Dictionary<string, string> Fingerprint(CoraModel model, IReadOnlyList<Interaction> rows, IReadOnlyList<Interaction> valid, TrainingOptions o)
     {
         static string Hash(string s) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(s)))[..16].ToLowerInvariant();
