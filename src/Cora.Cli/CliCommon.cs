@@ -1,5 +1,6 @@
 using Microsoft.ML.Cora.IO;
 using System.CommandLine;
+using System.IO.Compression;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML;
@@ -57,7 +58,18 @@ internal static class Cli
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"model not found: '{path}'.");
         var ml = NewContext(1);
-        var t = CoraTransformer.Find(ml.Model.LoadCora(path, out _, on.Device, on.Dtype, on.GeneratorDtype, llmPath));
+        bool bare;
+        try { using var z = ZipFile.OpenRead(path); bare = ModelArchive.IsBare(z) && !ModelArchive.IsMlNet(z); }
+        catch (InvalidDataException) { bare = false; }     // LoadCora says what is wrong with the file
+        CoraTransformer t;
+        if (bare)
+        {
+            // A model saved by the library (CoraModel.Save) scores with the default columns.
+            var model = CoraModel.Load(path, llmPath, on.Device, on.Dtype);
+            if (on.GeneratorDtype is not null) model.GeneratorDtype = on.GeneratorDtype;
+            t = CoraTransformer.Create(ml, model);
+        }
+        else t = CoraTransformer.Find(ml.Model.LoadCora(path, out _, on.Device, on.Dtype, on.GeneratorDtype, llmPath));
         if (scoringBatchSize > 0) t.ScoringBatchSize = scoringBatchSize;
         return (ml, t);
     }

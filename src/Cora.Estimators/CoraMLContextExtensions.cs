@@ -39,7 +39,13 @@ public static class CoraMLContextExtensions
         IO.FileChecks.RequireRegularFile(filePath, "Model file");
         // Checked here so that a file that is not a zip gets Cora's message and ML.NET leaves no temporary folder behind.
         // The outer ML.NET zip is bounded like Cora's own before ML.NET unpacks any of it.
-        try { using var z = System.IO.Compression.ZipFile.OpenRead(filePath); ModelArchive.CheckTotal(z, filePath); }
+        try
+        {
+            using var z = System.IO.Compression.ZipFile.OpenRead(filePath);
+            ModelArchive.CheckTotal(z, filePath);
+            if (ModelArchive.IsBare(z) && !ModelArchive.IsMlNet(z))
+                throw new InvalidDataException($"{filePath}: a bare Cora model (written by CoraModel.Save), not an ML.NET model: load it with CoraModel.Load and wrap it with CoraTransformer.Create(mlContext, model).");
+        }
         catch (InvalidDataException e) when (!e.Message.StartsWith(filePath, StringComparison.Ordinal)) { throw new InvalidDataException($"{filePath}: not a model file (not a readable zip: {e.Message}).", e); }
         // Resolved once here; ML.NET's loader takes no arguments, so the values reach CoraTransformer's loader through PendingLoad.
         CoraTransformer.PendingLoad = new CoraTransformer.LoadSettings(ComputeTarget.Resolve(device, llmDtype), generatorDtype, llmPath);

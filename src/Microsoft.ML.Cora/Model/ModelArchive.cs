@@ -89,6 +89,12 @@ internal static class ModelArchive
         w.Write(JsonSerializer.Serialize(m, Json));
     }
 
+    /// <summary>A bare Cora model (what <see cref="CoraModel.Save(string, bool)"/> writes) has its manifest at the root.</summary>
+    internal static bool IsBare(ZipArchive zip) => zip.GetEntry("manifest.json") is not null;
+
+    /// <summary>An ML.NET model (mlContext.Model.Save, `cora train --out`) keeps its transformers under TransformerChain/.</summary>
+    internal static bool IsMlNet(ZipArchive zip) => zip.Entries.Any(e => e.FullName.StartsWith("TransformerChain/", StringComparison.Ordinal));
+
     public static CoraModel Load(Stream stream, string name, string? llmPath, ComputeTarget target)
     {
         ZipArchive zip;
@@ -107,6 +113,9 @@ internal static class ModelArchive
                     throw new InvalidDataException($"{name}: entry '{ErrorText.Elide(e.FullName, 80)}' would expand {e.CompressedLength} bytes to {e.Length} (more than {MaxCompressionRatio}:1); refusing to unpack it.");
             }
             CheckTotal(zip, name);
+            // An ML.NET model (what `cora train --out` and mlContext.Model.Save write) wraps a Cora model: say how to open it.
+            if (!IsBare(zip) && IsMlNet(zip))
+                throw new InvalidDataException($"{name}: an ML.NET model (written by `cora train --out` or mlContext.Model.Save), not a bare Cora model: load it with mlContext.Model.LoadCora (Cora.Estimators) and take CoraTransformer.Find(model).Model, or use the cora CLI.");
             ZipArchiveEntry Entry(string n) => zip.GetEntry(n) ?? throw new InvalidDataException($"{name}: the entry '{n}' is missing; the file is not a complete Cora model.");
             var manifestEntry = Entry("manifest.json");
             if (manifestEntry.Length > MaxManifestBytes) throw new InvalidDataException($"{name}: manifest.json declares {manifestEntry.Length} bytes (at most {MaxManifestBytes}); the file is corrupt or crafted.");

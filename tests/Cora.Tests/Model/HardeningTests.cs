@@ -523,3 +523,47 @@ public class MovedModelTests
         }
     }
 }
+
+/// <summary>The two model files (a bare Cora model, an ML.NET model around one): each loader names the other when given the wrong one.</summary>
+[TestClass]
+public class ModelFormatTests
+{
+    [TestMethod]
+    public void EachLoaderNamesTheWayToTheOtherFormat()
+    {
+        using var dir = TestPaths.Temp();
+        var rows = Synthetic.Train.Where(r => Synthetic.Items.Contains(r.ItemId)).Take(4).ToList();
+        var ml = new MLContext(1);
+        float[] before;
+        using (var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), LanguageModel.Load(Synthetic.LlmPath), Synthetic.SmallMf(), Synthetic.Items))
+        using (var t = CoraTransformer.Create(ml, m))
+        {
+            before = m.Score(rows);
+            m.Save(dir["bare.zip"]);
+            ml.Model.Save(t, ml.Data.LoadFromEnumerable(CoraInput.From(rows)).Schema, dir["mlnet.zip"]);
+        }
+
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => CoraModel.Load(dir["mlnet.zip"]));
+        StringAssert.Contains(e.Message, dir["mlnet.zip"]);
+        StringAssert.Contains(e.Message, "an ML.NET model");
+        StringAssert.Contains(e.Message, "mlContext.Model.LoadCora");
+        // The way it names works, and gives the same scores as the bare model.
+        using (var t = CoraTransformer.Find(ml.Model.LoadCora(dir["mlnet.zip"], out _)))
+            CollectionAssert.AreEqual(before, t.Model.Score(rows));
+        using (var bare = CoraModel.Load(dir["bare.zip"]))
+            CollectionAssert.AreEqual(before, bare.Score(rows));
+
+        var e2 = Assert.ThrowsExactly<InvalidDataException>(() => ml.Model.LoadCora(dir["bare.zip"], out _));
+        StringAssert.Contains(e2.Message, dir["bare.zip"]);
+        StringAssert.Contains(e2.Message, "a bare Cora model");
+        StringAssert.Contains(e2.Message, "CoraModel.Load");
+        // The CLI reads both: the same scores from either file.
+        string[] Predict(string model) => ["predict", "--model", model, "--user", $"{rows[0].UserId}", "--items", string.Join(',', rows.Select(r => r.ItemId).Distinct())];
+        var (code, fromBare, err) = CliTests.Cli(Predict(dir["bare.zip"]));
+        Assert.AreEqual(0, code, err);
+        var (code2, fromMlNet, err2) = CliTests.Cli(Predict(dir["mlnet.zip"]));
+        Assert.AreEqual(0, code2, err2);
+        StringAssert.Contains(fromBare, $"{rows[0].ItemId}");
+        Assert.AreEqual(fromMlNet, fromBare);
+    }
+}
