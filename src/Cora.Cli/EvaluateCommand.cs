@@ -11,7 +11,7 @@ internal static class EvaluateCommand
 {
     public static Command Create(CliContext c)
     {
-        var loaded = ModelOptions.Create("A model zip written by 'cora train'.");
+        var loaded = ModelOptions.Create();
         var model = loaded.Model;
         var data = Cli.Req("--data", "Interactions to score (TSV).");
         var items = new Option<string?>("--items") { Description = "Item titles: checked against the data and added to the model's catalog (new items)." };

@@ -12,7 +12,7 @@ internal static class InspectCommand
 {
     public static Command Create(CliContext c)
     {
-        var loaded = ModelOptions.Create("A model zip written by 'cora train' (any method; the generator probe needs --method cora).");
+        var loaded = ModelOptions.Create(ModelOptions.DefaultHelp + " Any method; the generator probe needs --method cora.");
         var model = loaded.Model;
         var data = Cli.Req("--data", "Interactions to probe with (TSV), e.g. the validation split.");
         var rows = Cli.Int("--rows", 1000, "Probe the first N rows of --data.", 2);

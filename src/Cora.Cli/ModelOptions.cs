@@ -14,7 +14,10 @@ internal sealed record ModelOptions(Option<string> Model, Option<string?> Llm)
     /// <summary>Environment variable giving --llm's default (e.g. in a container where the LLM is mounted elsewhere).</summary>
     public const string LlmVariable = "CORA_LLM";
 
-    public static ModelOptions Create(string modelHelp = "A model zip written by 'cora train'.")
+    /// <summary>--model's help where a command says nothing more: both model files are read (CliCommon.Load).</summary>
+    public const string DefaultHelp = "A model zip written by 'cora train' (an ML.NET model) or by CoraModel.Save.";
+
+    public static ModelOptions Create(string modelHelp = DefaultHelp)
     {
         var llm = new Option<string?>("--llm")
         {

@@ -10,7 +10,7 @@ internal static class PredictCommand
 {
     public static Command Create(CliContext c)
     {
-        var loaded = ModelOptions.Create("A model zip written by 'cora train'.");
+        var loaded = ModelOptions.Create();
         var model = loaded.Model;
         var user = new Option<int>("--user") { Description = "User id.", Required = true };
         var items = Cli.Req("--items", "Comma-separated item ids to score.");

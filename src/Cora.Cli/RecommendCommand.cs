@@ -8,7 +8,7 @@ internal static class RecommendCommand
 {
     public static Command Create(CliContext c)
     {
-        var loaded = ModelOptions.Create("A model zip written by 'cora train'.");
+        var loaded = ModelOptions.Create();
         var model = loaded.Model;
         var user = new Option<int>("--user") { Description = "User id.", Required = true };
         var top = Cli.Int("--top", CoraDefaults.RecommendTop, "How many items to print.", 1);

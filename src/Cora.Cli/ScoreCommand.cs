@@ -18,7 +18,7 @@ internal static class ScoreCommand
 
     public static Command Create(CliContext c)
     {
-        var loaded = ModelOptions.Create("The model (.zip) from cora train.");
+        var loaded = ModelOptions.Create();
         var model = loaded.Model;
         var data = Cli.Req("--data", "Interactions (TSV): each row a user-item candidate to score, or with --candidates a user to retrieve for.");
         var outDir = Cli.Req("--out", "Output folder (created): part-NNNNN.parquet and part-NNNNN.json per shard.");

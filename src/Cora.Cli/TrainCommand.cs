@@ -35,7 +35,7 @@ internal static class TrainCommand
         generator.AcceptOnlyFromAmong("paper", "compact");
         var cfKind = new Option<string>("--cf") { Description = $"The CF stage: {string.Join(", ", CollaborativeModels.Kinds)} (default mf; the paper's CoRA-MF, CoRA-LGCN, CoRA-SAS); --mf-* options apply to each.", DefaultValueFactory = _ => "mf" };
         cfKind.Validators.Add(r => { var v = r.GetValueOrDefault<string>() ?? ""; if (!CollaborativeModels.Kinds.Contains(v)) r.AddError($"--cf: unknown CF model '{Microsoft.ML.Cora.IO.ErrorText.Elide(v, 40)}'; use {string.Join(", ", CollaborativeModels.Kinds)}."); });
-        var cfFrom = new Option<string?>("--cf-from") { Description = "Reuse the CF stage of a saved model (.zip from cora train) instead of training one: train it once, compare methods on it." };
+        var cfFrom = new Option<string?>("--cf-from") { Description = "Reuse the CF stage of a saved model (.zip from cora train or CoraModel.Save) instead of training one: train it once, compare methods on it." };
         var restart = new Option<bool>("--restart") { Description = "Discard the checkpoints in --checkpoint-dir and start afresh." };
         var json = new Option<string?>("--json") { Description = "Also write validation metrics, wall time and peak memory as JSON." };
         var plot = new Option<string?>("--plot") { Description = "Write training curves (loss and validation AUC, own axes) to this PNG." };
