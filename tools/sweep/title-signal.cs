@@ -125,9 +125,18 @@ foreach (string path in models)
 {
     clock.Restart();
     // `cora train --out` writes an ML.NET model; CoraModel.Save a bare one (manifest.json at the root).
-    bool bare;
-    using (var zip = ZipFile.OpenRead(path)) bare = zip.GetEntry("manifest.json") is not null;
-    using var model = bare ? CoraModel.Load(path) : CoraTransformer.Find(new MLContext(seed).Model.LoadCora(path, out _)).Model;
+    CoraModel model;
+    try
+    {
+        bool bare;
+        using (var zip = ZipFile.OpenRead(path)) bare = zip.GetEntry("manifest.json") is not null;
+        model = bare ? CoraModel.Load(path) : CoraTransformer.Find(new MLContext(seed).Model.LoadCora(path, out _)).Model;
+    }
+    catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or InvalidOperationException)
+    {
+        return Fail(e.Message.StartsWith(path, StringComparison.Ordinal) ? e.Message : $"{path}: {e.Message}");
+    }
+    using var owned = model;
     var scores = new float[valid.Count];
     const int Chunk = 1024;
     for (int start = 0; start < valid.Count; start += Chunk)

@@ -56,5 +56,11 @@ public class SweepTitleSignalTests
         (code, output) = TestProcess.Run("dotnet", $"run \"{tool}\" -- \"{data}\" \"{tmp["none.zip"]}\"", 300, tmp.Path, env);
         Assert.AreEqual(2, code, output);
         StringAssert.Contains(output, $"{tmp["none.zip"]} is missing");
+        // A file that is not a model: one line naming it, after the titles are read, not a stack trace.
+        File.WriteAllText(tmp["text.zip"], "not a zip");
+        (code, output) = TestProcess.Run("dotnet", $"run \"{tool}\" -- \"{data}\" \"{tmp["text.zip"]}\"", 600, tmp.Path, env);
+        Assert.AreEqual(2, code, output);
+        StringAssert.Contains(output, $"tools/sweep/title-signal.cs: {tmp["text.zip"]}: ");
+        Assert.IsFalse(output.Contains("   at "), output);
     }
 }
