@@ -225,7 +225,6 @@ public static class TrainingLoop
         public List<(int step, double auc)> ValidationCurve { get; set; } = new();
     }
 
-    /// <summary>Resumable checkpoints: trainable state, best state, optimiser state and run state, each written atomically.</summary>
     /// <summary>
     /// The checkpoint folder: each save writes a complete set of files named after its step (trainable state, optimizer state, the
     /// best snapshot), then <c>state.json</c>, the manifest naming every file of the set with its size and SHA-256, atomically and
