@@ -33,6 +33,8 @@ public static class CoraDefaults
     public const int ValidateEvery = 200;
     /// <summary>Default of <see cref="Training.TrainingOptions.UserDropout"/> (every row keeps its trained user).</summary>
     public const double UserDropout = 0;
+    /// <summary>Default of <see cref="Training.TrainingOptions.Ema"/> (validation reads the weights themselves, no average).</summary>
+    public const double Ema = 0;
     /// <summary>Default of <see cref="Training.TrainingOptions.Patience"/>.</summary>
     public const int Patience = 5;
     /// <summary>Rows per LLM forward when scoring. 8 is fastest on the CPU (the activations of a small LLM stay in cache; the

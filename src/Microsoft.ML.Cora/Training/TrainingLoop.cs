@@ -74,9 +74,11 @@ public static class TrainingLoop
 
         var state = new RunState();
         using var best = new BestSnapshot();
+        // Training.Ema: validation, and so the best snapshot, reads a moving average of the weights.
+        using var average = o.Ema > 0 ? new WeightAverage(trainable, o.Ema) : null;
         var ckpt = o.CheckpointDirectory is null ? null : new Checkpoints(o.CheckpointDirectory, best, Fingerprint(model, rows, validSmall, o), log);
         bool resumed = false;
-        if (ckpt is not null && ckpt.TryLoad(trainable, opt, out var loaded))
+        if (ckpt is not null && ckpt.TryLoad(trainable, opt, average, out var loaded))
         {
             state = loaded!;
             resumed = true;
@@ -91,14 +93,18 @@ public static class TrainingLoop
         void Validate()
         {
             trainable.eval();
-            var scores = model.Score(validSmall, o.ScoringBatchSize, ct);
-            double auc = Metrics.Auc(scores, labels);
+            double auc;
+            using (average?.Swapped())
+            {
+                var scores = model.Score(validSmall, o.ScoringBatchSize, ct);
+                auc = Metrics.Auc(scores, labels);
+                if (best.Offer(auc, trainable, state.Step)) { state.BestAuc = auc; state.BestStep = state.Step; state.SinceBest = 0; }
+                else state.SinceBest++;
+            }
             lastAuc = auc;
             state.ValidationCurve.Add((state.Step, auc));
-            log?.Invoke($"step {state.Step}/{totalSteps}: valid AUC {auc:F4} (best {Math.Max(auc, state.BestAuc):F4})");
-            if (best.Offer(auc, trainable, state.Step)) { state.BestAuc = auc; state.BestStep = state.Step; state.SinceBest = 0; }
-            else state.SinceBest++;
-            ckpt?.Save(trainable, opt, state);
+            log?.Invoke($"step {state.Step}/{totalSteps}: valid AUC {auc:F4} (best {state.BestAuc:F4}){(average is null ? "" : ", weights averaged")}");
+            ckpt?.Save(trainable, opt, state, average);
             trainable.train();
         }
 
@@ -145,6 +151,7 @@ public static class TrainingLoop
                 if (!opt.GradientsFinite())
                     throw new TrainingDivergedException($"Training stopped at step {globalStep + 1}: the gradients are not finite. Lower the learning rate (now {lr:G3}); nothing was saved from this step.");
                 opt.Step();
+                average?.Update();
                 state.Step = globalStep + 1;
                 rowsDone += count;
                 double meanLoss = lossSum / Math.Max(1, count);
@@ -257,7 +264,8 @@ public static class TrainingLoop
         private static bool IsOurs(string name) =>
             name is Manifest or PreviousManifest or "current.safetensors" or "best.safetensors" or "optimizer.safetensors"
             || (name.EndsWith(".safetensors", StringComparison.Ordinal) && (name.StartsWith("current-", StringComparison.Ordinal)
-                || name.StartsWith("optimizer-", StringComparison.Ordinal) || name.StartsWith("best-", StringComparison.Ordinal)));
+                || name.StartsWith("optimizer-", StringComparison.Ordinal) || name.StartsWith("best-", StringComparison.Ordinal)
+                || name.StartsWith("average-", StringComparison.Ordinal)));
 
         private (string name, long bytes, string sha256) Written(string name)
         {
@@ -269,9 +277,9 @@ public static class TrainingLoop
 
         /// <summary>Writes the set of step <paramref name="s"/>. A write that fails (a full disk, a folder gone) is reported as one
         /// line with the step that was not saved, the committed step a rerun resumes from, and the space a set takes.</summary>
-        public void Save(nn.Module trainable, AdamW opt, RunState s)
+        public void Save(nn.Module trainable, AdamW opt, RunState s, WeightAverage? average = null)
         {
-            try { SaveSet(trainable, opt, s); }
+            try { SaveSet(trainable, opt, s, average); }
             catch (IOException e)
             {
                 // The manifest is written last and atomically: after a failed save it still names the committed set.
@@ -290,7 +298,7 @@ public static class TrainingLoop
             catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or InvalidOperationException) { return null; }
         }
 
-        private void SaveSet(nn.Module trainable, AdamW opt, RunState s)
+        private void SaveSet(nn.Module trainable, AdamW opt, RunState s, WeightAverage? average)
         {
             string stamp = s.Step.ToString("D8", System.Globalization.CultureInfo.InvariantCulture);
             var files = new Dictionary<string, (string name, long bytes, string sha256)>();
@@ -298,6 +306,11 @@ public static class TrainingLoop
             files["current"] = Written($"current-{stamp}.safetensors");
             SafetensorsFile.Write(P($"optimizer-{stamp}.safetensors"), opt.StateTensors());
             files["optimizer"] = Written($"optimizer-{stamp}.safetensors");
+            if (average is not null)
+            {
+                SafetensorsFile.Write(P($"average-{stamp}.safetensors"), average.State);
+                files["average"] = Written($"average-{stamp}.safetensors");
+            }
             if (_best.HasState)
             {
                 string bestName = $"best-{_best.Step.ToString("D8", System.Globalization.CultureInfo.InvariantCulture)}.safetensors";
@@ -307,7 +320,7 @@ public static class TrainingLoop
             }
             var json = JsonSerializer.Serialize(new
             {
-                version = Version, fingerprint = _fingerprint, s.Step, optimizerSteps = opt.Steps,
+                version = Version, fingerprint = _fingerprint, s.Step, optimizerSteps = opt.Steps, averageUpdates = average?.Updates ?? 0,
                 BestAuc = JsonNumber(s.BestAuc), s.BestStep, s.SinceBest,
                 loss = s.LossCurve.Select(x => new[] { x.step, JsonNumber(x.loss) }),
                 valid = s.ValidationCurve.Select(x => new[] { x.step, JsonNumber(x.auc) }),   // NaN AUC (one class): null
@@ -372,7 +385,7 @@ public static class TrainingLoop
             return null;
         }
 
-        public bool TryLoad(nn.Module trainable, AdamW opt, out RunState? s)
+        public bool TryLoad(nn.Module trainable, AdamW opt, WeightAverage? average, out RunState? s)
         {
             s = null;
             string? manifest = null;
@@ -414,6 +427,13 @@ public static class TrainingLoop
             if (files.TryGetValue("best", out var bestFile)) _best.Adopt(P(bestFile.name), s.BestAuc, s.BestStep);
             var optFile = SafetensorsFile.Open(P(files["optimizer"].name));
             opt.LoadState(optFile.Read, r.GetProperty("optimizerSteps").GetInt64());
+            if (average is not null)
+            {
+                // The decay is in the fingerprint, so a run with an average finds one in its own checkpoint.
+                if (!files.TryGetValue("average", out var averageFile))
+                    throw new InvalidDataException($"{_dir}: the checkpoint holds no weight average, yet this run keeps one (Training.Ema / --ema); delete the folder (or use --restart) to start afresh.");
+                average.Load(SafetensorsFile.Open(P(averageFile.name)).Read, r.GetProperty("averageUpdates").GetInt64());
+            }
             return true;
         }
     }

@@ -41,6 +41,13 @@ public sealed record TrainingOptions
     [Option("--user-dropout", "Share of training rows scored as if their user were new (0 = none; 0.1-0.3 when many users are new).", Min = 0, Max = 0.9)]
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
     public double UserDropout { get; set; } = CoraDefaults.UserDropout;
+    /// <summary>Decay of an exponential moving average of the trained weights (0 = none): each validation, and so the weights kept,
+    /// reads the average instead of the last step's weights, which evens out the noise of single steps; training itself goes on from
+    /// the weights. The average spans about 1 / (1 - decay) steps: 0.99 to 0.999 for runs of thousands of steps, less for short
+    /// runs; below 1. It is saved with each checkpoint, so a resumed run continues it.</summary>
+    [Option("--ema", "Decay of a moving average of the weights that validation and the kept model read (0 = none; 0.99-0.999 for long runs).", Min = 0, Max = 0.9999)]
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public double Ema { get; set; } = CoraDefaults.Ema;
     /// <summary>Validate every N optimiser steps (and at the end of each epoch) (200). Lower it for short runs.</summary>
     [Option("--validate-every", "Validate every N optimiser steps (and at each epoch's end).", Min = 1)]
     public int ValidateEvery { get; set; } = CoraDefaults.ValidateEvery;
