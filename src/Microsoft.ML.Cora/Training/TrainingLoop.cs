@@ -85,7 +85,11 @@ public static class TrainingLoop
             log?.Invoke($"resumed from {o.CheckpointDirectory} at step {state.Step} (best valid AUC {state.BestAuc:F4})");
         }
         // A resumed run restores the CF-token scale with the other trainable tensors; a fresh one sets it from its training rows.
-        if (!resumed) model.CalibrateCfToken(rows, o.Seed);
+        if (!resumed)
+        {
+            model.CalibrateCfToken(rows, o.Seed);
+            average?.Reset();                                                  // from the calibrated starting weights
+        }
         var sw = Stopwatch.StartNew();
         int rowsDone = 0;
         double? lastAuc = state.ValidationCurve.Count > 0 ? state.ValidationCurve[^1].auc : null;

@@ -29,6 +29,14 @@ internal sealed class WeightAverage : IDisposable
     /// <summary>The decay the next update uses.</summary>
     public double NextDecay => Math.Min(_decay, (2.0 + Updates) / (11.0 + Updates));
 
+    /// <summary>Starts the average afresh from the module's current weights (a fresh run, once its starting weights are set).</summary>
+    public void Reset()
+    {
+        using var _ = no_grad();
+        foreach (var (_, live, average) in _pairs) average.copy_(live);
+        Updates = 0;
+    }
+
     /// <summary>Folds the module's current weights into the average.</summary>
     public void Update()
     {

@@ -40,6 +40,17 @@ public class WeightAverageTests
         }
         foreach (float w in Weights()) Assert.AreEqual(5f, w, "the weights are back after the scope");
 
+        // Reset starts again from the weights as they are.
+        using (var again = new WeightAverage(layer, 0.9))
+        {
+            Set(7);
+            again.Update();
+            again.Reset();
+            Assert.AreEqual(0, again.Updates);
+            using (again.Swapped()) foreach (float w in Weights()) Assert.AreEqual(7f, w, "the average restarts at the weights");
+            Set(5);
+        }
+
         // The ramp ends at the decay given.
         for (int i = 0; i < 200; i++) average.Update();
         Assert.AreEqual(0.9, average.NextDecay, 1e-12);
