@@ -18,6 +18,10 @@ public interface ICollaborativeModel : IDisposable
     string Kind { get; }
     /// <summary>Width k of the user and item embeddings (the CF token concat(user, item) is 2k wide).</summary>
     int EmbeddingDim { get; }
+    /// <summary>Whether the user embedding is built from the row's liked history rather than looked up by user id (SASRec: true).
+    /// Such a model treats a user id it never saw like any other, so <see cref="Training.TrainingOptions.UserDropout"/> is refused
+    /// over it. Default false: the embedding is looked up by user id.</summary>
+    bool UserFromHistory => false;
     /// <summary>Whether the user had interactions in training (a warm user).</summary>
     bool KnowsUser(int userId);
     /// <summary>Whether the item had interactions in training (a warm item).</summary>

@@ -64,6 +64,8 @@ internal sealed class SasRec : nn.Module, ICollaborativeModel
     public int MaxLength { get; }
     public int Heads { get; }
     public string Kind => "sasrec";
+    /// <summary>True: the user is the encoder's reading of the liked history.</summary>
+    public bool UserFromHistory => true;
     public int EmbeddingDim { get; }
     private readonly double _dropout;
 

@@ -44,7 +44,7 @@ public static class TrainingLoop
         var o = options ?? new TrainingOptions();
         if (!model.UsesLlm) throw new InvalidOperationException("The mf method has nothing to train beyond the CF stage.");
         OptionChecks.ThrowIfAny(o.Validate("Training."), nameof(options));
-        if (TrainingOptions.UserDropoutError(model.Options.Method, model.Cf is SasRec ? CollaborativeKind.SasRec : CollaborativeKind.Mf, o.UserDropout) is { } ude)
+        if (TrainingOptions.UserDropoutError(model.Options.Method, $"the CF model '{model.Cf.Kind}'", model.Cf.UserFromHistory, o.UserDropout) is { } ude)
             throw new ArgumentException("Training.UserDropout: " + ude, nameof(options));
         var rows = o.MaxTrainRows > 0 && o.MaxTrainRows < train.Count ? Seeded.Sample(train, o.MaxTrainRows, o.Seed) : train.ToList();
         InteractionChecks.RequireBothLabels(valid, "validation data");

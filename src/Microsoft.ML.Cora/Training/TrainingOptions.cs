@@ -97,9 +97,14 @@ public sealed record TrainingOptions
     /// <summary>Why <see cref="UserDropout"/> cannot apply to this method and CF model, or null where it does: only CoLLM and CoRA
     /// read a CF user embedding, and SASRec builds it from the liked history, not from the user id.</summary>
     internal static string? UserDropoutError(Methods.CoraMethod method, CollaborativeFiltering.CollaborativeKind cf, double userDropout) =>
+        UserDropoutError(method, cf == CollaborativeFiltering.CollaborativeKind.SasRec ? "SASRec" : cf.ToString(), cf == CollaborativeFiltering.CollaborativeKind.SasRec, userDropout);
+
+    /// <summary>The same rule for a CF model as built (<see cref="CollaborativeFiltering.ICollaborativeModel.UserFromHistory"/>),
+    /// so that a CF model of one's own that builds the user from the history is refused as SASRec is.</summary>
+    internal static string? UserDropoutError(Methods.CoraMethod method, string cfName, bool userFromHistory, double userDropout) =>
         userDropout <= 0 ? null
         : method is not (Methods.CoraMethod.Collm or Methods.CoraMethod.Cora) ? $"{userDropout:G3} applies to CoLLM and CoRA, which read the CF user embedding; method {method} reads none: leave it at 0."
-        : cf == CollaborativeFiltering.CollaborativeKind.SasRec ? $"{userDropout:G3} applies over MF or LightGCN; SASRec builds the user from the liked history, not the user id: leave it at 0."
+        : userFromHistory ? $"{userDropout:G3} applies over CF models that look the user up by id (MF, LightGCN); {cfName} builds the user from the liked history, not the user id: leave it at 0."
         : null;
 
     /// <summary>Every out-of-range value, by option name.</summary>

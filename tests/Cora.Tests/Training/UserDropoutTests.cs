@@ -119,5 +119,39 @@ public class UserDropoutTests
         StringAssert.Contains(trainer.Validate().Single(x => x.Option == "Training.UserDropout").Problem, "SASRec");
         trainer.CollaborativeFilter = CollaborativeKind.LightGcn;
         Assert.IsFalse(trainer.Validate().Any(x => x.Option == "Training.UserDropout"), string.Join("; ", trainer.Validate()));
+
+        // A CF model of one's own: the training loop asks the model, not its type, whether it builds the user from the history.
+        using var mf = Slice.SmallMf();
+        foreach (bool fromHistory in new[] { true, false })
+        {
+            using var m = new CoraModel(Slice.SmallOptions(CoraMethod.Cora), Microsoft.ML.Cora.Llm.LanguageModel.Load(Slice.LlmPath), new OwnCf(mf, fromHistory), Slice.Items);
+            var rows = Slice.Train.Where(r => mf.KnowsUser(r.UserId)).Take(16).ToList();
+            if (fromHistory)
+            {
+                var own = Assert.ThrowsExactly<ArgumentException>(() => TrainingLoop.Train(m, rows, BothLabels(), Options(0.2)));
+                StringAssert.StartsWith(own.Message, "Training.UserDropout: 0.2 applies over CF models that look the user up by id (MF, LightGCN); the CF model 'mf' builds the user from the liked history");
+            }
+            else Assert.AreEqual(4, TrainingLoop.Train(m, rows, BothLabels(), Options(0.2)).Steps, "a CF model that looks users up by id trains with it");
+        }
+    }
+
+    /// <summary>MF behind a class of its own that says whether it builds users from the history (the interface's default: it does not).</summary>
+    private sealed class OwnCf(MatrixFactorization mf, bool fromHistory) : ICollaborativeModel
+    {
+        public string Kind => "mf";
+        public bool UserFromHistory => fromHistory;
+        public int EmbeddingDim => mf.EmbeddingDim;
+        public bool KnowsUser(int userId) => mf.KnowsUser(userId);
+        public bool KnowsItem(int itemId) => mf.KnowsItem(itemId);
+        public IReadOnlyList<long> ItemIds => mf.ItemIds;
+        public torch.Tensor UserEmbeddings(IReadOnlyList<Interaction> rows) => mf.UserEmbeddings(rows);
+        public torch.Tensor ItemEmbeddings(long[] itemIds) => mf.ItemEmbeddings(itemIds);
+        public torch.Tensor Score(IReadOnlyList<Interaction> rows) => mf.Score(rows);
+        public float[] ScoreRows(IReadOnlyList<Interaction> rows) => mf.ScoreRows(rows);
+        public torch.Device Device => mf.Device;
+        public void MoveTo(torch.Device device, torch.ScalarType dtype) => mf.MoveTo(device, dtype);
+        public IEnumerable<TorchSharp.Modules.Parameter> Weights => mf.Weights;
+        public Dictionary<string, torch.Tensor> ExportState() => mf.ExportState();
+        public void Dispose() { }
     }
 }
