@@ -59,7 +59,7 @@ internal static class Cli
         if (!File.Exists(path)) throw new FileNotFoundException($"model not found: '{path}'.");
         var ml = NewContext(1);
         bool bare;
-        try { using var z = ZipFile.OpenRead(path); bare = ModelArchive.IsBare(z) && !ModelArchive.IsMlNet(z); }
+        try { using var z = ZipFile.OpenRead(path); bare = ModelArchive.IsBareModel(z); }
         catch (InvalidDataException) { bare = false; }     // LoadCora says what is wrong with the file
         CoraTransformer t;
         if (bare)

@@ -43,7 +43,7 @@ public static class CoraMLContextExtensions
         {
             using var z = System.IO.Compression.ZipFile.OpenRead(filePath);
             ModelArchive.CheckTotal(z, filePath);
-            if (ModelArchive.IsBare(z) && !ModelArchive.IsMlNet(z))
+            if (ModelArchive.IsBareModel(z))
                 throw new InvalidDataException($"{filePath}: a bare Cora model (written by CoraModel.Save), not an ML.NET model: load it with CoraModel.Load and wrap it with CoraTransformer.Create(mlContext, model).");
         }
         catch (InvalidDataException e) when (!e.Message.StartsWith(filePath, StringComparison.Ordinal)) { throw new InvalidDataException($"{filePath}: not a model file (not a readable zip: {e.Message}).", e); }

@@ -95,6 +95,9 @@ internal static class ModelArchive
     /// <summary>An ML.NET model (mlContext.Model.Save, `cora train --out`) keeps its transformers under TransformerChain/.</summary>
     internal static bool IsMlNet(ZipArchive zip) => zip.Entries.Any(e => e.FullName.StartsWith("TransformerChain/", StringComparison.Ordinal));
 
+    /// <summary>A bare Cora model and not an ML.NET one: what the loaders outside this file tell apart before choosing one.</summary>
+    internal static bool IsBareModel(ZipArchive zip) => IsBare(zip) && !IsMlNet(zip);
+
     public static CoraModel Load(Stream stream, string name, string? llmPath, ComputeTarget target)
     {
         ZipArchive zip;
